@@ -1,0 +1,2 @@
+# cython: language_level=3
+"""Compiled least-squares kernels (placeholder until the numerics kernels land)."""

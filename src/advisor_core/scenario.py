@@ -1,0 +1,324 @@
+"""The one home of results-file parsing: names, bitrates, resolutions, pixels, ladders, files.
+
+Every other module (library, CLI, exporters) asks this module how to read a scenario field;
+nothing else parses these strings. The rules are the reference's, with the fixes listed in
+DECISIONS.md (one stream-count rule, one bitrate rule, validated resolutions).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Optional, Union
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_RESULTS_FILE_BYTES",
+    "as_number",
+    "bitrate_mbps",
+    "encoder_class",
+    "is_baseline",
+    "latest_results_file",
+    "load_results",
+    "measured_duration",
+    "output_ladder",
+    "positive_number",
+    "resolution",
+    "stream_count",
+    "total_pixels",
+]
+
+#: Results files larger than this are refused (a runaway writer, not a benchmark run).
+MAX_RESULTS_FILE_BYTES = 256 * 1024 * 1024
+
+#: Largest accepted frame side in pixels; anything bigger is a typo, not a video.
+MAX_DIMENSION = 100_000
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+# ---------------------------------------------------------------------------------------------
+# Numbers
+# ---------------------------------------------------------------------------------------------
+
+
+def as_number(value: Any) -> Optional[float]:
+    """Return ``value`` as a finite float, or None for null, bools, strings, NaN and infinities."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # ints beyond the float range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def positive_number(value: Any) -> Optional[float]:
+    """Return ``value`` as a finite float > 0, else None."""
+    number = as_number(value)
+    return number if number is not None and number > 0 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream count (DECISIONS 1)
+# ---------------------------------------------------------------------------------------------
+
+_BITRATE_UNIT = r"(?:kbps|kb/s|k|mbps|mb/s|m|gbps|gb/s|g|bps|b/s)"
+# "4 streams", "4-stream", "4streams", "2 -  streams"; not the "5" of "2.5 streams".
+_COUNTED_STREAMS = re.compile(r"(?<![\d.])(\d+)[\s-]*streams?")
+_SINGLE_STREAM = re.compile(r"single[\s-]*stream")
+_LEADING_COUNT = re.compile(r"^\s*(\d+)\s+(\S+)")
+_NUMBER_WITH_UNIT = re.compile(r"^" + _BITRATE_UNIT + r"$")
+_SINGULAR_STREAM = re.compile(r"(?<![a-z])stream(?![a-z])")
+
+
+def stream_count(name: Any) -> Optional[int]:
+    """Return the number of concurrent streams a scenario name states, or None when unknown.
+
+    "N stream(s)", "N-stream", "Nstreams" → N; "single stream" → 1; a number followed by a
+    bitrate unit ("10 Mbps Stream") is a bitrate, so such a name is one stream; a leading
+    number followed by another word ("6 concurrent streams") is a count; names saying
+    "multi" without a count, and names without any of these, are unknown.
+    """
+    if not isinstance(name, str):
+        return None
+    lowered = name.lower()
+    match = _COUNTED_STREAMS.search(lowered)
+    if match:
+        return int(match.group(1))
+    if _SINGLE_STREAM.search(lowered):
+        return 1
+    leading = _LEADING_COUNT.match(lowered)
+    if leading and not _NUMBER_WITH_UNIT.match(leading.group(2)):
+        return int(leading.group(1))
+    if "multi" in lowered:
+        return None
+    if _SINGULAR_STREAM.search(lowered):
+        return 1
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Bitrate (DECISIONS 2)
+# ---------------------------------------------------------------------------------------------
+
+_BITRATE = re.compile(
+    r"^\s*(\d+(?:\.\d*)?|\.\d+)(?:e([+-]?\d+))?\s*(" + _BITRATE_UNIT + r")?\s*$", re.IGNORECASE
+)
+_UNIT_TO_MBPS = {
+    None: 1e-3,  # a bare number is kbps: what every real results file means
+    "k": 1e-3,
+    "kbps": 1e-3,
+    "kb/s": 1e-3,
+    "m": 1.0,
+    "mbps": 1.0,
+    "mb/s": 1.0,
+    "g": 1e3,
+    "gbps": 1e3,
+    "gb/s": 1e3,
+    "bps": 1e-6,
+    "b/s": 1e-6,
+}
+
+
+def bitrate_mbps(text: Any) -> Optional[float]:
+    """Return a bitrate string ("2500k", "5 Mbps", "8000000bps", "3000") in Mbps, or None.
+
+    Bare numbers are kbps. Empty, "N/A", negative, non-finite or non-string values are None;
+    "0k" is 0.0 (an idle baseline).
+    """
+    if not isinstance(text, str):
+        return None
+    match = _BITRATE.match(text)
+    if not match:
+        return None
+    mantissa, exponent, unit = match.groups()
+    try:
+        value = float(mantissa + ("e" + exponent if exponent else ""))
+    except (ValueError, OverflowError):
+        return None
+    value *= _UNIT_TO_MBPS[unit.lower() if unit else None]
+    return value if math.isfinite(value) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution, pixels and ladders (DECISIONS 3)
+# ---------------------------------------------------------------------------------------------
+
+_RESOLUTION = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def resolution(text: Any) -> Optional[tuple[int, int]]:
+    """Return (width, height) in pixels for "WxH" ("1920x1080", " 1920 X 1080 "), else None.
+
+    Only positive integers up to MAX_DIMENSION are accepted.
+    """
+    if not isinstance(text, str):
+        return None
+    match = _RESOLUTION.match(text)
+    if not match:
+        return None
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (0 < width <= MAX_DIMENSION and 0 < height <= MAX_DIMENSION):
+        return None
+    return width, height
+
+
+def _renditions(scenario: dict) -> list[tuple[int, int, float, Any]]:
+    """Return the valid (width, height, fps, raw fps) renditions a scenario delivers.
+
+    A non-empty ``outputs`` list is a ladder: its valid entries count; when none is valid the
+    top-level resolution/fps are used (the reference had no such fallback).
+    """
+    outputs = scenario.get("outputs")
+    found: list[tuple[int, int, float, Any]] = []
+    if isinstance(outputs, list):
+        for entry in outputs:
+            if not isinstance(entry, dict):
+                continue
+            size = resolution(entry.get("resolution"))
+            fps = positive_number(entry.get("fps"))
+            if size is not None and fps is not None:
+                found.append((size[0], size[1], fps, entry.get("fps")))
+    if not found:
+        size = resolution(scenario.get("resolution"))
+        fps = positive_number(scenario.get("fps"))
+        if size is not None and fps is not None:
+            found.append((size[0], size[1], fps, scenario.get("fps")))
+    return found
+
+
+def total_pixels(scenario: Any, duration: Optional[float] = None) -> Optional[float]:
+    """Return the pixels a scenario delivered: Σ width·height·fps·seconds over its renditions.
+
+    ``duration`` (seconds) overrides the scenario's ``duration`` field, for callers that use the
+    measured window. None when the duration is not a positive number or no rendition is valid.
+    """
+    if not isinstance(scenario, dict):
+        return None
+    seconds = positive_number(scenario.get("duration") if duration is None else duration)
+    if seconds is None:
+        return None
+    renditions = _renditions(scenario)
+    if not renditions:
+        return None
+    return float(sum(w * h * fps for w, h, fps, _ in renditions) * seconds)
+
+
+def _fps_text(raw: Any) -> str:
+    return str(raw)
+
+
+def output_ladder(scenario: Any) -> Optional[str]:
+    """Return the ladder id "WxH@fps,..." (largest rendition first), or None when there is none."""
+    if not isinstance(scenario, dict):
+        return None
+    renditions = _renditions(scenario)
+    if not renditions:
+        return None
+    # Stable sort: equal sizes keep their order in the file.
+    renditions.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    return ",".join(f"{w}x{h}@{_fps_text(raw)}" for w, h, _, raw in renditions)
+
+
+# ---------------------------------------------------------------------------------------------
+# Other per-scenario rules
+# ---------------------------------------------------------------------------------------------
+
+_GPU_WORDS = ("gpu", "nvenc", "qsv", "vaapi", "amf", "videotoolbox")
+_CPU_WORDS = ("cpu", "x264", "libx264", "x265")
+
+
+def encoder_class(scenario: Any) -> str:
+    """Return the encoder class label: the ``encoder_type`` field, else "gpu"/"cpu" from the name."""
+    if not isinstance(scenario, dict):
+        return "cpu"
+    value = scenario.get("encoder_type")
+    if isinstance(value, str) and value:
+        return value
+    name = scenario.get("name")
+    lowered = name.lower() if isinstance(name, str) else ""
+    if any(word in lowered for word in _GPU_WORDS):
+        return "gpu"
+    return "cpu"
+
+
+def is_baseline(name: Any) -> bool:
+    """Return True when a scenario name marks an idle baseline run ("Baseline (Idle)", "idle")."""
+    if not isinstance(name, str):
+        return False
+    lowered = name.lower()
+    return "baseline" in lowered or "idle" in lowered
+
+
+def measured_duration(scenario: Any) -> Optional[float]:
+    """Return end_time − start_time in seconds when both are positive epoch times, else None."""
+    if not isinstance(scenario, dict):
+        return None
+    start = positive_number(scenario.get("start_time"))
+    end = positive_number(scenario.get("end_time"))
+    if start is None or end is None:
+        return None
+    return max(0.0, end - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# Files (DECISIONS 4)
+# ---------------------------------------------------------------------------------------------
+
+RESULTS_GLOB = "test_results_*.json"
+
+
+def latest_results_file(directory: PathLike) -> Optional[Path]:
+    """Return the lexicographically greatest ``test_results_*.json`` in ``directory``, or None."""
+    try:
+        names = [entry.name for entry in os.scandir(directory) if entry.is_file()]
+    except OSError:
+        return None
+    candidates = [n for n in names if n.startswith("test_results_") and n.endswith(".json")]
+    if not candidates:
+        return None
+    return Path(directory) / max(candidates)
+
+
+def _reject_constant(token: str) -> float:
+    raise ValueError(f"non-finite number {token}")
+
+
+def load_results(path: PathLike) -> list[dict]:
+    """Load and validate a results file; return its scenario objects.
+
+    Raises ValueError naming the file and the problem for an unreadable or oversized file,
+    malformed JSON (for example a half-written file), a non-object top level, or ``scenarios``
+    missing or not a list. Entries that are not objects are dropped with a warning.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_RESULTS_FILE_BYTES:
+            raise ValueError(
+                f"{path}: file is {size} bytes, more than the {MAX_RESULTS_FILE_BYTES} allowed"
+            )
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        document = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path}: malformed JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: top level is {type(document).__name__}, expected an object")
+    scenarios = document.get("scenarios")
+    if not isinstance(scenarios, list):
+        what = "missing" if "scenarios" not in document else type(scenarios).__name__
+        raise ValueError(f"{path}: 'scenarios' is {what}, expected a list")
+    valid = [s for s in scenarios if isinstance(s, dict)]
+    if len(valid) != len(scenarios):
+        logger.warning("%s: dropped %d scenario entries that are not objects", path,
+                       len(scenarios) - len(valid))
+    return valid
