@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -86,6 +87,12 @@ def stream_count(name: Any) -> Optional[int]:
     """
     if not isinstance(name, str):
         return None
+    return _stream_count(name)
+
+
+# Names and bitrates repeat across runs and refreshes; caching makes re-parsing free.
+@lru_cache(maxsize=8192)
+def _stream_count(name: str) -> Optional[int]:
     lowered = name.lower()
     match = _COUNTED_STREAMS.search(lowered)
     if match:
@@ -133,6 +140,11 @@ def bitrate_mbps(text: Any) -> Optional[float]:
     """
     if not isinstance(text, str):
         return None
+    return _bitrate_mbps(text)
+
+
+@lru_cache(maxsize=8192)
+def _bitrate_mbps(text: str) -> Optional[float]:
     match = _BITRATE.match(text)
     if not match:
         return None
@@ -159,6 +171,11 @@ def resolution(text: Any) -> Optional[tuple[int, int]]:
     """
     if not isinstance(text, str):
         return None
+    return _resolution(text)
+
+
+@lru_cache(maxsize=8192)
+def _resolution(text: str) -> Optional[tuple[int, int]]:
     match = _RESOLUTION.match(text)
     if not match:
         return None
@@ -234,7 +251,7 @@ _CPU_WORDS = ("cpu", "x264", "libx264", "x265")
 
 
 def encoder_class(scenario: Any) -> str:
-    """Return the encoder class label: the ``encoder_type`` field, else "gpu"/"cpu" from the name."""
+    """Return the encoder class label: ``encoder_type`` if set, else "gpu"/"cpu" by name."""
     if not isinstance(scenario, dict):
         return "cpu"
     value = scenario.get("encoder_type")
