@@ -1,0 +1,845 @@
+"""Shared machinery of the exporters: settings, refresh thread, pre-rendered bodies, HTTP server.
+
+Design (DECISIONS 10): a scrape only copies pre-rendered bytes. One background refresh thread
+polls the results directory, loads the latest file once, de-duplicates scenario names, runs
+every metric set's ``compute`` and renders each set's families once (plain text and gzip). Every
+tick it also re-renders the small self/process part, so the body served is
+``data + self + process`` and its gzip form is three concatenated gzip members (RFC 1952 allows
+multi-member streams; Python, Go, VictoriaMetrics and curl decode them). The pair of bodies is
+swapped atomically as one tuple.
+"""
+
+from __future__ import annotations
+
+import abc
+import argparse
+import gzip
+import html
+import json
+import logging
+import math
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, Metric, PlatformCollector, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.utils import floatToGoString
+
+from advisor_core import __version__
+from advisor_core.scenario import latest_results_file, load_results
+
+from ._promql import PromClient
+
+logger = logging.getLogger("exporters")
+
+__all__ = [
+    "VERSION",
+    "ExporterState",
+    "MetricSet",
+    "Refresher",
+    "Run",
+    "build_parser",
+    "exporter_main",
+    "make_run",
+    "parse_settings",
+    "render_families",
+    "run_exporters",
+]
+
+VERSION = __version__
+
+#: Even without a file change every set is recomputed this often (seconds), so slowly changing
+#: inputs (grid carbon intensity, windows still being ingested) reach the metrics.
+RECOMPUTE_SECONDS = 600.0
+#: zlib level 1: a third of level 6's time on multi-MB bodies, ~40 % larger (still >10x smaller
+#: than plain text); the refresh budget matters more than a few hundred kB on the wire.
+GZIP_LEVEL = 1
+#: generate_latest writes the classic text format; newer clients' CONTENT_TYPE_LATEST names 1.0.0.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data model shared with the metric sets
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    """One loaded results file: de-duplicated, validated scenario objects (treat as read-only)."""
+
+    path: Path
+    run_id: str
+    scenarios: tuple[dict, ...]
+    duplicates: int = 0
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+
+def make_run(path: Path, scenarios: Sequence[Any]) -> Run:
+    """Build a Run: drop entries without a string name, keep the last of each name (in place)."""
+    skipped: dict[str, int] = {}
+    named: list[dict] = []
+    for scenario in scenarios:
+        if not isinstance(scenario, dict):
+            skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
+        elif not isinstance(scenario.get("name"), str):
+            skipped["invalid_name"] = skipped.get("invalid_name", 0) + 1
+        else:
+            named.append(scenario)
+    last = {scenario["name"]: index for index, scenario in enumerate(named)}
+    kept = tuple(s for index, s in enumerate(named) if last[s["name"]] == index)
+    return Run(
+        path=Path(path),
+        run_id=Path(path).stem,
+        scenarios=kept,
+        duplicates=len(named) - len(kept),
+        skipped=skipped,
+    )
+
+
+def sample_values(value: Any) -> Optional[tuple[list, float]]:
+    """Return (samples, arithmetic mean) of a non-empty list of finite numbers, else None.
+
+    Fast check for ``power_watts``-style arrays (thousands per refresh): bools, strings, None,
+    NaN and infinities make the whole list invalid.
+    """
+    if not isinstance(value, list) or not value:
+        return None
+    for item in value:
+        kind = type(item)
+        if kind is not float and kind is not int:
+            return None
+    try:
+        total = math.fsum(value)
+    except (OverflowError, ValueError):  # huge ints, inf + -inf
+        return None
+    if not math.isfinite(total):  # a NaN or an infinity among the samples
+        return None
+    return value, total / len(value)
+
+
+class MetricSet(abc.ABC):
+    """One exporter's metrics: computed from a Run in the refresh thread, served as bytes."""
+
+    name: str = ""
+    default_port: int = 0
+
+    @abc.abstractmethod
+    def compute(self, run: Run, prom: PromClient) -> list[Metric]:
+        """Called in the refresh thread only (never on a scrape). Returns metric families."""
+
+    def skipped(self) -> Mapping[str, int]:
+        """Scenarios this set skipped in the last compute, by reason (default: none)."""
+        return {}
+
+    def extra_ticks(self) -> bool:
+        """Return True when the set wants a recompute without a file change."""
+        return False
+
+    def info_labels(self) -> Mapping[str, str]:
+        """Extra labels of ``<name>_exporter_info`` besides ``version``."""
+        return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+# ---------------------------------------------------------------------------------------------
+
+
+class _StaticCollector:
+    """Collector yielding a fixed list of families (no describe: registration stays cheap)."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Sequence[Metric]:
+        return self._families
+
+
+def _generate_latest(families: Sequence[Metric]) -> bytes:
+    """prometheus_client's own rendering of ``families`` (the reference for render_families)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_StaticCollector(families))  # type: ignore[arg-type]
+    return generate_latest(registry)
+
+
+_LEGACY_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LEGACY_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _escape_label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def _label_block(items: tuple) -> Optional[str]:
+    """Return '{a="x",b="y"}' (names sorted, values escaped), or None for non-legacy names."""
+    if not items:
+        return ""
+    parts = []
+    for key, value in sorted(items):
+        if not _LEGACY_LABEL_NAME.match(key):
+            return None
+        parts.append(f'{key}="{_escape_label_value(value)}"')
+    return "{" + ",".join(parts) + "}"
+
+
+def _render_fast(metric: Metric, out: list[str], blocks: dict) -> bool:
+    """Append ``metric`` in generate_latest's exact format; False when it needs the slow path.
+
+    Only plain gauges and counters without timestamps take this path; the label block of a
+    label set is built once and reused by every family (scenario labels repeat in every family
+    and every refresh, so this is where generate_latest spends its time).
+    """
+    if metric.type == "gauge":
+        name = metric.name
+    elif metric.type == "counter":
+        name = metric.name + "_total"
+    else:
+        return False
+    if not _LEGACY_METRIC_NAME.match(name):
+        return False
+    lines = []
+    append = lines.append
+    get = blocks.get
+    for sample in metric.samples:
+        if sample.name != name or sample.timestamp is not None:
+            return False
+        key = tuple(sample.labels.items())
+        block = get(key)
+        if block is None:
+            block = _label_block(key)
+            if block is None:
+                return False
+            blocks[key] = block
+        value = float(sample.value)
+        text = repr(value)
+        # repr is Go's format except inf/nan (end in "f"/"n") and large numbers (exponent).
+        if text[-1] in "fn" or (value > 0 and text.find(".") > 6):
+            text = floatToGoString(value)
+        append(f"{name}{block} {text}\n")
+    doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    out.append(f"# HELP {name} {doc}\n# TYPE {name} {metric.type}\n")
+    out.extend(lines)
+    return True
+
+
+#: Label blocks kept between refreshes at most; beyond that the cache starts over.
+LABEL_CACHE_ENTRIES = 200_000
+
+
+def render_families(families: Sequence[Metric], blocks: Optional[dict] = None) -> bytes:
+    """Render metric families in the text exposition format 0.0.4 (UTF-8 bytes).
+
+    Byte-identical to prometheus_client's generate_latest (tests compare both), several times
+    faster for per-scenario families because label blocks are escaped once per label set;
+    ``blocks`` is an optional cache of them kept by the caller between renders.
+    """
+    if blocks is None:
+        blocks = {}
+    elif len(blocks) > LABEL_CACHE_ENTRIES:
+        blocks.clear()
+    # Encoded family by family: a multi-MB body never exists as text and bytes at once.
+    chunks: list[bytes] = []
+    for metric in families:
+        out: list[str] = []
+        if _render_fast(metric, out, blocks):
+            chunks.append("".join(out).encode("utf-8"))
+        else:
+            chunks.append(_generate_latest([metric]))
+    return b"".join(chunks)
+
+
+def _gzip(data: bytes) -> bytes:
+    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+class _ProcessPart:
+    """prometheus_client's process and platform metrics, rendered once per tick for all sets."""
+
+    def __init__(self) -> None:
+        self._registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self._registry)
+        PlatformCollector(registry=self._registry)
+
+    def render(self) -> tuple[bytes, bytes]:
+        plain = generate_latest(self._registry)
+        return plain, _gzip(plain)
+
+
+class ExporterState:
+    """Per-set state: counters, the cached data part and the body chunks served to scrapes."""
+
+    def __init__(self, metric_set: MetricSet, prom: PromClient) -> None:
+        self.metric_set = metric_set
+        self.prom = prom
+        self.refresh_errors = 0
+        self.last_refresh: Optional[float] = None
+        self.refresh_duration: Optional[float] = None
+        self.run: Optional[Run] = None
+        self.scenarios_total = 0
+        self._label_blocks: dict = {}
+        # The latest refresh attempt of this set succeeded (a bad newer file makes up 0).
+        self.refresh_errors_last_ok = True
+        self._data: tuple[bytes, bytes] = (b"", _gzip(b""))
+        # The one object a scrape reads, replaced as a whole: (plain chunks, gzip chunks). The
+        # chunks are sent back to back; the big data part is never copied into a joined body.
+        self.chunks: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
+
+    @property
+    def body(self) -> tuple[bytes, bytes]:
+        """The (plain, gzip) bodies as whole bytes (tests and tools; scrapes use ``chunks``)."""
+        plain, compressed = self.chunks
+        return b"".join(plain), b"".join(compressed)
+
+    def set_data(self, families: Sequence[Metric]) -> None:
+        """Render and gzip the data part once."""
+        plain = render_families(families, self._label_blocks)
+        self._data = (plain, _gzip(plain))
+
+    def self_families(self) -> list[Metric]:
+        """Return the set's self-observability families."""
+        name = self.metric_set.name
+        families: list[Metric] = []
+        up = GaugeMetricFamily(
+            f"{name}_exporter_up", "1 while the exporter serves metrics from a readable file"
+        )
+        up.add_metric([], 1.0 if self.run is not None and self.refresh_errors_last_ok else 0.0)
+        families.append(up)
+        extra = dict(self.metric_set.info_labels())
+        info = GaugeMetricFamily(
+            f"{name}_exporter_info",
+            "Exporter build information",
+            labels=["version", *extra],
+        )
+        info.add_metric([VERSION, *extra.values()], 1.0)
+        families.append(info)
+        last = GaugeMetricFamily(
+            f"{name}_exporter_last_refresh_timestamp_seconds",
+            "Unix time of the last successful refresh (seconds)",
+        )
+        if self.last_refresh is not None:
+            last.add_metric([], self.last_refresh)
+        families.append(last)
+        duration = GaugeMetricFamily(
+            f"{name}_exporter_refresh_duration_seconds",
+            "Duration of the last successful refresh: load, compute and render (seconds)",
+        )
+        if self.refresh_duration is not None:
+            duration.add_metric([], self.refresh_duration)
+        families.append(duration)
+        errors = CounterMetricFamily(
+            f"{name}_exporter_refresh_errors",
+            "Results files or computations that failed (the last good metrics stay)",
+        )
+        errors.add_metric([], float(self.refresh_errors))
+        families.append(errors)
+        skipped = GaugeMetricFamily(
+            f"{name}_exporter_skipped_scenarios",
+            "Scenarios (or their samples) left out of the last refresh, by reason",
+            labels=["reason"],
+        )
+        reasons: dict[str, int] = {}
+        if self.run is not None:
+            for source in (self.run.skipped, self.metric_set.skipped()):
+                for reason, count in source.items():
+                    reasons[reason] = reasons.get(reason, 0) + int(count)
+        for reason in sorted(reasons):
+            skipped.add_metric([reason], float(reasons[reason]))
+        families.append(skipped)
+        duplicates = GaugeMetricFamily(
+            f"{name}_duplicate_scenarios",
+            "Scenario entries dropped because a later entry has the same name",
+        )
+        duplicates.add_metric([], float(self.run.duplicates if self.run is not None else 0))
+        families.append(duplicates)
+        total = GaugeMetricFamily(
+            f"{name}_scenarios_total",
+            "Scenario entries in the latest results file (including duplicates and skipped ones)",
+        )
+        total.add_metric([], float(self.scenarios_total))
+        families.append(total)
+        if self.prom.enabled:
+            vm = GaugeMetricFamily(
+                f"{name}_exporter_victoriametrics_up",
+                "1 while the last request to VictoriaMetrics succeeded",
+            )
+            vm.add_metric([], 1.0 if self.prom.healthy else 0.0)
+            families.append(vm)
+        return families
+
+    def publish(self, process: tuple[bytes, bytes]) -> None:
+        """Re-render the small self part and swap in the new body chunks."""
+        own = render_families(self.self_families())
+        data_plain, data_gz = self._data
+        self.chunks = ((data_plain, own + process[0]), (data_gz, _gzip(own) + process[1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Refresh thread
+# ---------------------------------------------------------------------------------------------
+
+
+class Refresher(threading.Thread):
+    """Background thread: notices file changes, recomputes data parts, re-publishes bodies."""
+
+    def __init__(
+        self,
+        states: Sequence[ExporterState],
+        results_dir: Path,
+        interval: float,
+        prom: PromClient,
+    ) -> None:
+        super().__init__(name="exporter-refresh", daemon=True)
+        self.states = list(states)
+        self.results_dir = Path(results_dir)
+        self.interval = interval
+        self.prom = prom
+        self.stop_event = threading.Event()
+        self._signature: Optional[tuple] = None
+        self._retry = False
+        self._last_compute = -math.inf
+        self._process = _ProcessPart()
+        self.ticks = 0
+
+    def run(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.tick()
+            except Exception:  # a bug must not silently kill the thread's loop
+                logger.exception("refresh tick failed")
+            self.stop_event.wait(self.interval)
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current tick."""
+        self.stop_event.set()
+
+    def _current_signature(self) -> Optional[tuple]:
+        path = latest_results_file(self.results_dir)
+        if path is None:
+            return None
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        return (str(path), info.st_mtime_ns, info.st_size)
+
+    def tick(self) -> None:
+        """One refresh step: recompute when needed, then re-publish every set's body."""
+        signature = self._current_signature()
+        now = time.monotonic()
+        changed = signature != self._signature
+        wants = any(state.metric_set.extra_ticks() for state in self.states)
+        retry = self._retry and not self.prom.backing_off()
+        stale = now - self._last_compute >= RECOMPUTE_SECONDS
+        if changed or wants or retry or stale:
+            self._signature = signature
+            self._refresh(signature)
+        elif self.prom.enabled:
+            self.prom.probe()
+        process = self._process.render()
+        for state in self.states:
+            state.publish(process)
+        self.ticks += 1
+
+    def _refresh(self, signature: Optional[tuple]) -> None:
+        started = time.perf_counter()
+        self._last_compute = time.monotonic()
+        if signature is None:
+            run = Run(path=self.results_dir, run_id="", scenarios=())
+            entries = 0
+        else:
+            path = Path(signature[0])
+            try:
+                scenarios = load_results(path)
+            except ValueError as exc:
+                logger.error("skipping results file: %s", exc)
+                for state in self.states:
+                    state.refresh_errors += 1
+                    state.refresh_errors_last_ok = False
+                return
+            run = make_run(path, scenarios)
+            entries = len(scenarios)
+        load_seconds = time.perf_counter() - started
+        incomplete = self.prom.incomplete
+        for state in self.states:
+            began = time.perf_counter()
+            try:
+                families = state.metric_set.compute(run, self.prom)
+                state.set_data(families)
+            except Exception:
+                logger.exception("%s: computing metrics failed", state.metric_set.name)
+                state.refresh_errors += 1
+                state.refresh_errors_last_ok = False
+                continue
+            state.run = run
+            state.scenarios_total = entries
+            state.refresh_errors_last_ok = True
+            state.last_refresh = time.time()
+            state.refresh_duration = load_seconds + time.perf_counter() - began
+        self._retry = self.prom.incomplete != incomplete
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+# ---------------------------------------------------------------------------------------------
+
+_INDEX = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title></head>
+<body><h1>{title}</h1>
+<p><a href="/metrics">/metrics</a> &middot; <a href="/health">/health</a></p>
+</body></html>
+"""
+
+
+def _accepts_gzip(header: Optional[str]) -> bool:
+    """Return True when an Accept-Encoding header allows gzip (q > 0)."""
+    if not header:
+        return False
+    for part in header.split(","):
+        token, _, params = part.strip().partition(";")
+        if token.strip().lower() not in ("gzip", "*"):
+            continue
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        return quality > 0
+    return False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "advisor-exporter/" + VERSION
+
+    def version_string(self) -> str:
+        """Server header without the Python version."""
+        return self.server_version
+    timeout = 30  # idle keep-alive connections do not pin a thread forever
+
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Access log suppressed (scrapes every second would flood it)."""
+
+    def _send(self, status: int, body: Sequence[bytes], content_type: str, head: bool,
+              headers: Sequence[tuple[str, str]] = ()) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(sum(len(chunk) for chunk in body)))
+        for key, value in headers:
+            self.send_header(key, value)
+        self.end_headers()
+        if not head:
+            for chunk in body:
+                self.wfile.write(chunk)
+
+    def _serve(self, head: bool) -> None:
+        path = urlsplit(self.path).path
+        if path == "/metrics":
+            plain, compressed = self.server.state.chunks
+            if _accepts_gzip(self.headers.get("Accept-Encoding")):
+                self._send(200, compressed, CONTENT_TYPE, head,
+                           (("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")))
+            else:
+                self._send(200, plain, CONTENT_TYPE, head, (("Vary", "Accept-Encoding"),))
+        elif path == "/health":
+            if self.server.refresher.is_alive():
+                self._send(200, (b"OK\n",), "text/plain; charset=utf-8", head)
+            else:
+                self._send(503, (b"refresh thread stopped\n",), "text/plain; charset=utf-8",
+                           head)
+        elif path == "/":
+            self._send(200, (self.server.index,), "text/html; charset=utf-8", head)
+        else:
+            self._send(404, (b"Not Found\n",), "text/plain; charset=utf-8", head)
+
+    def do_GET(self) -> None:
+        """Serve /metrics, /health, / (GET)."""
+        self._serve(head=False)
+
+    def do_HEAD(self) -> None:
+        """Serve /metrics, /health, / (HEAD: headers only)."""
+        self._serve(head=True)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], state: ExporterState, refresher: Refresher):
+        self.state = state
+        self.refresher = refresher
+        title = html.escape(f"advisor-core {state.metric_set.name} exporter {VERSION}")
+        self.index = _INDEX.format(title=title).encode()
+        super().__init__(address, _Handler)
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+# ---------------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Exit with status 2 and a one-line message (no usage dump)."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} outside 0..65535")
+    return value
+
+
+def _price(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid price {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"price must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid interval {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"interval must be > 0 seconds, got {text!r}")
+    return value
+
+
+def _env(name: str, default: Any) -> Any:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _check_pricing_config(path: str) -> Optional[str]:
+    """Return why a pricing config file is unusable, or None when it is valid."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        return f"cannot read pricing config {path}: {exc.strerror or exc}"
+    except ValueError as exc:
+        return f"pricing config {path} is not valid JSON: {exc}"
+    if not isinstance(document, dict):
+        return f"pricing config {path}: top level must be an object"
+    for section in ("electricity_prices", "co2_intensity"):
+        table = document.get(section, {})
+        if not isinstance(table, dict):
+            return f"pricing config {path}: {section} must be an object"
+        for region, value in table.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+                math.isfinite(value) and value >= 0
+            ):
+                return f"pricing config {path}: {section}.{region} must be a number >= 0"
+    return None
+
+
+def build_parser(prog: str, sets: Sequence[type[MetricSet]], description: str) -> _Parser:
+    """Build the command-line parser shared by all exporters (flags win over env vars)."""
+    parser = _Parser(prog=prog, description=description,
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    net = parser.add_argument_group("server")
+    if len(sets) == 1:
+        only = sets[0]
+        env = f"{only.name.upper()}_EXPORTER_PORT"
+        net.add_argument("--port", type=_port, default=_env(env, only.default_port),
+                         help=f"TCP port to listen on (env {env})")
+    else:
+        for cls in sets:
+            env = f"{cls.name.upper()}_EXPORTER_PORT"
+            net.add_argument(f"--{cls.name}-port", type=_port,
+                             default=_env(env, cls.default_port),
+                             help=f"TCP port of the {cls.name} exporter (env {env})")
+    net.add_argument("--listen-address", default="0.0.0.0",
+                     help="address to bind (0.0.0.0 = all interfaces)")
+    net.add_argument("--results-dir", default=_env("RESULTS_DIR", "./test_results"),
+                     help="directory holding test_results_*.json files; must exist (env "
+                          "RESULTS_DIR)")
+    net.add_argument("--refresh-interval", type=_interval, default=2.0,
+                     help="seconds between checks for a new or changed results file")
+    net.add_argument("--prometheus-url", default=_env("PROMETHEUS_URL", None),
+                     help="VictoriaMetrics/Prometheus base URL for enrichment, e.g. "
+                          "http://victoriametrics:8428; unset = no queries (env PROMETHEUS_URL)")
+    cost = parser.add_argument_group("pricing (used by the cost exporter)")
+    cost.add_argument("--region", default=_env("REGION", "default"),
+                      help="region for electricity price and grid carbon intensity (env REGION)")
+    cost.add_argument("--energy-cost", type=_price, default=_env("ENERGY_COST_PER_KWH", 0.0),
+                      help="electricity price per kWh; 0 = the region's price "
+                           "(env ENERGY_COST_PER_KWH)")
+    cost.add_argument("--cpu-cost", type=_price, default=_env("CPU_COST_PER_HOUR", 0.0),
+                      help="price per CPU-core hour (env CPU_COST_PER_HOUR)")
+    cost.add_argument("--gpu-cost", type=_price, default=_env("GPU_COST_PER_HOUR", 0.0),
+                      help="price per GPU hour; reported in the pricing info only, load-aware "
+                           "costs price GPU usage like CPU cores (env GPU_COST_PER_HOUR)")
+    cost.add_argument("--currency", default=_env("CURRENCY", "USD"),
+                      help="currency code used as label value (env CURRENCY)")
+    cost.add_argument("--pricing-config", default=None,
+                      help="JSON file with electricity_prices / co2_intensity per region; "
+                           "must be readable and valid when given")
+    cost.add_argument("--electricity-maps-token", default=_env("ELECTRICITY_MAPS_TOKEN", None),
+                      help="Electricity Maps API token for live carbon intensity, fetched in "
+                           "the refresh thread (env ELECTRICITY_MAPS_TOKEN)")
+    cost.add_argument("--disable-load-aware", action="store_true",
+                      help="do not query VictoriaMetrics for scenarios without samples")
+    for cls in sets:
+        add = getattr(cls, "add_arguments", None)
+        if callable(add):
+            add(parser)
+    return parser
+
+
+def parse_settings(
+    prog: str,
+    sets: Sequence[type[MetricSet]],
+    argv: Optional[Sequence[str]] = None,
+    description: str = "",
+) -> argparse.Namespace:
+    """Parse and validate flags/env; on a bad value exit 2 with one line, before any bind."""
+    parser = build_parser(prog, sets, description)
+    settings = parser.parse_args(argv)
+    if not os.path.isdir(settings.results_dir):
+        parser.error(f"results directory {settings.results_dir!r} does not exist")
+    if settings.pricing_config is not None:
+        problem = _check_pricing_config(settings.pricing_config)
+        if problem:
+            parser.error(problem)
+    if len(sets) == 1:
+        setattr(settings, f"{sets[0].name}_port", settings.port)
+    else:
+        settings.port = None
+    settings.version = VERSION
+    return settings
+
+
+def port_of(settings: argparse.Namespace, metric_set: MetricSet) -> int:
+    """Return the port a set listens on: ``<name>_port``, else ``port``, else its default."""
+    for value in (getattr(settings, f"{metric_set.name}_port", None),
+                  getattr(settings, "port", None)):
+        if value is not None:
+            return int(value)
+    return metric_set.default_port
+
+
+# ---------------------------------------------------------------------------------------------
+# Process entry points
+# ---------------------------------------------------------------------------------------------
+
+
+class Exporters:
+    """Running servers plus their refresh thread; ``stop()`` ends everything."""
+
+    def __init__(self, servers: list[_Server], refresher: Refresher, prom: PromClient) -> None:
+        self.servers = servers
+        self.refresher = refresher
+        self.prom = prom
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Bound port of each set, by set name."""
+        return {s.state.metric_set.name: s.server_address[1] for s in self.servers}
+
+    def start(self) -> None:
+        """Run the first refresh synchronously, then start the refresh thread and servers."""
+        self.refresher.tick()
+        self.refresher.start()
+        for server in self.servers:
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                      name=f"http-{server.state.metric_set.name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop serving and refreshing (returns within a fraction of a second)."""
+        self.refresher.stop()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
+        self.refresher.join(timeout=0.3)
+        self.prom.close()
+
+
+def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace) -> Exporters:
+    """Bind every set's port, then start one refresh thread and one server thread per set."""
+    prom = PromClient(getattr(settings, "prometheus_url", None))
+    states = [ExporterState(metric_set, prom) for metric_set in metric_sets]
+    refresher = Refresher(states, Path(settings.results_dir), settings.refresh_interval, prom)
+    servers: list[_Server] = []
+    try:
+        for state in states:
+            address = (settings.listen_address, port_of(settings, state.metric_set))
+            servers.append(_Server(address, state, refresher))
+    except OSError:
+        for server in servers:
+            server.server_close()
+        raise
+    exporters = Exporters(servers, refresher, prom)
+    exporters.start()
+    return exporters
+
+
+def run_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace) -> int:
+    """Serve the given sets until SIGTERM/SIGINT; return the process exit status."""
+    try:
+        exporters = start_exporters(metric_sets, settings)
+    except OSError as exc:
+        print(f"cannot listen on {settings.listen_address}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return 1
+    for name, port in exporters.ports.items():
+        logger.info("%s exporter listening on %s:%d", name, settings.listen_address, port)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    while not stop.wait(0.1):
+        pass
+    exporters.stop()
+    logger.info("stopped")
+    return 0
+
+
+def exporter_main(
+    factories: Sequence[Callable[[argparse.Namespace], MetricSet]],
+    prog: str,
+    argv: Optional[Sequence[str]] = None,
+    description: str = "",
+) -> int:
+    """Parse flags for the given MetricSet classes, build them and serve until stopped."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    classes = [f for f in factories if isinstance(f, type)]
+    settings = parse_settings(prog, classes, argv, description)
+    try:
+        metric_sets = [factory(settings) for factory in factories]
+    except ValueError as exc:  # a setting only the set itself can judge
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return run_exporters(metric_sets, settings)

@@ -1,0 +1,280 @@
+"""A small, defensive client for the Prometheus HTTP query API (VictoriaMetrics).
+
+Used only from the exporters' refresh thread, never on a scrape. Short timeouts, bounded
+concurrency, a cache for windows that ended in the past (a finished scenario's window never
+changes), and exponential backoff while the database is down (no requests while backing off).
+urllib only: no third-party HTTP dependency.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import OrderedDict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Optional, TypeVar
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PromClient"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: A window is "finished" (cacheable) when it ended at least this many seconds ago: samples of
+#: the last scrape intervals may still be ingested shortly after the end.
+SETTLE_SECONDS = 30.0
+#: Cached answers kept at most (oldest evicted first); one per (query, window).
+CACHE_ENTRIES = 20_000
+BACKOFF_INITIAL = 1.0
+BACKOFF_MAX = 60.0
+#: Without real traffic, the health of the database is probed at most this often (seconds).
+PROBE_INTERVAL = 30.0
+
+
+class _QueryFailed(Exception):
+    """The database did not answer usefully (network, HTTP or JSON error)."""
+
+
+def _format_time(value: float) -> str:
+    """Return an epoch time for a query string, keeping sub-second precision (seconds)."""
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def _format_step(step: float) -> str:
+    return f"{step:g}s"
+
+
+def _float_or_none(value: Any) -> Optional[float]:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class PromClient:
+    """Query client for a Prometheus-compatible API; every failure yields None, never raises.
+
+    ``enabled`` is False without a base URL (then every query returns None at once).
+    ``healthy`` is True while the last request succeeded.
+    """
+
+    def __init__(
+        self,
+        base_url: Optional[str],
+        timeout: float = 2.0,
+        max_workers: int = 4,
+        *,
+        backoff_initial: float = BACKOFF_INITIAL,
+        backoff_max: float = BACKOFF_MAX,
+        settle_seconds: float = SETTLE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.enabled = bool(self.base_url)
+        self.timeout = timeout
+        self.max_workers = max(1, int(max_workers))
+        self.healthy = False
+        self.requests = 0  #: HTTP requests actually sent (for tests and self-metrics)
+        self.failures = 0  #: requests that failed
+        #: bumped whenever an answer could not be cached (failure, backoff, unfinished window):
+        #: the refresh thread compares it before/after a compute to know a retry is worthwhile.
+        self.incomplete = 0
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._settle = settle_seconds
+        self._clock = clock
+        self._wall = wall_clock
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._delay = 0.0
+        self._retry_at = 0.0
+        self._last_request = -math.inf
+        self._executor: Optional[ThreadPoolExecutor] = None
+
+    # -- state --------------------------------------------------------------------------------
+
+    def backing_off(self) -> bool:
+        """Return True while requests are suspended after a failure."""
+        with self._lock:
+            return self._clock() < self._retry_at
+
+    def _record_success(self) -> None:
+        with self._lock:
+            self.healthy = True
+            self._delay = 0.0
+            self._retry_at = 0.0
+
+    def _record_failure(self) -> None:
+        with self._lock:
+            self.failures += 1
+            self.incomplete += 1
+            self.healthy = False
+            doubled = min(self._delay * 2, self._backoff_max)
+            self._delay = self._backoff_initial if self._delay <= 0 else doubled
+            self._retry_at = self._clock() + self._delay
+
+    def _bump_incomplete(self) -> None:
+        with self._lock:
+            self.incomplete += 1
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _get(self, path: str, params: dict[str, str]) -> Any:
+        """GET ``path`` with ``params`` and return the ``data`` member of a success answer."""
+        if not self.enabled:
+            raise _QueryFailed("no database URL configured")
+        if self.backing_off():
+            self._bump_incomplete()
+            raise _QueryFailed("backing off")
+        url = f"{self.base_url}{path}?{urllib.parse.urlencode(params)}"
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        with self._lock:
+            self.requests += 1
+            self._last_request = self._clock()
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = response.read()
+            document = json.loads(body)
+        except urllib.error.HTTPError as exc:
+            if 400 <= exc.code < 500:
+                # The database is up but refuses the query: no backoff, just no data.
+                self._record_success()
+                self._bump_incomplete()
+                logger.warning("query %s rejected: HTTP %d", params.get("query"), exc.code)
+                raise _QueryFailed(f"HTTP {exc.code}") from exc
+            self._record_failure()
+            logger.warning("database error on %s: HTTP %d", path, exc.code)
+            raise _QueryFailed(f"HTTP {exc.code}") from exc
+        except (OSError, ValueError) as exc:  # URLError, timeouts, resets, bad JSON
+            self._record_failure()
+            logger.warning("database unreachable at %s: %s", self.base_url, exc)
+            raise _QueryFailed(str(exc)) from exc
+        if not isinstance(document, dict) or document.get("status", "success") != "success":
+            self._record_failure()
+            raise _QueryFailed("unexpected answer")
+        data = document.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            self._record_failure()
+            raise _QueryFailed("answer without data.result")
+        self._record_success()
+        return data
+
+    def _cached(self, key: tuple, end: float, fetch: Callable[[], T]) -> Optional[T]:
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        try:
+            value = fetch()
+        except _QueryFailed:
+            return None
+        if end <= self._wall() - self._settle:
+            with self._lock:
+                self._cache[key] = value
+                while len(self._cache) > CACHE_ENTRIES:
+                    self._cache.popitem(last=False)
+        else:
+            self._bump_incomplete()  # the window is still open: worth asking again later
+        return value
+
+    # -- public queries -----------------------------------------------------------------------
+
+    def query(self, expr: str, time: float) -> Optional[float]:
+        """Return the first sample value of an instant query at ``time`` (epoch s), or None.
+
+        None when the database is disabled, down, backing off, or the result is empty.
+        """
+        at = _float_or_none(time)
+        if at is None or not self.enabled:
+            return None
+
+        def fetch() -> Optional[float]:
+            data = self._get("/api/v1/query", {"query": expr, "time": _format_time(at)})
+            for series in data["result"]:
+                value = series.get("value") if isinstance(series, dict) else None
+                if isinstance(value, list) and len(value) == 2:
+                    return _float_or_none(value[1])
+            return None
+
+        return self._cached(("query", expr, at), at, fetch)
+
+    def query_range(
+        self, expr: str, start: float, end: float, step: float = 5.0
+    ) -> Optional[list[float]]:
+        """Return the values of all series of a range query, concatenated in order, or None.
+
+        Unparsable values are skipped; an empty list means the database had no samples;
+        None means no answer (disabled, down, backing off, or an invalid window).
+        """
+        lo, hi, dt = _float_or_none(start), _float_or_none(end), _float_or_none(step)
+        if lo is None or hi is None or dt is None or dt <= 0 or hi < lo or not self.enabled:
+            return None
+
+        def fetch() -> list[float]:
+            data = self._get(
+                "/api/v1/query_range",
+                {
+                    "query": expr,
+                    "start": _format_time(lo),
+                    "end": _format_time(hi),
+                    "step": _format_step(dt),
+                },
+            )
+            values: list[float] = []
+            for series in data["result"]:
+                pairs = series.get("values") if isinstance(series, dict) else None
+                if not isinstance(pairs, list):
+                    continue
+                for pair in pairs:
+                    if isinstance(pair, list) and len(pair) == 2:
+                        number = _float_or_none(pair[1])
+                        if number is not None:
+                            values.append(number)
+            return values
+
+        result = self._cached(("range", expr, lo, hi, dt), hi, fetch)
+        return list(result) if result is not None else None
+
+    def map_windows(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """Return ``[fn(item) for item in items]``, run on at most ``max_workers`` threads."""
+        items = list(items)
+        if len(items) <= 1 or not self.enabled:
+            return [fn(item) for item in items]
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.max_workers, thread_name_prefix="promql"
+                )
+            executor = self._executor
+        return list(executor.map(fn, items))
+
+    def probe(self) -> None:
+        """Check the database when nothing else asked it lately, to keep ``healthy`` current."""
+        if not self.enabled or self.backing_off():
+            return
+        with self._lock:
+            idle = self._clock() - self._last_request >= PROBE_INTERVAL
+            retry_due = not self.healthy and self._retry_at > 0
+        if idle or retry_due:
+            try:
+                self._get("/api/v1/query", {"query": "vector(1)"})
+            except _QueryFailed:
+                pass
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)

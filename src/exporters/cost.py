@@ -1,0 +1,257 @@
+"""Cost exporter (port 9504): load-aware transcoding cost, hourly/monthly projections and CO₂.
+
+Families and label names are the reference's (exporters.md §2.4) with DECISIONS 10-17 applied:
+raw scenario names as label values, full-precision values, duplicate names resolved by the
+infrastructure, baseline = ``advisor_core.scenario.is_baseline`` with power samples, carbon
+intensity fetched in the refresh thread.
+
+Scenarios without load-aware data (no ``power_watts`` *and* ``cpu_usage_cores`` lists, from the
+file or from VictoriaMetrics) get **no** cost samples: the reference printed a literal ``0``,
+which is a wrong number (nothing was measured, it did not cost nothing). They are counted in
+``cost_exporter_skipped_scenarios{reason="no_load_aware_data"}`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from prometheus_client import Metric
+from prometheus_client.core import GaugeMetricFamily
+
+from advisor_core.cost import CostModel
+from advisor_core.regional_pricing import RegionalPricing
+from advisor_core.scenario import is_baseline, positive_number, stream_count
+
+from ._core import MetricSet, Run, exporter_main, sample_values
+from ._promql import PromClient
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CPU_QUERY", "POWER_QUERY", "CostMetrics", "main"]
+
+#: Queries of the reference cost exporter (exporters.md §2.3), range queries at a 5 s step.
+CPU_QUERY = 'sum(rate(container_cpu_usage_seconds_total{name!~".*POD.*",name!=""}[30s]))'
+POWER_QUERY = "sum(rapl_power_watts)"
+QUERY_STEP_SECONDS = 5.0
+
+HOURS_PER_MONTH = 720.0  # 24 h x 30 d, as the reference
+LABELS = ["scenario", "currency", "streams", "bitrate", "encoder", "service"]
+SERVICE = "cost-analysis"
+
+
+def _label_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _has_own_samples(scenario: dict) -> bool:
+    return isinstance(scenario.get("power_watts"), list) or isinstance(
+        scenario.get("cpu_usage_cores"), list
+    )
+
+
+class CostMetrics(MetricSet):
+    """Cost families of exporters.md §2.4 computed from a Run (currency from the settings)."""
+
+    name = "cost"
+    default_port = 9504
+
+    def __init__(self, settings: argparse.Namespace) -> None:
+        self.currency = str(settings.currency)
+        self.region = str(settings.region)
+        self.pricing = RegionalPricing(
+            self.region, settings.pricing_config, settings.electricity_maps_token
+        )
+        energy = float(settings.energy_cost)
+        # DECISIONS 16: 0 means "the region's price".
+        if energy == 0.0:
+            energy = float(self.pricing.get_electricity_price())
+        self.energy_price = energy
+        self.model = CostModel(energy, float(settings.cpu_cost), float(settings.gpu_cost),
+                               self.currency)
+        self.load_aware = not bool(getattr(settings, "disable_load_aware", False))
+        self._skipped: dict[str, int] = {}
+
+    def info_labels(self) -> dict[str, str]:
+        """Region and currency, next to the version."""
+        return {"region": self.region, "currency": self.currency}
+
+    def skipped(self) -> dict[str, int]:
+        """Scenarios without cost samples in the last compute, by reason."""
+        return dict(self._skipped)
+
+    def _intensity(self) -> Optional[float]:
+        try:
+            return positive_number(self.pricing.get_co2_intensity())
+        except Exception:  # a broken carbon source must not cost us the other families
+            logger.exception("carbon intensity unavailable")
+            return None
+
+    def _enrich(self, scenarios: list[dict], prom: PromClient) -> list[dict]:
+        """Fill samples from VictoriaMetrics for scenarios whose file carries none (copies)."""
+        if not (self.load_aware and prom.enabled):
+            return scenarios
+        wanted: list[tuple[int, float, float]] = []
+        for index, scenario in enumerate(scenarios):
+            if _has_own_samples(scenario):
+                continue
+            start = positive_number(scenario.get("start_time"))
+            end = positive_number(scenario.get("end_time"))
+            if start is not None and end is not None and end >= start:
+                wanted.append((index, start, end))
+
+        def fetch(item: tuple[int, float, float]) -> tuple[Any, Any]:
+            _, start, end = item
+            return (prom.query_range(CPU_QUERY, start, end, QUERY_STEP_SECONDS),
+                    prom.query_range(POWER_QUERY, start, end, QUERY_STEP_SECONDS))
+
+        enriched = list(scenarios)
+        for (index, _, _), (cpu, power) in zip(wanted, prom.map_windows(fetch, wanted)):
+            if cpu or power:
+                copy = dict(scenarios[index])
+                if cpu:
+                    copy["cpu_usage_cores"] = cpu
+                if power:
+                    copy["power_watts"] = power
+                copy["step_seconds"] = QUERY_STEP_SECONDS
+                enriched[index] = copy
+        return enriched
+
+    def compute(self, run: Run, prom: PromClient) -> list[Metric]:
+        """Return the cost families for a run (refresh thread only)."""
+        skipped: dict[str, int] = {}
+
+        def skip(reason: str) -> None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+
+        priced: list[dict] = []
+        for scenario in run.scenarios:
+            bitrate = scenario.get("bitrate")
+            if bitrate is None or bitrate == "":
+                skip("missing_bitrate")
+            else:
+                priced.append(scenario)
+        priced = self._enrich(priced, prom)
+
+        baseline_watts: Optional[float] = None
+        for scenario in priced:
+            if is_baseline(scenario["name"]):
+                samples = sample_values(scenario.get("power_watts"))
+                if samples is not None:
+                    baseline_watts = samples[1]
+                    break
+        intensity = self._intensity()
+        costs = self.model.compute_costs_many(priced)
+
+        cur = self.currency
+        fam = {
+            "total": GaugeMetricFamily(
+                "cost_total_load_aware",
+                f"Load-aware total cost of the scenario: energy + compute ({cur})", labels=LABELS),
+            "energy": GaugeMetricFamily(
+                "cost_energy_load_aware",
+                f"Energy cost: integrated power samples x price per joule ({cur})", labels=LABELS),
+            "compute": GaugeMetricFamily(
+                "cost_compute_load_aware",
+                f"Compute cost: integrated CPU (+GPU) core-seconds x price per core-second ({cur})",
+                labels=LABELS),
+            "pixel": GaugeMetricFamily(
+                "cost_per_pixel", f"Load-aware total cost per delivered pixel ({cur}/pixel)",
+                labels=LABELS),
+            "watch": GaugeMetricFamily(
+                "cost_per_watch_hour",
+                f"Load-aware total cost per viewer-hour ({cur}/viewer-hour)", labels=LABELS),
+            "hourly": GaugeMetricFamily(
+                "cost_usd_per_hour",
+                f"Energy-only cost per hour at the mean power of the scenario ({cur}/h; the "
+                "name keeps the reference's 'usd')", labels=LABELS),
+            "monthly": GaugeMetricFamily(
+                "cost_monthly_projection",
+                f"Energy-only hourly cost x 720 h ({cur}/month)", labels=LABELS),
+            "savings": GaugeMetricFamily(
+                "cost_monthly_savings",
+                f"Baseline monthly energy cost minus this scenario's; negative above the "
+                f"baseline ({cur}/month)", labels=LABELS),
+            "co2": GaugeMetricFamily(
+                "co2_emissions_kg_per_hour",
+                "CO2 emitted per hour at the mean power of the scenario (kg/h)", labels=LABELS),
+            "co2_month": GaugeMetricFamily(
+                "co2_monthly_projection", "CO2 per hour x 720 h (kg/month)", labels=LABELS),
+            "co2_avoided": GaugeMetricFamily(
+                "co2_monthly_avoided",
+                "Baseline monthly CO2 minus this scenario's; negative above the baseline "
+                "(kg/month)", labels=LABELS),
+        }
+        alive = GaugeMetricFamily("cost_exporter_alive", "Liveness of the cost exporter (1)")
+        alive.add_metric([], 1.0)
+
+        price = self.energy_price
+        baseline_hourly = (
+            baseline_watts / 1000 * price if baseline_watts is not None and baseline_watts > 0
+            else None
+        )
+        baseline_kg = (
+            intensity * (baseline_watts / 1000) / 1000
+            if intensity is not None and baseline_hourly is not None else None
+        )
+        for index, scenario in enumerate(priced):
+            name = scenario["name"]
+            labels = [
+                name,
+                cur,
+                str(stream_count(name) or 1),
+                _label_text(scenario["bitrate"]),
+                _label_text(scenario.get("encoder_type") or "unknown"),
+                SERVICE,
+            ]
+            if not (isinstance(scenario.get("power_watts"), list)
+                    and isinstance(scenario.get("cpu_usage_cores"), list)):
+                skip("no_load_aware_data")
+                continue
+            total = costs["total_cost_load_aware"][index]
+            if total is None:
+                skip("invalid_samples")
+            for key, column in (("total", "total_cost_load_aware"),
+                                ("energy", "energy_cost_load_aware"),
+                                ("compute", "compute_cost_load_aware"),
+                                ("pixel", "cost_per_pixel_load_aware"),
+                                ("watch", "cost_per_watch_hour_load_aware")):
+                value = costs[column][index]
+                if value is not None:
+                    fam[key].add_metric(labels, value)
+            power = sample_values(scenario.get("power_watts"))
+            if power is None:
+                continue
+            watts = power[1]
+            hourly = watts / 1000 * price
+            monthly = hourly * HOURS_PER_MONTH
+            fam["hourly"].add_metric(labels, hourly)
+            fam["monthly"].add_metric(labels, monthly)
+            if baseline_hourly is not None:
+                fam["savings"].add_metric(labels, baseline_hourly * HOURS_PER_MONTH - monthly)
+            if intensity is not None:
+                kg = intensity * (watts / 1000) / 1000
+                kg_month = kg * HOURS_PER_MONTH
+                fam["co2"].add_metric(labels, kg)
+                fam["co2_month"].add_metric(labels, kg_month)
+                if baseline_kg is not None:
+                    fam["co2_avoided"].add_metric(labels, baseline_kg * HOURS_PER_MONTH - kg_month)
+        self._skipped = skipped
+        return [alive, *fam.values()]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console script ``advisor-cost-exporter``: serve cost metrics until SIGTERM."""
+    return exporter_main([CostMetrics], "advisor-cost-exporter", argv,
+                         "Prometheus exporter of load-aware transcoding costs and CO2.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""QoE exporter (port 9503): VMAF, PSNR, SSIM, quality per watt, QoE efficiency, drop rate.
+
+Labels ``scenario``, ``bitrate``, ``encoder`` (DECISIONS 15: the union of the Python and Go
+reference label sets; ``encoder`` = ``encoder_type``, "unknown" when absent, as in the cost
+exporter so both join on the same labels). Differences from the reference:
+
+* scores are emitted only inside their valid range (VMAF 0..100, PSNR >= 0, SSIM 0..1); a genuine
+  0 is emitted, out-of-range or non-numeric values are skipped and counted in
+  ``qoe_exporter_skipped_scenarios{reason}``;
+* quality per watt and QoE efficiency come from ``advisor_core.scoring`` and need power
+  information: the scenario's ``power`` object, else its ``power_watts`` samples, from which
+  mean watts = arithmetic mean and energy = trapezoid(power_watts, step_seconds) joules (the Go
+  version summed rectangles with a fixed 5 s step); without a valid ``step_seconds`` only the
+  mean is known, so only quality per watt is emitted;
+* ``qoe_computation_duration_seconds`` (always 0 in the reference) is gone; the real refresh
+  duration is ``qoe_exporter_refresh_duration_seconds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from prometheus_client import Metric
+from prometheus_client.core import GaugeMetricFamily
+
+from advisor_core.cost import trapezoid
+from advisor_core.scenario import as_number, positive_number
+from advisor_core.scoring import EnergyEfficiencyScorer
+
+from ._core import MetricSet, Run, exporter_main, sample_values
+from ._promql import PromClient
+
+__all__ = ["QoEMetrics", "main"]
+
+LABELS = ["scenario", "bitrate", "encoder"]
+
+
+def _label_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _with_power(scenario: dict) -> dict:
+    """Return the scenario, or a copy with a ``power`` object derived from ``power_watts``."""
+    if isinstance(scenario.get("power"), dict) and scenario["power"]:
+        return scenario
+    samples = sample_values(scenario.get("power_watts"))
+    if samples is None:
+        return scenario
+    power: dict[str, float] = {"mean_watts": samples[1]}
+    step = positive_number(scenario.get("step_seconds"))
+    if step is not None:
+        power["total_energy_joules"] = trapezoid(samples[0], step)
+    copy = dict(scenario)
+    copy["power"] = power
+    return copy
+
+
+class QoEMetrics(MetricSet):
+    """Quality-of-experience families of exporters.md §3 (Python and Go versions merged)."""
+
+    name = "qoe"
+    default_port = 9503
+
+    def __init__(self, settings: Optional[argparse.Namespace] = None) -> None:
+        self._per_watt = EnergyEfficiencyScorer("quality_per_watt")
+        self._efficiency = EnergyEfficiencyScorer("qoe_efficiency_score")
+        self._skipped: dict[str, int] = {}
+
+    def skipped(self) -> dict[str, int]:
+        """Scenarios with a value left out in the last compute, by reason."""
+        return dict(self._skipped)
+
+    def compute(self, run: Run, prom: PromClient) -> list[Metric]:
+        """Return the QoE families for a run (refresh thread only; no database queries)."""
+        skipped: dict[str, int] = {}
+
+        def skip(reason: str) -> None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+
+        vmaf_f = GaugeMetricFamily("qoe_vmaf_score", "VMAF score (0-100)", labels=LABELS)
+        psnr_f = GaugeMetricFamily("qoe_psnr_score", "PSNR (dB)", labels=LABELS)
+        ssim_f = GaugeMetricFamily("qoe_ssim_score", "SSIM (0-1)", labels=LABELS)
+        per_watt_f = GaugeMetricFamily(
+            "qoe_quality_per_watt", "VMAF per watt of mean power (1/W)", labels=LABELS)
+        efficiency_f = GaugeMetricFamily(
+            "qoe_efficiency_score",
+            "Quality-weighted pixels per joule: pixels x VMAF/100 / energy (pixels/J)",
+            labels=LABELS)
+        drop_f = GaugeMetricFamily(
+            "qoe_drop_rate", "Dropped frames / total frames (ratio 0-1)", labels=LABELS)
+
+        def score(scenario: dict, key: str, low: float, high: float) -> Optional[float]:
+            raw = scenario.get(key)
+            if raw is None:
+                return None
+            value = as_number(raw)
+            if value is None:
+                skip(f"{key}_invalid")
+                return None
+            if not low <= value <= high:
+                skip(f"{key}_out_of_range")
+                return None
+            return value
+
+        for scenario in run.scenarios:
+            labels = [
+                scenario["name"],
+                _label_text(scenario.get("bitrate")),
+                _label_text(scenario.get("encoder_type") or "unknown"),
+            ]
+            vmaf = score(scenario, "vmaf_score", 0.0, 100.0)
+            psnr = score(scenario, "psnr_score", 0.0, math.inf)
+            ssim = score(scenario, "ssim_score", 0.0, 1.0)
+            if vmaf is not None:
+                vmaf_f.add_metric(labels, vmaf)
+            if psnr is not None:
+                psnr_f.add_metric(labels, psnr)
+            if ssim is not None:
+                ssim_f.add_metric(labels, ssim)
+            if vmaf is not None:
+                powered = _with_power(scenario)
+                per_watt = self._per_watt.compute_score(powered)
+                if per_watt is not None:
+                    per_watt_f.add_metric(labels, per_watt)
+                efficiency = self._efficiency.compute_score(powered)
+                if efficiency is not None:
+                    efficiency_f.add_metric(labels, efficiency)
+            total = as_number(scenario.get("total_frames"))
+            if total is not None and total > 0:
+                dropped = as_number(scenario.get("dropped_frames"))
+                if dropped is not None and 0 <= dropped <= total:
+                    drop_f.add_metric(labels, dropped / total)
+                else:
+                    skip("dropped_frames_invalid")
+        self._skipped = skipped
+        return [vmaf_f, psnr_f, ssim_f, per_watt_f, efficiency_f, drop_f]
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Console script ``advisor-qoe-exporter``: serve QoE metrics until SIGTERM."""
+    return exporter_main([QoEMetrics], "advisor-qoe-exporter", argv,
+                         "Prometheus exporter of video quality (VMAF/PSNR/SSIM) and efficiency.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,429 @@
+"""Exporter infrastructure: runs, rendering, gzip bodies, refresh thread, settings."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporters._core import (
+    ExporterState,
+    MetricSet,
+    Refresher,
+    Run,
+    _accepts_gzip,
+    make_run,
+    parse_settings,
+    render_families,
+)
+from exporters._promql import PromClient
+from exporters.cost import CostMetrics
+from exporters.qoe import QoEMetrics
+
+
+class CountingSet(MetricSet):
+    """A minimal metric set: one gauge per scenario holding its ``value`` field."""
+
+    name = "demo"
+    default_port = 9999
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def compute(self, run: Run, prom: PromClient) -> list:
+        self.calls += 1
+        family = GaugeMetricFamily("demo_value", "value field", labels=["scenario"])
+        for scenario in run.scenarios:
+            family.add_metric([scenario["name"]], float(scenario.get("value", 0)))
+        return [family]
+
+
+def families_of(body: bytes) -> dict:
+    """Parse an exposition body into {family name: [samples]} (fails on invalid text)."""
+    parsed: dict = {}
+    for family in text_string_to_metric_families(body.decode("utf-8")):
+        assert family.name not in parsed, f"family {family.name} split or repeated"
+        parsed[family.name] = family.samples
+    return parsed
+
+
+def write_results(directory: Path, name: str, scenarios: list, mtime: float | None = None) -> Path:
+    path = directory / name
+    path.write_text(json.dumps({"scenarios": scenarios}), encoding="utf-8")
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def test_make_run_keeps_last_duplicate_at_its_position() -> None:
+    scenarios = [
+        {"name": "a", "v": 1},
+        {"name": "b", "v": 2},
+        {"name": "a", "v": 3},
+        {"name": None},
+        {"name": "c"},
+        {"name": "b", "v": 4},
+    ]
+    run = make_run(Path("/x/test_results_20250101_000000.json"), scenarios)
+    assert [s.get("v") for s in run.scenarios] == [3, None, 4]
+    assert [s["name"] for s in run.scenarios] == ["a", "c", "b"]
+    assert run.duplicates == 2
+    assert run.skipped == {"invalid_name": 1}
+    assert run.run_id == "test_results_20250101_000000"
+
+
+def test_real_extended_file_duplicates_counted(extended_results_path: Path) -> None:
+    raw = json.loads(extended_results_path.read_text())["scenarios"]
+    run = make_run(extended_results_path, raw)
+    names = [s["name"] for s in raw]
+    assert len(run.scenarios) == len(set(names))
+    assert run.duplicates == len(names) - len(set(names))
+    # the survivor of each name is its last occurrence
+    last = {s["name"]: s for s in raw}
+    assert all(last[s["name"]] is s for s in run.scenarios)
+
+
+# -- rendering and gzip ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    ['A "q" b', "back\\slash", "new\nline", "näme – 漢字 🎬", 'all \\ " \n of them', ""],
+)
+def test_label_values_survive_render_and_parse(name: str) -> None:
+    family = GaugeMetricFamily("x_value", "help", labels=["scenario"])
+    family.add_metric([name], 1.5)
+    parsed = families_of(render_families([family]))
+    assert parsed["x_value"][0].labels == {"scenario": name}
+    assert parsed["x_value"][0].value == 1.5
+
+
+def test_full_precision_values() -> None:
+    family = GaugeMetricFamily("x_value", "help")
+    value = 4.465306122448979e-14
+    family.add_metric([], value)
+    assert families_of(render_families([family]))["x_value"][0].value == value
+
+
+def test_accepts_gzip_header_rules() -> None:
+    assert _accepts_gzip("gzip")
+    assert _accepts_gzip("deflate, gzip;q=0.5")
+    assert _accepts_gzip("*")
+    assert not _accepts_gzip("gzip;q=0")
+    assert not _accepts_gzip("identity")
+    assert not _accepts_gzip(None)
+    assert not _accepts_gzip("")
+
+
+def _state_after_tick(tmp_path: Path, scenarios: list) -> tuple[ExporterState, Refresher]:
+    write_results(tmp_path, "test_results_20250101_000000.json", scenarios)
+    prom = PromClient(None)
+    state = ExporterState(CountingSet(), prom)
+    refresher = Refresher([state], tmp_path, 0.05, prom)
+    refresher.tick()
+    return state, refresher
+
+
+def test_gzip_body_is_multi_member_and_decodes_to_plain(tmp_path: Path) -> None:
+    state, _ = _state_after_tick(tmp_path, [{"name": f"s{i}", "value": i} for i in range(50)])
+    plain, compressed = state.body
+    assert gzip.decompress(compressed) == plain
+    # The same with a raw zlib loop over members (what Go/VictoriaMetrics readers do).
+    out, rest = b"", compressed
+    members = 0
+    while rest:
+        decoder = zlib.decompressobj(wbits=31)
+        out += decoder.decompress(rest)
+        assert decoder.eof
+        rest = decoder.unused_data
+        members += 1
+    assert out == plain
+    assert members == 3  # data, self metrics, process metrics
+    parsed = families_of(plain)
+    assert len(parsed["demo_value"]) == 50
+    assert "process_cpu_seconds" in parsed
+    assert parsed["demo_exporter_up"][0].value == 1.0
+    assert parsed["demo_scenarios_total"][0].value == 50.0
+
+
+def test_self_metrics_refresh_without_recompute(tmp_path: Path) -> None:
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 1}])
+    data_before = state._data
+    calls = state.metric_set.calls
+    refresher.tick()
+    refresher.tick()
+    assert state.metric_set.calls == calls  # no file change, no recompute
+    assert state._data is data_before  # the data part was not re-rendered or re-gzipped
+    assert refresher.ticks == 3
+
+
+# -- refresh behaviour -----------------------------------------------------------------------
+
+
+def test_truncated_newer_file_keeps_last_good_metrics(tmp_path: Path) -> None:
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 7}])
+    good = families_of(state.body[0])["demo_value"]
+    newer = tmp_path / "test_results_20250102_000000.json"
+    newer.write_text('{"scenarios": [{"name": "a", "val', encoding="utf-8")
+    refresher.tick()
+    parsed = families_of(state.body[0])
+    assert parsed["demo_value"] == good
+    assert parsed["demo_exporter_refresh_errors"][0].value == 1.0
+    assert parsed["demo_exporter_up"][0].value == 0.0
+    refresher.tick()  # same bad file: counted once, not every tick
+    assert families_of(state.body[0])["demo_exporter_refresh_errors"][0].value == 1.0
+    # wrong types are as bad as truncation
+    newer.write_text('{"scenarios": {"name": "a"}}', encoding="utf-8")
+    refresher.tick()
+    assert families_of(state.body[0])["demo_exporter_refresh_errors"][0].value == 2.0
+    # the writer finishes: picked up without restart
+    newer.write_text(json.dumps({"scenarios": [{"name": "b", "value": 9}]}), encoding="utf-8")
+    refresher.tick()
+    parsed = families_of(state.body[0])
+    assert [(s.labels["scenario"], s.value) for s in parsed["demo_value"]] == [("b", 9.0)]
+    assert parsed["demo_exporter_up"][0].value == 1.0
+
+
+def test_changed_file_same_name_is_noticed(tmp_path: Path) -> None:
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 1}])
+    path = tmp_path / "test_results_20250101_000000.json"
+    stamp = path.stat().st_mtime + 5
+    write_results(tmp_path, path.name, [{"name": "a", "value": 2}], mtime=stamp)
+    refresher.tick()
+    assert families_of(state.body[0])["demo_value"][0].value == 2.0
+
+
+def test_latest_file_is_lexicographic_not_mtime(tmp_path: Path) -> None:
+    write_results(tmp_path, "test_results_20250103_000000.json", [{"name": "new", "value": 3}],
+                  mtime=1_000_000)
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "old", "value": 1}])
+    prom = PromClient(None)
+    state = ExporterState(CountingSet(), prom)
+    Refresher([state], tmp_path, 1.0, prom).tick()
+    assert families_of(state.body[0])["demo_value"][0].labels["scenario"] == "new"
+
+
+def test_empty_directory_serves_self_metrics(tmp_path: Path) -> None:
+    prom = PromClient(None)
+    state = ExporterState(CountingSet(), prom)
+    Refresher([state], tmp_path, 1.0, prom).tick()
+    parsed = families_of(state.body[0])
+    assert parsed["demo_scenarios_total"][0].value == 0.0
+    assert parsed["demo_value"] == []
+
+
+def test_failing_compute_is_counted_and_isolated(tmp_path: Path) -> None:
+    class Broken(CountingSet):
+        name = "broken"
+
+        def compute(self, run: Run, prom: PromClient) -> list:
+            raise RuntimeError("bug")
+
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 1}])
+    prom = PromClient(None)
+    good, bad = ExporterState(CountingSet(), prom), ExporterState(Broken(), prom)
+    Refresher([good, bad], tmp_path, 1.0, prom).tick()
+    assert families_of(good.body[0])["demo_value"][0].value == 1.0
+    assert families_of(bad.body[0])["broken_exporter_refresh_errors"][0].value == 1.0
+
+
+def test_shared_refresh_loads_once_for_all_sets(tmp_path: Path, extended_results_path) -> None:
+    (tmp_path / extended_results_path.name).write_bytes(extended_results_path.read_bytes())
+    prom = PromClient(None)
+    settings = parse_settings("t", [CostMetrics, QoEMetrics],
+                              ["--results-dir", str(tmp_path), "--region", "us-east-1"])
+    states = [ExporterState(CostMetrics(settings), prom), ExporterState(QoEMetrics(), prom)]
+    Refresher(states, tmp_path, 1.0, prom).tick()
+    assert states[0].run is states[1].run  # one load, one de-duplicated Run for everybody
+    cost, qoe = families_of(states[0].body[0]), families_of(states[1].body[0])
+    assert cost["cost_scenarios_total"][0].value == 240.0
+    assert qoe["qoe_duplicate_scenarios"][0].value == cost["cost_duplicate_scenarios"][0].value
+    assert cost["cost_duplicate_scenarios"][0].value > 0
+    info = cost["cost_exporter_info"][0].labels
+    assert info["region"] == "us-east-1" and info["currency"] == "USD" and info["version"]
+
+
+# -- settings --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--port", "-1"],
+        ["--port", "65536"],
+        ["--port", "http"],
+        ["--refresh-interval", "0"],
+        ["--refresh-interval", "-2"],
+        ["--refresh-interval", "nan"],
+        ["--energy-cost", "-0.1"],
+        ["--cpu-cost", "-1"],
+        ["--gpu-cost", "inf"],
+        ["--results-dir", "/nonexistent/dir/for/sure"],
+        ["--pricing-config", "/nonexistent/pricing.json"],
+    ],
+)
+def test_bad_settings_exit_2_with_one_line(argv, tmp_path: Path, capsys) -> None:
+    if "--results-dir" not in argv:
+        argv = [*argv, "--results-dir", str(tmp_path)]
+    with pytest.raises(SystemExit) as info:
+        parse_settings("advisor-cost-exporter", [CostMetrics], argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("advisor-cost-exporter: error:")
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", "[1, 2]", '{"electricity_prices": {"us-east-1": -1}}',
+     '{"co2_intensity": {"default": "high"}}', '{"electricity_prices": [0.1]}'],
+)
+def test_invalid_pricing_config_exits_2(content: str, tmp_path: Path, capsys) -> None:
+    config = tmp_path / "pricing.json"
+    config.write_text(content, encoding="utf-8")
+    with pytest.raises(SystemExit) as info:
+        parse_settings("x", [CostMetrics], ["--results-dir", str(tmp_path),
+                                            "--pricing-config", str(config)])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_env_vars_apply_and_flags_win(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("COST_EXPORTER_PORT", "9999")
+    monkeypatch.setenv("RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("REGION", "eu-west-1")
+    monkeypatch.setenv("CURRENCY", "EUR")
+    monkeypatch.setenv("ENERGY_COST_PER_KWH", "0.3")
+    monkeypatch.setenv("CPU_COST_PER_HOUR", "0.5")
+    monkeypatch.setenv("PROMETHEUS_URL", "http://vm:8428")
+    monkeypatch.setenv("ELECTRICITY_MAPS_TOKEN", "tok")
+    settings = parse_settings("x", [CostMetrics], [])
+    assert settings.port == 9999 and settings.cost_port == 9999
+    assert settings.results_dir == str(tmp_path)
+    assert (settings.region, settings.currency) == ("eu-west-1", "EUR")
+    assert (settings.energy_cost, settings.cpu_cost) == (0.3, 0.5)
+    assert settings.prometheus_url == "http://vm:8428"
+    assert settings.electricity_maps_token == "tok"
+    assert settings.refresh_interval == 2.0 and settings.listen_address == "0.0.0.0"
+    flags = parse_settings("x", [CostMetrics], ["--port", "1234", "--region", "us-west-2",
+                                                "--energy-cost", "0.2"])
+    assert (flags.port, flags.region, flags.energy_cost) == (1234, "us-west-2", 0.2)
+
+
+def test_bad_env_value_exits_2(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("QOE_EXPORTER_PORT", "70000")
+    with pytest.raises(SystemExit) as info:
+        parse_settings("x", [QoEMetrics], ["--results-dir", str(tmp_path)])
+    assert info.value.code == 2
+
+
+def test_all_in_one_has_one_port_flag_per_set(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("COST_EXPORTER_PORT", raising=False)
+    monkeypatch.delenv("QOE_EXPORTER_PORT", raising=False)
+    monkeypatch.setenv("QOE_EXPORTER_PORT", "19503")
+    settings = parse_settings("x", [CostMetrics, QoEMetrics],
+                              ["--results-dir", str(tmp_path), "--cost-port", "19504"])
+    assert (settings.cost_port, settings.qoe_port, settings.port) == (19504, 19503, None)
+
+
+def test_help_documents_every_flag(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_settings("advisor-cost-exporter", [CostMetrics], ["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--port", "--listen-address", "--results-dir", "--refresh-interval",
+                 "--prometheus-url", "--region", "--energy-cost", "--cpu-cost", "--gpu-cost",
+                 "--currency", "--pricing-config", "--electricity-maps-token",
+                 "--disable-load-aware", "COST_EXPORTER_PORT", "RESULTS_DIR", "PROMETHEUS_URL",
+                 "REGION", "CURRENCY", "ENERGY_COST_PER_KWH", "CPU_COST_PER_HOUR",
+                 "ELECTRICITY_MAPS_TOKEN"):
+        assert flag in text, flag
+
+
+# -- the fast renderer is byte-identical to prometheus_client ----------------------------------
+
+
+def test_render_families_matches_generate_latest_on_edge_values() -> None:
+    from prometheus_client.core import CounterMetricFamily, InfoMetricFamily
+
+    from exporters._core import _generate_latest
+
+    gauge = GaugeMetricFamily("edge_value", 'help with \\ and \n and "quotes"',
+                              labels=["z", "a", "scenario"])
+    values = [0.0, -0.0, 1.0, -1.5, 1e-300, 5e-324, 123456789.0, 1234567.0, 12345678.9,
+              1e22, -1e22, float("inf"), float("-inf"), float("nan"), 0.1 + 0.2, 3]
+    for i, v in enumerate(values):
+        gauge.add_metric([f"z{i}", 'a"\\\n', f"näme {i} ✓"], v)
+    counter = CounterMetricFamily("edge_events", "a counter", labels=["reason"])
+    counter.add_metric(["x"], 3.0)
+    plain = GaugeMetricFamily("edge_plain", "no labels")
+    plain.add_metric([], 2.5)
+    timestamped = GaugeMetricFamily("edge_ts", "with timestamp")
+    timestamped.add_metric([], 1.0, timestamp=1700000000.5)
+    info = InfoMetricFamily("edge_build", "info", value={"version": "1"})
+    families = [gauge, counter, plain, timestamped, info, GaugeMetricFamily("edge_empty", "x")]
+    assert render_families(families) == _generate_latest(families)
+    cache: dict = {}
+    render_families(families, cache)
+    assert render_families(families, cache) == _generate_latest(families)  # warm cache too
+
+
+DATA_FILES = sorted((Path(__file__).parent / "data").glob("test_results_*.json"))
+
+
+@pytest.mark.parametrize("path", DATA_FILES, ids=lambda p: p.name)
+def test_render_families_matches_generate_latest_on_real_data(path: Path) -> None:
+    from advisor_core.scenario import load_results
+    from exporters._core import _generate_latest
+
+    run = make_run(path, load_results(path))
+    settings = parse_settings("t", [CostMetrics], ["--results-dir", str(path.parent),
+                                                   "--cpu-cost", "0.5"])
+    for metric_set in (CostMetrics(settings), QoEMetrics()):
+        families = metric_set.compute(run, PromClient(None))
+        assert render_families(families) == _generate_latest(families)
+
+
+def test_sample_values_accepts_only_finite_number_lists() -> None:
+    from exporters._core import sample_values
+
+    assert sample_values([1, 2.5, 3]) == ([1, 2.5, 3], 6.5 / 3)
+    assert sample_values([0.1] * 10)[1] == pytest.approx(0.1, rel=1e-15)
+    for bad in ([], None, "1,2", [1, "2"], [True, 1.0], [None], [float("nan")],
+                [float("inf"), 1.0], [float("inf"), float("-inf")], [10**400], {"a": 1}):
+        assert sample_values(bad) is None, bad
+
+
+def test_health_is_503_when_the_refresh_thread_is_dead(tmp_path: Path) -> None:
+    import http.client
+    import threading
+
+    from exporters._core import _Server
+
+    prom = PromClient(None)
+    state = ExporterState(CountingSet(), prom)
+    refresher = Refresher([state], tmp_path, 1.0, prom)  # never started: not alive
+    refresher.tick()
+    server = _Server(("127.0.0.1", 0), state, refresher)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        conn.request("GET", "/health")
+        response = conn.getresponse()
+        assert response.status == 503 and response.read() == b"refresh thread stopped\n"
+        conn.request("GET", "/metrics")  # the last bytes are still served, keep-alive works
+        response = conn.getresponse()
+        assert response.status == 200 and b"demo_exporter_up 1.0" in response.read()
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()

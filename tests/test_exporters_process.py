@@ -1,0 +1,212 @@
+"""The console scripts as real processes on loopback: HTTP surface, refresh, signals, flags."""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.slow
+
+DATA_DIR = Path(__file__).parent / "data"
+EXTENDED = DATA_DIR / "test_results_20240115_103000.json"
+ENV_VARS = ("COST_EXPORTER_PORT", "QOE_EXPORTER_PORT", "RESULTS_EXPORTER_PORT", "RESULTS_DIR",
+            "PROMETHEUS_URL", "REGION", "CURRENCY", "ENERGY_COST_PER_KWH", "CPU_COST_PER_HOUR",
+            "GPU_COST_PER_HOUR", "ELECTRICITY_MAPS_TOKEN")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def request(port: int, path: str, method: str = "GET", headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def metrics(port: int) -> dict:
+    _, _, body = request(port, "/metrics")
+    return {f.name: f for f in text_string_to_metric_families(body.decode())}
+
+
+class Exporter:
+    def __init__(self, module: str, results_dir: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, "--port", str(self.port), "--listen-address",
+             "127.0.0.1", "--results-dir", str(results_dir), "--refresh-interval", "0.1",
+             *extra],
+            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if request(self.port, "/health")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+            if self.proc.poll() is not None:
+                raise AssertionError(self.proc.stderr.read().decode())
+        raise AssertionError("exporter did not come up")
+
+    def stop(self) -> float:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=5)
+        return time.monotonic() - started
+
+
+@pytest.fixture
+def results_dir(tmp_path: Path) -> Path:
+    shutil.copy(EXTENDED, tmp_path / EXTENDED.name)
+    return tmp_path
+
+
+@pytest.mark.parametrize("module,prefix", [("exporters.cost", "cost"), ("exporters.qoe", "qoe")])
+def test_http_surface_refresh_and_sigterm(module: str, prefix: str, results_dir: Path) -> None:
+    exporter = Exporter(module, results_dir, "--region", "us-east-1", "--cpu-cost", "0.5")
+    try:
+        port = exporter.port
+        status, headers, body = request(port, "/health")
+        assert (status, body) == (200, b"OK\n")
+        status, headers, body = request(port, "/metrics?x=1")  # query string ignored
+        assert status == 200
+        assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        assert int(headers["Content-Length"]) == len(body)
+        parsed = {f.name: f for f in text_string_to_metric_families(body.decode())}
+        assert parsed[f"{prefix}_scenarios_total"].samples[0].value == 240.0
+        assert "process_resident_memory_bytes" in parsed
+        status, headers, zipped = request(port, "/metrics", headers={"Accept-Encoding": "gzip"})
+        assert headers["Content-Encoding"] == "gzip"
+        assert text_string_to_metric_families(gzip.decompress(zipped).decode())
+        status, headers, empty = request(port, "/metrics", method="HEAD")
+        assert status == 200 and empty == b"" and int(headers["Content-Length"]) > 1000
+        assert request(port, "/nope")[0] == 404
+        assert request(port, "/metricsx")[0] == 404
+        status, headers, page = request(port, "/")
+        assert status == 200 and b'href="/metrics"' in page and b'href="/health"' in page
+
+        # a truncated newer file: metrics unchanged, error counter up
+        before = metrics(port)
+        families = [n for n in before if n.startswith(("cost_total", "qoe_vmaf"))]
+        truncated = results_dir / "test_results_20990101_000000.json"
+        truncated.write_bytes(EXTENDED.read_bytes()[:5000])
+        deadline = time.monotonic() + 5
+        while metrics(port)[f"{prefix}_exporter_refresh_errors"].samples[0].value < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        after = metrics(port)
+        for name in families:
+            assert after[name].samples == before[name].samples
+
+        # a new valid file is picked up without restart
+        truncated.write_text(json.dumps({"scenarios": [
+            {"name": "new one", "bitrate": "1000k", "vmaf_score": 77.0, "step_seconds": 5,
+             "power_watts": [10.0, 12.0], "cpu_usage_cores": [1.0, 1.0]}]}))
+        deadline = time.monotonic() + 5
+        while metrics(port)[f"{prefix}_scenarios_total"].samples[0].value != 1.0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        family = "cost_total_load_aware" if prefix == "cost" else "qoe_vmaf_score"
+        assert [s.labels["scenario"] for s in metrics(port)[family].samples] == ["new one"]
+
+        # 50 concurrent scrapes all answered
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            answers = list(pool.map(lambda _: request(port, "/metrics"), range(50)))
+        assert all(status == 200 and len(body) > 0 for status, _, body in answers)
+    finally:
+        elapsed = exporter.stop()
+    assert exporter.proc.returncode == 0
+    assert elapsed < 1.0
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--port", "-1"], ["--port", "65536"], ["--refresh-interval", "0"],
+     ["--energy-cost", "-1"], ["--results-dir", "/nonexistent/results"],
+     ["--pricing-config", "/nonexistent/pricing.json"]],
+)
+@pytest.mark.parametrize("module", ["exporters.cost", "exporters.qoe"])
+def test_bad_flags_exit_2_with_one_line_before_binding(module: str, argv: list,
+                                                       tmp_path: Path) -> None:
+    port = free_port()
+    if "--results-dir" not in argv:
+        argv = [*argv, "--results-dir", str(tmp_path)]
+    if "--port" not in argv:
+        argv = [*argv, "--port", str(port)]
+    proc = subprocess.run([sys.executable, "-m", module, *argv], env=clean_env(),
+                          capture_output=True, timeout=30)
+    assert proc.returncode == 2
+    lines = proc.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0]
+    assert proc.stdout == b""
+
+
+def test_port_in_use_fails_cleanly(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "exporters.qoe", "--port", str(port), "--listen-address",
+             "127.0.0.1", "--results-dir", str(tmp_path)],
+            env=clean_env(), capture_output=True, timeout=30)
+    assert proc.returncode == 1
+    assert "cannot listen" in proc.stderr.decode()
+
+
+def test_all_in_one_serves_three_ports_from_one_process(results_dir: Path) -> None:
+    pytest.importorskip("exporters.results")
+    ports = [free_port() for _ in range(3)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "exporters.all", "--cost-port", str(ports[0]), "--qoe-port",
+         str(ports[1]), "--results-port", str(ports[2]), "--listen-address", "127.0.0.1",
+         "--results-dir", str(results_dir), "--refresh-interval", "0.1"],
+        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        for port in ports:
+            while True:
+                try:
+                    if request(port, "/health")[0] == 200:
+                        break
+                except OSError:
+                    assert time.monotonic() < deadline and proc.poll() is None
+                    time.sleep(0.05)
+        for port, prefix in zip(ports, ("cost", "qoe", "results")):
+            parsed = metrics(port)
+            assert parsed[f"{prefix}_scenarios_total"].samples[0].value == 240.0
+            assert parsed["process_resident_memory_bytes"].samples
+        pids = {metrics(p)["process_start_time_seconds"].samples[0].value for p in ports}
+        assert len(pids) == 1  # one process
+    finally:
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=5)
+    assert proc.returncode == 0
+    assert time.monotonic() - started < 1.0

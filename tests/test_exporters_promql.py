@@ -1,0 +1,254 @@
+"""PromClient and cost enrichment against a fake Prometheus HTTP API on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporters._core import ExporterState, Refresher
+from exporters._promql import PromClient
+from exporters.cost import CPU_QUERY, POWER_QUERY, CostMetrics
+
+PAST = 1_700_000_000.0  # a window that ended long ago: cacheable
+
+
+class FakeProm:
+    """A loopback Prometheus API: records requests, answers per query, can fail or stall."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict]] = []
+        self.mode = "ok"  # ok | error | slow
+        self.range_values = {CPU_QUERY: [2.0, 3.0, 4.0], POWER_QUERY: [100.0, 110.0, 120.0]}
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                params = {k: v[0] for k, v in parse_qs(url.query).items()}
+                fake.requests.append((url.path, params))
+                if fake.mode == "error":
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if fake.mode == "slow":
+                    time.sleep(0.5)
+                if url.path == "/api/v1/query_range":
+                    values = fake.range_values.get(params["query"], [])
+                    start = float(params["start"])
+                    result = [{"metric": {}, "values": [[start + 5 * i, str(v)]
+                                                        for i, v in enumerate(values)]}]
+                    if values:
+                        result.append({"metric": {"x": "2"}, "values": [[start, "NaNx"]]})
+                    data = {"resultType": "matrix", "result": result if values else []}
+                else:
+                    data = {"resultType": "vector",
+                            "result": [{"metric": {}, "value": [params.get("time", 0), "42.5"]}]}
+                body = json.dumps({"status": "success", "data": data}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
+
+    def __enter__(self) -> FakeProm:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake():
+    with FakeProm() as server:
+        yield server
+
+
+def test_query_range_parses_and_sends_expected_parameters(fake: FakeProm) -> None:
+    client = PromClient(fake.url)
+    values = client.query_range(POWER_QUERY, PAST, PAST + 10.5, 5.0)
+    assert values == [100.0, 110.0, 120.0]  # unparsable values of other series skipped
+    path, params = fake.requests[0]
+    assert path == "/api/v1/query_range"
+    assert params == {"query": POWER_QUERY, "start": "1700000000", "end": "1700000010.5",
+                      "step": "5s"}
+    assert client.healthy
+
+
+def test_instant_query(fake: FakeProm) -> None:
+    client = PromClient(fake.url)
+    expr = 'sum(increase(rapl_energy_joules_total{zone=~"package.*"}[120s]))'
+    assert client.query(expr, PAST) == 42.5
+    assert fake.requests[0] == ("/api/v1/query", {"query": expr, "time": "1700000000"})
+
+
+def test_finished_windows_are_cached_open_windows_are_not(fake: FakeProm) -> None:
+    client = PromClient(fake.url)
+    for _ in range(3):
+        assert client.query_range(CPU_QUERY, PAST, PAST + 60) == [2.0, 3.0, 4.0]
+        assert client.query("vector(1)", PAST) == 42.5
+    assert len(fake.requests) == 2
+    now = time.time()
+    incomplete = client.incomplete
+    for _ in range(2):
+        client.query_range(CPU_QUERY, now - 60, now)
+    assert len(fake.requests) == 4  # a window still open is asked again
+    assert client.incomplete == incomplete + 2
+
+
+def test_server_error_backs_off_and_recovers(fake: FakeProm) -> None:
+    clock = [1000.0]
+    client = PromClient(fake.url, backoff_initial=1.0, clock=lambda: clock[0])
+    fake.mode = "error"
+    assert client.query_range(CPU_QUERY, PAST, PAST + 60) is None
+    assert not client.healthy and client.backing_off()
+    for _ in range(5):  # no requests at all while backing off
+        assert client.query_range(POWER_QUERY, PAST, PAST + 60) is None
+    assert len(fake.requests) == 1
+    clock[0] += 1.5
+    assert client.query_range(CPU_QUERY, PAST, PAST + 60) is None  # second failure
+    assert len(fake.requests) == 2
+    clock[0] += 1.5  # the delay doubled to 2 s
+    assert client.backing_off()
+    clock[0] += 1.0
+    fake.mode = "ok"
+    assert client.query_range(CPU_QUERY, PAST, PAST + 60) == [2.0, 3.0, 4.0]
+    assert client.healthy and not client.backing_off()
+
+
+def test_timeout_marks_unhealthy(fake: FakeProm) -> None:
+    fake.mode = "slow"
+    client = PromClient(fake.url, timeout=0.1)
+    started = time.perf_counter()
+    assert client.query_range(CPU_QUERY, PAST, PAST + 60) is None
+    assert time.perf_counter() - started < 0.45
+    assert not client.healthy and client.backing_off()
+
+
+def test_down_database_is_a_none_not_an_exception() -> None:
+    client = PromClient("http://127.0.0.1:9")  # discard port: connection refused
+    assert client.query_range(CPU_QUERY, PAST, PAST + 60) is None
+    assert client.query("x", PAST) is None
+    assert not client.healthy
+    assert PromClient(None).query("x", PAST) is None
+    assert not PromClient(None).enabled
+
+
+def test_map_windows_is_bounded_and_ordered(fake: FakeProm) -> None:
+    client = PromClient(fake.url, max_workers=4)
+    active, peak = [0], [0]
+    lock = threading.Lock()
+
+    def work(i: int) -> int:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.02)
+        with lock:
+            active[0] -= 1
+        return i * i
+
+    assert client.map_windows(work, range(12)) == [i * i for i in range(12)]
+    assert 1 < peak[0] <= 4
+    client.close()
+
+
+# -- enrichment in the cost set, through the refresh thread ----------------------------------
+
+
+def cost_settings(tmp_path: Path, url: str | None, **extra) -> argparse.Namespace:
+    values = dict(currency="USD", region="us-east-1", pricing_config=None,
+                  electricity_maps_token=None, energy_cost=0.0, cpu_cost=0.50, gpu_cost=0.0,
+                  disable_load_aware=False, results_dir=str(tmp_path), prometheus_url=url)
+    values.update(extra)
+    return argparse.Namespace(**values)
+
+
+def write_run(tmp_path: Path) -> None:
+    scenarios = [
+        {"name": "2 streams @ 2500k", "bitrate": "2500k", "start_time": PAST,
+         "end_time": PAST + 10},
+        {"name": "own samples", "bitrate": "1000k", "start_time": PAST, "end_time": PAST + 10,
+         "step_seconds": 5, "power_watts": [50.0, 50.0], "cpu_usage_cores": [1.0, 1.0]},
+        {"name": "no window", "bitrate": "1000k"},
+    ]
+    (tmp_path / "test_results_20250101_000000.json").write_text(
+        json.dumps({"scenarios": scenarios}))
+
+
+def parse(body: bytes) -> dict:
+    return {f.name: f for f in text_string_to_metric_families(body.decode())}
+
+
+def test_cost_enrichment_queries_only_scenarios_without_samples(tmp_path: Path,
+                                                                fake: FakeProm) -> None:
+    write_run(tmp_path)
+    prom = PromClient(fake.url)
+    state = ExporterState(CostMetrics(cost_settings(tmp_path, fake.url)), prom)
+    refresher = Refresher([state], tmp_path, 1.0, prom)
+    refresher.tick()
+    queries = sorted(p["query"] for path, p in fake.requests if path == "/api/v1/query_range")
+    assert queries == sorted([CPU_QUERY, POWER_QUERY])
+    parsed = parse(state.body[0])
+    total = {s.labels["scenario"]: s.value for s in parsed["cost_total_load_aware"].samples}
+    energy = 5 / 2 * (100 + 120 + 2 * 110) * 0.12 / 3_600_000
+    compute = 5 / 2 * (2 + 4 + 2 * 3) * 0.5 / 3600
+    assert total["2 streams @ 2500k"] == pytest.approx(energy + compute, rel=1e-12)
+    assert "no window" not in total
+    assert parsed["cost_exporter_victoriametrics_up"].samples[0].value == 1.0
+    # a finished window is never asked again, even when the file changes
+    count = len(fake.requests)
+    (tmp_path / "test_results_20250102_000000.json").write_bytes(
+        (tmp_path / "test_results_20250101_000000.json").read_bytes())
+    refresher.tick()
+    assert len([r for r in fake.requests[count:] if r[0] == "/api/v1/query_range"]) == 0
+
+
+def test_database_down_keeps_serving_with_gauge_zero(tmp_path: Path, fake: FakeProm) -> None:
+    write_run(tmp_path)
+    fake.mode = "error"
+    prom = PromClient(fake.url, backoff_initial=60.0)
+    state = ExporterState(CostMetrics(cost_settings(tmp_path, fake.url)), prom)
+    refresher = Refresher([state], tmp_path, 1.0, prom)
+    refresher.tick()
+    parsed = parse(state.body[0])
+    assert parsed["cost_exporter_victoriametrics_up"].samples[0].value == 0.0
+    served = {s.labels["scenario"] for s in parsed["cost_total_load_aware"].samples}
+    assert served == {"own samples"}  # the file's own samples still priced
+    sent = len(fake.requests)
+    assert sent == 1  # first failure starts the backoff; the other query is not sent
+    for _ in range(3):
+        refresher.tick()
+    assert len(fake.requests) == sent  # backing off: nothing sent
+
+
+def test_disable_load_aware_sends_nothing(tmp_path: Path, fake: FakeProm) -> None:
+    write_run(tmp_path)
+    prom = PromClient(fake.url)
+    metric_set = CostMetrics(cost_settings(tmp_path, fake.url, disable_load_aware=True))
+    state = ExporterState(metric_set, prom)
+    Refresher([state], tmp_path, 1.0, prom).tick()
+    assert not [r for r in fake.requests if r[0] == "/api/v1/query_range"]
+    assert metric_set.skipped() == {"no_load_aware_data": 2}

@@ -1,0 +1,134 @@
+"""QoE metric set: families, labels, validity ranges and values against hand computations."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from advisor_core.scenario import load_results
+from exporters._core import make_run, render_families
+from exporters._promql import PromClient
+from exporters.qoe import QoEMetrics
+
+DATA_DIR = Path(__file__).parent / "data"
+RESULT_FILES = sorted(DATA_DIR.glob("test_results_*.json"))
+QOE_FAMILIES = ["qoe_vmaf_score", "qoe_psnr_score", "qoe_ssim_score", "qoe_quality_per_watt",
+                "qoe_efficiency_score", "qoe_drop_rate"]
+
+
+def exposition(scenarios: list) -> tuple[dict, QoEMetrics]:
+    metric_set = QoEMetrics()
+    run = make_run(Path("test_results_20250101_000000.json"), scenarios)
+    body = render_families(metric_set.compute(run, PromClient(None))).decode()
+    return {f.name: f for f in text_string_to_metric_families(body)}, metric_set
+
+
+def value(parsed: dict, family: str, scenario: str) -> float:
+    matches = [s.value for s in parsed[family].samples if s.labels["scenario"] == scenario]
+    assert len(matches) == 1, (family, scenario, matches)
+    return matches[0]
+
+
+def names(parsed: dict, family: str) -> set:
+    return {s.labels["scenario"] for s in parsed[family].samples}
+
+
+@pytest.mark.parametrize("path", RESULT_FILES, ids=lambda p: p.name)
+def test_every_data_file_renders_valid_exposition(path: Path) -> None:
+    raw = load_results(path)
+    parsed, _ = exposition(raw)
+    assert set(QOE_FAMILIES) == set(parsed)
+    for name, family in parsed.items():
+        label_sets = [tuple(sorted(s.labels.items())) for s in family.samples]
+        assert len(label_sets) == len(set(label_sets)), f"{name} repeats a label set"
+        for sample in family.samples:
+            assert set(sample.labels) == {"scenario", "bitrate", "encoder"}
+            assert math.isfinite(sample.value)
+    last = {s["name"]: s for s in raw}
+    with_vmaf = {n for n, s in last.items() if isinstance(s.get("vmaf_score"), (int, float))
+                 and 0 <= s["vmaf_score"] <= 100}
+    assert names(parsed, "qoe_vmaf_score") == with_vmaf
+    with_frames = {n for n, s in last.items() if isinstance(s.get("total_frames"), int)
+                   and s["total_frames"] > 0}
+    assert names(parsed, "qoe_drop_rate") == with_frames
+
+
+def test_extended_file_values(extended_results_path: Path) -> None:
+    raw = load_results(extended_results_path)
+    parsed, _ = exposition(raw)
+    two = [s for s in raw if s["name"] == "2 streams @ 2500k"][-1]
+    name = two["name"]
+    mean_w = sum(two["power_watts"]) / len(two["power_watts"])
+    assert value(parsed, "qoe_vmaf_score", name) == 92.5
+    assert value(parsed, "qoe_psnr_score", name) == 42.3
+    assert value(parsed, "qoe_ssim_score", name) == 0.985
+    assert value(parsed, "qoe_quality_per_watt", name) == pytest.approx(92.5 / mean_w, rel=1e-12)
+    assert round(value(parsed, "qoe_quality_per_watt", name), 4) == 2.0056  # reference-facts J.4
+    assert value(parsed, "qoe_drop_rate", name) == pytest.approx(5 / 3612, rel=1e-12)
+    assert round(value(parsed, "qoe_drop_rate", name), 6) == 0.001384
+    labels = next(s.labels for s in parsed["qoe_vmaf_score"].samples
+                  if s.labels["scenario"] == name)
+    assert labels == {"scenario": name, "bitrate": "2500k", "encoder": "libx264"}
+    # a genuine 0 is a valid score (the Go reference dropped it)
+    assert value(parsed, "qoe_vmaf_score", "baseline idle") == 0.0
+    assert value(parsed, "qoe_quality_per_watt", "baseline idle") == 0.0
+
+
+def test_power_object_values_match_reference_facts_j6() -> None:
+    scenario = {"name": 'A "q" b', "vmaf_score": 80, "power": {"mean_watts": 100.0,
+                "total_energy_joules": 5000.0}, "duration": 60, "resolution": "1920x1080",
+                "fps": 30}
+    parsed, _ = exposition([scenario])
+    assert value(parsed, "qoe_quality_per_watt", 'A "q" b') == pytest.approx(0.8, rel=1e-12)
+    expected = 1920 * 1080 * 30 * 60 * 0.80 / 5000
+    assert value(parsed, "qoe_efficiency_score", 'A "q" b') == pytest.approx(expected, rel=1e-12)
+    assert round(value(parsed, "qoe_efficiency_score", 'A "q" b')) == 597197
+
+
+def test_power_samples_give_mean_and_trapezoid_energy() -> None:
+    samples = [40.0, 50.0, 60.0, 50.0]
+    scenario = {"name": "s", "vmaf_score": 90.0, "power_watts": samples, "step_seconds": 5,
+                "duration": 15, "resolution": "1280x720", "fps": 30}
+    parsed, _ = exposition([scenario])
+    energy = 5 / 2 * (40 + 50 + 2 * (50 + 60))  # trapezoid, joules
+    assert value(parsed, "qoe_quality_per_watt", "s") == pytest.approx(90 / 50, rel=1e-12)
+    assert value(parsed, "qoe_efficiency_score", "s") == pytest.approx(
+        1280 * 720 * 30 * 15 * 0.9 / energy, rel=1e-12)
+    # without a step only the mean is known
+    no_step = dict(scenario, step_seconds=None)
+    parsed, _ = exposition([no_step])
+    assert value(parsed, "qoe_quality_per_watt", "s") == pytest.approx(1.8, rel=1e-12)
+    assert parsed["qoe_efficiency_score"].samples == []
+
+
+def test_out_of_range_and_invalid_scores_are_skipped_and_counted() -> None:
+    scenarios = [
+        {"name": "vmaf 150", "vmaf_score": 150, "psnr_score": -1, "ssim_score": 1.2,
+         "power": {"mean_watts": 100.0, "total_energy_joules": 5000.0}},
+        {"name": "strings", "vmaf_score": "90", "psnr_score": "n/a", "ssim_score": True},
+        {"name": "edges", "vmaf_score": 100, "psnr_score": 0, "ssim_score": 1},
+        {"name": "frames", "total_frames": 10, "dropped_frames": 11},
+        {"name": "no frames", "total_frames": 0, "dropped_frames": 0},
+    ]
+    parsed, metric_set = exposition(scenarios)
+    assert names(parsed, "qoe_vmaf_score") == {"edges"}
+    assert names(parsed, "qoe_psnr_score") == {"edges"}
+    assert names(parsed, "qoe_ssim_score") == {"edges"}
+    assert parsed["qoe_quality_per_watt"].samples == []  # VMAF 150 gives no efficiency
+    assert parsed["qoe_drop_rate"].samples == []
+    assert metric_set.skipped() == {
+        "vmaf_score_out_of_range": 1, "psnr_score_out_of_range": 1, "ssim_score_out_of_range": 1,
+        "vmaf_score_invalid": 1, "psnr_score_invalid": 1, "ssim_score_invalid": 1,
+        "dropped_frames_invalid": 1,
+    }
+
+
+@pytest.mark.parametrize("name", ['q"uote', "back\\slash", "new\nline", "ünïcødé ✓ 漢"])
+def test_label_values_survive(name: str) -> None:
+    parsed, _ = exposition([{"name": name, "vmaf_score": 50, "bitrate": 'b"\\\n',
+                             "encoder_type": "é"}])
+    sample = parsed["qoe_vmaf_score"].samples[0]
+    assert sample.labels == {"scenario": name, "bitrate": 'b"\\\n', "encoder": "é"}
