@@ -69,8 +69,9 @@ def positive_number(value: Any) -> Optional[float]:
 # ---------------------------------------------------------------------------------------------
 
 _BITRATE_UNIT = r"(?:kbps|kb/s|k|mbps|mb/s|m|gbps|gb/s|g|bps|b/s)"
-# "4 streams", "4-stream", "4streams", "2 -  streams"; not the "5" of "2.5 streams".
-_COUNTED_STREAMS = re.compile(r"(?<![\d.])(\d+)[\s-]*streams?")
+# "4 streams", "4-stream", "4streams", "2 -  streams"; not the "5" of "2.5 streams" nor the
+# "30" of "1080p30-streaming".
+_COUNTED_STREAMS = re.compile(r"(?<![\d.])(\d+)[\s-]*streams?(?![a-z])")
 _SINGLE_STREAM = re.compile(r"single[\s-]*stream")
 _LEADING_COUNT = re.compile(r"^\s*(\d+)\s+(\S+)")
 _NUMBER_WITH_UNIT = re.compile(r"^" + _BITRATE_UNIT + r"$")
@@ -223,7 +224,8 @@ def total_pixels(scenario: Any, duration: Optional[float] = None) -> Optional[fl
     renditions = _renditions(scenario)
     if not renditions:
         return None
-    return float(sum(w * h * fps for w, h, fps, _ in renditions) * seconds)
+    pixels = float(sum(w * h * fps for w, h, fps, _ in renditions) * seconds)
+    return pixels if math.isfinite(pixels) else None
 
 
 def _fps_text(raw: Any) -> str:
