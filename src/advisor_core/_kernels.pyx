@@ -1,2 +1,617 @@
 # cython: language_level=3
-"""Compiled scoring and integration kernels (placeholder until the domain kernels land)."""
+"""Compiled kernels: trapezoid integration, efficiency scores, cost formulas, batch gathering.
+
+Every formula exists once, as a ``cdef inline`` function; the scalar entry points (called by the
+per-scenario methods) and the batch kernels (called by the ``*_many`` methods) both use it, so
+the two paths give bit-identical results. Inputs and outputs are float64; NaN means "missing"
+on input and "no result" (None) on output. Results that overflow to ±inf are NaN too.
+The ``gather_*`` functions read scenario dicts into typed columns in one compiled pass; they
+transcribe the per-scenario readers of cost.py/scoring.py/scenario.py (tests check identity).
+"""
+
+import numpy as np
+
+from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
+from cpython.long cimport PyLong_Check
+from cpython.object cimport PyObject
+from libc.math cimport NAN, isfinite, isnan
+
+cdef extern from "Python.h":
+    # Borrowed-reference access: the sample loop touches no reference counts on its fast path.
+    Py_ssize_t _list_size "PyList_GET_SIZE" (object)
+    Py_ssize_t _tuple_size "PyTuple_GET_SIZE" (object)
+    PyObject* _list_item "PyList_GET_ITEM" (object, Py_ssize_t)
+    PyObject* _tuple_item "PyTuple_GET_ITEM" (object, Py_ssize_t)
+    bint _is_exact_float "PyFloat_CheckExact" (PyObject*)
+    double _long_as_double "PyLong_AsDouble" (object)
+    PyObject* PyErr_Occurred()
+    void PyErr_Clear()
+    double _float_value "PyFloat_AS_DOUBLE" (PyObject*)
+
+cdef enum:
+    # Scoring algorithm codes (scoring.py maps names to these).
+    C_THROUGHPUT = 0
+    C_PIXELS = 1
+    C_QUALITY = 2
+    C_QOE = 3
+    # States of a sample series.
+    C_ABSENT = 0   # not a list, or an empty list
+    C_VALID = 1    # non-empty list of finite numbers >= 0
+    C_INVALID = 2  # non-empty list holding something else
+
+ALGO_THROUGHPUT_PER_WATT = C_THROUGHPUT
+ALGO_PIXELS_PER_JOULE = C_PIXELS
+ALGO_QUALITY_PER_WATT = C_QUALITY
+ALGO_QOE_EFFICIENCY = C_QOE
+SERIES_ABSENT = C_ABSENT
+SERIES_VALID = C_VALID
+SERIES_INVALID = C_INVALID
+
+
+cdef inline double _finite(double x) noexcept nogil:
+    return x if isfinite(x) else NAN
+
+
+cdef double _trapz(const double[::1] v, Py_ssize_t start, Py_ssize_t stop,
+                   double step) noexcept nogil:
+    # Reference rule: no sample -> 0, one sample -> v0 * step, else h/2 (v0 + vn + 2 sum inner).
+    cdef Py_ssize_t n = stop - start
+    cdef Py_ssize_t i
+    cdef double inner = 0.0
+    if n <= 0:
+        return 0.0
+    if n == 1:
+        return v[start] * step
+    for i in range(start + 1, stop - 1):
+        inner += v[i]
+    return step / 2.0 * (v[start] + v[stop - 1] + 2.0 * inner)
+
+
+def trapezoid(values, double step):
+    """Trapezoidal integral of evenly spaced samples (unit: sample unit x seconds).
+
+    [] -> 0.0; one sample -> v0 * step; otherwise step/2 * (v0 + v_last + 2 * sum(inner)).
+    """
+    arr = np.ascontiguousarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError("trapezoid expects a 1-D sequence of samples")
+    cdef const double[::1] v = arr
+    cdef double result
+    with nogil:
+        result = _trapz(v, 0, v.shape[0], step)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample series (Python lists of numbers): one pass reads and validates the objects and keeps
+# what the trapezoid needs (first, last, running sum of the inner samples, count); the integral
+# itself is then the same nogil arithmetic as _trapz, so results are bit-identical to it.
+# ---------------------------------------------------------------------------------------------
+
+cdef struct Series:
+    int state
+    Py_ssize_t n
+    double first
+    double last
+    double inner
+
+
+cdef inline double _sample(object x):
+    # a finite number >= 0 (bools, strings, None excluded), else NaN
+    cdef double d
+    if PyFloat_Check(x):
+        d = PyFloat_AS_DOUBLE(x)
+    elif PyLong_Check(x) and not isinstance(x, bool):
+        d = _long_as_double(x)
+        if d == -1.0 and PyErr_Occurred():
+            PyErr_Clear()
+            return NAN
+    else:
+        return NAN
+    return d if isfinite(d) and d >= 0.0 else NAN
+
+
+cdef Series _read_series(object item) except *:
+    """State and trapezoid terms of one sample list (ABSENT: not a list/tuple, or empty)."""
+    cdef Series out
+    cdef double d
+    cdef Py_ssize_t j = 0
+    cdef PyObject* ptr
+    cdef bint is_list = type(item) is list
+    out.state = C_ABSENT
+    out.n = 0
+    out.first = out.last = out.inner = 0.0
+    if not (is_list or type(item) is tuple) or len(item) == 0:
+        return out
+    out.state = C_VALID
+    # The size is re-read on every step: converting an int subclass can run Python code.
+    while j < (_list_size(item) if is_list else _tuple_size(item)):
+        ptr = _list_item(item, j) if is_list else _tuple_item(item, j)
+        if _is_exact_float(ptr):
+            d = _float_value(ptr)
+            if not (isfinite(d) and d >= 0.0):
+                d = NAN
+        else:
+            d = _sample(<object>ptr)
+        if isnan(d):
+            out.state = C_INVALID
+            return out
+        if out.n == 0:
+            out.first = d
+        else:
+            if out.n >= 2:
+                out.inner += out.last  # the previous sample turned out to be an inner one
+            out.last = d
+        out.n += 1
+        j += 1
+    return out
+
+
+cdef inline double _series_integral(Series series, double step) noexcept nogil:
+    # same operations, in the same order, as _trapz over the samples
+    if series.state != C_VALID or not (isfinite(step) and step > 0.0):
+        return NAN
+    if series.n == 1:
+        return _finite(series.first * step)
+    return _finite(step / 2.0 * (series.first + series.last + 2.0 * series.inner))
+
+
+def series_integral(object item, double step):
+    """(state, integral) of one sample list over ``step`` seconds; NaN unless state is VALID."""
+    cdef Series series = _read_series(item)
+    return series.state, _series_integral(series, step)
+
+
+# ---------------------------------------------------------------------------------------------
+# Gathering scenario fields into typed columns (with the GIL: this is where Python objects are
+# read). These are compiled transcriptions of the per-scenario readers in cost.py, scoring.py and
+# scenario.total_pixels; tests check the batch and per-scenario results are identical.
+# ---------------------------------------------------------------------------------------------
+
+cdef object _MISSING = object()
+
+
+cdef inline double _num(object value):
+    # scenario.as_number: finite int/float (not bool) -> float, else NaN
+    cdef double d
+    if PyFloat_Check(value):
+        d = PyFloat_AS_DOUBLE(value)
+        return d if isfinite(d) else NAN
+    if PyLong_Check(value) and not isinstance(value, bool):
+        d = _long_as_double(value)
+        if d == -1.0 and PyErr_Occurred():
+            PyErr_Clear()  # beyond the float range
+            return NAN
+        return d
+    return NAN
+
+
+cdef inline double _pos(object value):
+    cdef double d = _num(value)
+    return d if d > 0.0 else NAN
+
+
+cdef inline double _nonneg(object value):
+    cdef double d = _num(value)
+    return d if d >= 0.0 else NAN
+
+
+cdef double _mean_watts(dict s):
+    # cost.mean_power_watts
+    cdef double watts, gpu_watts
+    power = s.get("power")
+    if not isinstance(power, dict) or not power:
+        return NAN
+    watts = _nonneg((<dict>power).get("mean_watts"))
+    if isnan(watts):
+        return NAN
+    gpu = s.get("gpu_power")
+    if isinstance(gpu, dict):
+        raw = (<dict>gpu).get("mean_watts")
+        if raw is not None:
+            gpu_watts = _nonneg(raw)
+            if isnan(gpu_watts):
+                return NAN
+            watts = watts + gpu_watts
+            if not isfinite(watts):
+                return NAN
+    return watts
+
+
+cdef double _energy_j(dict s):
+    # cost.energy_joules
+    power = s.get("power")
+    if not isinstance(power, dict):
+        return NAN
+    return _pos((<dict>power).get("total_energy_joules"))
+
+
+cdef inline double _rendition(dict entry, object resolution, dict areas):
+    # pixels per second of one rendition, NaN when invalid (scenario._renditions); ``areas``
+    # memoises resolution() -> width x height for the duration of one gather call
+    cdef double fps = _pos(entry.get("fps"))
+    if isnan(fps):
+        return NAN
+    text = entry.get("resolution")
+    area = areas.get(text) if isinstance(text, str) else None
+    if area is None:
+        size = resolution(text)
+        if size is None:
+            area = 0
+        else:
+            area = <long long>size[0] * <long long>size[1]
+        if isinstance(text, str):
+            areas[text] = area
+    if area == 0:
+        return NAN
+    return <double>(<long long>area) * fps
+
+
+cdef double _pixels(dict s, double seconds, object resolution, dict areas):
+    # scenario.total_pixels (seconds = its positive duration or NaN): sum of width x height x
+    # fps over the renditions, x seconds
+    cdef double term, first = NAN, pixels
+    cdef Py_ssize_t found = 0
+    cdef list terms = None
+    if isnan(seconds):
+        return NAN
+    outputs = s.get("outputs")
+    if isinstance(outputs, list):
+        for entry in <list>outputs:
+            if not isinstance(entry, dict):
+                continue
+            term = _rendition(<dict>entry, resolution, areas)
+            if isnan(term):
+                continue
+            found += 1
+            if found == 1:
+                first = term
+            else:
+                if terms is None:
+                    terms = [first]
+                terms.append(term)
+    if found == 0:
+        first = _rendition(s, resolution, areas)
+        if isnan(first):
+            return NAN
+        found = 1
+    if found == 1:
+        pixels = first * seconds
+    else:
+        # Python's own sum(): the same float result as scenario.total_pixels on every version
+        # (3.12 made sum() of floats compensated).
+        pixels = <double>sum(terms) * seconds
+    return pixels if isfinite(pixels) else NAN
+
+
+def gather_cost_fields(list scenarios, object resolution):
+    """Columns for costs_batch: (ok uint8, table float64 [7, n]).
+
+    Rows: mean watts (W), duration (s), pixels, viewers field, CPU core-seconds, GPU
+    core-seconds (0.0 without GPU samples), joules of power_watts. ok is 0 for non-dicts.
+    """
+    cdef Py_ssize_t n = len(scenarios), i
+    cdef double step, seconds
+    cdef Series gpu
+    ok_arr = np.zeros(n, dtype=np.uint8)
+    table_arr = np.full((7, n), NAN)
+    cdef unsigned char[::1] ok = ok_arr
+    cdef double[:, ::1] table = table_arr
+    cdef dict s, areas = {}
+    for i in range(n):
+        item = scenarios[i]
+        if not isinstance(item, dict):
+            continue
+        s = <dict>item
+        ok[i] = 1
+        seconds = _pos(s.get("duration"))
+        table[0, i] = _mean_watts(s)
+        table[1, i] = seconds
+        table[2, i] = _pixels(s, seconds, resolution, areas)
+        table[3, i] = _pos(s.get("viewers"))
+        step = _pos(s.get("step_seconds"))
+        table[4, i] = _series_integral(_read_series(s.get("cpu_usage_cores")), step)
+        gpu = _read_series(s.get("gpu_usage_cores"))
+        table[5, i] = 0.0 if gpu.state == C_ABSENT else _series_integral(gpu, step)
+        table[6, i] = _series_integral(_read_series(s.get("power_watts")), step)
+    return ok_arr, table_arr
+
+
+def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
+                        object stream_count, object resolution):
+    """Columns for score_batch: (algo int8, table float64 [6, n] of bitrate, streams, watts,
+    energy, pixels, vmaf). fixed_algo < 0 selects per scenario like scoring's ``auto``."""
+    cdef Py_ssize_t n = len(scenarios), i
+    cdef int algo
+    cdef double energy
+    algo_arr = np.empty(n, dtype=np.int8)
+    table_arr = np.full((6, n), NAN)
+    cdef signed char[::1] algos = algo_arr
+    cdef double[:, ::1] table = table_arr
+    cdef dict s, areas = {}, rates = {}, counts = {}
+    for i in range(n):
+        item = scenarios[i]
+        algo = fixed_algo
+        if algo < 0:
+            algo = C_THROUGHPUT
+            if isinstance(item, dict):
+                if (<dict>item).get("vmaf_score") is not None:
+                    algo = C_QOE
+                else:
+                    outputs = (<dict>item).get("outputs")
+                    if isinstance(outputs, list) and len(<list>outputs) > 1:
+                        algo = C_PIXELS
+        algos[i] = algo
+        if not isinstance(item, dict):
+            continue
+        s = <dict>item
+        if algo == C_THROUGHPUT:
+            # Names and bitrates repeat within a run: memoise the parsers for this call.
+            name = s.get("name")
+            key = name if isinstance(name, str) else None
+            streams = counts.get(key, _MISSING) if key is not None else _MISSING
+            if streams is _MISSING:
+                count = stream_count(name)
+                streams = 1.0 if count is None else _num(count)
+                if key is not None:
+                    counts[key] = streams
+            table[1, i] = <double>streams
+            text = s.get("bitrate", "0k")
+            key = text if isinstance(text, str) else None
+            rate = rates.get(key, _MISSING) if key is not None else _MISSING
+            if rate is _MISSING:
+                rate = bitrate_mbps(text)
+                if key is not None:
+                    rates[key] = rate
+            if rate is not None:
+                table[0, i] = <double>rate
+            table[2, i] = _mean_watts(s)
+        elif algo == C_QUALITY:
+            table[2, i] = _mean_watts(s)
+            table[5, i] = _num(s.get("vmaf_score"))
+        else:
+            energy = _energy_j(s)
+            table[3, i] = energy
+            if not isnan(energy):
+                table[4, i] = _pixels(s, _pos(s.get("duration")), resolution, areas)
+            if algo == C_QOE:
+                table[5, i] = _num(s.get("vmaf_score"))
+    return algo_arr, table_arr
+
+
+def optional_list(const double[::1] values):
+    """Python list of the values with NaN as None."""
+    cdef Py_ssize_t n = values.shape[0], i
+    cdef list out = [None] * n
+    for i in range(n):
+        if not isnan(values[i]):
+            out[i] = values[i]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Efficiency scores
+# ---------------------------------------------------------------------------------------------
+
+cdef inline double _score(int algo, double bitrate, double streams, double watts, double energy,
+                          double pixels, double vmaf) noexcept nogil:
+    cdef double throughput
+    if algo == C_THROUGHPUT:
+        # Mbps per watt
+        if not (watts > 0.0):
+            return NAN
+        throughput = bitrate * streams
+        if not (throughput > 0.0):
+            return NAN
+        return _finite(throughput / watts)
+    if algo == C_PIXELS:
+        if not (energy > 0.0 and pixels > 0.0):
+            return NAN
+        return _finite(pixels / energy)
+    if algo == C_QUALITY:
+        # VMAF points per watt; VMAF 0 is a valid (zero) score
+        if not (vmaf >= 0.0 and vmaf <= 100.0 and watts > 0.0):
+            return NAN
+        return _finite(vmaf / watts)
+    if algo == C_QOE:
+        # quality-weighted pixels per joule
+        if not (vmaf >= 0.0 and vmaf <= 100.0 and energy > 0.0 and pixels > 0.0):
+            return NAN
+        return _finite(pixels * (vmaf / 100.0) / energy)
+    return NAN
+
+
+def score(int algo, double bitrate, double streams, double watts, double energy, double pixels,
+          double vmaf):
+    """One efficiency score (NaN = none); see score_batch."""
+    return _score(algo, bitrate, streams, watts, energy, pixels, vmaf)
+
+
+def score_batch(const signed char[::1] algo, const double[::1] bitrate,
+                const double[::1] streams, const double[::1] watts, const double[::1] energy,
+                const double[::1] pixels, const double[::1] vmaf):
+    """Efficiency scores of many scenarios (NaN = none).
+
+    Units: bitrate Mbps, watts W, energy J, pixels count, vmaf 0..100.
+    """
+    cdef Py_ssize_t n = algo.shape[0]
+    cdef Py_ssize_t i
+    if not (bitrate.shape[0] == streams.shape[0] == watts.shape[0] == energy.shape[0]
+            == pixels.shape[0] == vmaf.shape[0] == n):
+        raise ValueError("score_batch: arrays differ in length")
+    out_arr = np.empty(n, dtype=np.float64)
+    cdef double[::1] out = out_arr
+    with nogil:
+        for i in range(n):
+            out[i] = _score(algo[i], bitrate[i], streams[i], watts[i], energy[i], pixels[i],
+                            vmaf[i])
+    return out_arr
+
+
+# ---------------------------------------------------------------------------------------------
+# Costs (currency units; prices per kWh, per hour, per core-second, per joule)
+# ---------------------------------------------------------------------------------------------
+
+cdef inline double _energy_cost(double watts, double duration, double price) noexcept nogil:
+    # A zero price costs nothing, whatever the data (reference rule, checked first).
+    if price == 0.0:
+        return 0.0
+    if isnan(watts) or isnan(duration):
+        return NAN
+    return _finite(watts / 1000.0 * (duration / 3600.0) * price)
+
+
+cdef inline double _compute_cost(double duration, double cpu_hourly,
+                                 double gpu_hourly) noexcept nogil:
+    if cpu_hourly == 0.0 and gpu_hourly == 0.0:
+        return 0.0
+    if isnan(duration):
+        return NAN
+    return _finite(duration / 3600.0 * (cpu_hourly + gpu_hourly))
+
+
+cdef inline double _total(double energy, double compute) noexcept nogil:
+    if isnan(energy) and isnan(compute):
+        return NAN
+    return _finite((0.0 if isnan(energy) else energy) + (0.0 if isnan(compute) else compute))
+
+
+cdef inline double _per_pixel(double total, double pixels) noexcept nogil:
+    # A 0.0 total means "no data" here (reference behaviour, reference-facts A.15).
+    if isnan(total) or total == 0.0 or not (pixels > 0.0):
+        return NAN
+    return _finite(total / pixels)
+
+
+cdef inline double _per_watch_hour(double total, double duration, double viewers) noexcept nogil:
+    cdef double viewer_hours
+    if isnan(total) or not (duration > 0.0) or not (viewers > 0.0):
+        return NAN
+    viewer_hours = duration / 3600.0 * viewers
+    if not (viewer_hours > 0.0):  # underflow of tiny positive inputs
+        return NAN
+    return _finite(total / viewer_hours)
+
+
+cdef inline double _la_compute_cost(double cpu_core_s, double gpu_core_s,
+                                    double price_core_s) noexcept nogil:
+    if price_core_s == 0.0:
+        return 0.0
+    if isnan(cpu_core_s) or isnan(gpu_core_s):
+        return NAN
+    return _finite((cpu_core_s + gpu_core_s) * price_core_s)
+
+
+cdef inline double _la_energy_cost(double joules, double price_j) noexcept nogil:
+    if price_j == 0.0:
+        return 0.0
+    if isnan(joules):
+        return NAN
+    return _finite(joules * price_j)
+
+
+def energy_cost(double watts, double duration, double price_kwh):
+    """Legacy energy cost: W/1000 x s/3600 x price per kWh (NaN = none)."""
+    return _energy_cost(watts, duration, price_kwh)
+
+
+def compute_cost(double duration, double cpu_hourly, double gpu_hourly):
+    """Legacy compute cost: s/3600 x (CPU + GPU hourly price) (NaN = none)."""
+    return _compute_cost(duration, cpu_hourly, gpu_hourly)
+
+
+def total_cost(double energy, double compute):
+    """Sum of two cost parts, a missing part counting 0; NaN when both are missing."""
+    return _total(energy, compute)
+
+
+def cost_per_pixel(double total, double pixels):
+    """Total cost / pixels; NaN for a missing or 0.0 total or no pixels."""
+    return _per_pixel(total, pixels)
+
+
+def cost_per_watch_hour(double total, double duration, double viewers):
+    """Total cost / (hours x viewers) (NaN = none)."""
+    return _per_watch_hour(total, duration, viewers)
+
+
+def load_aware_compute_cost(double cpu_core_s, double gpu_core_s, double price_core_s):
+    """(CPU + GPU core-seconds) x price per core-second (NaN = none)."""
+    return _la_compute_cost(cpu_core_s, gpu_core_s, price_core_s)
+
+
+def load_aware_energy_cost(double joules, double price_j):
+    """Joules x price per joule (NaN = none)."""
+    return _la_energy_cost(joules, price_j)
+
+
+def costs_batch(const double[:, ::1] fields, double legacy_viewers, double la_viewers,
+                bint viewers_from_field, double price_kwh, double cpu_hourly, double gpu_hourly,
+                double price_core_s, double price_j):
+    """All ten costs of gathered scenarios, float64 [10, n] (NaN = none).
+
+    ``fields`` is gather_cost_fields' table. Rows: legacy energy, compute, total, per pixel, per
+    watch hour (``legacy_viewers``), then the same five load-aware (``la_viewers``, or each
+    scenario's viewers field when ``viewers_from_field``).
+    """
+    cdef Py_ssize_t n = fields.shape[1], i
+    if fields.shape[0] != 7:
+        raise ValueError("costs_batch: expected the 7-row table of gather_cost_fields")
+    out_arr = np.empty((10, n), dtype=np.float64)
+    cdef double[:, ::1] out = out_arr
+    cdef double e, c, t, viewers
+    with nogil:
+        for i in range(n):
+            e = _energy_cost(fields[0, i], fields[1, i], price_kwh)
+            c = _compute_cost(fields[1, i], cpu_hourly, gpu_hourly)
+            t = _total(e, c)
+            out[0, i] = e
+            out[1, i] = c
+            out[2, i] = t
+            out[3, i] = _per_pixel(t, fields[2, i])
+            out[4, i] = _per_watch_hour(t, fields[1, i], legacy_viewers)
+            e = _la_energy_cost(fields[6, i], price_j)
+            c = _la_compute_cost(fields[4, i], fields[5, i], price_core_s)
+            t = _total(e, c)
+            viewers = fields[3, i] if viewers_from_field else la_viewers
+            out[5, i] = e
+            out[6, i] = c
+            out[7, i] = t
+            out[8, i] = _per_pixel(t, fields[2, i])
+            out[9, i] = _per_watch_hour(t, fields[1, i], viewers)
+    return out_arr
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking support
+# ---------------------------------------------------------------------------------------------
+
+def scored_copies(list scenarios, const double[::1] scores):
+    """Shallow copies of the scenario dicts with ``efficiency_score`` set (None for NaN)."""
+    cdef Py_ssize_t n = len(scenarios), i
+    if scores.shape[0] != n:
+        raise ValueError("scored_copies: one score per scenario expected")
+    cdef list out = [None] * n
+    cdef dict copy
+    for i in range(n):
+        copy = (<dict?>scenarios[i]).copy()
+        copy["efficiency_score"] = None if isnan(scores[i]) else scores[i]
+        out[i] = copy
+    return out
+
+
+def ranked_order(list copies, const double[::1] scores):
+    """Copies best score first (stable, NaN last) with ``efficiency_rank`` 1..k on scored ones."""
+    cdef Py_ssize_t n = len(copies), i, rank = 0
+    if scores.shape[0] != n:
+        raise ValueError("ranked_order: one score per copy expected")
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    cdef const long long[::1] idx = order.astype(np.int64)
+    cdef list out = [None] * n
+    for i in range(n):
+        item = copies[idx[i]]
+        if not isnan(scores[idx[i]]):
+            rank += 1
+            (<dict?>item)["efficiency_rank"] = rank
+        out[i] = item
+    return out

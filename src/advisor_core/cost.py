@@ -1,0 +1,335 @@
+"""Cost model: legacy (duration x price) and load-aware (integrated samples) transcoding costs.
+
+Costs are in the configured currency (USD by default); energy in joules or kWh, CPU work in
+core-seconds. Every method takes one analysed scenario dict (results-schema.md §3) and returns a
+finite float or None when the data needed is missing or invalid; nothing raises on bad input.
+The ``*_many``/``cost_arrays`` methods compute the same numbers for many scenarios at once with
+the compiled kernels (identical results: both paths share one formula per cost).
+
+Kept from the reference on purpose: a zero price gives 0.0 before any data is looked at; a 0.0
+total has no cost per pixel (None) but a 0.0 cost per watch hour; the legacy watch-hour cost
+defaults to one viewer, the load-aware one has no default audience; one sample integrates to
+value x step. Differences: null nested objects count as missing; negative, NaN, infinite,
+boolean or string numbers, and sample lists holding any such value, give None instead of an
+exception or a negative cost; something that is not a dict gives None; overflow gives None.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from typing import Any, Optional
+
+import numpy as np
+
+from . import _kernels
+from .scenario import as_number, positive_number, resolution, total_pixels
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["COST_KEYS", "CostModel", "trapezoid"]
+
+_NAN = math.nan
+
+#: Keys of :meth:`CostModel.compute_costs_many`; key ``k`` equals ``CostModel.compute_<k>``.
+COST_KEYS = (
+    "energy_cost",
+    "compute_cost",
+    "total_cost",
+    "cost_per_pixel",
+    "cost_per_watch_hour",
+    "energy_cost_load_aware",
+    "compute_cost_load_aware",
+    "total_cost_load_aware",
+    "cost_per_pixel_load_aware",
+    "cost_per_watch_hour_load_aware",
+)
+
+
+def trapezoid(values: Any, step_seconds: float) -> float:
+    """Integrate evenly spaced samples (unit: sample unit x seconds, e.g. W -> J, cores -> core-s).
+
+    [] -> 0.0, one sample -> v0 * step, otherwise step/2 * (v0 + v_last + 2 * sum(inner)).
+    """
+    return _kernels.trapezoid(values, float(step_seconds))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario fields shared with the scorer
+# ---------------------------------------------------------------------------------------------
+
+
+def _non_negative(value: Any) -> Optional[float]:
+    number = as_number(value)
+    return number if number is not None and number >= 0 else None
+
+
+def mean_power_watts(scenario: Any) -> Optional[float]:
+    """Return ``power.mean_watts`` + ``gpu_power.mean_watts`` in watts, or None.
+
+    A missing, null or empty ``power`` object, or a mean that is not a finite number >= 0, is
+    None; a ``gpu_power`` object that is absent or null adds nothing, one holding an invalid
+    mean makes the whole value None.
+    """
+    if not isinstance(scenario, dict):
+        return None
+    power = scenario.get("power")
+    if not isinstance(power, dict) or not power:
+        return None
+    watts = _non_negative(power.get("mean_watts"))
+    if watts is None:
+        return None
+    gpu = scenario.get("gpu_power")
+    if isinstance(gpu, dict):
+        raw = gpu.get("mean_watts")
+        if raw is not None:
+            gpu_watts = _non_negative(raw)
+            if gpu_watts is None:
+                return None
+            watts += gpu_watts
+            if not math.isfinite(watts):
+                return None
+    return watts
+
+
+def energy_joules(scenario: Any) -> Optional[float]:
+    """Return ``power.total_energy_joules`` in joules when it is a finite number > 0, else None."""
+    if not isinstance(scenario, dict):
+        return None
+    power = scenario.get("power")
+    if not isinstance(power, dict):
+        return None
+    return positive_number(power.get("total_energy_joules"))
+
+
+def _nan(value: Optional[float]) -> float:
+    return _NAN if value is None else value
+
+
+def _none(value: float) -> Optional[float]:
+    return None if value != value else value
+
+
+def _price(name: str, value: Any) -> float:
+    number = as_number(value)
+    if number is None or number < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
+class CostModel:
+    """Transcoding cost calculator (legacy and load-aware formulas), in ``currency`` units."""
+
+    def __init__(
+        self,
+        energy_cost_per_kwh: float = 0.0,
+        cpu_cost_per_hour: float = 0.0,
+        gpu_cost_per_hour: float = 0.0,
+        currency: str = "USD",
+        price_per_core_second: Optional[float] = None,
+        price_per_joule: Optional[float] = None,
+    ) -> None:
+        """Set prices: per kWh, per CPU/GPU hour, and optionally per core-second and per joule.
+
+        Unset load-aware prices derive from the legacy ones (hourly/3600, per-kWh/3 600 000).
+        Negative or non-finite prices raise ValueError.
+        """
+        self.energy_cost_per_kwh = _price("energy_cost_per_kwh", energy_cost_per_kwh)
+        self.cpu_cost_per_hour = _price("cpu_cost_per_hour", cpu_cost_per_hour)
+        self.gpu_cost_per_hour = _price("gpu_cost_per_hour", gpu_cost_per_hour)
+        self.currency = str(currency)
+        if price_per_core_second is None:
+            price_per_core_second = (
+                self.cpu_cost_per_hour / 3600 if self.cpu_cost_per_hour > 0 else 0.0
+            )
+        if price_per_joule is None:
+            price_per_joule = (
+                self.energy_cost_per_kwh / 3_600_000 if self.energy_cost_per_kwh > 0 else 0.0
+            )
+        self.price_per_core_second = _price("price_per_core_second", price_per_core_second)
+        self.price_per_joule = _price("price_per_joule", price_per_joule)
+
+    # -- legacy (duration-based) ------------------------------------------------------------
+
+    def compute_energy_cost(self, scenario: Any) -> Optional[float]:
+        """Energy cost (currency): (power W / 1000) x (duration s / 3600) x price per kWh.
+
+        A zero energy price gives 0.0 whatever the data (reference rule).
+        """
+        if not isinstance(scenario, dict):
+            return None
+        return _none(self._energy(scenario, self._duration(scenario)))
+
+    def compute_compute_cost(self, scenario: Any) -> Optional[float]:
+        """Compute cost (currency): duration h x (CPU + GPU hourly price); 0.0 with zero prices."""
+        if not isinstance(scenario, dict):
+            return None
+        return _none(self._compute(self._duration(scenario)))
+
+    def compute_total_cost(self, scenario: Any) -> Optional[float]:
+        """Energy + compute cost (currency), a missing part counting 0; None when both are."""
+        if not isinstance(scenario, dict):
+            return None
+        return _none(self._total(scenario, self._duration(scenario)))
+
+    def compute_cost_per_pixel(self, scenario: Any) -> Optional[float]:
+        """Total cost per delivered pixel (currency/pixel); None for a missing or 0.0 total."""
+        if not isinstance(scenario, dict):
+            return None
+        total = self._total(scenario, self._duration(scenario))
+        if total != total or total == 0.0:
+            return None
+        return _none(_kernels.cost_per_pixel(total, _nan(total_pixels(scenario))))
+
+    def compute_cost_per_watch_hour(self, scenario: Any, viewers: Any = 1) -> Optional[float]:
+        """Total cost per viewer-hour (currency/h/viewer): total / (duration h x viewers)."""
+        if not isinstance(scenario, dict):
+            return None
+        duration = self._duration(scenario)
+        count = self._viewers(viewers)
+        return _none(
+            _kernels.cost_per_watch_hour(self._total(scenario, duration), duration, count)
+        )
+
+    # -- load-aware (integrated samples) ----------------------------------------------------
+
+    def compute_compute_cost_load_aware(self, scenario: Any) -> Optional[float]:
+        """Compute cost (currency): core-seconds of ``cpu_usage_cores`` (+ ``gpu_usage_cores``)
+        integrated over ``step_seconds`` x price per core-second; 0.0 with a zero price."""
+        if not isinstance(scenario, dict):
+            return None
+        return _none(self._la_compute(scenario, self._step(scenario)))
+
+    def compute_energy_cost_load_aware(self, scenario: Any) -> Optional[float]:
+        """Energy cost (currency): joules of ``power_watts`` integrated over ``step_seconds`` x
+        price per joule; 0.0 with a zero price."""
+        if not isinstance(scenario, dict):
+            return None
+        return _none(self._la_energy(scenario, self._step(scenario)))
+
+    def compute_total_cost_load_aware(self, scenario: Any) -> Optional[float]:
+        """Load-aware energy + compute cost (currency); None when both parts are missing."""
+        if not isinstance(scenario, dict):
+            return None
+        return _none(self._la_total(scenario))
+
+    def compute_cost_per_pixel_load_aware(self, scenario: Any) -> Optional[float]:
+        """Load-aware total cost per delivered pixel (currency/pixel); None for a 0.0 total."""
+        if not isinstance(scenario, dict):
+            return None
+        total = self._la_total(scenario)
+        if total != total or total == 0.0:
+            return None
+        return _none(_kernels.cost_per_pixel(total, _nan(total_pixels(scenario))))
+
+    def compute_cost_per_watch_hour_load_aware(
+        self, scenario: Any, viewers: Any = None
+    ) -> Optional[float]:
+        """Load-aware total per viewer-hour (currency/h/viewer); viewers = argument, else the
+        scenario's ``viewers``; None without a positive audience (no default)."""
+        if not isinstance(scenario, dict):
+            return None
+        count = self._viewers(scenario.get("viewers") if viewers is None else viewers)
+        return _none(
+            _kernels.cost_per_watch_hour(
+                self._la_total(scenario), self._duration(scenario), count
+            )
+        )
+
+    def get_pricing_info(self) -> dict:
+        """Return the prices in use (per kWh, per CPU/GPU hour, per core-second, per joule)."""
+        return {
+            "energy_cost_per_kwh": self.energy_cost_per_kwh,
+            "cpu_cost_per_hour": self.cpu_cost_per_hour,
+            "gpu_cost_per_hour": self.gpu_cost_per_hour,
+            "currency": self.currency,
+            "price_per_core_second": self.price_per_core_second,
+            "price_per_joule": self.price_per_joule,
+        }
+
+    # -- batch ------------------------------------------------------------------------------
+
+    def cost_arrays(self, scenarios: Iterable[Any], viewers: Any = None) -> dict[str, np.ndarray]:
+        """All ten costs of many scenarios as float64 arrays (NaN = None), keys COST_KEYS.
+
+        ``viewers`` is passed to both watch-hour costs: None means 1 for the legacy one and the
+        scenario's ``viewers`` field for the load-aware one (their per-scenario defaults).
+        """
+        if not isinstance(scenarios, list):
+            scenarios = [] if scenarios is None else list(scenarios)
+        legacy_viewers = self._viewers(1 if viewers is None else viewers)
+        ok, fields = _kernels.gather_cost_fields(scenarios, resolution)
+        table = _kernels.costs_batch(
+            fields, legacy_viewers, legacy_viewers, viewers is None,
+            self.energy_cost_per_kwh, self.cpu_cost_per_hour, self.gpu_cost_per_hour,
+            self.price_per_core_second, self.price_per_joule,
+        )
+        # Not a scenario at all: None everywhere, even where a zero price would say 0.0.
+        table[:, ok == 0] = _NAN
+        return dict(zip(COST_KEYS, table))
+
+    def compute_costs_many(
+        self, scenarios: Iterable[Any], viewers: Any = None
+    ) -> dict[str, list[Optional[float]]]:
+        """All ten costs of many scenarios as lists (None = no value), keys COST_KEYS.
+
+        ``result[k][i] == compute_<k>(scenarios[i], viewers)`` (with each method's default
+        audience when ``viewers`` is None), computed in one pass with the compiled kernels.
+        """
+        return {
+            key: _kernels.optional_list(column)
+            for key, column in self.cost_arrays(scenarios, viewers).items()
+        }
+
+    # -- internals (NaN = missing) ----------------------------------------------------------
+
+    @staticmethod
+    def _duration(scenario: dict) -> float:
+        return _nan(positive_number(scenario.get("duration")))
+
+    @staticmethod
+    def _step(scenario: dict) -> float:
+        return _nan(positive_number(scenario.get("step_seconds")))
+
+    @staticmethod
+    def _viewers(viewers: Any) -> float:
+        count = positive_number(viewers)
+        if count is None:
+            # No audience is "no value", not an error worth a log line per scenario.
+            if viewers is not None:
+                logger.warning("viewers must be a positive number, got %r", viewers)
+            return _NAN
+        return count
+
+    def _energy(self, scenario: dict, duration: float) -> float:
+        return _kernels.energy_cost(
+            _nan(mean_power_watts(scenario)), duration, self.energy_cost_per_kwh
+        )
+
+    def _compute(self, duration: float) -> float:
+        return _kernels.compute_cost(duration, self.cpu_cost_per_hour, self.gpu_cost_per_hour)
+
+    def _total(self, scenario: dict, duration: float) -> float:
+        return _kernels.total_cost(self._energy(scenario, duration), self._compute(duration))
+
+    def _la_compute(self, scenario: dict, step: float) -> float:
+        if self.price_per_core_second == 0.0:
+            return 0.0
+        _, cpu = _kernels.series_integral(scenario.get("cpu_usage_cores"), step)
+        state, gpu = _kernels.series_integral(scenario.get("gpu_usage_cores"), step)
+        if state == _kernels.SERIES_ABSENT:
+            gpu = 0.0
+        return _kernels.load_aware_compute_cost(cpu, gpu, self.price_per_core_second)
+
+    def _la_energy(self, scenario: dict, step: float) -> float:
+        if self.price_per_joule == 0.0:
+            return 0.0
+        _, joules = _kernels.series_integral(scenario.get("power_watts"), step)
+        return _kernels.load_aware_energy_cost(joules, self.price_per_joule)
+
+    def _la_total(self, scenario: dict) -> float:
+        step = self._step(scenario)
+        return _kernels.total_cost(
+            self._la_energy(scenario, step), self._la_compute(scenario, step)
+        )

@@ -1,0 +1,191 @@
+"""Rank transcoding scenarios by energy efficiency, per run or per output ladder.
+
+Inputs are never modified: results are shallow copies with ``efficiency_score`` (and, for scored
+copies, ``efficiency_rank``; for ladder grouping, ``output_ladder``) added. Scores come from the
+scorer's batch path; entries that are not dicts are ignored.
+
+Differences from the reference: the comparison text names the unit of the algorithm actually
+used (Mbps/W, pixels/J, VMAF/W, QoE-pixels/J) instead of always "Mbps/W"; two scenarios that
+``auto`` scores with different algorithms are "Cannot compare" (their scores have different
+units); a winner without a name is called "config_a"/"config_b" instead of raising; invalid
+``power.mean_watts`` values are left out of the summary's power range.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any, NoReturn, Optional
+
+import numpy as np
+
+from . import _kernels
+from .cost import _non_negative
+from .scoring import EnergyEfficiencyScorer
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["NO_LADDER", "TranscodingRecommender"]
+
+#: Group key of scenarios without an output ladder.
+NO_LADDER = "_no_ladder_"
+
+
+def _dicts(scenarios: Optional[Iterable[Any]]) -> list[dict]:
+    return [s for s in (() if scenarios is None else scenarios) if isinstance(s, dict)]
+
+
+class TranscodingRecommender:
+    """Ranks scenarios, picks the best ones and compares two configurations."""
+
+    def __init__(self, scorer: Optional[EnergyEfficiencyScorer] = None) -> None:
+        """Use ``scorer`` as given, or a new ``EnergyEfficiencyScorer("auto")``."""
+        self.scorer = scorer if scorer is not None else EnergyEfficiencyScorer()
+
+    def _scores(self, scenarios: list[dict]) -> np.ndarray:
+        """Scores as float64 (NaN = none): the batch path unless compute_score is overridden."""
+        scorer = self.scorer
+        if (
+            isinstance(scorer, EnergyEfficiencyScorer)
+            and type(scorer).compute_score is EnergyEfficiencyScorer.compute_score
+        ):
+            return scorer.score_array(scenarios)
+        values = [scorer.compute_score(s) for s in scenarios]
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+    def _scored_copies(self, scenarios: list[dict]) -> tuple[list[dict], np.ndarray]:
+        scores = self._scores(scenarios)
+        return _kernels.scored_copies(scenarios, scores), scores
+
+    def analyze_and_rank(self, scenarios: Iterable[Any]) -> list[dict]:
+        """Scored copies best first (``efficiency_rank`` 1, 2, ...), then unscored copies."""
+        copies, scores = self._scored_copies(_dicts(scenarios))
+        # Stable: equal scores keep input order; unscored copies follow, unranked.
+        return _kernels.ranked_order(copies, scores)
+
+    def analyze_and_rank_by_ladder(self, scenarios: Iterable[Any]) -> dict[str, list[dict]]:
+        """Copies grouped by output ladder id (``_no_ladder_`` when none), ranked per group.
+
+        Groups appear in order of first occurrence; ranks restart at 1 in each group.
+        """
+        copies, scores = self._scored_copies(_dicts(scenarios))
+        groups: dict[str, list[int]] = {}
+        for index, copy in enumerate(copies):
+            ladder = self.scorer.get_output_ladder(copy)
+            copy["output_ladder"] = ladder
+            groups.setdefault(NO_LADDER if ladder is None else ladder, []).append(index)
+        return {
+            key: _kernels.ranked_order([copies[i] for i in members], scores[members])
+            for key, members in groups.items()
+        }
+
+    def get_best_per_ladder(self, scenarios: Iterable[Any]) -> dict[str, Optional[dict]]:
+        """Best scored copy of each ladder group, or None for a group without scores."""
+        return {
+            key: (ranked[0] if ranked and ranked[0].get("efficiency_score") is not None else None)
+            for key, ranked in self.analyze_and_rank_by_ladder(scenarios).items()
+        }
+
+    def get_best_configuration(self, scenarios: Iterable[Any]) -> Optional[dict]:
+        """Best scored copy (rank 1), or None when nothing can be scored."""
+        ranked = self.analyze_and_rank(scenarios)
+        if ranked and ranked[0].get("efficiency_score") is not None:
+            return ranked[0]
+        logger.warning("no scenario could be scored")
+        return None
+
+    def get_top_n(self, scenarios: Iterable[Any], n: int = 5) -> list[dict]:
+        """The ``n`` best scored copies in rank order (fewer when fewer are scored)."""
+        count = _non_negative(n)
+        if count is None:
+            return []
+        ranked = self.analyze_and_rank(scenarios)
+        return [c for c in ranked if c.get("efficiency_score") is not None][: int(count)]
+
+    def get_recommendation_summary(self, scenarios: Iterable[Any]) -> dict:
+        """Best config, top 5, counts, score range and power range (W) of a run."""
+        items = _dicts(scenarios)
+        ranked = self.analyze_and_rank(items)
+        scored = [c for c in ranked if c.get("efficiency_score") is not None]
+        values = [c["efficiency_score"] for c in scored]
+        watts = []
+        for s in items:
+            power = s.get("power")
+            if isinstance(power, dict):
+                mean = _non_negative(power.get("mean_watts"))
+                if mean is not None:
+                    watts.append(mean)
+        return {
+            "best_config": scored[0] if scored else None,
+            "top_5": scored[:5],
+            "total_analyzed": len(items),
+            "scorable": len(scored),
+            "efficiency_range": (min(values), max(values)) if values else None,
+            "power_range": (min(watts), max(watts)) if watts else None,
+        }
+
+    def compare_configurations(self, config_a: Any, config_b: Any) -> dict:
+        """Compare two scenarios' scores: winner, difference, % difference, power difference (W).
+
+        The justification names the unit of the algorithm used; scenarios scored with different
+        algorithms (``auto``) cannot be compared.
+        """
+        score_a = self.scorer.compute_score(config_a)
+        score_b = self.scorer.compute_score(config_b)
+        unit_a, unit_b = self._unit(config_a), self._unit(config_b)
+        if score_a is None or score_b is None or unit_a != unit_b:
+            reason = (
+                "missing efficiency data"
+                if score_a is None or score_b is None
+                else f"different efficiency metrics ({unit_a} vs {unit_b})"
+            )
+            return {
+                "winner": "tie",
+                "efficiency_diff": None,
+                "efficiency_pct_diff": None,
+                "power_diff": None,
+                "justification": f"Cannot compare: {reason}",
+            }
+        diff = score_a - score_b
+        average = (score_a + score_b) / 2
+        pct = diff / average * 100 if average > 0 else 0.0
+        if diff > 0:
+            winner, name, best, other = "config_a", config_a.get("name"), score_a, score_b
+        elif diff < 0:
+            winner, name, best, other = "config_b", config_b.get("name"), score_b, score_a
+        else:
+            winner = "tie"
+        if winner == "tie":
+            text = f"Configurations are equally efficient (both {score_a:.4f} {unit_a})"
+        else:
+            label = name if isinstance(name, str) else winner
+            text = (
+                f"{label} is {abs(pct):.1f}% more efficient "
+                f"({best:.4f} {unit_a} vs {other:.4f} {unit_a})"
+            )
+        return {
+            "winner": winner,
+            "efficiency_diff": diff,
+            "efficiency_pct_diff": pct,
+            "power_diff": self._power_diff(config_a, config_b),
+            "justification": text,
+        }
+
+    def generate_cli_report(self, scenarios: Iterable[Any]) -> NoReturn:
+        """Not implemented (as in the reference)."""
+        raise NotImplementedError("CLI report generation is not implemented")
+
+    def _unit(self, scenario: Any) -> str:
+        unit_for = getattr(self.scorer, "unit_for", None)
+        return unit_for(scenario) if callable(unit_for) else "Mbps/W"
+
+    @staticmethod
+    def _power_diff(config_a: dict, config_b: dict) -> Optional[float]:
+        values = []
+        for config in (config_a, config_b):
+            power = config.get("power")
+            mean = _non_negative(power.get("mean_watts")) if isinstance(power, dict) else None
+            if mean is None:
+                return None
+            values.append(mean)
+        return values[0] - values[1]

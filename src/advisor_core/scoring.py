@@ -1,0 +1,175 @@
+"""Energy-efficiency scores of transcoding scenarios.
+
+Four scores, higher is better: throughput per watt (Mbps/W), pixels per joule (pixels/J),
+quality per watt (VMAF points/W) and QoE efficiency (VMAF-weighted pixels/J). ``auto`` picks
+one per scenario. Scores are finite floats or None (missing/invalid data); nothing raises on bad
+input. ``score_many`` scores a list at once with the compiled kernel, with results identical to
+``compute_score``.
+
+Differences from the reference: stream count, bitrate, resolution, pixels and ladders come from
+advisor_core.scenario (DECISIONS 1-3: "10 Mbps Stream" is one stream, "5Mbps" is 5 Mbps, an
+unknown count is one stream for throughput, unparsable resolutions give no ladder/pixels); null
+nested objects count as missing; negative, NaN, infinite or non-numeric powers, energies and VMAF
+values give None; results that overflow give None instead of inf.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, NoReturn, Optional
+
+import numpy as np
+
+from . import _kernels
+from .cost import energy_joules, mean_power_watts
+from .scenario import (
+    as_number,
+    bitrate_mbps,
+    output_ladder,
+    resolution,
+    stream_count,
+    total_pixels,
+)
+
+__all__ = ["ALGORITHMS", "SCORE_UNITS", "EnergyEfficiencyScorer"]
+
+#: Accepted ``algorithm`` values.
+ALGORITHMS = (
+    "auto",
+    "throughput_per_watt",
+    "pixels_per_joule",
+    "quality_per_watt",
+    "qoe_efficiency_score",
+)
+
+#: Unit of each concrete algorithm's score.
+SCORE_UNITS = {
+    "throughput_per_watt": "Mbps/W",
+    "pixels_per_joule": "pixels/J",
+    "quality_per_watt": "VMAF/W",
+    "qoe_efficiency_score": "QoE-pixels/J",
+}
+
+_CODES = {
+    "throughput_per_watt": _kernels.ALGO_THROUGHPUT_PER_WATT,
+    "pixels_per_joule": _kernels.ALGO_PIXELS_PER_JOULE,
+    "quality_per_watt": _kernels.ALGO_QUALITY_PER_WATT,
+    "qoe_efficiency_score": _kernels.ALGO_QOE_EFFICIENCY,
+}
+
+_NAN = math.nan
+_Inputs = tuple  # (code, bitrate Mbps, streams, watts, joules, pixels, vmaf); NaN = missing
+
+
+def _nan(value: Optional[float]) -> float:
+    return _NAN if value is None else value
+
+
+def _inputs(scenario: Any, algorithm: str) -> _Inputs:
+    """Kernel arguments for one scenario; only the fields the algorithm needs are read."""
+    code = _CODES[algorithm]
+    if not isinstance(scenario, dict):
+        return (code, _NAN, _NAN, _NAN, _NAN, _NAN, _NAN)
+    if algorithm == "throughput_per_watt":
+        count = stream_count(scenario.get("name"))
+        # Unknown stream count = one stream for throughput (DECISIONS 1).
+        streams = 1.0 if count is None else _nan(as_number(count))
+        return (
+            code,
+            _nan(bitrate_mbps(scenario.get("bitrate", "0k"))),
+            streams,
+            _nan(mean_power_watts(scenario)),
+            _NAN,
+            _NAN,
+            _NAN,
+        )
+    if algorithm == "quality_per_watt":
+        return (
+            code, _NAN, _NAN, _nan(mean_power_watts(scenario)), _NAN, _NAN,
+            _nan(as_number(scenario.get("vmaf_score"))),
+        )
+    energy = energy_joules(scenario)
+    # Pixels are the expensive part; without energy the score is None anyway.
+    pixels = _NAN if energy is None else _nan(total_pixels(scenario))
+    vmaf = _NAN
+    if algorithm == "qoe_efficiency_score":
+        vmaf = _nan(as_number(scenario.get("vmaf_score")))
+    return (code, _NAN, _NAN, _NAN, _nan(energy), pixels, vmaf)
+
+
+class EnergyEfficiencyScorer:
+    """Scores scenarios by energy efficiency with one algorithm, or per scenario with ``auto``."""
+
+    def __init__(self, algorithm: str = "auto") -> None:
+        """Choose the algorithm (one of ALGORITHMS); anything else raises ValueError."""
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"Unsupported algorithm: {algorithm!r} (expected one of {', '.join(ALGORITHMS)})"
+            )
+        self.algorithm = algorithm
+
+    def algorithm_for(self, scenario: Any) -> str:
+        """Return the concrete algorithm used for ``scenario`` (resolves ``auto``).
+
+        auto: a non-null ``vmaf_score`` -> qoe_efficiency_score; else an ``outputs`` list with
+        more than one entry -> pixels_per_joule; else throughput_per_watt.
+        """
+        if self.algorithm != "auto":
+            return self.algorithm
+        if not isinstance(scenario, dict):
+            return "throughput_per_watt"
+        if scenario.get("vmaf_score") is not None:
+            return "qoe_efficiency_score"
+        outputs = scenario.get("outputs")
+        if isinstance(outputs, list) and len(outputs) > 1:
+            return "pixels_per_joule"
+        return "throughput_per_watt"
+
+    def unit_for(self, scenario: Any) -> str:
+        """Return the unit of ``scenario``'s score ("Mbps/W", "pixels/J", "VMAF/W", ...)."""
+        return SCORE_UNITS[self.algorithm_for(scenario)]
+
+    def compute_score(self, scenario: Any) -> Optional[float]:
+        """Return the efficiency score of one scenario (unit: see unit_for), or None."""
+        value = _kernels.score(*_inputs(scenario, self.algorithm_for(scenario)))
+        return None if value != value else value
+
+    def score_array(self, scenarios: Iterable[Any]) -> np.ndarray:
+        """Scores of many scenarios as a float64 array (NaN = None), via the batch kernel."""
+        if isinstance(scenarios, list):
+            items = scenarios
+        else:
+            items = [] if scenarios is None else list(scenarios)
+        fixed = -1 if self.algorithm == "auto" else _CODES[self.algorithm]
+        algo, table = _kernels.gather_score_fields(
+            items, fixed, bitrate_mbps, stream_count, resolution
+        )
+        return _kernels.score_batch(algo, *table)
+
+    def score_many(self, scenarios: Iterable[Any]) -> list[Optional[float]]:
+        """Scores of many scenarios (None = no score), equal to ``compute_score`` of each."""
+        return _kernels.optional_list(self.score_array(scenarios))
+
+    def get_output_ladder(self, scenario: Any) -> Optional[str]:
+        """Return the ladder id ("1920x1080@30,1280x720@30") of a scenario, or None."""
+        return output_ladder(scenario)
+
+    def compute_quality_adjusted_score(
+        self, scenario: Any, vmaf_score: Any, psnr_score: Any = None
+    ) -> Optional[float]:
+        """QoE efficiency (VMAF-weighted pixels/J) with the given VMAF; PSNR is ignored."""
+        if not isinstance(scenario, dict):
+            return None
+        rated = dict(scenario)
+        rated["vmaf_score"] = vmaf_score
+        value = _kernels.score(*_inputs(rated, "qoe_efficiency_score"))
+        return None if value != value else value
+
+    def compute_cost_adjusted_score(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not implemented (as in the reference)."""
+        raise NotImplementedError("cost-adjusted scoring is not implemented")
+
+    def compute_hardware_normalized_score(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Not implemented (as in the reference)."""
+        raise NotImplementedError("hardware-normalised scoring is not implemented")

@@ -1,0 +1,377 @@
+"""Tests of advisor_core.scenario: the one home of results-file parsing (DECISIONS 1-4)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from advisor_core import scenario as sc
+
+# ---------------------------------------------------------------------------------------------
+# Stream count: results-schema §5.1 examples under DECISIONS 1 (one rule for everyone)
+# ---------------------------------------------------------------------------------------------
+
+STREAM_COUNTS = [
+    ("4 Streams @ 2500k", 4),
+    ("1 Stream @ 2500k", 1),
+    ("12 Streams", 12),
+    ("4-stream test", 4),
+    ("4streams", 4),
+    ("2 -  streams", 2),
+    ("6 concurrent streams", 6),
+    ("Single Stream @ 2500k", 1),
+    ("singlestream", 1),
+    ("Multi Stream Test", None),
+    # Leading count followed by a non-unit word: the reference rule (H2) keeps the count.
+    ("4 multi-bitrate outputs", 4),
+    ("Multi 4 streams", 4),
+    ("Baseline (Idle)", None),
+    ("High Quality Test", None),
+    ("", None),
+    ("1 Mbps Stream", 1),
+    # DECISIONS 1: a number followed by a bitrate unit is a bitrate; H1/H2 said 5 and 10.
+    ("5 Mbps Stream", 1),
+    ("10 Mbps Stream", 1),
+    # DECISIONS 1: one stream named after its bitrate (H1/H2 said unknown, H3 said 1).
+    ("2.5 Mbps Stream", 1),
+    ("480p @ 2.5Mbps", None),
+    ("30fps @ 5Mbps", None),
+    ("Multi-resolution ladder test 1080p+720p+480p @ 2500k", None),
+    ("4 livestreams", 4),
+    # reference-facts B.2, D.10, G.1
+    ("8 streams @ 1080p", 8),
+    ("2 Stream Test", 2),
+    ("4 streams @ 5M", 4),
+    ("8 Streams @ 1000k", 8),
+    ("2 streams @ 2500k", 2),
+    ("4 Streams @ 5000k", 4),
+    ("8 streams", 8),
+    ("Single stream test", 1),
+    ("5 M stream", 1),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), STREAM_COUNTS)
+def test_stream_count_examples(name, expected):
+    assert sc.stream_count(name) == expected
+
+
+@pytest.mark.parametrize("value", [None, 4, 4.0, b"4 streams", ["4 streams"], {"name": "x"}])
+def test_stream_count_of_non_string_is_unknown(value):
+    assert sc.stream_count(value) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Bitrate → Mbps (DECISIONS 2; results-schema §5.2 table)
+# ---------------------------------------------------------------------------------------------
+
+BITRATES = [
+    ("2500k", 2.5),
+    ("1000k", 1.0),
+    ("5M", 5.0),
+    ("5m", 5.0),
+    (" 5 M", 5.0),
+    ("5 M", 5.0),
+    ("10M", 10.0),
+    ("0k", 0.0),
+    ("3000", 3.0),
+    ("1001", 1.001),
+    ("1000", 1.0),
+    ("999", 0.999),
+    ("1000000", 1000.0),
+    ("1500.5", 1.5005),
+    ("2500.0", 2.5),
+    ("1e3", 1.0),  # DECISIONS 2: a bare number is kbps (B2 said 1000 Mbps; "1000" too)
+    ("2.5m", 2.5),
+    (" 2500K ", 2.5),
+    # DECISIONS 2: unit suffixes are understood (B1 gave 0.0 for these).
+    ("5Mbps", 5.0),
+    ("5 mbps", 5.0),
+    ("2500kbps", 2.5),
+    ("2.5Mbps", 2.5),
+    ("8000000bps", 8.0),
+    ("5000000bps", 5.0),
+]
+
+
+@pytest.mark.parametrize(("text", "mbps"), BITRATES)
+def test_bitrate_examples(text, mbps):
+    assert sc.bitrate_mbps(text) == pytest.approx(mbps, rel=1e-12, abs=0.0)
+
+
+# DECISIONS 2: garbage is unknown (B1 gave 0.0; "-100k" gave -0.1), never an exception.
+@pytest.mark.parametrize("value", ["N/A", "", "abc", "-100k", "5 Mbps extra", "k", None, 2500,
+                                   2.5, ["2500k"], True])
+def test_bitrate_unknown(value):
+    assert sc.bitrate_mbps(value) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolution (DECISIONS 3; reference-facts A.20, D.23, D.35)
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("1920x1080", (1920, 1080)), ("1280x720", (1280, 720)), ("854x480", (854, 480)),
+     ("1920X1080", (1920, 1080)), (" 1920 x 1080 ", (1920, 1080))],
+)
+def test_resolution_parses(text, size):
+    assert sc.resolution(text) == size
+
+
+# DECISIONS 3: positive integers only, so "0x0" (reference: (0, 0)) is unknown too.
+@pytest.mark.parametrize("text", ["N/A", "invalid", "", "1920x1080x3", "0x0", "-1x5",
+                                  "1920.5x1080", "1920×1080", "x1080", "1920x", None, 1920,
+                                  ("1920", "1080")])
+def test_resolution_unknown(text):
+    assert sc.resolution(text) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixels and ladders (reference-facts D.24-D.29, D.34, C.4, G.3, G.4, G.10)
+# ---------------------------------------------------------------------------------------------
+
+LADDER3 = [
+    {"resolution": "1920x1080", "fps": 30},
+    {"resolution": "1280x720", "fps": 30},
+    {"resolution": "854x480", "fps": 30},
+]
+
+
+def test_total_pixels_single_output():
+    assert sc.total_pixels({"resolution": "1280x720", "fps": 30, "duration": 120}) == (
+        1280 * 720 * 30 * 120
+    )
+
+
+def test_total_pixels_ladder():
+    scenario = {"outputs": LADDER3, "duration": 120, "resolution": "1920x1080", "fps": 30}
+    assert sc.total_pixels(scenario) == 12_258_432_000
+    assert sc.total_pixels(dict(scenario, duration=60)) == 6_129_216_000
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        {"resolution": "1280x720", "fps": 30},
+        {"resolution": "1280x720", "fps": 30, "duration": 0},
+        {"resolution": "1280x720", "fps": 30, "duration": -5},
+        {"resolution": "1280x720", "fps": 30, "duration": "60"},
+        {"resolution": "1280x720", "fps": "N/A", "duration": 60},
+        {"resolution": "N/A", "fps": 30, "duration": 60},
+        {"name": "only a name"},
+        {"resolution": "100000x100000", "fps": 1e300, "duration": 1e10},  # overflows to inf
+    ],
+)
+def test_total_pixels_none(scenario):
+    assert sc.total_pixels(scenario) is None
+
+
+def test_total_pixels_duration_override():
+    scenario = {"resolution": "1280x720", "fps": 30, "duration": 120}
+    assert sc.total_pixels(scenario, duration=10) == 1280 * 720 * 30 * 10
+
+
+def test_output_ladder_single():
+    assert sc.output_ladder({"resolution": "1280x720", "fps": 30}) == "1280x720@30"
+    assert sc.output_ladder({"resolution": "1280x720", "fps": 29.97}) == "1280x720@29.97"
+
+
+def test_output_ladder_sorted_regardless_of_input_order():
+    expected = "1920x1080@30,1280x720@30,854x480@30"
+    assert sc.output_ladder({"outputs": LADDER3}) == expected
+    assert sc.output_ladder({"outputs": [LADDER3[2], LADDER3[0], LADDER3[1]]}) == expected
+
+
+def test_output_ladder_stable_for_equal_sizes():
+    outputs = [
+        {"resolution": "1280x720", "fps": 30},
+        {"resolution": "1280x1080", "fps": 60},
+        {"resolution": "1280x720", "fps": 60},
+    ]
+    assert sc.output_ladder({"outputs": outputs}) == "1280x1080@60,1280x720@30,1280x720@60"
+
+
+def test_output_ladder_one_entry():
+    assert sc.output_ladder({"outputs": [{"resolution": "1280x720", "fps": 30}]}) == (
+        "1280x720@30"
+    )
+
+
+def test_output_ladder_none():
+    assert sc.output_ladder({"name": "x"}) is None
+    assert sc.output_ladder({"resolution": "1280x720", "fps": "N/A"}) is None
+    # DECISIONS 3: the reference echoed unparsable text ("abc@30"); now unknown.
+    assert sc.output_ladder({"resolution": "abc", "fps": 30}) is None
+    assert sc.output_ladder(None) is None
+
+
+def test_output_ladder_falls_back_to_top_level_when_no_entry_is_valid():
+    scenario = {"outputs": [{"resolution": "bad", "fps": 30}], "resolution": "1280x720",
+                "fps": 30}
+    assert sc.output_ladder(scenario) == "1280x720@30"
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers, encoder class, baselines, durations
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(1, 1.0), (2.5, 2.5), (-3, -3.0), (0, 0.0), (None, None), (True, None), ("1", None),
+     (math.nan, None), (math.inf, None), (10**400, None), ([1], None)],
+)
+def test_as_number(value, expected):
+    assert sc.as_number(value) == expected
+
+
+def test_positive_number():
+    assert sc.positive_number(2) == 2.0
+    assert sc.positive_number(0) is None
+    assert sc.positive_number(-1.0) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("GPU transcode test", "gpu"), ("NVENC encoding", "gpu"), ("QSV test", "gpu"),
+     ("vaapi x", "gpu"), ("gpu cpu", "gpu"), ("CPU transcode", "cpu"), ("x264 encoding", "cpu"),
+     ("libx264 test", "cpu"), ("Generic test", "cpu")],
+)
+def test_encoder_class_from_name(name, expected):
+    assert sc.encoder_class({"name": name}) == expected
+
+
+def test_encoder_class_prefers_field():
+    assert sc.encoder_class({"name": "GPU test", "encoder_type": "libx264"}) == "libx264"
+
+
+def test_is_baseline_and_measured_duration():
+    assert sc.is_baseline("Baseline (Idle)") and sc.is_baseline("baseline idle")
+    assert not sc.is_baseline("4 streams") and not sc.is_baseline(None)
+    assert sc.measured_duration({"start_time": 100.0, "end_time": 125.0}) == 25.0
+    assert sc.measured_duration({"start_time": 0, "end_time": 125.0}) is None
+    assert sc.measured_duration({"start_time": "1", "end_time": 125.0}) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Files (DECISIONS 4)
+# ---------------------------------------------------------------------------------------------
+
+def test_latest_results_file(tmp_path):
+    for name in ["test_results_20251229_121342.json", "test_results_20251229_125651.json",
+                 "test_results_20251229_125651_analysis.csv", "other.json"]:
+        (tmp_path / name).write_text("{}")
+    assert sc.latest_results_file(tmp_path) == tmp_path / "test_results_20251229_125651.json"
+    assert sc.latest_results_file(tmp_path / "missing") is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert sc.latest_results_file(empty) is None
+
+
+def test_load_results_valid(tmp_path):
+    path = tmp_path / "test_results_1.json"
+    path.write_text(json.dumps({"scenarios": [{"name": "a"}, 3, {"name": "b"}]}))
+    assert sc.load_results(path) == [{"name": "a"}, {"name": "b"}]
+
+
+REAL = os.path.join(os.path.dirname(__file__), "data", "test_results_20251229_125651.json")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "malformed JSON"),
+        (None, "malformed JSON"),  # truncated copy of a real file
+        ("[1, 2]", "top level"),
+        ('"text"', "top level"),
+        ('{"scenarios": null}', "scenarios"),
+        ('{"scenarios": {"a": 1}}', "scenarios"),
+        ('{"test_date": "x"}', "scenarios"),
+        ('{"scenarios": [{"duration": NaN}]}', "malformed JSON"),
+        (b"\xff\xfe{", "malformed JSON"),
+    ],
+)
+def test_load_results_errors_name_the_file(tmp_path, content, problem):
+    path = tmp_path / "test_results_bad.json"
+    if content is None:
+        with open(REAL, "rb") as handle:
+            raw = handle.read()
+        path.write_bytes(raw[: len(raw) // 2])
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ValueError) as info:
+        sc.load_results(path)
+    assert str(path) in str(info.value)
+    assert problem in str(info.value)
+
+
+def test_load_results_missing_file(tmp_path):
+    path = tmp_path / "test_results_none.json"
+    with pytest.raises(ValueError, match="cannot read") as info:
+        sc.load_results(path)
+    assert str(path) in str(info.value)
+
+
+def test_load_results_real_file():
+    scenarios = sc.load_results(REAL)
+    with open(REAL, encoding="utf-8") as handle:
+        assert scenarios == json.load(handle)["scenarios"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties: parsers never raise
+# ---------------------------------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+unit_text = st.from_regex(r"\s*-?[0-9.]{0,6}(e[+-]?[0-9]{1,3})?\s*(k|K|m|M|kbps|Mbps|bps|x)?\s*",
+                          fullmatch=True)
+name_text = st.from_regex(r"[0-9 ]{0,4}(single|multi|live)?[ -]*(streams?|Stream|mbps|k)?.{0,8}",
+                          fullmatch=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=json_values | unit_text | name_text | st.text())
+def test_string_parsers_never_raise(value):
+    count = sc.stream_count(value)
+    assert count is None or (isinstance(count, int) and count >= 0)
+    rate = sc.bitrate_mbps(value)
+    assert rate is None or (isinstance(rate, float) and math.isfinite(rate) and rate >= 0)
+    size = sc.resolution(value)
+    assert size is None or (size[0] > 0 and size[1] > 0)
+    assert isinstance(sc.is_baseline(value), bool)
+    number = sc.as_number(value)
+    assert number is None or math.isfinite(number)
+
+
+scenario_like = st.dictionaries(
+    st.sampled_from(["name", "resolution", "fps", "duration", "outputs", "encoder_type",
+                     "start_time", "end_time"]),
+    json_values
+    | st.lists(st.fixed_dictionaries({}, optional={"resolution": json_values | unit_text,
+                                                   "fps": json_values}), max_size=4),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(scenario=scenario_like | json_values)
+def test_scenario_parsers_never_raise(scenario):
+    pixels = sc.total_pixels(scenario)
+    assert pixels is None or (math.isfinite(pixels) and pixels >= 0)
+    ladder = sc.output_ladder(scenario)
+    assert ladder is None or isinstance(ladder, str)
+    assert isinstance(sc.encoder_class(scenario), str)
+    duration = sc.measured_duration(scenario)
+    assert duration is None or duration >= 0
