@@ -1,16 +1,27 @@
 """advisor-core: power, cost and efficiency modelling for video-transcoding benchmarks.
 
 The numeric kernels are compiled (``advisor_core._linalg``, ``advisor_core._kernels``); parsing of
-results files lives in ``advisor_core.scenario``.
+results files lives in ``advisor_core.scenario``. The top-level names are imported on first use,
+so a process that needs only the cost model never loads numpy or the modelling code.
 """
 
-from .cost import CostModel
-from .modeling import MultivariatePredictor, PowerPredictor
-from .recommender import TranscodingRecommender
-from .regional_pricing import RegionalPricing, create_regional_pricing_config, get_available_regions
-from .scoring import EnergyEfficiencyScorer
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.3.0"
+
+_SUBMODULE_OF = {
+    "CostModel": "cost",
+    "EnergyEfficiencyScorer": "scoring",
+    "MultivariatePredictor": "modeling",
+    "PowerPredictor": "modeling",
+    "RegionalPricing": "regional_pricing",
+    "TranscodingRecommender": "recommender",
+    "create_regional_pricing_config": "regional_pricing",
+    "get_available_regions": "regional_pricing",
+}
 
 __all__ = [
     "CostModel",
@@ -23,3 +34,27 @@ __all__ = [
     "create_regional_pricing_config",
     "get_available_regions",
 ]
+
+if TYPE_CHECKING:
+    from .cost import CostModel
+    from .modeling import MultivariatePredictor, PowerPredictor
+    from .recommender import TranscodingRecommender
+    from .regional_pricing import (
+        RegionalPricing,
+        create_regional_pricing_config,
+        get_available_regions,
+    )
+    from .scoring import EnergyEfficiencyScorer
+
+
+def __getattr__(name: str) -> Any:
+    submodule = _SUBMODULE_OF.get(name)
+    if submodule is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{submodule}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBMODULE_OF))
