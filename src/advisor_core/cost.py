@@ -19,12 +19,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
-from typing import Any, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Optional
 
 from . import _kernels
 from .scenario import as_number, positive_number, resolution, total_pixels
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -256,18 +257,26 @@ class CostModel:
         ``viewers`` is passed to both watch-hour costs: None means 1 for the legacy one and the
         scenario's ``viewers`` field for the load-aware one (their per-scenario defaults).
         """
+        import numpy as np  # here only: the exporters use the list form and never load numpy
+
+        ok, flat = self._cost_table(scenarios, viewers)
+        table = np.asarray(flat).reshape(len(COST_KEYS), len(ok))
+        # Not a scenario at all: None everywhere, even where a zero price would say 0.0.
+        table[:, np.asarray(ok) == 0] = _NAN
+        return dict(zip(COST_KEYS, table))
+
+    def _cost_table(self, scenarios: Iterable[Any], viewers: Any) -> tuple[Any, Any]:
+        """(ok flags, flat [10, n] cost table) of the compiled kernels, without numpy."""
         if not isinstance(scenarios, list):
             scenarios = [] if scenarios is None else list(scenarios)
         legacy_viewers = self._viewers(1 if viewers is None else viewers)
         ok, fields = _kernels.gather_cost_fields(scenarios, resolution)
         table = _kernels.costs_batch(
-            fields, legacy_viewers, legacy_viewers, viewers is None,
+            fields, len(ok), legacy_viewers, legacy_viewers, viewers is None,
             self.energy_cost_per_kwh, self.cpu_cost_per_hour, self.gpu_cost_per_hour,
             self.price_per_core_second, self.price_per_joule,
         )
-        # Not a scenario at all: None everywhere, even where a zero price would say 0.0.
-        table[:, ok == 0] = _NAN
-        return dict(zip(COST_KEYS, table))
+        return ok, table
 
     def compute_costs_many(
         self, scenarios: Iterable[Any], viewers: Any = None
@@ -277,10 +286,9 @@ class CostModel:
         ``result[k][i] == compute_<k>(scenarios[i], viewers)`` (with each method's default
         audience when ``viewers`` is None), computed in one pass with the compiled kernels.
         """
-        return {
-            key: _kernels.optional_list(column)
-            for key, column in self.cost_arrays(scenarios, viewers).items()
-        }
+        ok, table = self._cost_table(scenarios, viewers)
+        rows = _kernels.optional_rows(table, ok) if len(ok) else [[] for _ in COST_KEYS]
+        return dict(zip(COST_KEYS, rows))
 
     # -- internals (NaN = missing) ----------------------------------------------------------
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any, NoReturn, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from . import _kernels
 from .cost import _non_negative
 from .scoring import EnergyEfficiencyScorer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class TranscodingRecommender:
 
     def _scores(self, scenarios: list[dict]) -> np.ndarray:
         """Scores as float64 (NaN = none): the batch path unless compute_score is overridden."""
+        import numpy as np  # numpy is loaded only by processes that rank
+
         scorer = self.scorer
         if (
             isinstance(scorer, EnergyEfficiencyScorer)

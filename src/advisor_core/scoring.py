@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any, NoReturn, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from . import _kernels
 from .cost import energy_joules, mean_power_watts
@@ -31,6 +29,9 @@ from .scenario import (
     stream_count,
     total_pixels,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["ALGORITHMS", "SCORE_UNITS", "EnergyEfficiencyScorer"]
 
@@ -137,6 +138,12 @@ class EnergyEfficiencyScorer:
 
     def score_array(self, scenarios: Iterable[Any]) -> np.ndarray:
         """Scores of many scenarios as a float64 array (NaN = None), via the batch kernel."""
+        import numpy as np  # here only: score_many stays numpy-free for the exporters
+
+        return np.asarray(self._scores(scenarios), dtype=np.float64)
+
+    def _scores(self, scenarios: Iterable[Any]) -> Any:
+        """Scores as a float64 array.array (NaN = None) from the compiled batch kernel."""
         if isinstance(scenarios, list):
             items = scenarios
         else:
@@ -145,11 +152,12 @@ class EnergyEfficiencyScorer:
         algo, table = _kernels.gather_score_fields(
             items, fixed, bitrate_mbps, stream_count, resolution
         )
-        return _kernels.score_batch(algo, *table)
+        return _kernels.score_batch(algo, table)
 
     def score_many(self, scenarios: Iterable[Any]) -> list[Optional[float]]:
         """Scores of many scenarios (None = no score), equal to ``compute_score`` of each."""
-        return _kernels.optional_list(self.score_array(scenarios))
+        scores = self._scores(scenarios)
+        return _kernels.optional_list(scores) if len(scores) else []
 
     def get_output_ladder(self, scenario: Any) -> Optional[str]:
         """Return the ladder id ("1920x1080@30,1280x720@30") of a scenario, or None."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import abc
 import argparse
-import gzip
 import html
 import json
 import logging
@@ -24,31 +23,38 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import zlib
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry, Metric, PlatformCollector, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
+from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from advisor_core import __version__
 from advisor_core.scenario import latest_results_file, load_results
 
 from ._promql import PromClient
+from ._render import render_rows
 
 logger = logging.getLogger("exporters")
 
 __all__ = [
     "VERSION",
     "ExporterState",
+    "LabelSchema",
+    "LabelSet",
     "MetricSet",
     "Refresher",
     "Run",
+    "TableFamily",
     "build_parser",
     "exporter_main",
     "make_run",
@@ -135,8 +141,9 @@ class MetricSet(abc.ABC):
     default_port: int = 0
 
     @abc.abstractmethod
-    def compute(self, run: Run, prom: PromClient) -> list[Metric]:
-        """Called in the refresh thread only (never on a scrape). Returns metric families."""
+    def compute(self, run: Run, prom: PromClient) -> list[Family]:
+        """Called in the refresh thread only (never on a scrape). Returns metric families
+        (prometheus_client Metric objects, or TableFamily for big per-scenario ones)."""
 
     def skipped(self) -> Mapping[str, int]:
         """Scenarios this set skipped in the last compute, by reason (default: none)."""
@@ -156,17 +163,106 @@ class MetricSet(abc.ABC):
 # ---------------------------------------------------------------------------------------------
 
 
+class LabelSet:
+    """One label set (e.g. a scenario's labels), escaped and encoded once for every family."""
+
+    __slots__ = ("block", "labels")
+
+    def __init__(self, labels: Mapping[str, str], block: Optional[bytes] = None) -> None:
+        self.labels = dict(labels)
+        if block is None:
+            text = _label_block(tuple(self.labels.items()))
+            if text is None:
+                raise ValueError(f"label names must match [a-zA-Z_][a-zA-Z0-9_]*: {list(labels)}")
+            block = text.encode("utf-8")
+        self.block = block
+
+
+class LabelSchema:
+    """Builds LabelSets of fixed label names: names checked and sorted once, values escaped."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        for name in names:
+            if not _LEGACY_LABEL_NAME.match(name):
+                raise ValueError(f"label name {name!r} must match [a-zA-Z_][a-zA-Z0-9_]*")
+        if len(set(names)) != len(names):
+            raise ValueError(f"repeated label name in {list(names)}")
+        self.names = tuple(names)
+        # generate_latest sorts label names; positions of the values in that order
+        self._order = sorted(range(len(names)), key=lambda i: names[i])
+        self._sorted = [names[i] for i in self._order]
+
+    def __call__(self, values: Sequence[str]) -> LabelSet:
+        """The LabelSet of ``values`` (one str per name, in the schema's order)."""
+        names = self.names
+        if len(values) != len(names):
+            raise ValueError(f"expected {len(names)} label values, got {len(values)}")
+        parts = []
+        for name, i in zip(self._sorted, self._order):
+            value = values[i]
+            if "\\" in value or "\n" in value or '"' in value:
+                value = _escape_label_value(value)
+            parts.append(f'{name}="{value}"')
+        block = ("{" + ",".join(parts) + "}").encode("utf-8") if parts else b""
+        return LabelSet(dict(zip(names, values)), block)
+
+
+class TableFamily:
+    """A gauge or counter family kept as rows of (LabelSet, value).
+
+    The per-scenario families hold tens of thousands of samples; this keeps two list slots per
+    sample instead of a Sample namedtuple and renders them in compiled code. ``samples`` builds
+    prometheus_client Samples on demand (generate_latest, the tests' oracle, reads them).
+    """
+
+    __slots__ = ("documentation", "keys", "name", "type", "values")
+
+    def __init__(self, name: str, documentation: str, typ: str = "gauge") -> None:
+        if typ not in ("gauge", "counter") or not _LEGACY_METRIC_NAME.match(name):
+            raise ValueError(f"unsupported family {name!r} of type {typ!r}")
+        self.name = name
+        self.documentation = documentation
+        self.type = typ
+        self.keys: list[LabelSet] = []
+        self.values: list[float] = []
+
+    def add(self, labels: LabelSet, value: float) -> None:
+        """Append one sample (value in the family's unit)."""
+        self.keys.append(labels)
+        self.values.append(value)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The rows as prometheus_client Samples (built on each access)."""
+        name = self.name + "_total" if self.type == "counter" else self.name
+        return [Sample(name, key.labels, value) for key, value in zip(self.keys, self.values)]
+
+    def render(self) -> bytes:
+        """HELP, TYPE and sample lines in the text format 0.0.4 (as generate_latest writes)."""
+        name = self.name + "_total" if self.type == "counter" else self.name
+        doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        head = f"# HELP {name} {doc}\n# TYPE {name} {self.type}\n".encode()
+        return head + render_rows(name.encode("ascii"),
+                                  [key.block for key in self.keys], self.values)
+
+
+Family = Union[Metric, TableFamily]
+
+
 class _StaticCollector:
     """Collector yielding a fixed list of families (no describe: registration stays cheap)."""
 
-    def __init__(self, families: Sequence[Metric]) -> None:
+    def __init__(self, families: Sequence[Family]) -> None:
         self._families = families
 
-    def collect(self) -> Sequence[Metric]:
+    def collect(self) -> Sequence[Family]:
         return self._families
 
 
-def _generate_latest(families: Sequence[Metric]) -> bytes:
+def _generate_latest(families: Sequence[Family]) -> bytes:
     """prometheus_client's own rendering of ``families`` (the reference for render_families)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_StaticCollector(families))  # type: ignore[arg-type]
@@ -237,30 +333,45 @@ def _render_fast(metric: Metric, out: list[str], blocks: dict) -> bool:
 LABEL_CACHE_ENTRIES = 200_000
 
 
-def render_families(families: Sequence[Metric], blocks: Optional[dict] = None) -> bytes:
-    """Render metric families in the text exposition format 0.0.4 (UTF-8 bytes).
+def render_chunks(families: Iterable[Family], blocks: Optional[dict] = None) -> list[bytes]:
+    """Render metric families in the text format 0.0.4: one UTF-8 bytes chunk per family.
 
-    Byte-identical to prometheus_client's generate_latest (tests compare both), several times
-    faster for per-scenario families because label blocks are escaped once per label set;
-    ``blocks`` is an optional cache of them kept by the caller between renders.
+    Byte-identical to prometheus_client's generate_latest (tests compare both). TableFamily
+    rows are written by compiled code; other gauges and counters escape each label set once
+    (``blocks`` is an optional cache of label blocks kept by the caller between renders).
     """
     if blocks is None:
         blocks = {}
     elif len(blocks) > LABEL_CACHE_ENTRIES:
         blocks.clear()
-    # Encoded family by family: a multi-MB body never exists as text and bytes at once.
     chunks: list[bytes] = []
     for metric in families:
+        if isinstance(metric, TableFamily):
+            chunks.append(metric.render())
+            continue
         out: list[str] = []
         if _render_fast(metric, out, blocks):
             chunks.append("".join(out).encode("utf-8"))
         else:
             chunks.append(_generate_latest([metric]))
-    return b"".join(chunks)
+    return chunks
+
+
+def render_families(families: Iterable[Family], blocks: Optional[dict] = None) -> bytes:
+    """Render metric families in the text exposition format 0.0.4 (UTF-8 bytes)."""
+    return b"".join(render_chunks(families, blocks))
 
 
 def _gzip(data: bytes) -> bytes:
-    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0)
+    return _gzip_chunks((data,))
+
+
+def _gzip_chunks(chunks: Iterable[bytes]) -> bytes:
+    """One gzip member (mtime 0) of the concatenated chunks, compressed chunk by chunk."""
+    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    parts = [packer.compress(chunk) for chunk in chunks]
+    parts.append(packer.flush())
+    return b"".join(parts)
 
 
 class _ProcessPart:
@@ -288,9 +399,12 @@ class ExporterState:
         self.run: Optional[Run] = None
         self.scenarios_total = 0
         self._label_blocks: dict = {}
+        # (name, type, help) -> (label blocks, value bits, rendered text) of the last render
+        self._tables: dict[tuple, tuple[list, bytes, bytes]] = {}
         # The latest refresh attempt of this set succeeded (a bad newer file makes up 0).
         self.refresh_errors_last_ok = True
-        self._data: tuple[bytes, bytes] = (b"", _gzip(b""))
+        # (plain chunks, one per family; gzip member): the rendered data part.
+        self._data: tuple[tuple[bytes, ...], bytes] = ((), _gzip(b""))
         # The one object a scrape reads, replaced as a whole: (plain chunks, gzip chunks). The
         # chunks are sent back to back; the big data part is never copied into a joined body.
         self.chunks: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
@@ -301,10 +415,34 @@ class ExporterState:
         plain, compressed = self.chunks
         return b"".join(plain), b"".join(compressed)
 
-    def set_data(self, families: Sequence[Metric]) -> None:
-        """Render and gzip the data part once."""
-        plain = render_families(families, self._label_blocks)
-        self._data = (plain, _gzip(plain))
+    def set_data(self, families: list[Family]) -> None:
+        """Render and gzip the data part once (consumes ``families``: emptied as rendered)."""
+        previous, current = self._tables, {}
+        chunks: list[bytes] = []
+        # Family by family, dropping each once rendered: its rows and its text never coexist
+        # with the whole body. A table equal to the last render's (same label blocks, same
+        # value bits) reuses its text: a re-render for new predictions, or a rewritten file
+        # with mostly the same numbers, allocates only what changed while the old body is
+        # still being served.
+        families.reverse()
+        while families:
+            family = families.pop()
+            if not isinstance(family, TableFamily):
+                chunks.extend(render_chunks((family,), self._label_blocks))
+                continue
+            key = (family.name, family.type, family.documentation)
+            blocks = [labels.block for labels in family.keys]
+            bits = array("d", family.values).tobytes()
+            old = previous.get(key)
+            if old is not None and old[1] == bits and old[0] == blocks:
+                chunk = old[2]
+            else:
+                chunk = family.render()
+            current[key] = (blocks, bits, chunk)
+            chunks.append(chunk)
+            del family
+        self._tables = current
+        self._data = (tuple(chunks), _gzip_chunks(chunks))
 
     def self_families(self) -> list[Metric]:
         """Return the set's self-observability families."""
@@ -381,7 +519,7 @@ class ExporterState:
         """Re-render the small self part and swap in the new body chunks."""
         own = render_families(self.self_families())
         data_plain, data_gz = self._data
-        self.chunks = ((data_plain, own + process[0]), (data_gz, _gzip(own) + process[1]))
+        self.chunks = ((*data_plain, own + process[0]), (data_gz, _gzip(own) + process[1]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,19 +607,25 @@ class Refresher(threading.Thread):
                 return
             run = make_run(path, scenarios)
             entries = len(scenarios)
+            del scenarios
         load_seconds = time.perf_counter() - started
         incomplete = self.prom.incomplete
+        # What the self-metrics need of the run, shared by every set; the scenario objects (the
+        # largest thing a refresh holds besides the bodies) are dropped after the last compute.
+        summary = Run(path=run.path, run_id=run.run_id, scenarios=(),
+                      duplicates=run.duplicates, skipped=run.skipped)
         for state in self.states:
             began = time.perf_counter()
             try:
                 families = state.metric_set.compute(run, self.prom)
-                state.set_data(families)
+                state.set_data(families if isinstance(families, list) else list(families))
+                del families
             except Exception:
                 logger.exception("%s: computing metrics failed", state.metric_set.name)
                 state.refresh_errors += 1
                 state.refresh_errors_last_ok = False
                 continue
-            state.run = run
+            state.run = summary
             state.scenarios_total = entries
             state.refresh_errors_last_ok = True
             state.last_refresh = time.time()
@@ -826,6 +970,32 @@ def run_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace
     return 0
 
 
+#: glibc mallopt parameters: M_MMAP_THRESHOLD and M_ARENA_MAX.
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8
+
+
+def tune_malloc() -> bool:
+    """Make glibc return big buffers to the OS on free; False where that is not glibc.
+
+    Bodies are rendered in chunks of a few hundred kB. glibc raises its mmap threshold after
+    freeing such a chunk, so later ones come from the heap and their pages stay resident after
+    the next refresh frees them; a fixed 128 kB threshold keeps every body chunk in its own
+    mapping (the results exporter's peak drops by ~6 MB). Two arenas instead of eight per core
+    stop the refresh, model and HTTP threads from each pinning their own freed memory.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and others: no mallopt
+        return False
+    ok = mallopt(_M_MMAP_THRESHOLD, 128 * 1024) == 1
+    return mallopt(_M_ARENA_MAX, 2) == 1 and ok
+
+
 def exporter_main(
     factories: Sequence[Callable[[argparse.Namespace], MetricSet]],
     prog: str,
@@ -833,6 +1003,7 @@ def exporter_main(
     description: str = "",
 ) -> int:
     """Parse flags for the given MetricSet classes, build them and serve until stopped."""
+    tune_malloc()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     classes = [f for f in factories if isinstance(f, type)]

@@ -19,14 +19,13 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from prometheus_client import Metric
 from prometheus_client.core import GaugeMetricFamily
 
 from advisor_core.cost import CostModel
 from advisor_core.regional_pricing import RegionalPricing
 from advisor_core.scenario import is_baseline, positive_number, stream_count
 
-from ._core import MetricSet, Run, exporter_main, sample_values
+from ._core import Family, LabelSchema, MetricSet, Run, TableFamily, exporter_main, sample_values
 from ._promql import PromClient
 
 logger = logging.getLogger(__name__)
@@ -41,6 +40,7 @@ QUERY_STEP_SECONDS = 5.0
 HOURS_PER_MONTH = 720.0  # 24 h x 30 d, as the reference
 LABELS = ["scenario", "currency", "streams", "bitrate", "encoder", "service"]
 SERVICE = "cost-analysis"
+_SCHEMA = LabelSchema(LABELS)
 
 
 def _label_text(value: Any) -> str:
@@ -124,7 +124,7 @@ class CostMetrics(MetricSet):
                 enriched[index] = copy
         return enriched
 
-    def compute(self, run: Run, prom: PromClient) -> list[Metric]:
+    def compute(self, run: Run, prom: PromClient) -> list[Family]:
         """Return the cost families for a run (refresh thread only)."""
         skipped: dict[str, int] = {}
 
@@ -152,42 +152,42 @@ class CostMetrics(MetricSet):
 
         cur = self.currency
         fam = {
-            "total": GaugeMetricFamily(
+            "total": TableFamily(
                 "cost_total_load_aware",
-                f"Load-aware total cost of the scenario: energy + compute ({cur})", labels=LABELS),
-            "energy": GaugeMetricFamily(
+                f"Load-aware total cost of the scenario: energy + compute ({cur})"),
+            "energy": TableFamily(
                 "cost_energy_load_aware",
-                f"Energy cost: integrated power samples x price per joule ({cur})", labels=LABELS),
-            "compute": GaugeMetricFamily(
+                f"Energy cost: integrated power samples x price per joule ({cur})"),
+            "compute": TableFamily(
                 "cost_compute_load_aware",
-                f"Compute cost: integrated CPU (+GPU) core-seconds x price per core-second ({cur})",
-                labels=LABELS),
-            "pixel": GaugeMetricFamily(
-                "cost_per_pixel", f"Load-aware total cost per delivered pixel ({cur}/pixel)",
-                labels=LABELS),
-            "watch": GaugeMetricFamily(
+                "Compute cost: integrated CPU (+GPU) core-seconds x price per core-second "
+                f"({cur})"),
+            "pixel": TableFamily(
+                "cost_per_pixel",
+                f"Load-aware total cost per delivered pixel ({cur}/pixel)"),
+            "watch": TableFamily(
                 "cost_per_watch_hour",
-                f"Load-aware total cost per viewer-hour ({cur}/viewer-hour)", labels=LABELS),
-            "hourly": GaugeMetricFamily(
+                f"Load-aware total cost per viewer-hour ({cur}/viewer-hour)"),
+            "hourly": TableFamily(
                 "cost_usd_per_hour",
                 f"Energy-only cost per hour at the mean power of the scenario ({cur}/h; the "
-                "name keeps the reference's 'usd')", labels=LABELS),
-            "monthly": GaugeMetricFamily(
+                "name keeps the reference's 'usd')"),
+            "monthly": TableFamily(
                 "cost_monthly_projection",
-                f"Energy-only hourly cost x 720 h ({cur}/month)", labels=LABELS),
-            "savings": GaugeMetricFamily(
+                f"Energy-only hourly cost x 720 h ({cur}/month)"),
+            "savings": TableFamily(
                 "cost_monthly_savings",
                 f"Baseline monthly energy cost minus this scenario's; negative above the "
-                f"baseline ({cur}/month)", labels=LABELS),
-            "co2": GaugeMetricFamily(
+                f"baseline ({cur}/month)"),
+            "co2": TableFamily(
                 "co2_emissions_kg_per_hour",
-                "CO2 emitted per hour at the mean power of the scenario (kg/h)", labels=LABELS),
-            "co2_month": GaugeMetricFamily(
-                "co2_monthly_projection", "CO2 per hour x 720 h (kg/month)", labels=LABELS),
-            "co2_avoided": GaugeMetricFamily(
+                "CO2 emitted per hour at the mean power of the scenario (kg/h)"),
+            "co2_month": TableFamily(
+                "co2_monthly_projection", "CO2 per hour x 720 h (kg/month)"),
+            "co2_avoided": TableFamily(
                 "co2_monthly_avoided",
                 "Baseline monthly CO2 minus this scenario's; negative above the baseline "
-                "(kg/month)", labels=LABELS),
+                "(kg/month)"),
         }
         alive = GaugeMetricFamily("cost_exporter_alive", "Liveness of the cost exporter (1)")
         alive.add_metric([], 1.0)
@@ -203,18 +203,18 @@ class CostMetrics(MetricSet):
         )
         for index, scenario in enumerate(priced):
             name = scenario["name"]
-            labels = [
+            if not (isinstance(scenario.get("power_watts"), list)
+                    and isinstance(scenario.get("cpu_usage_cores"), list)):
+                skip("no_load_aware_data")
+                continue
+            labels = _SCHEMA((
                 name,
                 cur,
                 str(stream_count(name) or 1),
                 _label_text(scenario["bitrate"]),
                 _label_text(scenario.get("encoder_type") or "unknown"),
                 SERVICE,
-            ]
-            if not (isinstance(scenario.get("power_watts"), list)
-                    and isinstance(scenario.get("cpu_usage_cores"), list)):
-                skip("no_load_aware_data")
-                continue
+            ))
             total = costs["total_cost_load_aware"][index]
             if total is None:
                 skip("invalid_samples")
@@ -225,24 +225,24 @@ class CostMetrics(MetricSet):
                                 ("watch", "cost_per_watch_hour_load_aware")):
                 value = costs[column][index]
                 if value is not None:
-                    fam[key].add_metric(labels, value)
+                    fam[key].add(labels, value)
             power = sample_values(scenario.get("power_watts"))
             if power is None:
                 continue
             watts = power[1]
             hourly = watts / 1000 * price
             monthly = hourly * HOURS_PER_MONTH
-            fam["hourly"].add_metric(labels, hourly)
-            fam["monthly"].add_metric(labels, monthly)
+            fam["hourly"].add(labels, hourly)
+            fam["monthly"].add(labels, monthly)
             if baseline_hourly is not None:
-                fam["savings"].add_metric(labels, baseline_hourly * HOURS_PER_MONTH - monthly)
+                fam["savings"].add(labels, baseline_hourly * HOURS_PER_MONTH - monthly)
             if intensity is not None:
                 kg = intensity * (watts / 1000) / 1000
                 kg_month = kg * HOURS_PER_MONTH
-                fam["co2"].add_metric(labels, kg)
-                fam["co2_month"].add_metric(labels, kg_month)
+                fam["co2"].add(labels, kg)
+                fam["co2_month"].add(labels, kg_month)
                 if baseline_kg is not None:
-                    fam["co2_avoided"].add_metric(labels, baseline_kg * HOURS_PER_MONTH - kg_month)
+                    fam["co2_avoided"].add(labels, baseline_kg * HOURS_PER_MONTH - kg_month)
         self._skipped = skipped
         return [alive, *fam.values()]
 

@@ -24,19 +24,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from prometheus_client import Metric
-from prometheus_client.core import GaugeMetricFamily
-
 from advisor_core.cost import trapezoid
 from advisor_core.scenario import as_number, positive_number
 from advisor_core.scoring import EnergyEfficiencyScorer
 
-from ._core import MetricSet, Run, exporter_main, sample_values
+from ._core import Family, LabelSchema, MetricSet, Run, TableFamily, exporter_main, sample_values
 from ._promql import PromClient
 
 __all__ = ["QoEMetrics", "main"]
 
 LABELS = ["scenario", "bitrate", "encoder"]
+_SCHEMA = LabelSchema(LABELS)
 
 
 def _label_text(value: Any) -> str:
@@ -80,24 +78,23 @@ class QoEMetrics(MetricSet):
         """Scenarios with a value left out in the last compute, by reason."""
         return dict(self._skipped)
 
-    def compute(self, run: Run, prom: PromClient) -> list[Metric]:
+    def compute(self, run: Run, prom: PromClient) -> list[Family]:
         """Return the QoE families for a run (refresh thread only; no database queries)."""
         skipped: dict[str, int] = {}
 
         def skip(reason: str) -> None:
             skipped[reason] = skipped.get(reason, 0) + 1
 
-        vmaf_f = GaugeMetricFamily("qoe_vmaf_score", "VMAF score (0-100)", labels=LABELS)
-        psnr_f = GaugeMetricFamily("qoe_psnr_score", "PSNR (dB)", labels=LABELS)
-        ssim_f = GaugeMetricFamily("qoe_ssim_score", "SSIM (0-1)", labels=LABELS)
-        per_watt_f = GaugeMetricFamily(
-            "qoe_quality_per_watt", "VMAF per watt of mean power (1/W)", labels=LABELS)
-        efficiency_f = GaugeMetricFamily(
+        vmaf_f = TableFamily("qoe_vmaf_score", "VMAF score (0-100)")
+        psnr_f = TableFamily("qoe_psnr_score", "PSNR (dB)")
+        ssim_f = TableFamily("qoe_ssim_score", "SSIM (0-1)")
+        per_watt_f = TableFamily(
+            "qoe_quality_per_watt", "VMAF per watt of mean power (1/W)")
+        efficiency_f = TableFamily(
             "qoe_efficiency_score",
-            "Quality-weighted pixels per joule: pixels x VMAF/100 / energy (pixels/J)",
-            labels=LABELS)
-        drop_f = GaugeMetricFamily(
-            "qoe_drop_rate", "Dropped frames / total frames (ratio 0-1)", labels=LABELS)
+            "Quality-weighted pixels per joule: pixels x VMAF/100 / energy (pixels/J)")
+        drop_f = TableFamily(
+            "qoe_drop_rate", "Dropped frames / total frames (ratio 0-1)")
 
         def score(scenario: dict, key: str, low: float, high: float) -> Optional[float]:
             raw = scenario.get(key)
@@ -113,33 +110,33 @@ class QoEMetrics(MetricSet):
             return value
 
         for scenario in run.scenarios:
-            labels = [
+            labels = _SCHEMA((
                 scenario["name"],
                 _label_text(scenario.get("bitrate")),
                 _label_text(scenario.get("encoder_type") or "unknown"),
-            ]
+            ))
             vmaf = score(scenario, "vmaf_score", 0.0, 100.0)
             psnr = score(scenario, "psnr_score", 0.0, math.inf)
             ssim = score(scenario, "ssim_score", 0.0, 1.0)
             if vmaf is not None:
-                vmaf_f.add_metric(labels, vmaf)
+                vmaf_f.add(labels, vmaf)
             if psnr is not None:
-                psnr_f.add_metric(labels, psnr)
+                psnr_f.add(labels, psnr)
             if ssim is not None:
-                ssim_f.add_metric(labels, ssim)
+                ssim_f.add(labels, ssim)
             if vmaf is not None:
                 powered = _with_power(scenario)
                 per_watt = self._per_watt.compute_score(powered)
                 if per_watt is not None:
-                    per_watt_f.add_metric(labels, per_watt)
+                    per_watt_f.add(labels, per_watt)
                 efficiency = self._efficiency.compute_score(powered)
                 if efficiency is not None:
-                    efficiency_f.add_metric(labels, efficiency)
+                    efficiency_f.add(labels, efficiency)
             total = as_number(scenario.get("total_frames"))
             if total is not None and total > 0:
                 dropped = as_number(scenario.get("dropped_frames"))
                 if dropped is not None and 0 <= dropped <= total:
-                    drop_f.add_metric(labels, dropped / total)
+                    drop_f.add(labels, dropped / total)
                 else:
                     skip("dropped_frames_invalid")
         self._skipped = skipped

@@ -59,9 +59,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from prometheus_client import Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.samples import Sample
 
 from advisor_core.cost import trapezoid
 from advisor_core.modeling import MultivariatePredictor
@@ -77,7 +75,7 @@ from advisor_core.scenario import (
     total_pixels,
 )
 
-from ._core import MetricSet, Run, exporter_main
+from ._core import Family, LabelSchema, MetricSet, Run, TableFamily, exporter_main
 from ._promql import PromClient
 
 logger = logging.getLogger(__name__)
@@ -118,6 +116,8 @@ LABELS = (
     "encoder",
     "preset",
 )
+
+_SCHEMA = LabelSchema(LABELS)
 
 # (key, metric name, help) in the reference's declaration order, new families last.
 _FAMILIES = (
@@ -485,6 +485,9 @@ class _ModelWorker:
             except Exception:  # a model bug must never end the worker (or the exporter)
                 logger.exception("results model worker failed")
             finally:
+                # The request holds copies of every scenario (and their sample lists): not
+                # kept alive while the worker waits for the next one.
+                request = None
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
@@ -557,7 +560,7 @@ class ResultsMetrics(MetricSet):
 
     # -- compute --------------------------------------------------------------------------------
 
-    def compute(self, run: Run, prom: PromClient) -> list[Metric]:
+    def compute(self, run: Run, prom: PromClient) -> list[Family]:
         """Return the results families for a run (refresh thread only; never trains)."""
         skipped: dict[str, int] = {}
         rows = []
@@ -580,24 +583,26 @@ class ResultsMetrics(MetricSet):
                 break
         predictions = self._current_predictions(run.run_id, rows)
 
-        families = {key: GaugeMetricFamily(name, doc, labels=LABELS)
-                    for key, name, doc in _FAMILIES}
-        sinks = {key: (family.samples.append, family.name) for key, family in families.items()}
+        families = {key: TableFamily(name, doc) for key, name, doc in _FAMILIES}
+        sinks = {key: (family.keys.append, family.values.append)
+                 for key, family in families.items()}
         for row in rows:
             if row.duration is None:
                 skipped["no_duration"] = skipped.get("no_duration", 0) + 1
             if not row.stats.has_power:
                 skipped["no_power_data"] = skipped.get("no_power_data", 0) + 1
-            labels = row.labels  # one dict shared by all samples of the scenario
+            # escaped once, shared by the scenario's samples
+            labels = _SCHEMA([row.labels[name] for name in LABELS])
             for key, value in _row_values(row, baseline, predictions.get(row.name)):
-                append, name = sinks[key]
-                append(Sample(name, labels, value))
+                add_key, add_value = sinks[key]
+                add_key(labels)
+                add_value(value)
         self._skipped = skipped
-        result: list[Metric] = [f for f in families.values() if f.samples]
+        result: list[Family] = [f for f in families.values() if len(f)]
         result.extend(self._model_families())
         return result
 
-    def _model_families(self) -> list[Metric]:
+    def _model_families(self) -> list[Family]:
         with self._lock:
             trainings, failures = self._trainings, self._training_failures
             model = self._model
@@ -607,7 +612,7 @@ class ResultsMetrics(MetricSet):
         failed = CounterMetricFamily("results_model_training_failures",
                                      "Trainings of the power model that failed")
         failed.add_metric([], float(failures))
-        families: list[Metric] = [done, failed]
+        families: list[Family] = [done, failed]
         if model is not None:
             info = GaugeMetricFamily("results_model_info",
                                      "The power model in use: best kind and the run it learnt",
