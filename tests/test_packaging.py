@@ -1,4 +1,4 @@
-"""The installed package is what pyproject.toml promises: compiled kernels, typing, top-level API."""
+"""The installed package is what pyproject.toml promises: compiled kernels, typing, API."""
 
 from __future__ import annotations
 
