@@ -284,7 +284,8 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
           "per set (each incl. the shared load): "
           + ", ".join(f"{name} {value * 1e3:.1f} ms" for name, value in parts.items()))
     assert all(state.refresh_errors == 0 for state in states)
-    assert median < 0.2  # target 150 ms for all three (headroom: the machine is shared)
+    # target 150 ms for all three; measured ~120-135 ms on a shared 2-core machine
+    assert median < 0.18
 
 
 def import_floor_mb(module: str) -> float:
@@ -311,8 +312,8 @@ def test_peak_memory(benchmark, exporters) -> None:
     targets = {"cost": 35, "qoe": 35, "results": 60, "all": 70}
     print("\npeak RSS (VmHWM) with 1000 scenarios / import-only floor / target: " + ", ".join(
         f"{k} {peaks[k]:.1f} / {floors[k]:.1f} / {targets[k]} MB" for k in peaks))
-    # Headroom for allocator noise; results is ~1 MB above its 60 MB target (numpy and the
-    # model alone are ~41 MB of its floor), so its bound is looser.
-    bounds = {"cost": 37, "qoe": 37, "results": 65, "all": 73}
+    # Headroom for allocator noise: results peaks at ~59 MB (numpy and the model code, imported
+    # on the first training, are ~13 MB of it), so its bound is only just above the target.
+    bounds = {"cost": 37, "qoe": 37, "results": 61, "all": 72}
     over = {k: round(v, 1) for k, v in peaks.items() if v > bounds[k]}
     assert not over, f"peak RSS above bound (MB): {over}"

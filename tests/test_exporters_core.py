@@ -478,13 +478,15 @@ def test_unchanged_tables_reuse_their_text_and_changed_ones_render_again() -> No
         return [first, other]
 
     state.set_data(families(2.0))
-    before = state._data[0]
+    before, before_gz = state._data
     state.set_data(families(2.0))
     assert state._data[0][0] is before[0] and state._data[0][1] is before[1]
+    # one gzip member per table, reused with its text
+    assert state._data[1][0] is before_gz[0] and state._data[1][1] is before_gz[1]
     state.set_data(families(-0.0))  # equal to 0.0 as a float, different text
     state.set_data(families(0.0))
     assert b"".join(state._data[0]) == _generate_latest(families(0.0))
-    assert gzip.decompress(state._data[1]) == _generate_latest(families(0.0))
+    assert gzip.decompress(b"".join(state._data[1])) == _generate_latest(families(0.0))
 
 
 def test_cost_and_qoe_exporters_never_import_numpy() -> None:

@@ -4,9 +4,10 @@ Design (DECISIONS 10): a scrape only copies pre-rendered bytes. One background r
 polls the results directory, loads the latest file once, de-duplicates scenario names, runs
 every metric set's ``compute`` and renders each set's families once (plain text and gzip). Every
 tick it also re-renders the small self/process part, so the body served is
-``data + self + process`` and its gzip form is three concatenated gzip members (RFC 1952 allows
-multi-member streams; Python, Go, VictoriaMetrics and curl decode them). The pair of bodies is
-swapped atomically as one tuple.
+``data + self + process`` and its gzip form is concatenated gzip members (RFC 1952 allows
+multi-member streams; Python, Go, VictoriaMetrics and curl decode them): one per big table
+family, so an unchanged table is never compressed again, one per run of small families, then
+the self/process member. The pair of bodies is swapped atomically as one tuple.
 """
 
 from __future__ import annotations
@@ -139,6 +140,9 @@ class MetricSet(abc.ABC):
 
     name: str = ""
     default_port: int = 0
+    #: Set by the Refresher that drives the set: background work asked for in ``compute`` waits
+    #: for ``after_refresh`` (otherwise, e.g. a bare ``compute`` call, it may start at once).
+    background_deferred: bool = False
 
     @abc.abstractmethod
     def compute(self, run: Run, prom: PromClient) -> list[Family]:
@@ -157,6 +161,14 @@ class MetricSet(abc.ABC):
         """Extra labels of ``<name>_exporter_info`` besides ``version``."""
         return {}
 
+    def after_refresh(self) -> None:
+        """Called in the refresh thread once every set's data part of a refresh is rendered.
+
+        Background work (model training) starts here, so it competes neither for the CPU nor
+        for memory with the compute and render of the refresh.
+        """
+        return None
+
 
 # ---------------------------------------------------------------------------------------------
 # Rendering
@@ -166,16 +178,22 @@ class MetricSet(abc.ABC):
 class LabelSet:
     """One label set (e.g. a scenario's labels), escaped and encoded once for every family."""
 
-    __slots__ = ("block", "labels")
+    __slots__ = ("_names", "_values", "block")
 
     def __init__(self, labels: Mapping[str, str], block: Optional[bytes] = None) -> None:
-        self.labels = dict(labels)
+        self._names = tuple(labels)
+        self._values = tuple(labels.values())
         if block is None:
-            text = _label_block(tuple(self.labels.items()))
+            text = _label_block(tuple(zip(self._names, self._values)))
             if text is None:
                 raise ValueError(f"label names must match [a-zA-Z_][a-zA-Z0-9_]*: {list(labels)}")
             block = text.encode("utf-8")
         self.block = block
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The label values by name (built on each access; rendering only needs ``block``)."""
+        return dict(zip(self._names, self._values))
 
 
 class LabelSchema:
@@ -190,21 +208,23 @@ class LabelSchema:
         self.names = tuple(names)
         # generate_latest sorts label names; positions of the values in that order
         self._order = sorted(range(len(names)), key=lambda i: names[i])
-        self._sorted = [names[i] for i in self._order]
+        # One str.format per label set: the names and quotes are written once, here.
+        self._format = ("{{" + ",".join(f'{names[i]}="{{}}"' for i in self._order) + "}}"
+                        if names else "")
 
     def __call__(self, values: Sequence[str]) -> LabelSet:
         """The LabelSet of ``values`` (one str per name, in the schema's order)."""
-        names = self.names
-        if len(values) != len(names):
-            raise ValueError(f"expected {len(names)} label values, got {len(values)}")
-        parts = []
-        for name, i in zip(self._sorted, self._order):
-            value = values[i]
-            if "\\" in value or "\n" in value or '"' in value:
-                value = _escape_label_value(value)
-            parts.append(f'{name}="{value}"')
-        block = ("{" + ",".join(parts) + "}").encode("utf-8") if parts else b""
-        return LabelSet(dict(zip(names, values)), block)
+        if len(values) != len(self.names):
+            raise ValueError(f"expected {len(self.names)} label values, got {len(values)}")
+        ordered = [values[i] for i in self._order]
+        joined = "".join(ordered)  # one scan for the three characters that need escaping
+        if "\\" in joined or "\n" in joined or '"' in joined:
+            ordered = [_escape_label_value(value) for value in ordered]
+        labels = LabelSet.__new__(LabelSet)
+        labels._names = self.names
+        labels._values = tuple(values)
+        labels.block = self._format.format(*ordered).encode("utf-8")
+        return labels
 
 
 class TableFamily:
@@ -363,15 +383,9 @@ def render_families(families: Iterable[Family], blocks: Optional[dict] = None) -
 
 
 def _gzip(data: bytes) -> bytes:
-    return _gzip_chunks((data,))
-
-
-def _gzip_chunks(chunks: Iterable[bytes]) -> bytes:
-    """One gzip member (mtime 0) of the concatenated chunks, compressed chunk by chunk."""
+    """One gzip member (mtime 0) of ``data``."""
     packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
-    parts = [packer.compress(chunk) for chunk in chunks]
-    parts.append(packer.flush())
-    return b"".join(parts)
+    return packer.compress(data) + packer.flush()
 
 
 class _ProcessPart:
@@ -399,12 +413,13 @@ class ExporterState:
         self.run: Optional[Run] = None
         self.scenarios_total = 0
         self._label_blocks: dict = {}
-        # (name, type, help) -> (label blocks, value bits, rendered text) of the last render
-        self._tables: dict[tuple, tuple[list, bytes, bytes]] = {}
+        # (name, type, help) -> (label blocks, value bits, rendered text, gzip member) of the
+        # last render
+        self._tables: dict[tuple, tuple[list, bytes, bytes, bytes]] = {}
         # The latest refresh attempt of this set succeeded (a bad newer file makes up 0).
         self.refresh_errors_last_ok = True
-        # (plain chunks, one per family; gzip member): the rendered data part.
-        self._data: tuple[tuple[bytes, ...], bytes] = ((), _gzip(b""))
+        # (plain chunks, one per family; gzip members): the rendered data part.
+        self._data: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
         # The one object a scrape reads, replaced as a whole: (plain chunks, gzip chunks). The
         # chunks are sent back to back; the big data part is never copied into a joined body.
         self.chunks: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
@@ -416,9 +431,21 @@ class ExporterState:
         return b"".join(plain), b"".join(compressed)
 
     def set_data(self, families: list[Family]) -> None:
-        """Render and gzip the data part once (consumes ``families``: emptied as rendered)."""
+        """Render and gzip the data part once (consumes ``families``: emptied as rendered).
+
+        Every table family is its own gzip member (a run of small families shares one), so a
+        table that did not change since the last render reuses its text *and* its member.
+        """
         previous, current = self._tables, {}
         chunks: list[bytes] = []
+        members: list[bytes] = []  # gzip members in body order
+        small: list[bytes] = []  # rendered small families not yet compressed
+
+        def flush_small() -> None:
+            if small:
+                members.append(_gzip(b"".join(small)))
+                small.clear()
+
         # Family by family, dropping each once rendered: its rows and its text never coexist
         # with the whole body. A table equal to the last render's (same label blocks, same
         # value bits) reuses its text: a re-render for new predictions, or a rewritten file
@@ -428,21 +455,27 @@ class ExporterState:
         while families:
             family = families.pop()
             if not isinstance(family, TableFamily):
-                chunks.extend(render_chunks((family,), self._label_blocks))
+                for chunk in render_chunks((family,), self._label_blocks):
+                    chunks.append(chunk)
+                    small.append(chunk)
                 continue
+            flush_small()
             key = (family.name, family.type, family.documentation)
             blocks = [labels.block for labels in family.keys]
             bits = array("d", family.values).tobytes()
             old = previous.get(key)
             if old is not None and old[1] == bits and old[0] == blocks:
-                chunk = old[2]
+                chunk, member = old[2], old[3]
             else:
                 chunk = family.render()
-            current[key] = (blocks, bits, chunk)
+                member = _gzip(chunk)
+            current[key] = (blocks, bits, chunk, member)
             chunks.append(chunk)
+            members.append(member)
             del family
+        flush_small()
         self._tables = current
-        self._data = (tuple(chunks), _gzip_chunks(chunks))
+        self._data = (tuple(chunks), tuple(members))
 
     def self_families(self) -> list[Metric]:
         """Return the set's self-observability families."""
@@ -519,7 +552,7 @@ class ExporterState:
         """Re-render the small self part and swap in the new body chunks."""
         own = render_families(self.self_families())
         data_plain, data_gz = self._data
-        self.chunks = ((*data_plain, own + process[0]), (data_gz, _gzip(own) + process[1]))
+        self.chunks = ((*data_plain, own + process[0]), (*data_gz, _gzip(own) + process[1]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,6 +580,8 @@ class Refresher(threading.Thread):
         self._retry = False
         self._last_compute = -math.inf
         self._process = _ProcessPart()
+        for state in self.states:
+            state.metric_set.background_deferred = True
         self.ticks = 0
 
     def run(self) -> None:
@@ -614,10 +649,13 @@ class Refresher(threading.Thread):
         # largest thing a refresh holds besides the bodies) are dropped after the last compute.
         summary = Run(path=run.path, run_id=run.run_id, scenarios=(),
                       duplicates=run.duplicates, skipped=run.skipped)
-        for state in self.states:
+        last = len(self.states) - 1
+        for index, state in enumerate(self.states):
             began = time.perf_counter()
             try:
                 families = state.metric_set.compute(run, self.prom)
+                if index == last:
+                    del run  # the scenario objects are freed before the last render
                 state.set_data(families if isinstance(families, list) else list(families))
                 del families
             except Exception:
@@ -631,6 +669,11 @@ class Refresher(threading.Thread):
             state.last_refresh = time.time()
             state.refresh_duration = load_seconds + time.perf_counter() - began
         self._retry = self.prom.incomplete != incomplete
+        for state in self.states:
+            try:
+                state.metric_set.after_refresh()
+            except Exception:
+                logger.exception("%s: starting background work failed", state.metric_set.name)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -57,12 +57,11 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from advisor_core.cost import trapezoid
-from advisor_core.modeling import MultivariatePredictor
 from advisor_core.scenario import (
     as_number,
     bitrate_mbps,
@@ -75,8 +74,11 @@ from advisor_core.scenario import (
     total_pixels,
 )
 
-from ._core import Family, LabelSchema, MetricSet, Run, TableFamily, exporter_main
+from ._core import Family, LabelSchema, LabelSet, MetricSet, Run, TableFamily, exporter_main
 from ._promql import PromClient
+
+if TYPE_CHECKING:
+    from advisor_core.modeling import MultivariatePredictor
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +104,8 @@ ML_BOOTSTRAP = 50
 MIN_TRAINING_ROWS = 3
 
 JOULES_PER_WH = 3600.0
-_MAX_FLOAT = sys.float_info.max
+#: Per-sample fields summarized into PowerStats (not needed by the model).
+_SAMPLE_ARRAYS = frozenset(("power_watts", "cpu_usage_cores"))
 
 LABELS = (
     "run_id",
@@ -205,21 +208,21 @@ def _field_or(scenario: dict, key: str, default: str) -> str:
     return value if isinstance(value, str) and value else default
 
 
-def scenario_labels(run_id: str, scenario: dict) -> dict[str, str]:
-    """Return the ten label values of a scenario (exporters.md §4.5), unescaped."""
+def scenario_labels(run_id: str, scenario: dict) -> tuple[str, ...]:
+    """Return the ten label values of a scenario in ``LABELS`` order (exporters.md §4.5)."""
     streams = stream_count(scenario.get("name"))
-    return {
-        "run_id": run_id,
-        "scenario": _text(scenario.get("name")),
-        "bitrate": _text(scenario.get("bitrate")),
-        "resolution": _text(scenario.get("resolution")),
-        "fps": _text(scenario.get("fps")),
-        "streams": str(1 if streams is None else streams),
-        "output_ladder": output_ladder(scenario) or "unknown",
-        "encoder_type": encoder_class(scenario),
-        "encoder": _field_or(scenario, "encoder", "h264"),
-        "preset": _field_or(scenario, "preset", "veryfast"),
-    }
+    return (
+        run_id,
+        _text(scenario.get("name")),
+        _text(scenario.get("bitrate")),
+        _text(scenario.get("resolution")),
+        _text(scenario.get("fps")),
+        str(1 if streams is None else streams),
+        output_ladder(scenario) or "unknown",
+        encoder_class(scenario),
+        _field_or(scenario, "encoder", "h264"),
+        _field_or(scenario, "preset", "veryfast"),
+    )
 
 
 def _window(scenario: dict) -> Optional[tuple[float, float]]:
@@ -239,30 +242,35 @@ def scenario_duration(scenario: dict) -> Optional[float]:
     return positive_number(scenario.get("duration"))
 
 
-def _samples(value: Any) -> Optional[list[float]]:
-    """A non-empty list of finite numbers >= 0, else None."""
+def _samples(value: Any) -> Optional[tuple[list[float], float]]:
+    """(samples, arithmetic mean) of a non-empty list of finite numbers >= 0, else None."""
     if not isinstance(value, list) or not value:
         return None
     # type() rather than isinstance: JSON booleans are not samples.
+    ints = False
+    for x in value:
+        kind = type(x)
+        if kind is not float:
+            if kind is not int:
+                return None
+            ints = True
     try:
-        numbers = [float(x) for x in value if type(x) is float or type(x) is int]
-    except OverflowError:  # an integer beyond the float range
+        if ints:
+            value = [float(x) for x in value]
+        total = math.fsum(value)
+    except (OverflowError, ValueError):  # huge integers or sums, inf + -inf
         return None
-    if len(numbers) != len(value) or not all(0.0 <= x <= _MAX_FLOAT for x in numbers):
+    # A finite sum means no NaN and no infinity among the samples.
+    if not math.isfinite(total) or min(value) < 0.0:
         return None
-    return numbers
+    return value, total / len(value)
 
 
-def _mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values)
-
-
-def _stdev(values: Sequence[float]) -> Optional[float]:
-    """Sample standard deviation (n - 1), None for fewer than two values."""
+def _stdev(values: Sequence[float], mean: float) -> Optional[float]:
+    """Sample standard deviation (n - 1) around ``mean``, None for fewer than two values."""
     if len(values) < 2:
         return None
-    mean = _mean(values)
-    return math.sqrt(math.fsum((x - mean) ** 2 for x in values) / (len(values) - 1))
+    return math.sqrt(math.fsum([(x - mean) ** 2 for x in values]) / (len(values) - 1))
 
 
 @dataclass
@@ -295,14 +303,15 @@ def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
         stdev = as_number(power.get("stdev_watts"))
         if stdev is not None and stdev >= 0 and mean is not None:
             stats.stdev_w = stdev
-    samples = _samples(scenario.get("power_watts"))
-    if samples is not None and _mean(samples) > 0:
+    parsed = _samples(scenario.get("power_watts"))
+    if parsed is not None and parsed[1] > 0:
+        samples, sample_mean = parsed
         if not stats.has_power:
             step = positive_number(scenario.get("step_seconds")) or DEFAULT_STEP_SECONDS
-            stats.mean_w = _mean(samples)
+            stats.mean_w = sample_mean
             stats.energy_j = trapezoid(samples, step)
         if stats.stdev_w is None and stats.mean_w is not None:
-            stats.stdev_w = _stdev(samples)
+            stats.stdev_w = _stdev(samples, sample_mean)
     usage = scenario.get("container_usage")
     if isinstance(usage, dict):
         percent = as_number(usage.get("cpu_percent"))
@@ -311,7 +320,7 @@ def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
     if stats.cpu_pct is None:
         cores = _samples(scenario.get("cpu_usage_cores"))
         if cores is not None:
-            stats.cpu_pct = _mean(cores) * 100.0
+            stats.cpu_pct = cores[1] * 100.0
     return stats
 
 
@@ -321,7 +330,7 @@ class _Row:
 
     scenario: dict
     name: str
-    labels: dict[str, str]
+    labels: LabelSet
     duration: Optional[float]
     window: Optional[tuple[float, float]]
     stats: PowerStats
@@ -360,15 +369,15 @@ def _fill_from_victoriametrics(rows: list[_Row], prom: PromClient) -> None:
             joules = positive_number(energy)
             if joules is not None:
                 stats.energy_j, stats.mean_w = joules, joules / (end - start)
-            elif samples is not None and _mean(samples) > 0:
-                stats.mean_w = _mean(samples)
+            elif samples is not None and samples[1] > 0:
+                stats.mean_w = samples[1]
                 stats.energy_j = stats.mean_w * (end - start)
         if stats.stdev_w is None and stats.mean_w is not None and samples is not None:
-            stats.stdev_w = _stdev(samples)
+            stats.stdev_w = _stdev(*samples)
         if stats.cpu_pct is None:
             cpu_samples = _samples(cpu)
             if cpu_samples is not None:
-                stats.cpu_pct = _mean(cpu_samples)
+                stats.cpu_pct = cpu_samples[1]
 
 
 def _efficiency(scenario: dict, duration: Optional[float], pixels: Optional[float],
@@ -394,8 +403,12 @@ def _throughput(scenario: dict) -> Optional[float]:
 
 
 def training_copy(scenario: dict, duration: Optional[float], stats: PowerStats) -> dict:
-    """The reference's ML copy of a scenario (results-schema.md §3.3) with measured values."""
-    copy = dict(scenario)
+    """The reference's ML copy of a scenario (results-schema.md §3.3) with measured values.
+
+    The sample arrays are left out: the model reads the summaries put in ``power`` and
+    ``container_usage``, and the copies outlive the run while the worker trains.
+    """
+    copy = {key: value for key, value in scenario.items() if key not in _SAMPLE_ARRAYS}
     power: dict[str, float] = {}
     if stats.mean_w is not None:
         power["mean_watts"] = stats.mean_w
@@ -440,6 +453,11 @@ class _Request:
 
 def default_predictor(valid_rows: int) -> MultivariatePredictor:
     """The results exporter's predictor: linear/poly2/poly3, 95 % interval, 50 bootstraps."""
+    # Imported on the first training: numpy and the model code are ~13 MB of resident memory
+    # that a file with too few usable rows never needs, and that otherwise arrive after the
+    # first render's peak.
+    from advisor_core.modeling import MultivariatePredictor
+
     return MultivariatePredictor(
         models=list(ML_MODELS),
         confidence_level=ML_CONFIDENCE,
@@ -485,8 +503,8 @@ class _ModelWorker:
             except Exception:  # a model bug must never end the worker (or the exporter)
                 logger.exception("results model worker failed")
             finally:
-                # The request holds copies of every scenario (and their sample lists): not
-                # kept alive while the worker waits for the next one.
+                # The request holds copies of every scenario: not kept alive while the worker
+                # waits for the next one.
                 request = None
                 with self._cond:
                     self._busy = False
@@ -536,6 +554,7 @@ class ResultsMetrics(MetricSet):
         self._trainings = 0
         self._training_failures = 0
         self._rerender = False
+        self._deferred: Optional[_Request] = None
         self._worker = _ModelWorker(self._handle)
 
     # -- MetricSet hooks ------------------------------------------------------------------------
@@ -549,6 +568,12 @@ class ResultsMetrics(MetricSet):
         with self._lock:
             wanted, self._rerender = self._rerender, False
         return wanted
+
+    def after_refresh(self) -> None:
+        """Hand the model request of the last compute (if any) to the worker thread."""
+        request, self._deferred = self._deferred, None
+        if request is not None:
+            self._worker.submit(request)
 
     def wait_for_model(self, timeout: float = 30.0) -> bool:
         """Block until the model worker has nothing to do (tests, tools); False on timeout."""
@@ -569,7 +594,7 @@ class ResultsMetrics(MetricSet):
             rows.append(_Row(
                 scenario=scenario,
                 name=scenario["name"],
-                labels=scenario_labels(run.run_id, scenario),
+                labels=_SCHEMA(scenario_labels(run.run_id, scenario)),
                 duration=duration,
                 window=_window(scenario),
                 stats=file_power_stats(scenario, duration),
@@ -591,8 +616,7 @@ class ResultsMetrics(MetricSet):
                 skipped["no_duration"] = skipped.get("no_duration", 0) + 1
             if not row.stats.has_power:
                 skipped["no_power_data"] = skipped.get("no_power_data", 0) + 1
-            # escaped once, shared by the scenario's samples
-            labels = _SCHEMA([row.labels[name] for name in LABELS])
+            labels = row.labels  # escaped once, shared by the scenario's samples
             for key, value in _row_values(row, baseline, predictions.get(row.name)):
                 add_key, add_value = sinks[key]
                 add_key(labels)
@@ -643,15 +667,20 @@ class ResultsMetrics(MetricSet):
             if submit:
                 self._submitted = request_key
         if submit:
-            self._worker.submit(_Request(
+            copies = {id(r): training_copy(r.scenario, r.duration, r.stats) for r in rows}
+            request = _Request(
                 run_id=run_id,
                 train_key=train_key if need_train else None,
-                training=tuple(training_copy(r.scenario, r.duration, r.stats) for r in valid)
-                if need_train else (),
+                training=tuple(copies[id(r)] for r in valid) if need_train else (),
                 names=tuple(row.name for row in rows),
-                prediction=tuple(training_copy(r.scenario, r.duration, r.stats) for r in rows),
+                prediction=tuple(copies.values()),
                 signature=signature,
-            ))
+            )
+            del copies
+            if self.background_deferred:
+                self._deferred = request  # started by after_refresh, once the render is done
+            else:
+                self._worker.submit(request)
         if predictions is not None and predictions.signature == signature:
             return predictions.by_name
         return {}
