@@ -520,3 +520,37 @@ def test_real_files_batch_matches_single(extended_results_path, joined_real_scen
             batch = model.compute_costs_many(items, None)
             single = _single(model, items, None)
             assert batch == single
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample arrays: the one validity rule shared by the cost model, the exporters and the CLI
+# ---------------------------------------------------------------------------------------------
+
+
+def test_sample_series_accepts_only_lists_of_finite_non_negative_numbers():
+    from advisor_core.cost import sample_series
+
+    samples, mean = sample_series([1, 2.5, 3])
+    assert samples == [1.0, 2.5, 3.0] and all(type(x) is float for x in samples)
+    assert mean == pytest.approx(6.5 / 3, rel=1e-15)
+    assert sample_series([0.1] * 10)[1] == pytest.approx(0.1, rel=1e-15)
+    for bad in ([], None, "1,2", [1, "2"], [True, 1.0], [None], [float("nan")], [-0.5, 1.0],
+                [float("inf"), 1.0], [float("inf"), float("-inf")], [10**400], {"a": 1}):
+        assert sample_series(bad) is None, bad
+
+
+def test_power_from_samples_integrates_only_over_a_known_step():
+    from advisor_core.cost import power_from_samples
+
+    watts = [45.2, 46.1, 45.8, 47, 46.5]
+    power = power_from_samples({"power_watts": watts, "step_seconds": 5})
+    assert power["mean_watts"] == pytest.approx(np.mean(watts), rel=1e-12)
+    integrate = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
+    assert power["total_energy_joules"] == pytest.approx(integrate(watts, dx=5.0), rel=1e-12)
+    # No step: the sampling interval is not guessed, so only the mean is known.
+    for step in (None, 0, -5, "5", float("nan")):
+        power = power_from_samples({"power_watts": watts, "step_seconds": step})
+        assert set(power) == {"mean_watts"}
+    assert power_from_samples({"power_watts": [1.0, -1.0], "step_seconds": 5}) is None
+    assert power_from_samples({"step_seconds": 5}) is None
+    assert power_from_samples(None) is None

@@ -13,12 +13,12 @@ from typing import Any, Optional
 import numpy as np
 
 from . import __version__
-from .cost import trapezoid
+from .cost import power_from_samples
 from .linalg import bootstrap_predictions, percentile_interval
 from .modeling import PowerPredictor
 from .recommender import TranscodingRecommender
 from .regional_pricing import RegionalPricing, get_available_regions
-from .scenario import as_number, load_results, output_ladder, positive_number
+from .scenario import as_number, load_results, output_ladder
 
 PREDICTION_STREAMS = range(1, 17)
 CONFIDENCE_LEVEL = 0.95
@@ -64,19 +64,13 @@ def _csv_float(text: Optional[str]) -> Optional[float]:
 
 
 def _power_from_samples(scenarios: list[dict]) -> list[dict]:
-    """Give scenarios that carry ``power_watts`` samples a ``power`` summary (W, J)."""
+    """Give scenarios that carry only ``power_watts`` samples a ``power`` summary (W, J)."""
     result = []
     for scenario in scenarios:
-        samples = scenario.get("power_watts")
-        step = positive_number(scenario.get("step_seconds"))
-        if not isinstance(scenario.get("power"), dict) and isinstance(samples, list) and step:
-            values = [as_number(v) for v in samples]
-            if values and all(v is not None and v >= 0 for v in values):
-                scenario = dict(scenario)
-                scenario["power"] = {
-                    "mean_watts": float(np.mean(values)),
-                    "total_energy_joules": trapezoid(values, step),
-                }
+        if not isinstance(scenario.get("power"), dict):
+            power = power_from_samples(scenario)
+            if power is not None:
+                scenario = {**scenario, "power": power}
         result.append(scenario)
     return result
 

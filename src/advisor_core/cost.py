@@ -29,7 +29,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COST_KEYS", "CostModel", "trapezoid"]
+__all__ = [
+    "COST_KEYS",
+    "CostModel",
+    "energy_joules",
+    "mean_power_watts",
+    "power_from_samples",
+    "sample_series",
+    "trapezoid",
+]
 
 _NAN = math.nan
 
@@ -54,6 +62,54 @@ def trapezoid(values: Any, step_seconds: float) -> float:
     [] -> 0.0, one sample -> v0 * step, otherwise step/2 * (v0 + v_last + 2 * sum(inner)).
     """
     return _kernels.trapezoid(values, float(step_seconds))
+
+
+def sample_series(values: Any) -> Optional[tuple[list[float], float]]:
+    """Return (samples, arithmetic mean) of a non-empty list of finite numbers >= 0, else None.
+
+    The one validity rule for ``power_watts`` (W) and ``cpu_usage_cores`` (cores) arrays: a bool,
+    string, null, NaN, infinity or negative value anywhere makes the whole list unusable.
+    """
+    if not isinstance(values, list) or not values:
+        return None
+    # type() rather than isinstance: JSON booleans are not samples.
+    ints = False
+    for x in values:
+        kind = type(x)
+        if kind is not float:
+            if kind is not int:
+                return None
+            ints = True
+    try:
+        if ints:
+            values = [float(x) for x in values]
+        total = math.fsum(values)
+    except (OverflowError, ValueError):  # huge integers or sums, inf + -inf
+        return None
+    # A finite sum means no NaN and no infinity among the samples.
+    if not math.isfinite(total) or min(values) < 0.0:
+        return None
+    return values, total / len(values)
+
+
+def power_from_samples(scenario: Any) -> Optional[dict[str, float]]:
+    """Return a ``power`` summary derived from ``power_watts`` samples, or None.
+
+    ``mean_watts`` is the arithmetic mean (W); ``total_energy_joules`` is the trapezoid integral
+    over ``step_seconds`` (J) and is absent when the step is not a positive number: the sampling
+    interval is never guessed.
+    """
+    if not isinstance(scenario, dict):
+        return None
+    series = sample_series(scenario.get("power_watts"))
+    if series is None:
+        return None
+    samples, mean = series
+    power = {"mean_watts": mean}
+    step = positive_number(scenario.get("step_seconds"))
+    if step is not None:
+        power["total_energy_joules"] = trapezoid(samples, step)
+    return power
 
 
 # ---------------------------------------------------------------------------------------------

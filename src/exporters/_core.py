@@ -114,27 +114,6 @@ def make_run(path: Path, scenarios: Sequence[Any]) -> Run:
     )
 
 
-def sample_values(value: Any) -> Optional[tuple[list, float]]:
-    """Return (samples, arithmetic mean) of a non-empty list of finite numbers, else None.
-
-    Fast check for ``power_watts``-style arrays (thousands per refresh): bools, strings, None,
-    NaN and infinities make the whole list invalid.
-    """
-    if not isinstance(value, list) or not value:
-        return None
-    for item in value:
-        kind = type(item)
-        if kind is not float and kind is not int:
-            return None
-    try:
-        total = math.fsum(value)
-    except (OverflowError, ValueError):  # huge ints, inf + -inf
-        return None
-    if not math.isfinite(total):  # a NaN or an infinity among the samples
-        return None
-    return value, total / len(value)
-
-
 class MetricSet(abc.ABC):
     """One exporter's metrics: computed from a Run in the refresh thread, served as bytes."""
 

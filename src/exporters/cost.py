@@ -21,11 +21,11 @@ from typing import Any, Optional
 
 from prometheus_client.core import GaugeMetricFamily
 
-from advisor_core.cost import CostModel
+from advisor_core.cost import CostModel, sample_series
 from advisor_core.regional_pricing import RegionalPricing
 from advisor_core.scenario import is_baseline, positive_number, stream_count
 
-from ._core import Family, LabelSchema, MetricSet, Run, TableFamily, exporter_main, sample_values
+from ._core import Family, LabelSchema, MetricSet, Run, TableFamily, exporter_main
 from ._promql import PromClient
 
 logger = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ class CostMetrics(MetricSet):
         baseline_watts: Optional[float] = None
         for scenario in priced:
             if is_baseline(scenario["name"]):
-                samples = sample_values(scenario.get("power_watts"))
+                samples = sample_series(scenario.get("power_watts"))
                 if samples is not None:
                     baseline_watts = samples[1]
                     break
@@ -226,7 +226,7 @@ class CostMetrics(MetricSet):
                 value = costs[column][index]
                 if value is not None:
                     fam[key].add(labels, value)
-            power = sample_values(scenario.get("power_watts"))
+            power = sample_series(scenario.get("power_watts"))
             if power is None:
                 continue
             watts = power[1]

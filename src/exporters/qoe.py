@@ -24,11 +24,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from advisor_core.cost import trapezoid
-from advisor_core.scenario import as_number, positive_number
+from advisor_core.cost import power_from_samples
+from advisor_core.scenario import as_number
 from advisor_core.scoring import EnergyEfficiencyScorer
 
-from ._core import Family, LabelSchema, MetricSet, Run, TableFamily, exporter_main, sample_values
+from ._core import Family, LabelSchema, MetricSet, Run, TableFamily, exporter_main
 from ._promql import PromClient
 
 __all__ = ["QoEMetrics", "main"]
@@ -51,13 +51,9 @@ def _with_power(scenario: dict) -> dict:
     """Return the scenario, or a copy with a ``power`` object derived from ``power_watts``."""
     if isinstance(scenario.get("power"), dict) and scenario["power"]:
         return scenario
-    samples = sample_values(scenario.get("power_watts"))
-    if samples is None:
+    power = power_from_samples(scenario)
+    if power is None:
         return scenario
-    power: dict[str, float] = {"mean_watts": samples[1]}
-    step = positive_number(scenario.get("step_seconds"))
-    if step is not None:
-        power["total_energy_joules"] = trapezoid(samples[0], step)
     copy = dict(scenario)
     copy["power"] = power
     return copy

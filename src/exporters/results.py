@@ -11,8 +11,9 @@ extended families (§4.8), with DECISIONS 10-17 applied. Differences from the re
 * **Each series once** (DECISIONS 12, 14): the infrastructure removes duplicate names (last wins);
   ``power_stdev`` and both confidence bounds are written once, not twice.
 * **Power statistics** (DECISIONS 14) come from the file when it carries them: a ``power`` object
-  (``mean_watts``, ``total_energy_joules``, ``stdev_watts``), else ``power_watts`` samples (mean,
-  sample standard deviation, trapezoid energy at ``step_seconds``, default 5 s); container CPU from
+  (``mean_watts``, ``total_energy_joules``, ``stdev_watts``), else ``power_watts`` samples
+  (``advisor_core.cost.power_from_samples``: mean, trapezoid energy over a valid
+  ``step_seconds``, else mean x duration; sample standard deviation); container CPU from
   ``container_usage.cpu_percent``, else the mean of ``cpu_usage_cores`` x 100 (docker-stats
   percent: 100 % = one core). The docker-overhead estimate is the reference's container-CPU
   share x mean power with the share capped at 1 (several busy cores would otherwise claim more
@@ -61,7 +62,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from advisor_core.cost import trapezoid
+from advisor_core.cost import power_from_samples, sample_series
 from advisor_core.scenario import (
     as_number,
     bitrate_mbps,
@@ -95,8 +96,6 @@ __all__ = [
 POWER_QUERY = 'sum(rapl_power_watts{zone=~"package.*"})'
 CONTAINER_CPU_QUERY = "docker_containers_total_cpu_percent"
 QUERY_STEP_SECONDS = 5.0
-#: Sample interval assumed for ``power_watts`` when ``step_seconds`` is missing or invalid.
-DEFAULT_STEP_SECONDS = 5.0
 
 ML_MODELS = ("linear", "poly2", "poly3")
 ML_CONFIDENCE = 0.95
@@ -242,30 +241,6 @@ def scenario_duration(scenario: dict) -> Optional[float]:
     return positive_number(scenario.get("duration"))
 
 
-def _samples(value: Any) -> Optional[tuple[list[float], float]]:
-    """(samples, arithmetic mean) of a non-empty list of finite numbers >= 0, else None."""
-    if not isinstance(value, list) or not value:
-        return None
-    # type() rather than isinstance: JSON booleans are not samples.
-    ints = False
-    for x in value:
-        kind = type(x)
-        if kind is not float:
-            if kind is not int:
-                return None
-            ints = True
-    try:
-        if ints:
-            value = [float(x) for x in value]
-        total = math.fsum(value)
-    except (OverflowError, ValueError):  # huge integers or sums, inf + -inf
-        return None
-    # A finite sum means no NaN and no infinity among the samples.
-    if not math.isfinite(total) or min(value) < 0.0:
-        return None
-    return value, total / len(value)
-
-
 def _stdev(values: Sequence[float], mean: float) -> Optional[float]:
     """Sample standard deviation (n - 1) around ``mean``, None for fewer than two values."""
     if len(values) < 2:
@@ -292,7 +267,9 @@ def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
     """Power statistics carried by the results file itself (watts, joules, percent)."""
     stats = PowerStats()
     power = scenario.get("power")
-    if isinstance(power, dict):
+    if not (isinstance(power, dict) and power):
+        power = power_from_samples(scenario)
+    if power is not None:
         mean = positive_number(power.get("mean_watts"))
         energy = positive_number(power.get("total_energy_joules"))
         if mean is None and energy is not None and duration is not None:
@@ -303,22 +280,17 @@ def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
         stdev = as_number(power.get("stdev_watts"))
         if stdev is not None and stdev >= 0 and mean is not None:
             stats.stdev_w = stdev
-    parsed = _samples(scenario.get("power_watts"))
-    if parsed is not None and parsed[1] > 0:
-        samples, sample_mean = parsed
-        if not stats.has_power:
-            step = positive_number(scenario.get("step_seconds")) or DEFAULT_STEP_SECONDS
-            stats.mean_w = sample_mean
-            stats.energy_j = trapezoid(samples, step)
-        if stats.stdev_w is None and stats.mean_w is not None:
-            stats.stdev_w = _stdev(samples, sample_mean)
+    if stats.stdev_w is None and stats.mean_w is not None:
+        series = sample_series(scenario.get("power_watts"))
+        if series is not None:
+            stats.stdev_w = _stdev(*series)
     usage = scenario.get("container_usage")
     if isinstance(usage, dict):
         percent = as_number(usage.get("cpu_percent"))
         if percent is not None and percent >= 0:
             stats.cpu_pct = percent
     if stats.cpu_pct is None:
-        cores = _samples(scenario.get("cpu_usage_cores"))
+        cores = sample_series(scenario.get("cpu_usage_cores"))
         if cores is not None:
             stats.cpu_pct = cores[1] * 100.0
     return stats
@@ -364,7 +336,7 @@ def _fill_from_victoriametrics(rows: list[_Row], prom: PromClient) -> None:
         wanted, prom.map_windows(fetch, wanted)
     ):
         stats = row.stats
-        samples = _samples(power)
+        samples = sample_series(power)
         if need_energy:
             joules = positive_number(energy)
             if joules is not None:
@@ -375,7 +347,7 @@ def _fill_from_victoriametrics(rows: list[_Row], prom: PromClient) -> None:
         if stats.stdev_w is None and stats.mean_w is not None and samples is not None:
             stats.stdev_w = _stdev(*samples)
         if stats.cpu_pct is None:
-            cpu_samples = _samples(cpu)
+            cpu_samples = sample_series(cpu)
             if cpu_samples is not None:
                 stats.cpu_pct = cpu_samples[1]
 
