@@ -15,9 +15,13 @@ numpy (14 MB of resident memory); the numpy-returning wrappers in cost.py/scorin
 
 from array import array as _array
 
+from cpython.dict cimport PyDict_Copy
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
+from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_Check
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF
 from libc.math cimport NAN, isfinite, isnan
 
 cdef extern from "Python.h":
@@ -140,8 +144,8 @@ cdef inline double _sample(object x):
 cdef Series _read_series(object item) except *:
     """State and trapezoid terms of one sample list (ABSENT: not a list/tuple, or empty)."""
     cdef Series out
-    cdef double d
-    cdef Py_ssize_t j = 0
+    cdef double d, first = 0.0, last = 0.0, inner = 0.0
+    cdef Py_ssize_t j = 0, count = 0
     cdef PyObject* ptr
     cdef bint is_list = type(item) is list
     out.state = C_ABSENT
@@ -150,6 +154,8 @@ cdef Series _read_series(object item) except *:
     if not (is_list or type(item) is tuple) or len(item) == 0:
         return out
     out.state = C_VALID
+    # Locals, not struct fields, in the loop: they stay in registers (the running sum through
+    # memory doubled the time per sample).
     # The size is re-read on every step: converting an int subclass can run Python code.
     while j < (_list_size(item) if is_list else _tuple_size(item)):
         ptr = _list_item(item, j) if is_list else _tuple_item(item, j)
@@ -162,14 +168,18 @@ cdef Series _read_series(object item) except *:
         if isnan(d):
             out.state = C_INVALID
             return out
-        if out.n == 0:
-            out.first = d
+        if count == 0:
+            first = d
         else:
-            if out.n >= 2:
-                out.inner += out.last  # the previous sample turned out to be an inner one
-            out.last = d
-        out.n += 1
+            if count >= 2:
+                inner += last  # the previous sample turned out to be an inner one
+            last = d
+        count += 1
         j += 1
+    out.n = count
+    out.first = first
+    out.last = last
+    out.inner = inner
     return out
 
 
@@ -200,10 +210,12 @@ cdef object _MISSING = object()
 cdef inline double _num(object value):
     # scenario.as_number: finite int/float (not bool) -> float, else NaN
     cdef double d
-    if PyFloat_Check(value):
+    # Exact types first: PyFloat_Check of an int walks the type's MRO.
+    cdef bint is_int = type(value) is int
+    if not is_int and (type(value) is float or PyFloat_Check(value)):
         d = PyFloat_AS_DOUBLE(value)
         return d if isfinite(d) else NAN
-    if PyLong_Check(value) and not isinstance(value, bool):
+    if is_int or (PyLong_Check(value) and not isinstance(value, bool)):
         d = _long_as_double(value)
         if d == -1.0 and PyErr_Occurred():
             PyErr_Clear()  # beyond the float range
@@ -362,10 +374,12 @@ def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
     for i in range(n):
         item = scenarios[i]
         algo = fixed_algo
+        vmaf = _MISSING
         if algo < 0:
             algo = C_THROUGHPUT
             if isinstance(item, dict):
-                if (<dict>item).get("vmaf_score") is not None:
+                vmaf = (<dict>item).get("vmaf_score")
+                if vmaf is not None:
                     algo = C_QOE
                 else:
                     outputs = (<dict>item).get("outputs")
@@ -405,36 +419,43 @@ def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
             if not isnan(energy):
                 table[4 * n + i] = _pixels(s, _pos(s.get("duration")), resolution, areas)
             if algo == C_QOE:
-                table[5 * n + i] = _num(s.get("vmaf_score"))
+                if vmaf is _MISSING:
+                    vmaf = s.get("vmaf_score")
+                table[5 * n + i] = _num(vmaf)
     return algo_arr, table_arr
+
+
+cdef inline object _optional(double v):
+    return None if isnan(v) else v
 
 
 def optional_list(const double[::1] values):
     """Python list of the values with NaN as None."""
     cdef Py_ssize_t n = values.shape[0], i
-    cdef list out = [None] * n
+    cdef list out = PyList_New(n)
     for i in range(n):
-        if not isnan(values[i]):
-            out[i] = values[i]
+        item = _optional(values[i])
+        Py_INCREF(item)  # PyList_SET_ITEM steals a reference
+        PyList_SET_ITEM(out, i, item)
     return out
 
 
 def optional_rows(const double[::1] table, const unsigned char[::1] ok):
     """Rows of a flat [rows, n] table (n = len(ok)) as lists; NaN and ok == 0 give None."""
     cdef Py_ssize_t n = ok.shape[0], rows, r, i
-    cdef double v
     if n == 0:
         return []
     rows = table.shape[0] // n
-    cdef list out = []
+    cdef list out = PyList_New(rows)
     cdef list row
     for r in range(rows):
-        row = [None] * n
+        row = PyList_New(n)
         for i in range(n):
-            v = table[r * n + i]
-            if ok[i] and not isnan(v):
-                row[i] = v
-        out.append(row)
+            item = _optional(table[r * n + i]) if ok[i] else None
+            Py_INCREF(item)
+            PyList_SET_ITEM(row, i, item)
+        Py_INCREF(row)
+        PyList_SET_ITEM(out, r, row)
     return out
 
 
@@ -638,34 +659,125 @@ def costs_batch(const double[::1] fields, Py_ssize_t n, double legacy_viewers,
 # Ranking support
 # ---------------------------------------------------------------------------------------------
 
+def dicts_only(object scenarios):
+    """The dict entries of an iterable as a list (the list itself when every entry is a dict)."""
+    cdef Py_ssize_t i
+    if scenarios is None:
+        return []
+    if type(scenarios) is list:
+        for i in range(len(<list>scenarios)):
+            if not isinstance((<list>scenarios)[i], dict):
+                break
+        else:
+            return scenarios
+    return [s for s in scenarios if isinstance(s, dict)]
+
+
 def scored_copies(list scenarios, const double[::1] scores):
     """Shallow copies of the scenario dicts with ``efficiency_score`` set (None for NaN)."""
     cdef Py_ssize_t n = len(scenarios), i
     if scores.shape[0] != n:
         raise ValueError("scored_copies: one score per scenario expected")
-    cdef list out = [None] * n
+    cdef list out = PyList_New(n)
     cdef dict copy
     for i in range(n):
-        copy = (<dict?>scenarios[i]).copy()
-        copy["efficiency_score"] = None if isnan(scores[i]) else scores[i]
-        out[i] = copy
+        copy = PyDict_Copy(<dict?>scenarios[i])
+        copy["efficiency_score"] = _optional(scores[i])
+        Py_INCREF(copy)
+        PyList_SET_ITEM(out, i, copy)
     return out
+
+
+cdef struct Keyed:
+    double key
+    Py_ssize_t index
+
+
+cdef inline bint _before(Keyed a, Keyed b) noexcept nogil:
+    # descending key, ties by input position: the order of a stable sort
+    return a.key > b.key or (a.key == b.key and a.index < b.index)
+
+
+cdef Keyed* _sort_keyed(Keyed* items, Keyed* tmp, Py_ssize_t n) noexcept nogil:
+    # Bottom-up merge sort (insertion-sorted runs of 16, then merges); returns the buffer that
+    # holds the result. Ties are broken by index, so this is the stable order.
+    cdef Py_ssize_t start, i, j, width, lo, mid, hi, a, b, k
+    cdef Keyed item
+    cdef Keyed* swap
+    for start in range(0, n, 16):
+        hi = start + 16 if start + 16 < n else n
+        for i in range(start + 1, hi):
+            item = items[i]
+            j = i
+            while j > start and _before(item, items[j - 1]):
+                items[j] = items[j - 1]
+                j -= 1
+            items[j] = item
+    width = 16
+    while width < n:
+        lo = 0
+        while lo < n:
+            mid = lo + width if lo + width < n else n
+            hi = lo + 2 * width if lo + 2 * width < n else n
+            a = lo
+            b = mid
+            k = lo
+            while a < mid and b < hi:
+                if _before(items[b], items[a]):
+                    tmp[k] = items[b]
+                    b += 1
+                else:
+                    tmp[k] = items[a]
+                    a += 1
+                k += 1
+            while a < mid:
+                tmp[k] = items[a]
+                a += 1
+                k += 1
+            while b < hi:
+                tmp[k] = items[b]
+                b += 1
+                k += 1
+            lo = hi
+        swap = items
+        items = tmp
+        tmp = swap
+        width *= 2
+    return items
 
 
 def ranked_order(list copies, const double[::1] scores):
     """Copies best score first (stable, NaN last) with ``efficiency_rank`` 1..k on scored ones."""
-    cdef Py_ssize_t n = len(copies), i, rank = 0
+    cdef Py_ssize_t n = len(copies), i, k = 0, scored
+    cdef Keyed* sorted_items
     if scores.shape[0] != n:
         raise ValueError("ranked_order: one score per copy expected")
-    import numpy as np  # only the recommender ranks; the exporters never get here
-
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    cdef const long long[::1] idx = order.astype(np.int64)
-    cdef list out = [None] * n
-    for i in range(n):
-        item = copies[idx[i]]
-        if not isnan(scores[idx[i]]):
-            rank += 1
-            (<dict?>item)["efficiency_rank"] = rank
-        out[i] = item
+    cdef Keyed* buf = <Keyed*>PyMem_Malloc((2 * n + 1) * sizeof(Keyed))
+    if buf == NULL:
+        raise MemoryError()
+    cdef list out = PyList_New(n)
+    try:
+        for i in range(n):
+            if not isnan(scores[i]):
+                buf[k].key = scores[i]
+                buf[k].index = i
+                k += 1
+        scored = k
+        with nogil:
+            sorted_items = _sort_keyed(buf, buf + n, scored)
+        for k in range(scored):
+            item = copies[sorted_items[k].index]
+            (<dict?>item)["efficiency_rank"] = k + 1
+            Py_INCREF(item)
+            PyList_SET_ITEM(out, k, item)
+        # unscored copies follow in input order
+        k = scored
+        for i in range(n):
+            if isnan(scores[i]):
+                item = copies[i]
+                Py_INCREF(item)
+                PyList_SET_ITEM(out, k, item)
+                k += 1
+    finally:
+        PyMem_Free(buf)
     return out

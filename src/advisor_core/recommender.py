@@ -14,15 +14,14 @@ units); a winner without a name is called "config_a"/"config_b" instead of raisi
 from __future__ import annotations
 
 import logging
+import math
+from array import array
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 from . import _kernels
 from .cost import _non_negative
 from .scoring import EnergyEfficiencyScorer
-
-if TYPE_CHECKING:
-    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +32,8 @@ NO_LADDER = "_no_ladder_"
 
 
 def _dicts(scenarios: Optional[Iterable[Any]]) -> list[dict]:
-    return [s for s in (() if scenarios is None else scenarios) if isinstance(s, dict)]
+    # The input list itself when it holds only dicts: it is only read, never returned.
+    return _kernels.dicts_only(scenarios)
 
 
 class TranscodingRecommender:
@@ -43,20 +43,19 @@ class TranscodingRecommender:
         """Use ``scorer`` as given, or a new ``EnergyEfficiencyScorer("auto")``."""
         self.scorer = scorer if scorer is not None else EnergyEfficiencyScorer()
 
-    def _scores(self, scenarios: list[dict]) -> np.ndarray:
-        """Scores as float64 (NaN = none): the batch path unless compute_score is overridden."""
-        import numpy as np  # numpy is loaded only by processes that rank
-
+    def _scores(self, scenarios: list[dict]) -> array:
+        """Scores as float64 array.array (NaN = none): the batch path unless compute_score is
+        overridden."""
         scorer = self.scorer
         if (
             isinstance(scorer, EnergyEfficiencyScorer)
             and type(scorer).compute_score is EnergyEfficiencyScorer.compute_score
         ):
-            return scorer.score_array(scenarios)
+            return scorer._scores(scenarios)
         values = [scorer.compute_score(s) for s in scenarios]
-        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        return array("d", [math.nan if v is None else v for v in values])
 
-    def _scored_copies(self, scenarios: list[dict]) -> tuple[list[dict], np.ndarray]:
+    def _scored_copies(self, scenarios: list[dict]) -> tuple[list[dict], array]:
         scores = self._scores(scenarios)
         return _kernels.scored_copies(scenarios, scores), scores
 
@@ -78,7 +77,9 @@ class TranscodingRecommender:
             copy["output_ladder"] = ladder
             groups.setdefault(NO_LADDER if ladder is None else ladder, []).append(index)
         return {
-            key: _kernels.ranked_order([copies[i] for i in members], scores[members])
+            key: _kernels.ranked_order(
+                [copies[i] for i in members], array("d", [scores[i] for i in members])
+            )
             for key, members in groups.items()
         }
 
