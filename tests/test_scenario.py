@@ -375,3 +375,11 @@ def test_scenario_parsers_never_raise(scenario):
     assert isinstance(sc.encoder_class(scenario), str)
     duration = sc.measured_duration(scenario)
     assert duration is None or duration >= 0
+
+
+def test_absurd_stream_counts_are_unknown():
+    from advisor_core.scenario import MAX_STREAMS, stream_count
+
+    assert stream_count(f"{MAX_STREAMS} streams") == MAX_STREAMS
+    assert stream_count(f"{MAX_STREAMS + 1} streams") is None
+    assert stream_count("99999999999999999999999 concurrent encodes") is None

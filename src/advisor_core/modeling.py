@@ -61,10 +61,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: Distinct stream counts from which the power model becomes quadratic.
 QUADRATIC_MIN_DISTINCT_STREAMS = 6
 
-#: Stream counts above this are typos (a run of digits), not workloads; such scenarios are
-#: skipped rather than turned into floats that overflow.
-MAX_STREAMS = 1_000_000
-
 
 class StreamPowerModel(NamedTuple):
     """A fitted power curve: watts = intercept + Σ coef[i] · streams^(i+1)."""
@@ -183,7 +179,7 @@ def _power_pairs(scenarios: Any) -> list[tuple[int, float]]:
         if not 0.0 <= watts < math.inf:  # also rejects NaN
             continue
         streams = stream_count(scenario.get("name"))
-        if streams is None or streams > MAX_STREAMS:
+        if streams is None:
             continue
         pairs.append((streams, watts))
     return pairs
@@ -234,7 +230,7 @@ def extract_features(scenario: Any) -> Optional[dict]:
     if not isinstance(scenario, dict):
         return None
     streams = stream_count(scenario.get("name"))
-    if streams is None or streams > MAX_STREAMS:
+    if streams is None:
         return None
     bitrate = bitrate_mbps(scenario.get("bitrate", "0k"))
     pixels = total_pixels(scenario)

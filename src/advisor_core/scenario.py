@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_RESULTS_FILE_BYTES",
+    "MAX_STREAMS",
     "as_number",
     "bitrate_mbps",
     "encoder_class",
@@ -39,6 +40,9 @@ MAX_RESULTS_FILE_BYTES = 256 * 1024 * 1024
 
 #: Largest accepted frame side in pixels; anything bigger is a typo, not a video.
 MAX_DIMENSION = 100_000
+
+#: Largest accepted stream count; beyond it a "count" is a typo and would overflow squares.
+MAX_STREAMS = 1_000_000
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -97,17 +101,22 @@ def _stream_count(name: str) -> Optional[int]:
     lowered = name.lower()
     match = _COUNTED_STREAMS.search(lowered)
     if match:
-        return int(match.group(1))
+        return _plausible_count(match.group(1))
     if _SINGLE_STREAM.search(lowered):
         return 1
     leading = _LEADING_COUNT.match(lowered)
     if leading and not _NUMBER_WITH_UNIT.match(leading.group(2)):
-        return int(leading.group(1))
+        return _plausible_count(leading.group(1))
     if "multi" in lowered:
         return None
     if _SINGULAR_STREAM.search(lowered):
         return 1
     return None
+
+
+def _plausible_count(digits: str) -> Optional[int]:
+    count = int(digits)
+    return count if count <= MAX_STREAMS else None
 
 
 # ---------------------------------------------------------------------------------------------
