@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import math
+import random
+from array import array
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _domain import anything, random_scenarios
+from advisor_core import _kernels
 from advisor_core.recommender import NO_LADDER, TranscodingRecommender
 from advisor_core.scoring import EnergyEfficiencyScorer
 
@@ -349,3 +352,19 @@ def test_real_run_ranking(joined_real_scenarios):
             mbps = float(c["bitrate"][:-1]) / 1000
             streams = int(c["name"].split()[0])
             assert c["efficiency_score"] == approx(mbps * streams / c["power"]["mean_watts"])
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 15, 16, 17, 33, 100, 257, 1000])
+def test_ranked_order_is_a_stable_descending_sort(size):
+    # Few distinct values (many ties) and NaNs: the compiled merge sort must give exactly the
+    # order of Python's stable sorted() with unscored entries last in input order.
+    rng = random.Random(size)
+    scores = [rng.choice([math.nan, 0.0, 1.5, 2.0, 2.0, 7.25, -0.0]) for _ in range(size)]
+    copies = [{"i": i} for i in range(size)]
+    ranked = _kernels.ranked_order(copies, array("d", scores))
+    scored = sorted((i for i in range(size) if not math.isnan(scores[i])), key=lambda i: -scores[i])
+    expected = scored + [i for i in range(size) if math.isnan(scores[i])]
+    assert [c["i"] for c in ranked] == expected
+    assert [c.get("efficiency_rank") for c in ranked] == (
+        list(range(1, len(scored) + 1)) + [None] * (size - len(scored))
+    )

@@ -35,6 +35,17 @@ cdef extern from "Python.h":
     PyObject* PyErr_Occurred()
     void PyErr_Clear()
     double _float_value "PyFloat_AS_DOUBLE" (PyObject*)
+    Py_ssize_t PY_SSIZE_T_MAX
+    int _list_set_slice "PyList_SetSlice" (object, Py_ssize_t, Py_ssize_t, PyObject*) except -1
+
+cdef extern from *:
+    """
+    #define ADVISOR_LIST_ITEMS(o) (((PyListObject*)(o))->ob_item)
+    #define ADVISOR_TUPLE_ITEMS(o) (((PyTupleObject*)(o))->ob_item)
+    """
+    # The item arrays of a list/tuple (borrowed; valid until the sequence changes).
+    PyObject** _list_items "ADVISOR_LIST_ITEMS" (object)
+    PyObject** _tuple_items "ADVISOR_TUPLE_ITEMS" (object)
 
 cdef enum:
     # Scoring algorithm codes (scoring.py maps names to these).
@@ -141,12 +152,51 @@ cdef inline double _sample(object x):
     return d if isfinite(d) and d >= 0.0 else NAN
 
 
+cdef inline void _add_sample(Series* acc, double d) noexcept nogil:
+    if acc.n == 0:
+        acc.first = d
+    else:
+        if acc.n >= 2:
+            acc.inner += acc.last  # the previous sample turned out to be an inner one
+        acc.last = d
+    acc.n += 1
+
+
+cdef inline Py_ssize_t _float_run(PyObject** items, Py_ssize_t j, Py_ssize_t size,
+                                  Series* acc) noexcept:
+    # Consumes exact, valid floats from items[j] on; returns where it stopped (an item that is
+    # not an exact float, or size), or -1 for an invalid float. No calls: the running sums stay
+    # in registers (through a call they are spilled, which doubled the time per sample).
+    cdef double d, first = acc.first, last = acc.last, inner = acc.inner
+    cdef Py_ssize_t count = acc.n
+    cdef PyObject* ptr
+    while j < size:
+        ptr = items[j]
+        if not _is_exact_float(ptr):
+            break
+        d = _float_value(ptr)
+        if not (isfinite(d) and d >= 0.0):
+            return -1
+        if count == 0:
+            first = d
+        else:
+            if count >= 2:
+                inner += last
+            last = d
+        count += 1
+        j += 1
+    acc.first = first
+    acc.last = last
+    acc.inner = inner
+    acc.n = count
+    return j
+
+
 cdef Series _read_series(object item) except *:
     """State and trapezoid terms of one sample list (ABSENT: not a list/tuple, or empty)."""
     cdef Series out
-    cdef double d, first = 0.0, last = 0.0, inner = 0.0
-    cdef Py_ssize_t j = 0, count = 0
-    cdef PyObject* ptr
+    cdef double d
+    cdef Py_ssize_t j = 0
     cdef bint is_list = type(item) is list
     out.state = C_ABSENT
     out.n = 0
@@ -154,33 +204,24 @@ cdef Series _read_series(object item) except *:
     if not (is_list or type(item) is tuple) or len(item) == 0:
         return out
     out.state = C_VALID
-    # Locals, not struct fields, in the loop: they stay in registers (the running sum through
-    # memory doubled the time per sample).
-    # The size is re-read on every step: converting an int subclass can run Python code.
-    while j < (_list_size(item) if is_list else _tuple_size(item)):
-        ptr = _list_item(item, j) if is_list else _tuple_item(item, j)
-        if _is_exact_float(ptr):
-            d = _float_value(ptr)
-            if not (isfinite(d) and d >= 0.0):
-                d = NAN
+    while True:
+        # The size and item array are re-read after every slow step: converting an int
+        # subclass can run Python code that changes the list.
+        if is_list:
+            j = _float_run(_list_items(item), j, _list_size(item), &out)
         else:
-            d = _sample(<object>ptr)
+            j = _float_run(_tuple_items(item), j, _tuple_size(item), &out)
+        if j < 0:
+            out.state = C_INVALID
+            return out
+        if j >= (_list_size(item) if is_list else _tuple_size(item)):
+            return out
+        d = _sample(<object>(_list_item(item, j) if is_list else _tuple_item(item, j)))
         if isnan(d):
             out.state = C_INVALID
             return out
-        if count == 0:
-            first = d
-        else:
-            if count >= 2:
-                inner += last  # the previous sample turned out to be an inner one
-            last = d
-        count += 1
+        _add_sample(&out, d)
         j += 1
-    out.n = count
-    out.first = first
-    out.last = last
-    out.inner = inner
-    return out
 
 
 cdef inline double _series_integral(Series series, double step) noexcept nogil:
@@ -285,15 +326,17 @@ cdef inline double _rendition(dict entry, object resolution, dict areas):
     return <double>(<long long>area) * fps
 
 
-cdef double _pixels(dict s, double seconds, object resolution, dict areas):
+cdef double _pixels(dict s, object outputs, double seconds, object resolution, dict areas,
+                    list terms):
     # scenario.total_pixels (seconds = its positive duration or NaN): sum of width x height x
-    # fps over the renditions, x seconds
+    # fps over the renditions, x seconds. ``outputs`` is s["outputs"] when the caller has it
+    # (else _MISSING); ``terms`` is a scratch list reused across the scenarios of one call.
     cdef double term, first = NAN, pixels
     cdef Py_ssize_t found = 0
-    cdef list terms = None
     if isnan(seconds):
         return NAN
-    outputs = s.get("outputs")
+    if outputs is _MISSING:
+        outputs = s.get("outputs")
     if isinstance(outputs, list):
         for entry in <list>outputs:
             if not isinstance(entry, dict):
@@ -305,8 +348,9 @@ cdef double _pixels(dict s, double seconds, object resolution, dict areas):
             if found == 1:
                 first = term
             else:
-                if terms is None:
-                    terms = [first]
+                if found == 2:
+                    _list_set_slice(terms, 0, PY_SSIZE_T_MAX, NULL)  # clear
+                    terms.append(first)
                 terms.append(term)
     if found == 0:
         first = _rendition(s, resolution, areas)
@@ -340,6 +384,7 @@ def gather_cost_fields(list scenarios, object resolution):
     cdef unsigned char[::1] ok = ok_arr
     cdef double[::1] table = table_arr
     cdef dict s, areas = {}
+    cdef list terms = []
     for i in range(n):
         item = scenarios[i]
         if not isinstance(item, dict):
@@ -349,7 +394,7 @@ def gather_cost_fields(list scenarios, object resolution):
         seconds = _pos(s.get("duration"))
         table[0 * n + i] = _mean_watts(s)
         table[1 * n + i] = seconds
-        table[2 * n + i] = _pixels(s, seconds, resolution, areas)
+        table[2 * n + i] = _pixels(s, _MISSING, seconds, resolution, areas, terms)
         table[3 * n + i] = _pos(s.get("viewers"))
         step = _pos(s.get("step_seconds"))
         table[4 * n + i] = _series_integral(_read_series(s.get("cpu_usage_cores")), step)
@@ -371,10 +416,11 @@ def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
     cdef signed char[::1] algos = algo_arr
     cdef double[::1] table = table_arr
     cdef dict s, areas = {}, rates = {}, counts = {}
+    cdef list terms = []
     for i in range(n):
         item = scenarios[i]
         algo = fixed_algo
-        vmaf = _MISSING
+        vmaf = outputs = _MISSING
         if algo < 0:
             algo = C_THROUGHPUT
             if isinstance(item, dict):
@@ -417,7 +463,8 @@ def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
             energy = _energy_j(s)
             table[3 * n + i] = energy
             if not isnan(energy):
-                table[4 * n + i] = _pixels(s, _pos(s.get("duration")), resolution, areas)
+                table[4 * n + i] = _pixels(s, outputs, _pos(s.get("duration")), resolution,
+                                           areas, terms)
             if algo == C_QOE:
                 if vmaf is _MISSING:
                     vmaf = s.get("vmaf_score")
