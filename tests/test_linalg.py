@@ -510,3 +510,19 @@ def test_percentile_interval_equals_numpy():
     np.testing.assert_array_equal(empty_high, [0.0, 0.0])
     with pytest.raises(ValueError):
         linalg.percentile_interval(preds, 1.5)
+
+
+def test_bootstrap_threads_give_the_sequential_result():
+    from advisor_core.linalg import bootstrap_predictions
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((120, 4))
+    y = X @ rng.standard_normal(4) + rng.normal(0, 0.1, 120)
+    sequential = bootstrap_predictions(X, y, 2, X[:6], 37, random_state=3, n_jobs=1)
+    assert sequential.shape == (37, 6)
+    for n_jobs in (2, 3, 50, None):
+        parallel = bootstrap_predictions(X, y, 2, X[:6], 37, random_state=3, n_jobs=n_jobs)
+        np.testing.assert_array_equal(parallel, sequential)
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="n_jobs"):
+            bootstrap_predictions(X, y, 2, X[:6], 5, n_jobs=bad)

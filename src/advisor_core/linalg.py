@@ -56,6 +56,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, Optional
 
@@ -298,6 +300,18 @@ def cross_val_r2(X: Any, y: Any, degree: int, folds: int) -> np.ndarray:
     return _linalg.cv_r2(arr, yv, _monomials(p, degree), _design_width(p, degree), int(folds))
 
 
+#: Bootstrap work (rows x design columns x resamples) from which the resamples are split over
+#: threads: below it, starting threads costs more than it saves.
+PARALLEL_BOOTSTRAP_WORK = 1_000_000
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def bootstrap_predictions(
     X: Any,
     y: Any,
@@ -305,17 +319,23 @@ def bootstrap_predictions(
     X_new: Any,
     n_bootstrap: int,
     random_state: Optional[int] = 0,
+    n_jobs: Optional[int] = None,
 ) -> np.ndarray:
     """Predictions (n_successful, len(X_new)) of pipelines refitted on row resamples.
 
     Resample indices come from ``np.random.default_rng(random_state).integers(0, n,
     size=(n_bootstrap, n))``, so a seed reproduces the result. A 1-D X_new is one row.
+    ``n_jobs`` threads share the resamples (None: the usable cores, for large problems only);
+    the result does not depend on it.
     """
     degree = _check_degree(degree)
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)):
         raise ValueError(f"n_bootstrap must be an integer, got {n_bootstrap!r}")
     if n_bootstrap < 0:
         raise ValueError("n_bootstrap must be >= 0")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)
+                               or n_jobs < 1):
+        raise ValueError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}")
     arr = _matrix(X)
     n, p = arr.shape
     if n == 0:
@@ -326,7 +346,19 @@ def bootstrap_predictions(
     if new.shape[1] != p:
         raise ValueError(f"X_new has {new.shape[1]} features, X has {p}")
     idx = np.random.default_rng(random_state).integers(0, n, size=(int(n_bootstrap), n))
-    return _linalg.bootstrap(arr, yv, _monomials(p, degree), _design_width(p, degree), new, idx)
+    mono, width = _monomials(p, degree), _design_width(p, degree)
+    if n_jobs is None:
+        n_jobs = _usable_cores() if n * width * n_bootstrap >= PARALLEL_BOOTSTRAP_WORK else 1
+    n_jobs = min(n_jobs, int(n_bootstrap))
+    if n_jobs <= 1:
+        return _linalg.bootstrap(arr, yv, mono, width, new, idx)
+    # The compiled loop releases the GIL and allocates its own buffers, so contiguous blocks of
+    # resamples run in parallel; concatenating them in order gives the sequential result.
+    blocks = [np.ascontiguousarray(block) for block in np.array_split(idx, n_jobs)]
+    with ThreadPoolExecutor(n_jobs) as pool:
+        parts = list(pool.map(lambda block: _linalg.bootstrap(arr, yv, mono, width, new, block),
+                              blocks))
+    return np.concatenate(parts)
 
 
 def percentile_interval(preds: Any, confidence_level: float) -> tuple[np.ndarray, np.ndarray]:
