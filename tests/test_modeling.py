@@ -1086,3 +1086,21 @@ def test_fit_predict_never_raise(scenarios, target, queries):
         loaded = MultivariatePredictor.from_dict(json.loads(text))
         valid = [f for f in features if isinstance(f, dict)]
         assert loaded.predict_batch(valid, True) == m.predict_batch(valid, True)
+
+
+def test_bootstrap_threads_do_not_change_the_interval():
+    rng = np.random.default_rng(11)
+    scenarios = [
+        {"name": f"{s} streams", "bitrate": f"{b}k", "power": {"mean_watts": 10.0 + 3 * s + b / 1e3
+                                                                + float(rng.normal(0, 0.3))},
+         "container_usage": {"cpu_percent": float(rng.uniform(5, 90))}}
+        for s, b in zip(rng.integers(1, 17, 150), rng.choice([1000, 2500, 5000], 150))
+    ]
+    results = []
+    for n_jobs in (1, 2, None):
+        model = MultivariatePredictor(["poly2"], n_bootstrap=40, cv_folds=3, n_jobs=n_jobs)
+        assert model.fit(scenarios)
+        features = [model.extract_features(s) for s in scenarios[:5]]
+        results.append(model.predict_batch(features, return_confidence=True))
+    assert results[0] == results[1] == results[2]
+    assert all(r["ci_low"] <= r["ci_high"] for r in results[0])

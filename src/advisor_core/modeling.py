@@ -364,12 +364,12 @@ def _cv_r2(kind: str, X: np.ndarray, y: np.ndarray, folds: int) -> np.ndarray:
 
 
 def _bootstrap(kind: str, X: np.ndarray, y: np.ndarray, X_new: np.ndarray, n_bootstrap: int,
-               random_state: Any) -> np.ndarray:
+               random_state: Any, n_jobs: Optional[int] = None) -> np.ndarray:
     """Predictions of models refitted on resampled rows, shape (successful refits, len(X_new))."""
     degree = _NATIVE_DEGREES.get(kind)
     if degree is not None:
         return np.asarray(linalg.bootstrap_predictions(
-            X, y, degree, X_new, n_bootstrap, random_state), dtype=np.float64)
+            X, y, degree, X_new, n_bootstrap, random_state, n_jobs), dtype=np.float64)
     rng = np.random.default_rng(random_state)
     n = len(y)
     predictions = []
@@ -409,7 +409,8 @@ class MultivariatePredictor:
     """Multi-feature model of power/energy/efficiency with model selection and bootstrap CIs."""
 
     def __init__(self, models: Optional[list] = None, confidence_level: float = 0.95,
-                 n_bootstrap: int = 100, cv_folds: int = 5, random_state: Any = 0) -> None:
+                 n_bootstrap: int = 100, cv_folds: int = 5, random_state: Any = 0,
+                 n_jobs: Optional[int] = None) -> None:
         if isinstance(models, str):
             models = [models]
         self.models = list(models) if models is not None else available_model_kinds()
@@ -417,6 +418,9 @@ class MultivariatePredictor:
         self.n_bootstrap = n_bootstrap
         self.cv_folds = cv_folds
         self.random_state = random_state
+        # Threads for the native bootstrap (None: the usable cores, for large problems); a
+        # runtime setting, not saved with the model.
+        self.n_jobs = n_jobs
         self.pipelines: dict[str, Any] = {}
         self.best_model_name: Optional[str] = None
         self.best_model_score: Optional[dict] = None
@@ -561,7 +565,7 @@ class MultivariatePredictor:
         try:
             with np.errstate(all="ignore"):
                 predictions = _bootstrap(kind, X_train, y_train, X_new, n_bootstrap,
-                                         state["random_state"])
+                                         state["random_state"], state["n_jobs"])
                 if predictions.shape[0] == 0:
                     return zeros, zeros
                 low, high = linalg.percentile_interval(predictions, state["confidence_level"])

@@ -436,6 +436,8 @@ def default_predictor(valid_rows: int) -> MultivariatePredictor:
         n_bootstrap=ML_BOOTSTRAP,
         cv_folds=min(3, valid_rows),
         random_state=0,
+        # Background work beside a serving process: one core and one set of buffers.
+        n_jobs=1,
     )
 
 
