@@ -7,6 +7,7 @@ DECISIONS.md (one stream-count rule, one bitrate rule, validated resolutions).
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import math
@@ -237,10 +238,6 @@ def total_pixels(scenario: Any, duration: Optional[float] = None) -> Optional[fl
     return pixels if math.isfinite(pixels) else None
 
 
-def _fps_text(raw: Any) -> str:
-    return str(raw)
-
-
 def output_ladder(scenario: Any) -> Optional[str]:
     """Return the ladder id "WxH@fps,..." (largest rendition first), or None when there is none."""
     if not isinstance(scenario, dict):
@@ -250,7 +247,7 @@ def output_ladder(scenario: Any) -> Optional[str]:
         return None
     # Stable sort: equal sizes keep their order in the file.
     renditions.sort(key=lambda r: (r[0], r[1]), reverse=True)
-    return ",".join(f"{w}x{h}@{_fps_text(raw)}" for w, h, _, raw in renditions)
+    return ",".join(f"{w}x{h}@{raw}" for w, h, _, raw in renditions)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,7 +304,7 @@ def latest_results_file(directory: PathLike) -> Optional[Path]:
         names = [entry.name for entry in os.scandir(directory) if entry.is_file()]
     except OSError:
         return None
-    candidates = [n for n in names if n.startswith("test_results_") and n.endswith(".json")]
+    candidates = [n for n in names if fnmatch.fnmatchcase(n, RESULTS_GLOB)]
     if not candidates:
         return None
     return Path(directory) / max(candidates)
