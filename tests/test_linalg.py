@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.linear_model import LinearRegression
 from sklearn.metrics import r2_score as sk_r2
 from sklearn.model_selection import KFold, cross_val_score
-from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
+from _oracle import sk_pipeline
 from advisor_core import linalg
 
 EPS = np.finfo(np.float64).eps
@@ -33,15 +32,6 @@ def assert_close(actual, expected, rtol):
     scale = max(float(np.max(np.abs(expected), initial=0.0)), 1e-300)
     err = float(np.max(np.abs(actual - expected), initial=0.0)) / scale
     assert err <= rtol, f"relative error {err:.3g} > {rtol:.1g}"
-
-
-def sk_pipeline(degree: int, n_rows: int, n_features: int):
-    """The reference pipeline with numpy's rank cut-off (eps * max(rows, design columns))."""
-    width = n_features if degree == 1 else math.comb(n_features + degree, degree)
-    reg = LinearRegression(tol=EPS * max(n_rows, width))
-    if degree == 1:
-        return make_pipeline(StandardScaler(), reg)
-    return make_pipeline(StandardScaler(), PolynomialFeatures(degree), reg)
 
 
 def design(rng, n, p, *, constant=True, collinear=True, binary=True):

@@ -25,10 +25,10 @@ from advisor_core.modeling import (
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.base import clone  # noqa: E402
-from sklearn.linear_model import LinearRegression  # noqa: E402
 from sklearn.model_selection import KFold, cross_val_score  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import PolynomialFeatures, StandardScaler  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from _oracle import sk_pipeline  # noqa: E402
 
 REL = 1e-8
 DEGREES = {"linear": 1, "poly2": 2, "poly3": 3}
@@ -125,19 +125,8 @@ def synthetic(n, seed=0, noise=0.5):
     return scenarios, np.array(rows), np.array(ys)
 
 
-def sk_pipeline(degree, n_rows, X):
-    """The reference pipeline; LinearRegression's SVD cut-off set to numpy's rcond=None."""
-    n_cols = PolynomialFeatures(degree).fit(X).n_output_features_
-    regression = LinearRegression()
-    if "tol" in regression.get_params():
-        # scikit-learn ≥ 1.9 uses tol (default 1e-6) as the SVD cut-off; the reference's
-        # scikit-learn and numpy's lstsq cut off near machine precision.
-        regression.set_params(tol=np.finfo(float).eps * max(n_rows, n_cols))
-    return make_pipeline(StandardScaler(), PolynomialFeatures(degree), regression)
-
-
 def sk_predict(degree, X, y, X_new):
-    return sk_pipeline(degree, len(y), X).fit(X, y).predict(X_new)
+    return sk_pipeline(degree, len(y), X.shape[1]).fit(X, y).predict(X_new)
 
 
 def sk_score(degree, X, y, folds):
@@ -146,7 +135,7 @@ def sk_score(degree, X, y, folds):
     if n >= folds:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            per_fold = cross_val_score(sk_pipeline(degree, n - n // folds, X), X, y,
+            per_fold = cross_val_score(sk_pipeline(degree, n - n // folds, X.shape[1]), X, y,
                                        cv=KFold(folds, shuffle=False), scoring="r2")
         per_fold = per_fold[np.isfinite(per_fold)]
         if per_fold.size:

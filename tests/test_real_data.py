@@ -13,20 +13,11 @@ from advisor_core.modeling import MultivariatePredictor, PowerPredictor, extract
 from advisor_core.scenario import load_results, stream_count
 
 sklearn = pytest.importorskip("sklearn")
-from sklearn.linear_model import LinearRegression  # noqa: E402
 from sklearn.model_selection import KFold, cross_val_score  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import PolynomialFeatures, StandardScaler  # noqa: E402
+
+from _oracle import sk_pipeline  # noqa: E402
 
 DEGREES = {"linear": 1, "poly2": 2, "poly3": 3}
-
-
-def sk_pipeline(degree, n_rows, X):
-    n_cols = PolynomialFeatures(degree).fit(X).n_output_features_
-    regression = LinearRegression()
-    if "tol" in regression.get_params():  # scikit-learn ≥ 1.9: tol is the SVD cut-off
-        regression.set_params(tol=np.finfo(float).eps * max(n_rows, n_cols))
-    return make_pipeline(StandardScaler(), PolynomialFeatures(degree), regression)
 
 
 def expected_matrix(scenarios):
@@ -94,12 +85,12 @@ def test_multivariate_matches_sklearn_on_real_data(joined_real_scenarios, target
     X_new = np.array([[q["stream_count"], q["bitrate_mbps"], q["total_pixels"], 0, 0, 1, 1]
                       for q in queries], dtype=float)
     for kind, degree in DEGREES.items():
-        expected = np.maximum(0.0, sk_pipeline(degree, len(y), X).fit(X, y).predict(X_new))
+        expected = np.maximum(0.0, sk_pipeline(degree, len(y), X.shape[1]).fit(X, y).predict(X_new))
         ours = [m.predict(q, False, model_name=kind)["mean"] for q in queries]
         np.testing.assert_allclose(ours, expected, rtol=1e-8, atol=1e-8 * expected.max())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            folds = cross_val_score(sk_pipeline(degree, len(y) - 2, X), X, y,
+            folds = cross_val_score(sk_pipeline(degree, len(y) - 2, X.shape[1]), X, y,
                                     cv=KFold(5, shuffle=False), scoring="r2")
         assert m.model_scores[kind]["r2"] == pytest.approx(np.nanmean(folds), rel=1e-8)
     assert m.best_model_score["r2"] == max(s["r2"] for s in m.model_scores.values())
@@ -141,6 +132,6 @@ def test_extended_file(extended_results_path):
     used = [s for s in analysed if stream_count(s["name"]) is not None]
     X = m.X_train
     y = np.array([s["power"]["mean_watts"] for s in used])
-    expected = sk_pipeline(1, len(y), X).fit(X, y).predict(X)
+    expected = sk_pipeline(1, len(y), X.shape[1]).fit(X, y).predict(X)
     np.testing.assert_allclose([m.predict(extract_features(s), False)["mean"] for s in used],
                                np.maximum(0.0, expected), rtol=1e-8)
