@@ -504,7 +504,11 @@ def test_extended_file_costs_match_reference_exporter(extended_results_path):
     assert round(model.compute_total_cost_load_aware(first), 8) == 0.01420119
     assert round(model.compute_energy_cost_load_aware(first), 8) == 0.00006925
     assert round(model.compute_compute_cost_load_aware(first), 8) == 0.01413194
-    assert model.compute_cost_per_pixel_load_aware(first) is None  # no fps
+    # No fps, so no rendition: the Python reference had no cost per pixel; the scheduler's own
+    # pixels_processed count gives one (the Go reference's rule; J.3 printed 0.000000000002).
+    assert model.compute_cost_per_pixel_load_aware(first) == approx(
+        model.compute_total_cost_load_aware(first) / first["pixels_processed"], rel=1e-12)
+    assert round(model.compute_cost_per_pixel_load_aware(first), 12) == 2e-12
     assert model.compute_cost_per_watch_hour_load_aware(first) is None  # no viewers
     # independent arithmetic: trapezoid of the file's samples at 5 s
     cpu, power = first["cpu_usage_cores"], first["power_watts"]

@@ -106,9 +106,10 @@ def test_extended_file_matches_reference_facts_j2(extended_results_path: Path) -
     assert round(value(parsed, "co2_emissions_kg_per_hour", name), 6) == 0.017987
     assert round(value(parsed, "co2_monthly_projection", name), 2) == 12.95
     assert round(value(parsed, "co2_monthly_avoided", name), 2) == -5.87
-    # no fps -> no pixels -> no cost per pixel; no viewers -> no cost per watch hour
-    names = {s.labels["scenario"] for s in parsed["cost_per_pixel"].samples}
-    assert name not in names
+    # No fps, so no rendition: the cost per pixel divides by the scheduler's pixels_processed
+    # (the Go reference's rule, J.3); no viewers -> no cost per watch hour.
+    assert value(parsed, "cost_per_pixel", name) == pytest.approx(
+        (energy + compute) / 8957952000, rel=rel)
     assert name not in {s.labels["scenario"] for s in parsed["cost_per_watch_hour"].samples}
     labels = next(s.labels for s in parsed["cost_total_load_aware"].samples
                   if s.labels["scenario"] == name)

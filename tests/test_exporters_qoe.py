@@ -69,6 +69,12 @@ def test_extended_file_values(extended_results_path: Path) -> None:
     assert round(value(parsed, "qoe_quality_per_watt", name), 4) == 2.0056  # reference-facts J.4
     assert value(parsed, "qoe_drop_rate", name) == pytest.approx(5 / 3612, rel=1e-12)
     assert round(value(parsed, "qoe_drop_rate", name), 6) == 0.001384
+    # No fps: the pixels are the scheduler's pixels_processed; energy is the trapezoid of the
+    # 5 s samples (the Go reference summed rectangles: J.4's 3593280.83).
+    watts = two["power_watts"]
+    joules = 5 / 2 * (watts[0] + watts[-1] + 2 * sum(watts[1:-1]))
+    assert value(parsed, "qoe_efficiency_score", name) == pytest.approx(
+        two["pixels_processed"] * 0.925 / joules, rel=1e-12)
     labels = next(s.labels for s in parsed["qoe_vmaf_score"].samples
                   if s.labels["scenario"] == name)
     assert labels == {"scenario": name, "bitrate": "2500k", "encoder": "libx264"}

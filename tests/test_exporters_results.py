@@ -232,10 +232,12 @@ def test_extended_file_matches_hand_computations(metrics: ResultsMetrics):
     assert v("results_scenario_container_cpu_percent") == pytest.approx(_mean(cores) * 100)
     # Share capped at one core: 2.25 busy cores cannot use more than the package's power.
     assert v("results_scenario_estimated_docker_overhead_watts") == pytest.approx(mean)
-    # No fps in the file: no pixels, efficiency is throughput (2.5 Mbps x 2 streams) per watt.
-    assert v("results_scenario_total_pixels") is None
+    # No fps in the file: the pixels are the scheduler's own pixels_processed count, so the
+    # efficiency is pixels per joule; no fps also means no energy per frame.
+    assert v("results_scenario_total_pixels") == 8957952000
     assert v("results_scenario_energy_mj_per_frame") is None
-    assert v("results_scenario_efficiency_score") == pytest.approx(5.0 / mean, rel=1e-12)
+    assert v("results_scenario_efficiency_score") == pytest.approx(8957952000 / joules,
+                                                                   rel=1e-12)
     assert v("results_scenario_avg_fps") == 29.97
     assert v("results_scenario_dropped_frames") == 5
     assert v("results_scenario_total_frames") == 3612

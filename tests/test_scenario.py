@@ -383,3 +383,15 @@ def test_absurd_stream_counts_are_unknown():
     assert stream_count(f"{MAX_STREAMS} streams") == MAX_STREAMS
     assert stream_count(f"{MAX_STREAMS + 1} streams") is None
     assert stream_count("99999999999999999999999 concurrent encodes") is None
+
+
+def test_total_pixels_falls_back_to_the_scheduler_pixel_count():
+    from advisor_core.scenario import total_pixels
+
+    described = {"resolution": "1280x720", "fps": 30, "duration": 10, "pixels_processed": 5}
+    assert total_pixels(described) == 1280 * 720 * 30 * 10  # renditions win when they exist
+    counted = {"resolution": "1920x1080", "duration": 120.5, "pixels_processed": 8957952000}
+    assert total_pixels(counted) == 8957952000.0  # no fps: the file's own count
+    assert total_pixels({"pixels_processed": 1000}) == 1000.0
+    for bad in (0, -5, "100", None, float("nan"), True):
+        assert total_pixels({"resolution": "1920x1080", "pixels_processed": bad}) is None

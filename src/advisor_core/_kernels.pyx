@@ -329,12 +329,12 @@ cdef inline double _rendition(dict entry, object resolution, dict areas):
 cdef double _pixels(dict s, object outputs, double seconds, object resolution, dict areas,
                     list terms):
     # scenario.total_pixels (seconds = its positive duration or NaN): sum of width x height x
-    # fps over the renditions, x seconds. ``outputs`` is s["outputs"] when the caller has it
+    # fps over the renditions, x seconds; else the scenario's pixels_processed count. ``outputs`` is s["outputs"] when the caller has it
     # (else _MISSING); ``terms`` is a scratch list reused across the scenarios of one call.
     cdef double term, first = NAN, pixels
     cdef Py_ssize_t found = 0
     if isnan(seconds):
-        return NAN
+        return _pos(s.get("pixels_processed"))
     if outputs is _MISSING:
         outputs = s.get("outputs")
     if isinstance(outputs, list):
@@ -355,7 +355,7 @@ cdef double _pixels(dict s, object outputs, double seconds, object resolution, d
     if found == 0:
         first = _rendition(s, resolution, areas)
         if isnan(first):
-            return NAN
+            return _pos(s.get("pixels_processed"))
         found = 1
     if found == 1:
         pixels = first * seconds

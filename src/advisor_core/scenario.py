@@ -224,16 +224,15 @@ def total_pixels(scenario: Any, duration: Optional[float] = None) -> Optional[fl
     """Return the pixels a scenario delivered: Σ width·height·fps·seconds over its renditions.
 
     ``duration`` (seconds) overrides the scenario's ``duration`` field, for callers that use the
-    measured window. None when the duration is not a positive number or no rendition is valid.
+    measured window. Without a positive duration or a valid rendition, the scenario's own
+    ``pixels_processed`` count (scheduler files) is used; None when that is missing too.
     """
     if not isinstance(scenario, dict):
         return None
     seconds = positive_number(scenario.get("duration") if duration is None else duration)
-    if seconds is None:
-        return None
-    renditions = _renditions(scenario)
+    renditions = _renditions(scenario) if seconds is not None else None
     if not renditions:
-        return None
+        return positive_number(scenario.get("pixels_processed"))
     pixels = float(sum(w * h * fps for w, h, fps, _ in renditions) * seconds)
     return pixels if math.isfinite(pixels) else None
 
