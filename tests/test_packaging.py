@@ -9,9 +9,9 @@ import advisor_core
 
 
 def test_kernels_are_compiled_extension_modules():
-    from advisor_core import _kernels, _linalg
+    from advisor_core import _kernels, _linalg, _lstsq, _random
 
-    for module in (_linalg, _kernels):
+    for module in (_linalg, _lstsq, _random, _kernels):
         suffix = Path(module.__file__).name[len(module.__name__.rsplit(".", 1)[-1]):]
         assert suffix in importlib.machinery.EXTENSION_SUFFIXES, module.__file__
 
@@ -19,8 +19,8 @@ def test_kernels_are_compiled_extension_modules():
 def test_typing_markers_and_stubs_ship_with_the_package():
     package = Path(advisor_core.__file__).parent
     assert (package / "py.typed").is_file()
-    assert (package / "_linalg.pyi").is_file()
-    assert (package / "_kernels.pyi").is_file()
+    for stub in ("_linalg.pyi", "_lstsq.pyi", "_random.pyi", "_kernels.pyi"):
+        assert (package / stub).is_file(), stub
 
 
 def test_top_level_api():

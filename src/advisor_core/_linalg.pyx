@@ -6,17 +6,19 @@ Jacobi SVD when the numerical rank is ambiguous) and the StandardScaler -> Polyn
 LinearRegression pipeline built on it, including whole cross-validation and bootstrap loops that
 run without the GIL. Matrices inside the solver are column-major; the public entry points accept
 any strided float64 input and copy it once.
+
+This module does not use numpy (the results exporter trains its model without loading it): inputs
+are typed memoryviews of any float64 buffer, outputs are flat ``array('d')`` objects (row-major
+where they hold a matrix), which numpy wraps without a copy. ``lstsq``, which reads numpy arrays through numpy's C API, lives in
+``_lstsq.pyx`` and calls the solver declared in ``_linalg.pxd``.
 """
 
-from libc.math cimport NAN, fabs, hypot, isfinite, pow, sqrt
-from libc.stdlib cimport free, malloc
+from libc.math cimport NAN, fabs, floor, hypot, isfinite, pow, sqrt
+from libc.stdlib cimport free, malloc, qsort
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
 
-cimport numpy as cnp
-import numpy as np
-
-cnp.import_array()
+from cpython.array cimport array, clone
 
 cdef extern from *:
     """
@@ -398,7 +400,7 @@ cdef double _house(double* x, Py_ssize_t n, Py_ssize_t incx) noexcept nogil:
 # Minimum-norm least squares.
 # ----------------------------------------------------------------------------------------------
 
-cdef inline Py_ssize_t _lstsq_work_size(Py_ssize_t mf, Py_ssize_t nf, Py_ssize_t nrhs) noexcept nogil:
+cdef Py_ssize_t _lstsq_work_size(Py_ssize_t mf, Py_ssize_t nf, Py_ssize_t nrhs) noexcept nogil:
     """Doubles of workspace _lstsq_core needs for an mf x nf factor (mf >= nf)."""
     return 6 * (mf + nf) + nf * nf + (mf + 3 * nf + 4) * nrhs + 16
 
@@ -770,97 +772,9 @@ cdef int _lstsq_core(double* F, Py_ssize_t ldf, Py_ssize_t mf, Py_ssize_t nf, bi
     return rank
 
 
-def lstsq(X, y, rcond=None):
-    """Minimum-norm least-squares solution of X b = y (y 1-D or 2-D); = numpy.linalg.lstsq[0]."""
-    # Small problems are dominated by call overhead, so this entry point reads the arrays
-    # through numpy's C API (no memoryview set-up) and makes a single allocation.
-    cdef cnp.ndarray xa, ya, out
-    cdef Py_ssize_t m, n, nrhs, i, j, rank = 0, mf, nf, xs0, xs1, ys0, ys1 = 0
-    cdef cnp.npy_intp dims[2]
-    cdef double rc
-    cdef bint one_d, transposed
-    cdef char* xd
-    cdef char* yd
-    cdef double* A
-    cdef double* B
-    cdef double* work
-    cdef double* res
-    cdef Py_ssize_t* iwork
-    cdef void* block = NULL
-    cdef bint ok = True
-    if not cnp.PyArray_Check(X) or cnp.PyArray_TYPE(<cnp.ndarray> X) != cnp.NPY_DOUBLE:
-        X = np.asarray(X, dtype=np.float64)
-    if not cnp.PyArray_Check(y) or cnp.PyArray_TYPE(<cnp.ndarray> y) != cnp.NPY_DOUBLE:
-        y = np.asarray(y, dtype=np.float64)
-    xa = <cnp.ndarray> X
-    ya = <cnp.ndarray> y
-    if cnp.PyArray_NDIM(xa) != 2:
-        raise ValueError(f"X must be a 2-D array, got {cnp.PyArray_NDIM(xa)}-D")
-    one_d = cnp.PyArray_NDIM(ya) == 1
-    if not one_d and cnp.PyArray_NDIM(ya) != 2:
-        raise ValueError(f"y must be a 1-D or 2-D array, got {cnp.PyArray_NDIM(ya)}-D")
-    m = cnp.PyArray_DIM(xa, 0)
-    n = cnp.PyArray_DIM(xa, 1)
-    xs0 = cnp.PyArray_STRIDE(xa, 0)
-    xs1 = cnp.PyArray_STRIDE(xa, 1)
-    if cnp.PyArray_DIM(ya, 0) != m:
-        raise ValueError(f"y has {cnp.PyArray_DIM(ya, 0)} rows but X has {m}")
-    ys0 = cnp.PyArray_STRIDE(ya, 0)
-    if one_d:
-        nrhs = 1
-    else:
-        nrhs = cnp.PyArray_DIM(ya, 1)
-        ys1 = cnp.PyArray_STRIDE(ya, 1)
-    if rcond is None:
-        rc = EPS * (m if m > n else n)
-    else:
-        rc = float(rcond)
-        if rc < 0.0:
-            rc = EPS
-    # The solution is written column by column: a Fortran-ordered (n, nrhs) array.
-    dims[0] = n
-    dims[1] = nrhs
-    out = cnp.PyArray_ZEROS(1 if one_d else 2, dims, cnp.NPY_DOUBLE, 1)
-    if m == 0 or n == 0 or nrhs == 0:
-        return out
-    transposed = m < n
-    mf = n if transposed else m
-    nf = m if transposed else n
-    block = malloc((m * n + m * nrhs + _lstsq_work_size(mf, nf, nrhs) + 8) * sizeof(double)
-                   + (nf + 1) * sizeof(Py_ssize_t))
-    if block == NULL:
-        raise MemoryError()
-    A = <double*> block
-    B = A + m * n
-    work = B + m * nrhs
-    iwork = <Py_ssize_t*> (work + _lstsq_work_size(mf, nf, nrhs) + 8)
-    xd = cnp.PyArray_BYTES(xa)
-    yd = cnp.PyArray_BYTES(ya)
-    res = <double*> cnp.PyArray_DATA(out)
-    with nogil:
-        if transposed and xs1 == <Py_ssize_t> sizeof(double) and xs0 == n * xs1:
-            # C-contiguous X is already X^T in column-major order.
-            memcpy(A, xd, m * n * sizeof(double))
-        elif transposed:
-            for i in range(m):
-                for j in range(n):
-                    A[j + i * n] = (<double*> (xd + i * xs0 + j * xs1))[0]
-        else:
-            for i in range(m):
-                for j in range(n):
-                    A[i + j * m] = (<double*> (xd + i * xs0 + j * xs1))[0]
-        for j in range(nrhs):
-            for i in range(m):
-                B[i + j * m] = (<double*> (yd + i * ys0 + j * ys1))[0]
-        ok = not advisor_any_nonfinite(A, m * n) and not advisor_any_nonfinite(B, m * nrhs)
-        if ok:
-            rank = _lstsq_core(A, mf, mf, nf, transposed, B, m, nrhs, rc, res, n, work, iwork)
-    free(block)
-    if not ok:
-        raise ValueError("X and y must contain only finite values")
-    if rank < 0:
-        raise ValueError("least squares did not converge")
-    return out
+cdef bint _any_nonfinite(const double* x, Py_ssize_t n) noexcept nogil:
+    """True when x[0:n] holds a NaN or an infinity."""
+    return advisor_any_nonfinite(x, n) != 0
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1148,13 +1062,23 @@ cdef void _pipe_init(Pipe* P, const int[:, ::1] mono, Py_ssize_t p, Py_ssize_t n
     P.prev_active = NULL
 
 
+cdef array _DOUBLES = array("d")
+
+
+cdef inline array _doubles(Py_ssize_t n, double fill):
+    """A new array('d') of n values equal to fill (the result type of every entry point)."""
+    cdef array out = clone(_DOUBLES, n, False)
+    cdef Py_ssize_t i
+    for i in range(n):
+        out.data.as_doubles[i] = fill
+    return out
+
+
 def scaler_stats(const double[:, ::1] X):
     """(mean, scale) of the columns of X like sklearn's StandardScaler (population std)."""
     cdef Py_ssize_t m = X.shape[0], p = X.shape[1], i
-    mean = np.zeros(p, dtype=np.float64)
-    scale = np.ones(p, dtype=np.float64)
-    cdef double[::1] mv = mean
-    cdef double[::1] sv = scale
+    cdef array mean = _doubles(p, 0.0)
+    cdef array scale = _doubles(p, 1.0)
     cdef Py_ssize_t* rows
     cdef bint* active
     if m == 0 or p == 0:
@@ -1167,7 +1091,7 @@ def scaler_stats(const double[:, ::1] X):
         with nogil:
             for i in range(m):
                 rows[i] = i
-            _scaler(&X[0, 0], p, rows, m, &mv[0], &sv[0], active)
+            _scaler(&X[0, 0], p, rows, m, mean.data.as_doubles, scale.data.as_doubles, active)
     finally:
         free(rows)
         free(active)
@@ -1175,22 +1099,22 @@ def scaler_stats(const double[:, ::1] X):
 
 
 def poly_expand(const double[:, ::1] X, const int[:, ::1] mono, bint include_bias):
-    """Columns [1,] monomial_j(X) for each row of the monomial table (sklearn order)."""
-    cdef Py_ssize_t n = X.shape[0], p = X.shape[1], J = mono.shape[0], deg = mono.shape[1]
-    cdef Py_ssize_t off = 1 if include_bias else 0, i, j, t
+    """Row-major (n, [1 +] J) columns [1,] monomial_j(X) of the monomial table (sklearn order)."""
+    cdef Py_ssize_t n = X.shape[0], J = mono.shape[0], deg = mono.shape[1]
+    cdef Py_ssize_t off = 1 if include_bias else 0, width = J + off, i, j, t
     cdef double v
-    out = np.empty((n, J + off), dtype=np.float64)
-    cdef double[:, ::1] ov = out
+    cdef array out = _doubles(n * width, 0.0)
+    cdef double* o = out.data.as_doubles
     with nogil:
         for i in range(n):
             if off:
-                ov[i, 0] = 1.0
+                o[i * width] = 1.0
             for j in range(J):
                 v = 1.0
                 for t in range(deg):
                     if mono[j, t] >= 0:
                         v = v * X[i, mono[j, t]]
-                ov[i, j + off] = v
+                o[i * width + j + off] = v
     return out
 
 
@@ -1202,14 +1126,13 @@ def fit_pipeline(const double[:, ::1] X, const double[::1] y, const int[:, ::1] 
     cdef int st = 0
     cdef double icpt = 0.0
     cdef Py_ssize_t* rows = NULL
-    mean = np.zeros(p, dtype=np.float64)
-    scale = np.ones(p, dtype=np.float64)
-    coef = np.zeros(mono.shape[0], dtype=np.float64)
-    cdef double[::1] mv = mean
-    cdef double[::1] sv = scale
-    cdef double[::1] cv = coef
+    cdef array mean = _doubles(p, 0.0)
+    cdef array scale = _doubles(p, 1.0)
+    cdef array coef = _doubles(mono.shape[0], 0.0)
     if m < 1:
         raise ValueError("cannot fit on 0 rows")
+    if y.shape[0] != m:
+        raise ValueError(f"y has {y.shape[0]} values, X has {m} rows")
     _pipe_init(&P, mono, p, ncols_tol)
     try:
         rows = <Py_ssize_t*> malloc(m * sizeof(Py_ssize_t))
@@ -1219,8 +1142,8 @@ def fit_pipeline(const double[:, ::1] X, const double[::1] y, const int[:, ::1] 
             for i in range(m):
                 rows[i] = i
             st = _pipe_fit(&P, &X[0, 0], &y[0], rows, m, NULL, NULL, 0,
-                           &mv[0] if p > 0 else NULL, &sv[0] if p > 0 else NULL,
-                           &cv[0] if P.J > 0 else NULL, &icpt)
+                           mean.data.as_doubles, scale.data.as_doubles,
+                           coef.data.as_doubles, &icpt)
     finally:
         free(rows)
         _pipe_free(&P)
@@ -1234,10 +1157,11 @@ def predict_pipeline(const double[:, ::1] Xn, const double[::1] mean, const doub
     """Predictions of a fitted pipeline for the rows of Xn (coef per monomial, bias excluded)."""
     cdef Pipe P
     cdef Py_ssize_t n = Xn.shape[0], p = Xn.shape[1]
-    out = np.empty(n, dtype=np.float64)
-    cdef double[::1] ov = out
+    cdef array out = _doubles(n, 0.0)
     if n == 0:
         return out
+    if mean.shape[0] != p or scale.shape[0] != p or coef.shape[0] != mono.shape[0]:
+        raise ValueError("model and input shapes do not match")
     _pipe_init(&P, mono, p, 0)
     P.z = <double*> malloc((p + 1) * sizeof(double))
     P.zrow = <double*> malloc((P.J + 1) * sizeof(double))
@@ -1246,11 +1170,26 @@ def predict_pipeline(const double[:, ::1] Xn, const double[::1] mean, const doub
             raise MemoryError()
         with nogil:
             _pipe_predict(&P, &mean[0] if p > 0 else NULL, &scale[0] if p > 0 else NULL,
-                          &coef[0] if P.J > 0 else NULL, intercept, &Xn[0, 0], n, &ov[0])
+                          &coef[0] if P.J > 0 else NULL, intercept, &Xn[0, 0], n,
+                          out.data.as_doubles)
     finally:
         free(P.z)
         free(P.zrow)
     return out
+
+
+def all_finite(const double[::1] x):
+    """True when no value of x is a NaN or an infinity."""
+    if x.shape[0] == 0:
+        return True
+    return not _any_nonfinite(&x[0], x.shape[0])
+
+
+def mean(const double[::1] x):
+    """np.mean of x, bit for bit (pairwise summation); NaN when empty."""
+    if x.shape[0] == 0:
+        return NAN
+    return _pairwise_sum(&x[0], x.shape[0]) / x.shape[0]
 
 
 def r2(const double[::1] y_true, const double[::1] y_pred):
@@ -1285,8 +1224,8 @@ def cv_r2(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mono,
     cdef double* pred = NULL
     cdef Py_ssize_t* rows = NULL
     k = folds if folds < n else n
-    out = np.full(k, np.nan, dtype=np.float64)
-    cdef double[::1] ov = out
+    cdef array out = _doubles(k if k > 0 else 0, NAN)
+    cdef double* ov = out.data.as_doubles
     if k < 1:
         return out
     _pipe_init(&P, mono, p, ncols_tol)
@@ -1324,11 +1263,16 @@ def cv_r2(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mono,
 
 
 def bootstrap(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mono,
-              Py_ssize_t ncols_tol, const double[:, ::1] Xn, const int64_t[:, ::1] idx):
-    """Refit the pipeline on each resample X[idx[s]] and predict Xn; failed fits are dropped."""
+              Py_ssize_t ncols_tol, const double[:, ::1] Xn, const int64_t[::1] idx,
+              double[::1] out, unsigned char[::1] ok, Py_ssize_t start, Py_ssize_t stop):
+    """Refit on resamples start..stop-1 (idx row-major, n per resample) and predict Xn.
+
+    Row s of ``out`` (row-major, len(Xn) per resample) receives the predictions of resample s;
+    ``ok[s]`` is 1 when its fit succeeded with finite predictions, else 0. Releases the GIL, so
+    threads can share disjoint ranges of one call's buffers.
+    """
     cdef Pipe P
-    cdef Py_ssize_t n = X.shape[0], p = X.shape[1], nb = idx.shape[0], m = idx.shape[1]
-    cdef Py_ssize_t nnew = Xn.shape[0], s, i, mu, nok = 0
+    cdef Py_ssize_t n = X.shape[0], p = X.shape[1], m = n, nnew = Xn.shape[0], s, i, mu
     cdef double icpt
     cdef int st
     cdef bint good
@@ -1336,13 +1280,20 @@ def bootstrap(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mon
     cdef double* scale = NULL
     cdef double* coef = NULL
     cdef double* wts = NULL
+    cdef double* row_out
     cdef Py_ssize_t* rows = NULL
     cdef Py_ssize_t* urows = NULL
     cdef Py_ssize_t* count = NULL
-    out = np.empty((nb, nnew), dtype=np.float64)
-    cdef double[:, ::1] ov = out
-    if nb == 0 or m == 0 or nnew == 0:
-        return out[:0] if nnew > 0 or nb == 0 or m == 0 else out
+    if y.shape[0] != n or Xn.shape[1] != p:
+        raise ValueError("X, y and Xn shapes do not match")
+    if start < 0 or stop < start or stop * m > idx.shape[0] or stop > ok.shape[0]:
+        raise ValueError("resample range outside idx or ok")
+    if stop * nnew > out.shape[0]:
+        raise ValueError("out is too small")
+    if start == stop or n == 0 or nnew == 0:
+        for s in range(start, stop):
+            ok[s] = 0 if n == 0 else 1
+        return
     _pipe_init(&P, mono, p, ncols_tol)
     try:
         mean = <double*> malloc((p + 1) * sizeof(double))
@@ -1356,10 +1307,11 @@ def bootstrap(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mon
                 or urows == NULL or count == NULL or _pipe_alloc(&P, m) != 0):
             raise MemoryError()
         with nogil:
-            for s in range(nb):
+            for s in range(start, stop):
+                ok[s] = 0
                 good = True
                 for i in range(m):
-                    rows[i] = <Py_ssize_t> idx[s, i]
+                    rows[i] = <Py_ssize_t> idx[s * m + i]
                     if rows[i] < 0 or rows[i] >= n:
                         good = False
                 if not good:
@@ -1377,12 +1329,13 @@ def bootstrap(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mon
                                mean, scale, coef, &icpt)
                 if st != 0:
                     continue
-                _pipe_predict(&P, mean, scale, coef, icpt, &Xn[0, 0], nnew, &ov[nok, 0])
+                row_out = &out[s * nnew]
+                _pipe_predict(&P, mean, scale, coef, icpt, &Xn[0, 0], nnew, row_out)
                 for i in range(nnew):
-                    if not isfinite(ov[nok, i]):
+                    if not isfinite(row_out[i]):
                         good = False
                 if good:
-                    nok += 1
+                    ok[s] = 1
     finally:
         free(mean)
         free(scale)
@@ -1392,4 +1345,67 @@ def bootstrap(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mon
         free(urows)
         free(count)
         _pipe_free(&P)
-    return out[:nok]
+
+
+cdef int _cmp_double(const void* a, const void* b) noexcept nogil:
+    cdef double x = (<const double*> a)[0], y = (<const double*> b)[0]
+    return (x > y) - (x < y)
+
+
+cdef double _lerp(double a, double b, double t) noexcept nogil:
+    # numpy's _lerp, operation for operation (the t >= 0.5 branch keeps lerp(a, b, 1) == b).
+    cdef double diff = b - a
+    if t >= 0.5:
+        return b - diff * (1.0 - t)
+    return a + diff * t
+
+
+def percentile_pair(const double[::1] values, const unsigned char[::1] ok, Py_ssize_t cols,
+                    double q_low, double q_high):
+    """Per column, numpy.percentile(..., [q_low, q_high]) (linear) over the rows with ok[row].
+
+    ``values`` is row-major with ``cols`` values per row, all finite on the rows used. Returns
+    (low, high) as array('d'); a column without usable rows gives NaN.
+    """
+    cdef Py_ssize_t rows = ok.shape[0], r, c, n = 0, lo_i, hi_i
+    cdef double ql = q_low / 100.0, qh = q_high / 100.0, vi, g
+    cdef array low = _doubles(cols, NAN)
+    cdef array high = _doubles(cols, NAN)
+    cdef double* col
+    cdef double* res
+    cdef double q
+    cdef int which
+    if rows * cols > values.shape[0]:
+        raise ValueError("values is smaller than ok x cols")
+    if not (0.0 <= ql <= 1.0 and 0.0 <= qh <= 1.0):
+        raise ValueError("percentiles must be in [0, 100]")
+    for r in range(rows):
+        if ok[r]:
+            n += 1
+    if n == 0 or cols == 0:
+        return low, high
+    col = <double*> malloc(n * sizeof(double))
+    if col == NULL:
+        raise MemoryError()
+    with nogil:
+        for c in range(cols):
+            n = 0
+            for r in range(rows):
+                if ok[r]:
+                    col[n] = values[r * cols + c]
+                    n += 1
+            qsort(col, n, sizeof(double), _cmp_double)
+            for which in range(2):
+                q = ql if which == 0 else qh
+                res = low.data.as_doubles if which == 0 else high.data.as_doubles
+                # numpy's 'linear' method: virtual index (n - 1) * q, neighbours clipped.
+                vi = (n - 1) * q
+                if vi >= n - 1:
+                    res[c] = col[n - 1]
+                    continue
+                lo_i = <Py_ssize_t> floor(vi)
+                hi_i = lo_i + 1
+                g = vi - <double> lo_i
+                res[c] = _lerp(col[lo_i], col[hi_i], g)
+    free(col)
+    return low, high

@@ -1,6 +1,10 @@
 """Minimum-norm least squares and the polynomial regression pipeline (compiled kernels).
 
-Everything here is float64 numpy in, numpy out; the numerics live in ``_linalg.pyx``.
+The public functions take array-likes and return float64 numpy arrays; the numerics live in
+``_linalg.pyx``. The model pipeline itself does not need numpy: ``PolynomialModel`` keeps its
+coefficients in ``array('d')`` buffers and also accepts 2-D float64 ``memoryview`` inputs, which
+is how ``MultivariatePredictor`` trains and predicts (the results exporter never loads numpy).
+numpy is imported on the first call that needs it.
 
 Least squares (``lstsq``) returns what ``numpy.linalg.lstsq(X, y, rcond=None)[0]`` returns: the
 minimum-norm solution with singular values ``<= rcond * sigma_max`` treated as zero (default
@@ -57,13 +61,15 @@ from __future__ import annotations
 import itertools
 import math
 import os
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any, Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from advisor_core import _linalg
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "PolynomialModel",
@@ -79,6 +85,9 @@ __all__ = [
 
 _MAX_PIPELINE_DEGREE = 3
 
+#: The numpy-facing solver (advisor_core._lstsq), bound on the first lstsq call.
+_solver: Optional[Callable[..., Any]] = None
+
 
 def lstsq(X: Any, y: Any, rcond: Optional[float] = None) -> np.ndarray:
     """Minimum-norm least-squares solution b of X b ≈ y (= numpy.linalg.lstsq(X, y)[0]).
@@ -86,24 +95,48 @@ def lstsq(X: Any, y: Any, rcond: Optional[float] = None) -> np.ndarray:
     X is (m, n), y is (m,) or (m, k); the result is (n,) or (n, k). Raises ValueError for
     non-finite values or mismatched shapes.
     """
-    return _linalg.lstsq(X, y, rcond)
+    global _solver
+    if _solver is None:
+        from advisor_core._lstsq import lstsq as solve
+
+        _solver = solve
+    return _solver(X, y, rcond)
 
 
 @lru_cache(maxsize=64)
-def _monomials(n_features: int, degree: int) -> np.ndarray:
-    """Read-only (J, degree) table of feature indices of each non-bias monomial, -1 padded."""
-    rows = [
-        combo + (-1,) * (degree - d)
+def _monomials(n_features: int, degree: int) -> memoryview:
+    """Read-only (J, degree) int32 table of the feature indices of each non-bias monomial."""
+    flat = array("i", [
+        index
         for d in range(1, degree + 1)
         for combo in itertools.combinations_with_replacement(range(n_features), d)
-    ]
-    table = np.array(rows, dtype=np.int32).reshape(len(rows), degree)
-    table.flags.writeable = False
-    return table
+        for index in combo + (-1,) * (degree - d)
+    ])
+    return memoryview(flat).cast("B").cast("i", (len(flat) // degree, degree)).toreadonly()
 
 
-def _matrix(X: Any, name: str = "X") -> np.ndarray:
-    """X as a C-contiguous float64 2-D array of finite values, or ValueError."""
+def _is_float_buffer(X: Any, ndim: int) -> bool:
+    """True for a C-contiguous float64 memoryview/array('d') of ndim dimensions, none empty."""
+    if isinstance(X, array):
+        return ndim == 1 and X.typecode == "d"
+    return (isinstance(X, memoryview) and X.format == "d" and X.ndim == ndim
+            and X.c_contiguous and 0 not in X.shape)
+
+
+def _finite_buffer(X: Any) -> bool:
+    """True when a contiguous float64 buffer (array, memoryview or numpy 1-D) is all finite."""
+    flat = X.cast("B").cast("d") if isinstance(X, memoryview) and X.ndim > 1 else X
+    return bool(_linalg.all_finite(flat))
+
+
+def _matrix(X: Any, name: str = "X") -> Any:
+    """X as a C-contiguous float64 2-D buffer of finite values, or ValueError."""
+    if _is_float_buffer(X, 2):
+        if not _finite_buffer(X):
+            raise ValueError(f"{name} must contain only finite values")
+        return X
+    import numpy as np
+
     try:
         arr = np.ascontiguousarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -117,23 +150,28 @@ def _matrix(X: Any, name: str = "X") -> np.ndarray:
     return arr
 
 
-def _vector(y: Any, n: int, name: str = "y") -> np.ndarray:
-    """y as a contiguous float64 1-D array of n finite values, or ValueError."""
-    try:
-        arr = np.ascontiguousarray(y, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric 1-D array") from exc
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array, got {arr.ndim}-D")
-    if arr.shape[0] != n:
-        raise ValueError(f"{name} has {arr.shape[0]} values, expected {n}")
-    if not np.isfinite(arr).all():
+def _vector(y: Any, n: int, name: str = "y") -> Any:
+    """y as a contiguous float64 1-D buffer of n finite values (n < 0: any length)."""
+    if _is_float_buffer(y, 1):
+        arr = y
+    else:
+        import numpy as np
+
+        try:
+            arr = np.ascontiguousarray(y, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be a numeric 1-D array") from exc
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be a 1-D array, got {arr.ndim}-D")
+    if n >= 0 and len(arr) != n:
+        raise ValueError(f"{name} has {len(arr)} values, expected {n}")
+    if not _finite_buffer(arr):
         raise ValueError(f"{name} must contain only finite values")
     return arr
 
 
 def _check_degree(degree: Any) -> int:
-    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
+    if isinstance(degree, bool) or not hasattr(degree, "__index__"):
         raise ValueError(f"degree must be an integer, got {degree!r}")
     if not 1 <= degree <= _MAX_PIPELINE_DEGREE:
         raise ValueError(f"degree must be 1, 2 or 3, got {degree}")
@@ -147,14 +185,32 @@ def _design_width(n_features: int, degree: int) -> int:
     return math.comb(n_features + degree, degree)
 
 
+def _as_numpy(values: array, shape: Optional[tuple[int, ...]] = None) -> np.ndarray:
+    """A numpy view of a kernel result (no copy), reshaped when ``shape`` is given."""
+    import numpy as np
+
+    out = np.frombuffer(values, dtype=np.float64) if len(values) else np.zeros(0)
+    return out.reshape(shape) if shape is not None else out
+
+
 def polynomial_features(X: Any, degree: int, include_bias: bool = True) -> np.ndarray:
     """Polynomial expansion of X in scikit-learn's PolynomialFeatures column order."""
-    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)) or degree < 0:
+    if isinstance(degree, bool) or not hasattr(degree, "__index__") or degree < 0:
         raise ValueError(f"degree must be an integer >= 0, got {degree!r}")
     if degree == 0 and not include_bias:
         raise ValueError("degree 0 without the bias column would produce no columns")
     arr = _matrix(X)
-    return _linalg.poly_expand(arr, _monomials(arr.shape[1], int(degree)), bool(include_bias))
+    n, p = arr.shape
+    degree = int(degree)
+    if degree == 0:
+        import numpy as np
+
+        mono = np.zeros((0, 1), dtype=np.int32)
+        width = 1
+    else:
+        mono = _monomials(p, degree)
+        width = mono.shape[0] + (1 if include_bias else 0)
+    return _as_numpy(_linalg.poly_expand(arr, mono, bool(include_bias)), (n, width))
 
 
 def standard_scaler(X: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -162,40 +218,42 @@ def standard_scaler(X: Any) -> tuple[np.ndarray, np.ndarray]:
     arr = _matrix(X)
     if arr.shape[0] == 0:
         raise ValueError("X must have at least one row")
-    return _linalg.scaler_stats(arr)
+    mean, scale = _linalg.scaler_stats(arr)
+    return _as_numpy(mean), _as_numpy(scale)
+
+
+def mean(values: Any) -> float:
+    """Arithmetic mean with numpy's pairwise summation (bit for bit ``np.mean``); NaN if empty."""
+    return float(_linalg.mean(_vector(values, -1, "values")))
 
 
 def r2_score(y_true: Any, y_pred: Any) -> float:
     """Coefficient of determination (scikit-learn semantics); NaN for fewer than 2 samples."""
-    yt = _vector(y_true, np.shape(y_true)[0] if np.ndim(y_true) else -1, "y_true")
-    yp = _vector(y_pred, yt.shape[0], "y_pred")
+    yt = _vector(y_true, -1, "y_true")
+    yp = _vector(y_pred, len(yt), "y_pred")
     return float(_linalg.r2(yt, yp))
 
 
 def rmse(y_true: Any, y_pred: Any) -> float:
     """Root mean squared error, in the unit of y; NaN when empty."""
-    yt = _vector(y_true, np.shape(y_true)[0] if np.ndim(y_true) else -1, "y_true")
-    yp = _vector(y_pred, yt.shape[0], "y_pred")
+    yt = _vector(y_true, -1, "y_true")
+    yp = _vector(y_pred, len(yt), "y_pred")
     return float(_linalg.rmse(yt, yp))
 
 
 class PolynomialModel:
     """A fitted StandardScaler -> PolynomialFeatures(degree) -> LinearRegression pipeline.
 
-    ``coef`` is indexed like ``polynomial_features(scaled, degree, include_bias=True)``
-    (``coef[0]``, the bias column's coefficient, is 0 after fitting: the intercept carries it).
+    ``mean`` and ``scale`` (per input feature) and ``coef`` (indexed like
+    ``polynomial_features(scaled, degree, include_bias=True)``; ``coef[0]``, the bias column's
+    coefficient, is 0 after fitting: the intercept carries it) are ``array('d')`` buffers;
+    ``numpy.asarray`` views them without a copy.
     """
 
     __slots__ = ("coef", "degree", "intercept", "mean", "scale")
 
-    def __init__(
-        self,
-        degree: int,
-        mean: np.ndarray,
-        scale: np.ndarray,
-        coef: np.ndarray,
-        intercept: float,
-    ) -> None:
+    def __init__(self, degree: int, mean: array, scale: array, coef: array,
+                 intercept: float) -> None:
         self.degree = degree
         self.mean = mean
         self.scale = scale
@@ -214,15 +272,16 @@ class PolynomialModel:
         mean, scale, coef, intercept = _linalg.fit_pipeline(
             arr, yv, _monomials(p, degree), _design_width(p, degree)
         )
-        return cls(degree, mean, scale, np.concatenate(([0.0], coef)), float(intercept))
+        coef.insert(0, 0.0)
+        return cls(degree, mean, scale, coef, float(intercept))
 
     @property
     def n_features(self) -> int:
         """Number of input features the model expects."""
-        return int(self.mean.shape[0])
+        return len(self.mean)
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Predictions for the rows of X (n, p), in the unit of the training target."""
+    def predict_values(self, X: Any) -> array:
+        """Predictions for the rows of X (n, p) as array('d'), in the unit of the target."""
         arr = _matrix(X)
         if arr.shape[1] != self.n_features:
             raise ValueError(f"X has {arr.shape[1]} features, the model expects {self.n_features}")
@@ -232,8 +291,12 @@ class PolynomialModel:
             self.scale,
             _monomials(self.n_features, self.degree),
             self.coef[1:],
-            self.intercept + float(self.coef[0]),
+            self.intercept + self.coef[0],
         )
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predictions for the rows of X (n, p) as a numpy array, in the unit of the target."""
+        return _as_numpy(self.predict_values(X))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description (plain lists and floats)."""
@@ -263,41 +326,54 @@ class PolynomialModel:
         intercept = float(intercept)
         if not math.isfinite(intercept):
             raise ValueError("intercept must be finite")
-        p = mean.shape[0]
-        if scale.shape[0] != p:
+        p = len(mean)
+        if p == 0:
+            raise ValueError("mean must not be empty")
+        if len(scale) != p:
             raise ValueError("mean and scale lengths differ")
-        if np.any(scale == 0.0):
+        if 0.0 in scale:
             raise ValueError("scale must be non-zero")
-        if coef.shape[0] != 1 + _monomials(p, degree).shape[0]:
-            raise ValueError(f"coef must have {1 + _monomials(p, degree).shape[0]} entries")
+        terms = 1 + _monomials(p, degree).shape[0]
+        if len(coef) != terms:
+            raise ValueError(f"coef must have {terms} entries")
         return cls(degree, mean, scale, coef, intercept)
 
     def __repr__(self) -> str:
         return f"PolynomialModel(degree={self.degree}, n_features={self.n_features})"
 
 
-def _float_list(values: Any, name: str) -> np.ndarray:
+def _float_list(values: Any, name: str) -> array:
     if not isinstance(values, (list, tuple)) or any(
         isinstance(v, bool) or not isinstance(v, (int, float)) for v in values
     ):
         raise ValueError(f"{name} must be a list of numbers")
-    arr = np.array(values, dtype=np.float64)
-    if not np.isfinite(arr).all():
+    arr = array("d", values)
+    if not all(math.isfinite(v) for v in arr):
         raise ValueError(f"{name} must contain only finite numbers")
     return arr
 
 
-def cross_val_r2(X: Any, y: Any, degree: int, folds: int) -> np.ndarray:
-    """Per-fold R² of k = min(folds, n) contiguous unshuffled folds (NaN where undefined)."""
-    degree = _check_degree(degree)
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+def _check_folds(folds: Any) -> int:
+    if isinstance(folds, bool) or not hasattr(folds, "__index__") or folds < 2:
         raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+    return int(folds)
+
+
+def cross_val_r2_values(X: Any, y: Any, degree: int, folds: int) -> array:
+    """Per-fold R² as array('d'): k = min(folds, n) contiguous unshuffled folds (NaN: undefined)."""
+    degree = _check_degree(degree)
+    folds = _check_folds(folds)
     arr = _matrix(X)
     if arr.shape[0] == 0:
         raise ValueError("X must have at least one row")
     yv = _vector(y, arr.shape[0])
     p = arr.shape[1]
-    return _linalg.cv_r2(arr, yv, _monomials(p, degree), _design_width(p, degree), int(folds))
+    return _linalg.cv_r2(arr, yv, _monomials(p, degree), _design_width(p, degree), folds)
+
+
+def cross_val_r2(X: Any, y: Any, degree: int, folds: int) -> np.ndarray:
+    """Per-fold R² of k = min(folds, n) contiguous unshuffled folds (NaN where undefined)."""
+    return _as_numpy(cross_val_r2_values(X, y, degree, folds))
 
 
 #: Bootstrap work (rows x design columns x resamples) from which the resamples are split over
@@ -312,6 +388,76 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def resample_indices(n: int, n_bootstrap: int, random_state: Any = 0) -> Any:
+    """Row indices of n_bootstrap resamples of n rows, flat (resample-major) int64 buffer.
+
+    Equal to ``np.random.default_rng(random_state).integers(0, n, size=(n_bootstrap, n))``;
+    an int or None seed is drawn by the compiled generator (no numpy), any other seed
+    (a numpy Generator, a SeedSequence) by numpy.
+    """
+    if random_state is None or (isinstance(random_state, int)
+                                and not isinstance(random_state, bool) and random_state >= 0):
+        from advisor_core import _random
+
+        return _random.resample_indices(n, n_bootstrap, random_state)
+    import numpy as np
+
+    return np.random.default_rng(random_state).integers(0, n, size=(n_bootstrap, n)).ravel()
+
+
+def _bootstrap(X: Any, y: Any, degree: int, X_new: Any, n_bootstrap: Any,
+               random_state: Any, n_jobs: Optional[int]) -> tuple[array, bytearray, int]:
+    """Resampled refits' predictions: (row-major values, per-resample success flags, columns)."""
+    degree = _check_degree(degree)
+    if isinstance(n_bootstrap, bool) or not hasattr(n_bootstrap, "__index__"):
+        raise ValueError(f"n_bootstrap must be an integer, got {n_bootstrap!r}")
+    n_bootstrap = int(n_bootstrap)
+    if n_bootstrap < 0:
+        raise ValueError("n_bootstrap must be >= 0")
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)
+                               or n_jobs < 1):
+        raise ValueError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}")
+    arr = _matrix(X)
+    n, p = arr.shape
+    if n == 0:
+        raise ValueError("X must have at least one row")
+    yv = _vector(y, n)
+    new = X_new if _is_float_buffer(X_new, 2) else _new_rows(X_new)
+    new = _matrix(new, "X_new")
+    if new.shape[1] != p:
+        raise ValueError(f"X_new has {new.shape[1]} features, X has {p}")
+    cols = int(new.shape[0])
+    idx = resample_indices(n, n_bootstrap, random_state)
+    mono, width = _monomials(p, degree), _design_width(p, degree)
+    out = array("d", [0.0]) * (n_bootstrap * cols)
+    ok = bytearray(n_bootstrap)
+    if n_jobs is None:
+        n_jobs = _usable_cores() if n * width * n_bootstrap >= PARALLEL_BOOTSTRAP_WORK else 1
+    n_jobs = max(1, min(n_jobs, n_bootstrap))
+
+    def run(block: tuple[int, int]) -> None:
+        _linalg.bootstrap(arr, yv, mono, width, new, idx, out, ok, block[0], block[1])
+
+    # The compiled loop releases the GIL and each thread fills its own rows of the shared
+    # buffers, so the result does not depend on the number of threads.
+    bounds = [n_bootstrap * j // n_jobs for j in range(n_jobs + 1)]
+    blocks = list(zip(bounds, bounds[1:]))
+    if n_jobs == 1:
+        run(blocks[0])
+    else:
+        with ThreadPoolExecutor(n_jobs) as pool:
+            list(pool.map(run, blocks))
+    return out, ok, cols
+
+
+def _new_rows(X_new: Any) -> Any:
+    """X_new as a 2-D numpy array (a 1-D X_new is one row)."""
+    import numpy as np
+
+    new = np.asarray(X_new, dtype=np.float64)
+    return new.reshape(1, -1) if new.ndim == 1 else new
+
+
 def bootstrap_predictions(
     X: Any,
     y: Any,
@@ -323,48 +469,46 @@ def bootstrap_predictions(
 ) -> np.ndarray:
     """Predictions (n_successful, len(X_new)) of pipelines refitted on row resamples.
 
-    Resample indices come from ``np.random.default_rng(random_state).integers(0, n,
-    size=(n_bootstrap, n))``, so a seed reproduces the result. A 1-D X_new is one row.
-    ``n_jobs`` threads share the resamples (None: the usable cores, for large problems only);
-    the result does not depend on it.
+    Resample indices are ``resample_indices(n, n_bootstrap, random_state)``, i.e. numpy's
+    ``default_rng(random_state).integers(0, n, size=(n_bootstrap, n))``, so a seed reproduces
+    the result. A 1-D X_new is one row. ``n_jobs`` threads share the resamples (None: the usable
+    cores, for large problems only); the result does not depend on it.
     """
-    degree = _check_degree(degree)
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)):
-        raise ValueError(f"n_bootstrap must be an integer, got {n_bootstrap!r}")
-    if n_bootstrap < 0:
-        raise ValueError("n_bootstrap must be >= 0")
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)
-                               or n_jobs < 1):
-        raise ValueError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}")
-    arr = _matrix(X)
-    n, p = arr.shape
-    if n == 0:
-        raise ValueError("X must have at least one row")
-    yv = _vector(y, n)
-    new = np.asarray(X_new, dtype=np.float64)
-    new = _matrix(new.reshape(1, -1) if new.ndim == 1 else new, "X_new")
-    if new.shape[1] != p:
-        raise ValueError(f"X_new has {new.shape[1]} features, X has {p}")
-    idx = np.random.default_rng(random_state).integers(0, n, size=(int(n_bootstrap), n))
-    mono, width = _monomials(p, degree), _design_width(p, degree)
-    if n_jobs is None:
-        n_jobs = _usable_cores() if n * width * n_bootstrap >= PARALLEL_BOOTSTRAP_WORK else 1
-    n_jobs = min(n_jobs, int(n_bootstrap))
-    if n_jobs <= 1:
-        return _linalg.bootstrap(arr, yv, mono, width, new, idx)
-    # The compiled loop releases the GIL and allocates its own buffers, so contiguous blocks of
-    # resamples run in parallel; concatenating them in order gives the sequential result.
-    blocks = [np.ascontiguousarray(block) for block in np.array_split(idx, n_jobs)]
-    with ThreadPoolExecutor(n_jobs) as pool:
-        parts = list(pool.map(lambda block: _linalg.bootstrap(arr, yv, mono, width, new, block),
-                              blocks))
-    return np.concatenate(parts)
+    import numpy as np
+
+    out, ok, cols = _bootstrap(X, y, degree, X_new, n_bootstrap, random_state, n_jobs)
+    values = _as_numpy(out, (len(ok), cols))
+    return values[np.frombuffer(bytes(ok), dtype=np.uint8).astype(bool)]
+
+
+def _interval_bounds(confidence_level: float) -> tuple[float, float]:
+    if not 0.0 < confidence_level < 1.0:
+        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
+    alpha = 1.0 - confidence_level
+    return 100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)
+
+
+def bootstrap_interval(
+    X: Any, y: Any, degree: int, X_new: Any, n_bootstrap: int, confidence_level: float,
+    random_state: Any = 0, n_jobs: Optional[int] = None,
+) -> Optional[tuple[array, array]]:
+    """Central percentile interval of ``bootstrap_predictions`` per row of X_new, as array('d').
+
+    None when no resample could be refitted. The same numbers as ``percentile_interval`` of
+    ``bootstrap_predictions``, without numpy.
+    """
+    q_low, q_high = _interval_bounds(confidence_level)
+    out, ok, cols = _bootstrap(X, y, degree, X_new, n_bootstrap, random_state, n_jobs)
+    if 1 not in ok:
+        return None
+    return _linalg.percentile_pair(out, ok, cols, q_low, q_high)
 
 
 def percentile_interval(preds: Any, confidence_level: float) -> tuple[np.ndarray, np.ndarray]:
     """Central percentile interval over axis 0 (numpy linear interpolation); zeros when empty."""
-    if not 0.0 < confidence_level < 1.0:
-        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
+    import numpy as np
+
+    q_low, q_high = _interval_bounds(confidence_level)
     arr = np.asarray(preds, dtype=np.float64)
     if arr.ndim == 1:
         arr = arr.reshape(-1, 1)
@@ -373,6 +517,9 @@ def percentile_interval(preds: Any, confidence_level: float) -> tuple[np.ndarray
     if arr.shape[0] == 0:
         zeros = np.zeros(arr.shape[1])
         return zeros, zeros.copy()
-    alpha = 1.0 - confidence_level
-    low, high = np.percentile(arr, [100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)], axis=0)
-    return low, high
+    if not np.isfinite(arr).all():  # numpy's NaN and infinity rules
+        low, high = np.percentile(arr, [q_low, q_high], axis=0)
+        return low, high
+    low, high = _linalg.percentile_pair(np.ascontiguousarray(arr).ravel(),
+                                        b"\x01" * arr.shape[0], arr.shape[1], q_low, q_high)
+    return _as_numpy(low), _as_numpy(high)

@@ -31,13 +31,15 @@ import logging
 import math
 import os
 import tempfile
+from array import array
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Union
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
 from advisor_core import linalg
 from advisor_core.scenario import as_number, bitrate_mbps, stream_count, total_pixels
+
+if TYPE_CHECKING:
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +144,8 @@ class PowerPredictor:
 
 def _fit_stream_power(pairs: list[tuple[int, float]], quadratic: bool) -> StreamPowerModel:
     """Least squares with intercept on the centred design [s] or [s, s²] (min-norm)."""
+    import numpy as np
+
     n = len(pairs)
     # A dozen points: plain Python sums cost less than numpy's per-call overhead.
     x_mean = sum(s for s, _ in pairs) / n
@@ -264,13 +268,18 @@ def _feature_names(encoders: list[str], hardware: list[str]) -> list[str]:
             + [f"hardware_{c}" for c in hardware])
 
 
-def _encode(features_list: list[dict], encoders: list[str], hardware: list[str]) -> np.ndarray:
-    """Feature matrix (rows × (5 + categories)) of feature dicts; unseen categories → zeros."""
+def _encode(features_list: list[dict], encoders: list[str], hardware: list[str]) -> memoryview:
+    """Feature matrix (rows × (5 + categories)) of feature dicts; unseen categories → zeros.
+
+    A C-contiguous float64 2-D memoryview (numpy is not needed to train or predict natively).
+    """
+    if not features_list:
+        raise ValueError("no feature rows to encode")
     n_numeric = len(NUMERIC_FEATURES)
     encoder_col = {c: n_numeric + i for i, c in enumerate(encoders)}
     hardware_col = {c: n_numeric + len(encoders) + i for i, c in enumerate(hardware)}
     width = n_numeric + len(encoders) + len(hardware)
-    rows = []
+    flat = array("d")
     for features in features_list:
         row = [0.0] * width
         for i, key in enumerate(NUMERIC_FEATURES):
@@ -285,8 +294,8 @@ def _encode(features_list: list[dict], encoders: list[str], hardware: list[str])
         col = hardware_col.get(cpu_model if isinstance(cpu_model, str) else DEFAULT_HARDWARE)
         if col is not None:
             row[col] = 1.0
-        rows.append(row)
-    return np.array(rows, dtype=np.float64).reshape(len(rows), width)
+        flat.extend(row)
+    return memoryview(flat).cast("B").cast("d", (len(features_list), width))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,11 +341,23 @@ def _tree_pipeline(kind: str) -> Any:
     return Pipeline([("scaler", StandardScaler()), ("model", regressor)])
 
 
-def _fit_kind(kind: str, X: np.ndarray, y: np.ndarray) -> Any:
+def _fit_kind(kind: str, X: memoryview, y: array) -> Any:
     degree = _NATIVE_DEGREES.get(kind)
     if degree is not None:
         return linalg.PolynomialModel.fit(X, y, degree)
-    return _tree_pipeline(kind).fit(X, y)
+    import numpy as np
+
+    return _tree_pipeline(kind).fit(np.asarray(X), np.asarray(y))
+
+
+def _predict_kind(model: Any, X: memoryview) -> list[float]:
+    """Predictions of a fitted model (native or scikit-learn) for the rows of X."""
+    if isinstance(model, linalg.PolynomialModel):
+        return model.predict_values(X).tolist()
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        return np.asarray(model.predict(np.asarray(X)), dtype=np.float64).tolist()
 
 
 def _fold_bounds(n: int, k: int) -> list[tuple[int, int]]:
@@ -350,38 +371,53 @@ def _fold_bounds(n: int, k: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def _cv_r2(kind: str, X: np.ndarray, y: np.ndarray, folds: int) -> np.ndarray:
+def _cv_r2(kind: str, X: memoryview, y: array, folds: int) -> list[float]:
     """Per-fold R² of a model kind (NaN where undefined)."""
     degree = _NATIVE_DEGREES.get(kind)
     if degree is not None:
-        return np.asarray(linalg.cross_val_r2(X, y, degree, folds), dtype=np.float64)
+        return linalg.cross_val_r2_values(X, y, degree, folds).tolist()
+    import numpy as np
+
+    Xa, ya = np.asarray(X), np.asarray(y)
     scores = []
-    for start, stop in _fold_bounds(len(y), folds):
-        train = np.r_[0:start, stop:len(y)]
-        model = _tree_pipeline(kind).fit(X[train], y[train])
-        scores.append(linalg.r2_score(y[start:stop], model.predict(X[start:stop])))
-    return np.array(scores, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        for start, stop in _fold_bounds(len(y), folds):
+            train = np.r_[0:start, stop:len(y)]
+            model = _tree_pipeline(kind).fit(Xa[train], ya[train])
+            scores.append(linalg.r2_score(ya[start:stop], model.predict(Xa[start:stop])))
+    return scores
 
 
-def _bootstrap(kind: str, X: np.ndarray, y: np.ndarray, X_new: np.ndarray, n_bootstrap: int,
-               random_state: Any, n_jobs: Optional[int] = None) -> np.ndarray:
-    """Predictions of models refitted on resampled rows, shape (successful refits, len(X_new))."""
-    degree = _NATIVE_DEGREES.get(kind)
-    if degree is not None:
-        return np.asarray(linalg.bootstrap_predictions(
-            X, y, degree, X_new, n_bootstrap, random_state, n_jobs), dtype=np.float64)
+def _tree_interval(kind: str, X: memoryview, y: array, X_new: memoryview, n_bootstrap: int,
+                   confidence_level: float, random_state: Any) -> Optional[tuple[Any, Any]]:
+    """Bootstrap percentile interval of a tree model (refits with scikit-learn); None if none."""
+    import numpy as np
+
+    Xa, ya, new = np.asarray(X), np.asarray(y), np.asarray(X_new)
     rng = np.random.default_rng(random_state)
     n = len(y)
     predictions = []
-    for _ in range(n_bootstrap):
-        rows = rng.integers(0, n, n)
-        try:
-            predictions.append(_tree_pipeline(kind).fit(X[rows], y[rows]).predict(X_new))
-        except ValueError as exc:
-            logger.debug("bootstrap refit of %s skipped: %s", kind, exc)
-    if not predictions:
-        return np.empty((0, len(X_new)))
-    return np.array(predictions, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        for _ in range(n_bootstrap):
+            rows = rng.integers(0, n, n)
+            try:
+                predictions.append(_tree_pipeline(kind).fit(Xa[rows], ya[rows]).predict(new))
+            except ValueError as exc:
+                logger.debug("bootstrap refit of %s skipped: %s", kind, exc)
+        if not predictions:
+            return None
+        return linalg.percentile_interval(np.array(predictions, dtype=np.float64),
+                                          confidence_level)
+
+
+def _readonly_numpy(values: Any) -> Optional[np.ndarray]:
+    if values is None:
+        return None
+    import numpy as np
+
+    view = np.asarray(values)
+    view.flags.writeable = False
+    return view
 
 
 def _select_best(scores: dict) -> str:
@@ -430,11 +466,22 @@ class MultivariatePredictor:
         self.encoder_categories: list[str] = []
         self.hardware_categories: list[str] = []
         self.hardware_model: Optional[str] = None
-        self.X_train: Optional[np.ndarray] = None
-        self.y_train: Optional[np.ndarray] = None
+        # Training rows (2-D float64 memoryview) and targets; X_train/y_train view them.
+        self._X_train: Optional[memoryview] = None
+        self._y_train: Optional[array] = None
         self.version = "1.0"
 
     extract_features = staticmethod(extract_features)
+
+    @property
+    def X_train(self) -> Optional[np.ndarray]:
+        """The encoded training features (rows × feature_names), a read-only numpy view."""
+        return _readonly_numpy(self._X_train)
+
+    @property
+    def y_train(self) -> Optional[np.ndarray]:
+        """The training targets (in the target's unit), a read-only numpy view."""
+        return _readonly_numpy(self._y_train)
 
     # -- training -------------------------------------------------------------------------
 
@@ -450,15 +497,14 @@ class MultivariatePredictor:
                 kinds.append(kind)
         return kinds
 
-    def _score(self, kind: str, X: np.ndarray, y: np.ndarray, fitted: np.ndarray) -> float:
+    def _score(self, kind: str, X: memoryview, y: array, fitted: array) -> float:
         """Mean cross-validated R² over folds where it is defined, else training R²."""
         folds = self.cv_folds
         if (isinstance(folds, int) and not isinstance(folds, bool) and folds >= 2
                 and len(y) >= folds):
-            per_fold = _cv_r2(kind, X, y, folds)
-            usable = per_fold[np.isfinite(per_fold)]
-            if usable.size:
-                return float(usable.mean())
+            usable = [r2 for r2 in _cv_r2(kind, X, y, folds) if math.isfinite(r2)]
+            if usable:
+                return linalg.mean(array("d", usable))
         return float(linalg.r2_score(y, fitted))
 
     def fit(self, scenarios: Any, target: str = "mean_power_watts",
@@ -489,28 +535,27 @@ class MultivariatePredictor:
         encoders = sorted({f["encoder_type"] for f in features_rows})
         hardware = sorted({f["hardware_cpu_model"] for f in features_rows})
         X = _encode(features_rows, encoders, hardware)
-        y = np.array(targets, dtype=np.float64)
+        y = array("d", targets)
 
         pipelines: dict[str, Any] = {}
         scores: dict[str, dict] = {}
-        with np.errstate(all="ignore"):
-            for kind in kinds:
-                try:
-                    model = _fit_kind(kind, X, y)
-                    fitted = np.asarray(model.predict(X), dtype=np.float64)
-                    if not np.all(np.isfinite(fitted)):
-                        raise ValueError("non-finite fitted values")
-                    r2 = self._score(kind, X, y, fitted)
-                    rmse = float(linalg.rmse(y, fitted))
-                    if not (math.isfinite(r2) and math.isfinite(rmse)):
-                        raise ValueError("non-finite score")
-                # Any failure of one model kind (singular data, overflow, a scikit-learn
-                # error) only removes that kind from the candidates, as in the reference.
-                except Exception as exc:
-                    logger.warning("MultivariatePredictor: model %s failed: %s", kind, exc)
-                    continue
-                pipelines[kind] = model
-                scores[kind] = {"r2": r2, "rmse": rmse}
+        for kind in kinds:
+            try:
+                model = _fit_kind(kind, X, y)
+                fitted = array("d", _predict_kind(model, X))
+                if not all(math.isfinite(v) for v in fitted):
+                    raise ValueError("non-finite fitted values")
+                r2 = self._score(kind, X, y, fitted)
+                rmse = float(linalg.rmse(y, fitted))
+                if not (math.isfinite(r2) and math.isfinite(rmse)):
+                    raise ValueError("non-finite score")
+            # Any failure of one model kind (singular data, overflow, a scikit-learn error)
+            # only removes that kind from the candidates, as in the reference.
+            except Exception as exc:
+                logger.warning("MultivariatePredictor: model %s failed: %s", kind, exc)
+                continue
+            pipelines[kind] = model
+            scores[kind] = {"r2": r2, "rmse": rmse}
         if not pipelines:
             logger.warning("MultivariatePredictor: no model could be trained")
             return False
@@ -525,8 +570,8 @@ class MultivariatePredictor:
             encoder_categories=encoders,
             hardware_categories=hardware,
             feature_names=_feature_names(encoders, hardware),
-            X_train=X,
-            y_train=y,
+            _X_train=X,
+            _y_train=y,
             target_name=target,
             hardware_model=hardware_id if isinstance(hardware_id, str) else None,
         )
@@ -553,38 +598,41 @@ class MultivariatePredictor:
         return best
 
     @staticmethod
-    def _interval(state: dict, kind: str, X_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _interval(state: dict, kind: str, X_new: memoryview) -> tuple[list, list]:
         """Bootstrap percentile interval per row of X_new (unclamped; zeros when impossible)."""
-        zeros = np.zeros(len(X_new))
-        X_train, y_train = state["X_train"], state["y_train"]
+        zeros = [0.0] * X_new.shape[0]
+        X_train, y_train = state["_X_train"], state["_y_train"]
         if X_train is None or y_train is None or len(y_train) == 0:
             return zeros, zeros
         n_bootstrap = state["n_bootstrap"]
         if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap <= 0:
             return zeros, zeros
+        degree = _NATIVE_DEGREES.get(kind)
         try:
-            with np.errstate(all="ignore"):
-                predictions = _bootstrap(kind, X_train, y_train, X_new, n_bootstrap,
-                                         state["random_state"], state["n_jobs"])
-                if predictions.shape[0] == 0:
-                    return zeros, zeros
-                low, high = linalg.percentile_interval(predictions, state["confidence_level"])
+            if degree is not None:
+                bounds = linalg.bootstrap_interval(
+                    X_train, y_train, degree, X_new, n_bootstrap, state["confidence_level"],
+                    state["random_state"], state["n_jobs"])
+            else:
+                bounds = _tree_interval(kind, X_train, y_train, X_new, n_bootstrap,
+                                        state["confidence_level"], state["random_state"])
         except (TypeError, ValueError) as exc:  # e.g. a confidence level outside (0, 1)
             logger.warning("MultivariatePredictor: no interval: %s", exc)
-            nan = np.full(len(X_new), np.nan)
+            nan = [math.nan] * X_new.shape[0]
             return nan, nan
-        return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+        if bounds is None:
+            return zeros, zeros
+        return bounds[0].tolist(), bounds[1].tolist()
 
     @classmethod
     def _predict_rows(cls, state: dict, kind: str, features_list: list[dict],
                       confidence: bool) -> list[dict]:
         X_new = _encode(features_list, state["encoder_categories"], state["hardware_categories"])
-        with np.errstate(all="ignore"):
-            means = np.asarray(state["pipelines"][kind].predict(X_new), dtype=np.float64)
+        means = _predict_kind(state["pipelines"][kind], X_new)
         if confidence:
             low, high = cls._interval(state, kind, X_new)
         results = []
-        for i, mean in enumerate(means.tolist()):
+        for i, mean in enumerate(means):
             item: dict = {"mean": max(0.0, mean) if math.isfinite(mean) else None, "model": kind}
             if confidence:
                 ci_low, ci_high = float(low[i]), float(high[i])
@@ -631,7 +679,7 @@ class MultivariatePredictor:
         if not state["pipelines"]:
             return {"trained": False, "best_model": None, "models": {}, "n_samples": 0,
                     "target": None, "hardware": None, "version": state["version"]}
-        X_train = state["X_train"]
+        X_train = state["_X_train"]
         return {
             "trained": True,
             "best_model": state["best_model_name"],
@@ -679,8 +727,8 @@ class MultivariatePredictor:
             # here (with the best model of the trained process) so a reader knows what is missing.
             "omitted_models": {k: dict(state["model_scores"][k]) for k in omitted},
             "trained_best_model_name": state["best_model_name"],
-            "X_train": None if state["X_train"] is None else state["X_train"].tolist(),
-            "y_train": None if state["y_train"] is None else state["y_train"].tolist(),
+            "X_train": None if state["_X_train"] is None else state["_X_train"].tolist(),
+            "y_train": None if state["_y_train"] is None else state["_y_train"].tolist(),
         }
 
     def save(self, path: PathLike) -> None:
@@ -781,11 +829,11 @@ class MultivariatePredictor:
         if (X_doc is None) != (y_doc is None):
             raise ValueError("X_train and y_train must both be present or both be null")
         if X_doc is not None:
-            X = _finite_matrix(X_doc, "X_train")
-            y = _finite_matrix(y_doc, "y_train", ndim=1)
-            if X.shape[1] != n_features or X.shape[0] != y.shape[0]:
+            X = _finite_rows(X_doc, "X_train")
+            y = _finite_numbers(y_doc, "y_train")
+            if X.shape[1] != n_features or X.shape[0] != len(y):
                 raise ValueError("X_train/y_train shapes do not match the features")
-            predictor.X_train, predictor.y_train = X, y
+            predictor._X_train, predictor._y_train = X, y
         elif pipelines:
             raise ValueError("a trained model file must carry X_train and y_train")
 
@@ -845,22 +893,38 @@ def _string_list(document: dict, key: str) -> list[str]:
     return list(value)
 
 
-def _finite_matrix(value: Any, name: str, ndim: int = 2) -> np.ndarray:
+def _finite_numbers(value: Any, name: str) -> array:
+    """A JSON list of finite numbers as array('d'), or ValueError."""
+    if not isinstance(value, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"{name} must be a list of numbers")
     try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric array") from exc
-    if array.ndim != ndim or not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be a finite {ndim}-D numeric array")
-    return array
+        numbers = array("d", value)
+    except OverflowError as exc:
+        raise ValueError(f"{name} holds a number beyond the float range") from exc
+    if not all(math.isfinite(v) for v in numbers):
+        raise ValueError(f"{name} must hold finite numbers")
+    return numbers
+
+
+def _finite_rows(value: Any, name: str) -> memoryview:
+    """A JSON list of equally long, non-empty rows of finite numbers as a 2-D memoryview."""
+    if not isinstance(value, list) or not value or not all(
+            isinstance(row, list) for row in value):
+        raise ValueError(f"{name} must be a non-empty list of rows")
+    width = len(value[0])
+    if width == 0 or any(len(row) != width for row in value):
+        raise ValueError(f"{name} rows must be non-empty and of equal length")
+    flat = _finite_numbers([v for row in value for v in row], name)
+    return memoryview(flat).cast("B").cast("d", (len(value), width))
 
 
 def _native_to_dict(model: Any) -> dict:
     return {
         "degree": int(model.degree),
-        "mean": np.asarray(model.mean, dtype=np.float64).tolist(),
-        "scale": np.asarray(model.scale, dtype=np.float64).tolist(),
-        "coef": np.asarray(model.coef, dtype=np.float64).tolist(),
+        "mean": model.mean.tolist(),
+        "scale": model.scale.tolist(),
+        "coef": model.coef.tolist(),
         "intercept": float(model.intercept),
     }
 
@@ -872,14 +936,14 @@ def _native_from_dict(document: Any, degree: int, n_features: int) -> Any:
         raise ValueError("a saved model must have exactly degree, mean, scale, coef, intercept")
     if document["degree"] != degree or isinstance(document["degree"], bool):
         raise ValueError(f"saved model degree {document['degree']!r} != {degree}")
-    mean = _finite_matrix(document["mean"], "mean", ndim=1)
-    scale = _finite_matrix(document["scale"], "scale", ndim=1)
-    coef = _finite_matrix(document["coef"], "coef", ndim=1)
+    mean = _finite_numbers(document["mean"], "mean")
+    scale = _finite_numbers(document["scale"], "scale")
+    coef = _finite_numbers(document["coef"], "coef")
     intercept = _number_field(document, "intercept")
     n_terms = math.comb(n_features + degree, degree)
-    if mean.shape != (n_features,) or scale.shape != (n_features,) or coef.shape != (n_terms,):
+    if len(mean) != n_features or len(scale) != n_features or len(coef) != n_terms:
         raise ValueError("saved model coefficients do not match the number of features")
-    if np.any(scale == 0):
+    if 0.0 in scale:
         raise ValueError("saved model has a zero scale")
     return linalg.PolynomialModel.from_dict({
         "degree": degree, "mean": mean.tolist(), "scale": scale.tolist(),
