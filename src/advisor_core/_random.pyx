@@ -72,8 +72,9 @@ cdef extern from *:
         uint32_t uinteger;
     } adv_pcg64;
 
+    /* (64 - rot) rather than -rot: MSVC rejects unary minus on unsigned under /sdl. */
     static inline uint64_t adv_rotr64(uint64_t value, unsigned int rot) {
-        return (value >> rot) | (value << ((-rot) & 63u));
+        return (value >> rot) | (value << ((64u - rot) & 63u));
     }
 
     /* High 64 bits of x * y from 32-bit pieces (numpy's _pcg_mult64 portable branch). */
