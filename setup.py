@@ -11,7 +11,7 @@ from setuptools import Extension, setup
 
 DEBUG = os.environ.get("ADVISOR_CORE_DEBUG", "") not in ("", "0")
 
-KERNELS = ["_linalg", "_lstsq", "_kernels"]
+KERNELS = ["_linalg", "_lstsq", "_random", "_kernels"]
 
 directives = {
     "language_level": 3,
