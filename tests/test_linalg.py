@@ -502,6 +502,74 @@ def test_percentile_interval_equals_numpy():
         linalg.percentile_interval(preds, 1.5)
 
 
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 60), cols=st.integers(1, 5), level=st.floats(0.01, 0.99),
+       ties=st.booleans(), seed=st.integers(0, 2**32 - 1))
+def test_percentile_kernel_is_numpy_bit_for_bit(rows, cols, level, ties, seed):
+    rng = np.random.default_rng(seed)
+    preds = rng.standard_normal((rows, cols)) * 10.0 ** rng.integers(-3, 4)
+    if ties:
+        preds = np.round(preds, 1)
+    low, high = linalg.percentile_interval(preds, level)
+    alpha = 1.0 - level
+    np.testing.assert_array_equal(low, np.percentile(preds, 100.0 * alpha / 2.0, axis=0))
+    np.testing.assert_array_equal(high, np.percentile(preds, 100.0 * (1.0 - alpha / 2.0), axis=0))
+
+
+def test_percentile_interval_keeps_numpys_rules_for_nan_and_infinity():
+    preds = np.array([[1.0, np.nan, np.inf], [2.0, 3.0, 4.0], [5.0, 6.0, -np.inf]])
+    with np.errstate(invalid="ignore"):  # inf - inf inside numpy's interpolation
+        low, high = linalg.percentile_interval(preds, 0.5)
+        np.testing.assert_array_equal(low, np.percentile(preds, 25.0, axis=0))
+        np.testing.assert_array_equal(high, np.percentile(preds, 75.0, axis=0))
+
+
+@pytest.mark.parametrize(("n", "p", "degree", "level"), [(15, 7, 3, 0.95), (40, 4, 2, 0.8),
+                                                         (9, 2, 1, 0.5)])
+def test_bootstrap_interval_is_percentile_of_bootstrap_predictions(n, p, degree, level):
+    from array import array
+
+    rng = np.random.default_rng(n * p)
+    X, y = design(rng, n, p)
+    X_new = X[:5] * 0.9
+    preds = linalg.bootstrap_predictions(X, y, degree, X_new, 40, random_state=11)
+    want_low, want_high = linalg.percentile_interval(preds, level)
+    # The numpy-free path: memoryview/array('d') inputs, array('d') outputs.
+    flat = array("d", X.ravel().tolist())
+    Xm = memoryview(flat).cast("B").cast("d", X.shape)
+    new = memoryview(array("d", X_new.ravel().tolist())).cast("B").cast("d", X_new.shape)
+    low, high = linalg.bootstrap_interval(Xm, array("d", y.tolist()), degree, new, 40, level,
+                                          random_state=11)
+    assert isinstance(low, array) and isinstance(high, array)
+    np.testing.assert_array_equal(np.asarray(low), want_low)
+    np.testing.assert_array_equal(np.asarray(high), want_high)
+
+
+def test_bootstrap_interval_is_none_without_successful_resamples():
+    X = np.arange(10, dtype=float).reshape(5, 2)
+    assert linalg.bootstrap_interval(X, np.arange(5.0), 1, X[:2], 0, 0.95) is None
+
+
+def test_resample_indices_are_numpys_for_every_seed_kind():
+    expected = np.random.default_rng(9).integers(0, 13, size=(4, 13)).ravel()
+    np.testing.assert_array_equal(np.asarray(linalg.resample_indices(13, 4, 9)), expected)
+    # numpy seeds (a Generator, a numpy integer) are drawn by numpy itself
+    generator_draw = np.random.default_rng(np.random.default_rng(3)).integers(0, 13, size=(4, 13))
+    np.testing.assert_array_equal(
+        np.asarray(linalg.resample_indices(13, 4, np.random.default_rng(np.random.default_rng(3)))),
+        generator_draw.ravel())
+    np.testing.assert_array_equal(np.asarray(linalg.resample_indices(13, 4, np.int64(9))),
+                                  expected)
+    with pytest.raises(ValueError):
+        linalg.resample_indices(13, 4, -1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=300))
+def test_mean_is_numpys_pairwise_mean(values):
+    assert linalg.mean(values) == np.mean(np.array(values))
+
+
 def test_bootstrap_threads_give_the_sequential_result():
     from advisor_core.linalg import bootstrap_predictions
 

@@ -1093,3 +1093,27 @@ def test_bootstrap_threads_do_not_change_the_interval():
         results.append(model.predict_batch(features, return_confidence=True))
     assert results[0] == results[1] == results[2]
     assert all(r["ci_low"] <= r["ci_high"] for r in results[0])
+
+
+def test_native_training_and_intervals_do_not_load_numpy():
+    """The results exporter trains in-process: the native path must not import numpy."""
+    code = """
+import sys
+from advisor_core.modeling import MultivariatePredictor, extract_features
+scenarios = [
+    {"name": f"{s} Streams @ {b}k", "bitrate": f"{b}k", "resolution": "1280x720", "fps": 30,
+     "duration": 60, "encoder_type": "x264" if s % 2 else "h264_nvenc",
+     "power": {"mean_watts": 40.0 + 7.5 * s + 0.002 * b + (s * b) % 7}}
+    for s in range(1, 9) for b in (1000, 2500, 5000)
+]
+m = MultivariatePredictor(["linear", "poly2", "poly3"], n_bootstrap=30, cv_folds=3)
+assert m.fit(scenarios)
+rows = m.predict_batch([extract_features(s) for s in scenarios], return_confidence=True)
+assert all(r["ci_low"] is not None and r["ci_low"] <= r["ci_high"] for r in rows)
+assert m.get_model_info()["n_samples"] == 24
+MultivariatePredictor.from_dict(m.to_dict()).predict(extract_features(scenarios[0]))
+print("numpy" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stderr
