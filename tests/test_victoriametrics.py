@@ -7,11 +7,12 @@ in that data, and runs the cost and results exporters as processes with ``--prom
 Every enriched value is compared with a computation from the samples the test wrote, never with
 the exporters' own output.
 
-The series are shaped so that VictoriaMetrics' answers are known exactly: samples every 5 s on
-the 5 s query grid (a range query returns the written sample at each step), counters that start
-a minute before every window (``increase`` over [start, end] is E(end) - E(start)) and container
-counters with a constant slope from 30 s before each window on (``rate[30s]`` is the slope).
-Values are multiples of 1/16, so every sum is exact in binary floating point.
+The series are shaped so that VictoriaMetrics' answers are known exactly: samples every 5 s (a
+range query returns, at each step, the last sample at or before it), counters that start a minute
+before every window (``increase`` over (end - W, end] is the last value minus the last one before
+the window) and container counters with a constant slope from 30 s before each window on
+(``rate[30s]`` is the slope). Values are multiples of 1/16, so every sum is exact in binary
+floating point. One scenario has fractional epoch times, as the benchmark runner writes them.
 """
 
 from __future__ import annotations
@@ -75,6 +76,10 @@ LOADED = {"name": "2 Streams @ 2500k", "bitrate": "2500k", "resolution": "1280x7
           "start_time": T0 + 180, "end_time": T0 + 300}
 NO_DATA = {"name": "1 Stream @ 1000k", "bitrate": "1000k", "resolution": "1280x720", "fps": 30,
            "duration": 60, "start_time": T0 + 900, "end_time": T0 + 960}
+# The benchmark runner writes float epoch times: off the 5 s grid of the samples.
+FRACTIONAL = {"name": "3 Streams @ 1500k", "bitrate": "1500k", "resolution": "1920x1080",
+              "fps": 30, "duration": 180.5, "viewers": 3, "start_time": T0 + 150.25,
+              "end_time": T0 + 330.75}
 HEAVY = {"name": "4 Streams @ 1000k", "bitrate": "1000k", "resolution": "640x360", "fps": 25,
          "duration": 60, "viewers": 2, "start_time": T0 + 420, "end_time": T0 + 480}
 
@@ -138,9 +143,15 @@ def exposition_lines() -> list[str]:
     return lines
 
 
-def grid(scenario: dict) -> range:
-    """The 5 s step points of a range query over the scenario's window."""
-    return range(scenario["start_time"], scenario["end_time"] + 1, STEP)
+def grid(scenario: dict) -> list[float]:
+    """The 5 s step points of a range query over the scenario's window: start + k x 5 <= end."""
+    start, end = scenario["start_time"], scenario["end_time"]
+    return [start + k * STEP for k in range(int((end - start) // STEP) + 1)]
+
+
+def last_sample(t: float) -> int:
+    """Time of the last sample written at or before ``t`` (what a 5 s lookbehind finds)."""
+    return DATA_START + int((t - DATA_START) // STEP) * STEP
 
 
 def trapezoid(values: list[float], step: float) -> float:
@@ -149,18 +160,25 @@ def trapezoid(values: list[float], step: float) -> float:
 
 def all_zones_power(scenario: dict) -> list[float]:
     """``sum(rapl_power_watts)`` at each step (the cost exporter's query)."""
-    return [math.fsum(power(zone, t) for zone in ZONE_BASE) for t in grid(scenario)]
+    return [math.fsum(power(zone, last_sample(t)) for zone in ZONE_BASE)
+            for t in grid(scenario)]
 
 
 def package_power(scenario: dict) -> list[float]:
     """``sum(rapl_power_watts{zone=~"package.*"})`` at each step (the results exporter's)."""
-    return [power("package-0", t) + power("package-1", t) for t in grid(scenario)]
+    return [power("package-0", last_sample(t)) + power("package-1", last_sample(t))
+            for t in grid(scenario)]
 
 
 def package_energy(scenario: dict) -> float:
-    """``sum(increase(rapl_energy_joules_total{zone=~"package.*"}[window]))`` at the end."""
+    """``sum(increase(rapl_energy_joules_total{zone=~"package.*"}[W s]))`` at the end.
+
+    W is the whole seconds of the window; the increase over (end - W, end] is the last counter
+    value in it minus the last one before it.
+    """
     start, end = scenario["start_time"], scenario["end_time"]
-    return math.fsum(energy_counter(z)[end] - energy_counter(z)[start]
+    first, last = last_sample(end - max(1, int(end - start))), last_sample(end)
+    return math.fsum(energy_counter(z)[last] - energy_counter(z)[first]
                      for z in ("package-0", "package-1"))
 
 
@@ -200,7 +218,7 @@ def expected_results(scenario: dict) -> dict[str, float]:
     window = scenario["end_time"] - scenario["start_time"]
     joules = package_energy(scenario)
     mean = joules / window
-    cpu = statistics.fmean(docker_cpu(t) for t in grid(scenario))
+    cpu = statistics.fmean(docker_cpu(last_sample(t)) for t in grid(scenario))
     baseline_mean = package_energy(BASELINE) / (BASELINE["end_time"] - BASELINE["start_time"])
     stdev = statistics.stdev(package_power(scenario))
     return {
@@ -397,7 +415,8 @@ def exporters(tmp_path: Path, victoria: VictoriaMetrics):
     """Cost and results exporters started together on one results file, pointed at VM."""
     results_dir = tmp_path / "results"
     results_dir.mkdir()
-    write_results(results_dir / "test_results_20250101_000000.json", [BASELINE, LOADED, NO_DATA])
+    write_results(results_dir / "test_results_20250101_000000.json",
+                  [BASELINE, LOADED, NO_DATA, FRACTIONAL])
     started = [Exporter(module, results_dir, victoria.url, tmp_path / f"{name}.log")
                for name, module in (("cost", "exporters.cost"),
                                     ("results", "exporters.results"))]
@@ -453,11 +472,11 @@ def assert_results(parsed: dict, scenario: dict) -> None:
 
 def test_enriched_values_equal_computations_from_the_written_series(exporters) -> None:
     _, cost, results = exporters
-    names = {BASELINE["name"], LOADED["name"]}
+    names = {BASELINE["name"], LOADED["name"], FRACTIONAL["name"]}
 
     parsed = cost.wait(lambda p: enriched(p, "cost", "cost_total_load_aware", names),
                        "load-aware costs from VictoriaMetrics")
-    for scenario in (BASELINE, LOADED):
+    for scenario in (BASELINE, LOADED, FRACTIONAL):
         assert_cost(parsed, scenario)
     # The baseline saves nothing against itself; the loaded scenario draws more (negative).
     assert gauge(parsed, "cost_monthly_savings", scenario=BASELINE["name"]) == 0.0
@@ -470,7 +489,7 @@ def test_enriched_values_equal_computations_from_the_written_series(exporters) -
     parsed = results.wait(
         lambda p: enriched(p, "results", "results_scenario_mean_power_watts", names),
         "power and energy from VictoriaMetrics")
-    for scenario in (BASELINE, LOADED):
+    for scenario in (BASELINE, LOADED, FRACTIONAL):
         assert_results(parsed, scenario)
     assert gauge(parsed, "results_scenario_delta_power_watts", scenario=BASELINE["name"]) == 0.0
     assert NO_DATA["name"] not in scenarios_of(parsed, "results_scenario_mean_power_watts")
@@ -483,7 +502,7 @@ def test_enriched_values_equal_computations_from_the_written_series(exporters) -
 
 def test_outage_keeps_last_metrics_and_recovers(exporters, victoria: VictoriaMetrics) -> None:
     results_dir, cost, results = exporters
-    names = {BASELINE["name"], LOADED["name"]}
+    names = {BASELINE["name"], LOADED["name"], FRACTIONAL["name"]}
     watched = (
         (cost, "cost", "cost_total_load_aware"),
         (results, "results", "results_scenario_mean_power_watts"),
@@ -496,10 +515,10 @@ def test_outage_keeps_last_metrics_and_recovers(exporters, victoria: VictoriaMet
     # A newer file with one more scenario whose window was never asked: the refresh has to go
     # to the database, finds it down, and must still publish everything else.
     write_results(results_dir / "test_results_20250102_000000.json",
-                  [BASELINE, LOADED, NO_DATA, HEAVY])
+                  [BASELINE, LOADED, NO_DATA, FRACTIONAL, HEAVY])
     for exporter, prefix, family in watched:
         parsed = exporter.wait(
-            lambda p, pr=prefix: gauge(p, f"{pr}_scenarios_total") == 4.0
+            lambda p, pr=prefix: gauge(p, f"{pr}_scenarios_total") == 5.0
             and gauge(p, f"{pr}_exporter_victoriametrics_up") == 0.0,
             "the new file and victoriametrics_up 0")
         assert exporter.get("/health") == (200, b"OK\n")
@@ -520,12 +539,12 @@ def test_outage_keeps_last_metrics_and_recovers(exporters, victoria: VictoriaMet
     parsed = cost.wait(lambda p: enriched(p, "cost", "cost_total_load_aware",
                                           {*names, HEAVY["name"]}),
                        "recovery after the restart")
-    for scenario in (BASELINE, LOADED, HEAVY):
+    for scenario in (BASELINE, LOADED, FRACTIONAL, HEAVY):
         assert_cost(parsed, scenario)
     parsed = results.wait(lambda p: enriched(p, "results", "results_scenario_mean_power_watts",
                                              {*names, HEAVY["name"]}),
                           "recovery after the restart")
-    for scenario in (BASELINE, LOADED, HEAVY):
+    for scenario in (BASELINE, LOADED, FRACTIONAL, HEAVY):
         assert_results(parsed, scenario)
     for exporter in (cost, results):
         exporter.alive()
