@@ -80,6 +80,9 @@ NO_DATA = {"name": "1 Stream @ 1000k", "bitrate": "1000k", "resolution": "1280x7
 FRACTIONAL = {"name": "3 Streams @ 1500k", "bitrate": "1500k", "resolution": "1920x1080",
               "fps": 30, "duration": 180.5, "viewers": 3, "start_time": T0 + 150.25,
               "end_time": T0 + 330.75}
+# More than 30,000 steps of 5 s: VictoriaMetrics refuses the range queries (HTTP 422).
+LONG = {"name": "Soak test @ 2500k", "bitrate": "2500k", "duration": 3 * 86400,
+        "start_time": DATA_START - 3 * 86400 - 600, "end_time": DATA_START - 600}
 HEAVY = {"name": "4 Streams @ 1000k", "bitrate": "1000k", "resolution": "640x360", "fps": 25,
          "duration": 60, "viewers": 2, "start_time": T0 + 420, "end_time": T0 + 480}
 
@@ -310,6 +313,13 @@ class VictoriaMetrics:
                                          "step": f"{STEP}s"})
         return json.loads(self._get(f"/api/v1/query_range?{params}"))["data"]["result"]
 
+    def requests(self, path: str) -> float:
+        """HTTP requests VictoriaMetrics has served on ``path`` since it started."""
+        metrics = text_string_to_metric_families(self._get("/metrics").decode())
+        return sum(sample.value for family in metrics for sample in family.samples
+                   if sample.name == "vm_http_requests_total"
+                   and sample.labels.get("path") == path)
+
     def import_prometheus(self, lines: list[str]) -> None:
         request = urllib.request.Request(f"{self.url}/api/v1/import/prometheus",
                                          data="\n".join(lines).encode(), method="POST")
@@ -416,7 +426,7 @@ def exporters(tmp_path: Path, victoria: VictoriaMetrics):
     results_dir = tmp_path / "results"
     results_dir.mkdir()
     write_results(results_dir / "test_results_20250101_000000.json",
-                  [BASELINE, LOADED, NO_DATA, FRACTIONAL])
+                  [BASELINE, LOADED, NO_DATA, FRACTIONAL, LONG])
     started = [Exporter(module, results_dir, victoria.url, tmp_path / f"{name}.log")
                for name, module in (("cost", "exporters.cost"),
                                     ("results", "exporters.results"))]
@@ -470,7 +480,8 @@ def assert_results(parsed: dict, scenario: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_enriched_values_equal_computations_from_the_written_series(exporters) -> None:
+def test_enriched_values_equal_computations_from_the_written_series(
+        exporters, victoria: VictoriaMetrics) -> None:
     _, cost, results = exporters
     names = {BASELINE["name"], LOADED["name"], FRACTIONAL["name"]}
 
@@ -483,7 +494,8 @@ def test_enriched_values_equal_computations_from_the_written_series(exporters) -
     assert gauge(parsed, "cost_monthly_savings", scenario=LOADED["name"]) < 0
     # No samples in the third window: no cost at all rather than a made-up 0.
     assert NO_DATA["name"] not in scenarios_of(parsed, "cost_total_load_aware")
-    assert gauge(parsed, "cost_exporter_skipped_scenarios", reason="no_load_aware_data") == 1.0
+    assert LONG["name"] not in scenarios_of(parsed, "cost_total_load_aware")
+    assert gauge(parsed, "cost_exporter_skipped_scenarios", reason="no_load_aware_data") == 2.0
     assert gauge(parsed, "cost_exporter_up") == 1.0
 
     parsed = results.wait(
@@ -494,10 +506,18 @@ def test_enriched_values_equal_computations_from_the_written_series(exporters) -
     assert gauge(parsed, "results_scenario_delta_power_watts", scenario=BASELINE["name"]) == 0.0
     assert NO_DATA["name"] not in scenarios_of(parsed, "results_scenario_mean_power_watts")
     assert gauge(parsed, "results_scenario_duration_seconds", scenario=NO_DATA["name"]) == 60.0
-    assert gauge(parsed, "results_exporter_skipped_scenarios", reason="no_power_data") == 1.0
+    assert gauge(parsed, "results_exporter_skipped_scenarios", reason="no_power_data") == 2.0
     # dram is not a package zone: the results exporter's mean excludes it, the cost one not.
     assert gauge(parsed, "results_scenario_mean_power_watts", scenario=LOADED["name"]) < (
         statistics.fmean(all_zones_power(LOADED)) - 2.0)
+
+    # Every window is finished and answered (LONG's with a refusal): the exporters must not
+    # ask again. Ten refresh intervals of both exporters without a single range query.
+    sent = victoria.requests("/api/v1/query_range")
+    time.sleep(1.0)
+    assert victoria.requests("/api/v1/query_range") == sent
+    for exporter in (cost, results):
+        exporter.alive()
 
 
 def test_outage_keeps_last_metrics_and_recovers(exporters, victoria: VictoriaMetrics) -> None:
@@ -515,10 +535,10 @@ def test_outage_keeps_last_metrics_and_recovers(exporters, victoria: VictoriaMet
     # A newer file with one more scenario whose window was never asked: the refresh has to go
     # to the database, finds it down, and must still publish everything else.
     write_results(results_dir / "test_results_20250102_000000.json",
-                  [BASELINE, LOADED, NO_DATA, FRACTIONAL, HEAVY])
+                  [BASELINE, LOADED, NO_DATA, FRACTIONAL, LONG, HEAVY])
     for exporter, prefix, family in watched:
         parsed = exporter.wait(
-            lambda p, pr=prefix: gauge(p, f"{pr}_scenarios_total") == 5.0
+            lambda p, pr=prefix: gauge(p, f"{pr}_scenarios_total") == 6.0
             and gauge(p, f"{pr}_exporter_victoriametrics_up") == 0.0,
             "the new file and victoriametrics_up 0")
         assert exporter.get("/health") == (200, b"OK\n")
