@@ -26,6 +26,7 @@ class FakeProm:
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict]] = []
         self.mode = "ok"  # ok | error | slow
+        self.error_status = 503  # the HTTP status of mode "error"
         self.range_values = {CPU_QUERY: [2.0, 3.0, 4.0], POWER_QUERY: [100.0, 110.0, 120.0]}
         fake = self
 
@@ -38,7 +39,7 @@ class FakeProm:
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
                 fake.requests.append((url.path, params))
                 if fake.mode == "error":
-                    self.send_response(503)
+                    self.send_response(fake.error_status)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -116,6 +117,34 @@ def test_finished_windows_are_cached_open_windows_are_not(fake: FakeProm) -> Non
         client.query_range(CPU_QUERY, now - 60, now)
     assert len(fake.requests) == 4  # a window still open is asked again
     assert client.incomplete == incomplete + 2
+
+
+def test_refused_query_is_a_final_answer_for_a_finished_window(fake: FakeProm) -> None:
+    # VictoriaMetrics answers 422 to a range query of more than 30,000 steps (a window of
+    # more than ~41.7 h at 5 s): asking again cannot help, and must not trigger refreshes.
+    fake.mode, fake.error_status = "error", 422
+    client = PromClient(fake.url)
+    incomplete = client.incomplete
+    for _ in range(3):
+        assert client.query_range(CPU_QUERY, PAST - 2 * 86400, PAST) is None
+    assert len(fake.requests) == 1
+    assert client.incomplete == incomplete  # nothing left to retry
+    assert client.healthy and not client.backing_off()
+    now = time.time()
+    for _ in range(2):  # a window still open may get another answer later
+        assert client.query_range(CPU_QUERY, now - 60, now) is None
+    assert len(fake.requests) == 3
+    assert client.incomplete == incomplete + 2
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_overload_backs_off(fake: FakeProm, status: int) -> None:
+    fake.mode, fake.error_status = "error", status
+    client = PromClient(fake.url, backoff_initial=1.0)
+    assert client.query_range(CPU_QUERY, PAST, PAST + 60) is None
+    assert not client.healthy and client.backing_off()
+    assert client.query_range(CPU_QUERY, PAST, PAST + 60) is None
+    assert len(fake.requests) == 1
 
 
 def test_server_error_backs_off_and_recovers(fake: FakeProm) -> None:

@@ -43,6 +43,15 @@ class _QueryFailed(Exception):
     """The database did not answer usefully (network, HTTP or JSON error)."""
 
 
+class _QueryRefused(_QueryFailed):
+    """The database is up and refuses this query for this window (HTTP 4xx): asking again
+    gets the same answer, e.g. VictoriaMetrics' 422 for a window of more than 30,000 steps."""
+
+
+#: 4xx answers that are about the moment, not the query: treated like a server error (backoff).
+_TRANSIENT_4XX = frozenset((408, 425, 429))
+
+
 def _format_time(value: float) -> str:
     """Return an epoch time for a query string, keeping sub-second precision (seconds)."""
     text = f"{value:.3f}".rstrip("0").rstrip(".")
@@ -147,12 +156,11 @@ class PromClient:
                 body = response.read()
             document = json.loads(body)
         except urllib.error.HTTPError as exc:
-            if 400 <= exc.code < 500:
+            if 400 <= exc.code < 500 and exc.code not in _TRANSIENT_4XX:
                 # The database is up but refuses the query: no backoff, just no data.
                 self._record_success()
-                self._bump_incomplete()
                 logger.warning("query %s rejected: HTTP %d", params.get("query"), exc.code)
-                raise _QueryFailed(f"HTTP {exc.code}") from exc
+                raise _QueryRefused(f"HTTP {exc.code}") from exc
             self._record_failure()
             logger.warning("database error on %s: HTTP %d", path, exc.code)
             raise _QueryFailed(f"HTTP {exc.code}") from exc
@@ -176,7 +184,11 @@ class PromClient:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         try:
-            value = fetch()
+            value: Optional[T] = fetch()
+        except _QueryRefused:
+            # A final answer, "no data", cached like any for a finished window: left uncached
+            # it made every refresh interval a full recompute resending the refused requests.
+            value = None
         except _QueryFailed:
             return None
         if end <= self._wall() - self._settle:
