@@ -215,3 +215,23 @@ def test_all_in_one_serves_three_ports_from_one_process(results_dir: Path) -> No
         proc.wait(timeout=5)
     assert proc.returncode == 0
     assert time.monotonic() - started < 1.0
+
+
+def test_results_exporter_trains_its_model_without_loading_numpy(results_dir: Path) -> None:
+    """numpy is ~20 MB of resident memory: the native model path must never load it."""
+    exporter = Exporter("exporters.results", results_dir)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            families = metrics(exporter.port)
+            predicted = families.get("results_scenario_predicted_power_watts")
+            if predicted is not None and predicted.samples:
+                break
+            assert time.monotonic() < deadline, "the model never produced predictions"
+            time.sleep(0.1)
+        assert families["results_model_trainings"].samples[0].value >= 1
+        maps = Path(f"/proc/{exporter.proc.pid}/maps").read_text()
+        assert "numpy" not in maps
+        assert "_linalg" in maps  # the compiled pipeline did the training
+    finally:
+        exporter.stop()

@@ -425,9 +425,9 @@ class _Request:
 
 def default_predictor(valid_rows: int) -> MultivariatePredictor:
     """The results exporter's predictor: linear/poly2/poly3, 95 % interval, 50 bootstraps."""
-    # Imported on the first training: numpy and the model code are ~13 MB of resident memory
-    # that a file with too few usable rows never needs, and that otherwise arrive after the
-    # first render's peak.
+    # Imported on the first training, which a file with too few usable rows never needs. The
+    # native models train without numpy (advisor_core.linalg works on array('d') buffers), so
+    # this process never loads numpy.
     from advisor_core.modeling import MultivariatePredictor
 
     return MultivariatePredictor(
