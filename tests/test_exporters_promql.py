@@ -45,7 +45,21 @@ class FakeProm:
                     return
                 if fake.mode == "slow":
                     time.sleep(0.5)
-                if url.path == "/api/v1/query_range":
+                if url.path == "/api/v1/query_range" and params["query"] == "grid":
+                    # Two series with a sample on every step, refused beyond Prometheus' limit
+                    start, end = float(params["start"]), float(params["end"])
+                    step = float(params["step"].rstrip("s"))
+                    count = int((end - start) // step) + 1
+                    if count > 11_000:
+                        self.send_response(422)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    times = [start + i * step for i in range(count)]
+                    result = [{"metric": {"s": name}, "values": [[t, str(sign * t)] for t in times]}
+                              for name, sign in (("a", 1), ("b", -1))]
+                    data = {"resultType": "matrix", "result": result}
+                elif url.path == "/api/v1/query_range":
                     values = fake.range_values.get(params["query"], [])
                     start = float(params["start"])
                     result = [{"metric": {}, "values": [[start + 5 * i, str(v)]
@@ -281,3 +295,24 @@ def test_disable_load_aware_sends_nothing(tmp_path: Path, fake: FakeProm) -> Non
     Refresher([state], tmp_path, 1.0, prom).tick()
     assert not [r for r in fake.requests if r[0] == "/api/v1/query_range"]
     assert metric_set.skipped() == {"no_load_aware_data": 2}
+
+
+def test_long_windows_are_asked_in_pieces_on_the_same_grid():
+    with FakeProm() as fake:
+        client = PromClient(fake.url, timeout=2.0)
+        start = PAST - 3 * 86400
+        end = PAST  # 51,841 points at 5 s: one request would be refused
+        values = client.query_range("grid", start, end, 5.0)
+        ranges = [p for path, p in fake.requests if path == "/api/v1/query_range"]
+        assert len(ranges) == 5
+        grid = [start + 5.0 * i for i in range(51_841)]
+        assert values == grid + [-t for t in grid]  # series by series, each in time order
+        # Pieces start on the grid and do not overlap
+        starts = [float(p["start"]) for p in ranges]
+        assert starts == [start + 5.0 * 11_000 * i for i in range(5)]
+        assert all(float(p["end"]) < nxt for p, nxt in zip(ranges, starts[1:]))
+        assert client.query_range("grid", start, end, 5.0) == values  # cached: finished window
+        assert len([1 for path, _ in fake.requests if path == "/api/v1/query_range"]) == 5
+        short = client.query_range("grid", start, start + 50.0, 5.0)
+        points = [start + 5.0 * i for i in range(11)]
+        assert short == points + [-t for t in points]

@@ -62,6 +62,24 @@ def _format_step(step: float) -> str:
     return f"{step:g}s"
 
 
+#: Points per series in one range request (Prometheus' limit; VictoriaMetrics allows 30,000).
+MAX_POINTS_PER_REQUEST = 11_000
+
+
+def _pieces(start: float, end: float, step: float) -> list[tuple[float, float]]:
+    """(start, end) of consecutive range requests covering [start, end] on the same step grid."""
+    span = step * (MAX_POINTS_PER_REQUEST - 1)
+    pieces = []
+    first = start
+    index = 0
+    while first <= end:
+        last = min(end, first + span)
+        pieces.append((first, last))
+        index += 1
+        first = start + index * MAX_POINTS_PER_REQUEST * step
+    return pieces
+
+
 def _float_or_none(value: Any) -> Optional[float]:
     try:
         number = float(value)
@@ -234,26 +252,32 @@ class PromClient:
             return None
 
         def fetch() -> list[float]:
-            data = self._get(
-                "/api/v1/query_range",
-                {
-                    "query": expr,
-                    "start": _format_time(lo),
-                    "end": _format_time(hi),
-                    "step": _format_step(dt),
-                },
-            )
-            values: list[float] = []
-            for series in data["result"]:
-                pairs = series.get("values") if isinstance(series, dict) else None
-                if not isinstance(pairs, list):
-                    continue
-                for pair in pairs:
-                    if isinstance(pair, list) and len(pair) == 2:
-                        number = _float_or_none(pair[1])
-                        if number is not None:
-                            values.append(number)
-            return values
+            # Long windows (a soak test at a 5 s step) are asked in pieces on the same time grid:
+            # Prometheus refuses more than 11,000 points per series, VictoriaMetrics 30,000.
+            by_series: dict[tuple, list[float]] = {}
+            for piece_start, piece_end in _pieces(lo, hi, dt):
+                data = self._get(
+                    "/api/v1/query_range",
+                    {
+                        "query": expr,
+                        "start": _format_time(piece_start),
+                        "end": _format_time(piece_end),
+                        "step": _format_step(dt),
+                    },
+                )
+                for series in data["result"]:
+                    pairs = series.get("values") if isinstance(series, dict) else None
+                    if not isinstance(pairs, list):
+                        continue
+                    labels = series.get("metric")
+                    key = tuple(sorted(labels.items())) if isinstance(labels, dict) else ()
+                    values = by_series.setdefault(key, [])
+                    for pair in pairs:
+                        if isinstance(pair, list) and len(pair) == 2:
+                            number = _float_or_none(pair[1])
+                            if number is not None:
+                                values.append(number)
+            return [value for values in by_series.values() for value in values]
 
         result = self._cached(("range", expr, lo, hi, dt), hi, fetch)
         return list(result) if result is not None else None
