@@ -13,6 +13,7 @@ not numpy arrays: the exporters' cost and QoE processes use these kernels withou
 numpy (14 MB of resident memory); the numpy-returning wrappers in cost.py/scoring.py convert.
 """
 
+import sys as _sys
 from array import array as _array
 
 from cpython.dict cimport PyDict_Copy
@@ -326,12 +327,18 @@ cdef inline double _rendition(dict entry, object resolution, dict areas):
     return <double>(<long long>area) * fps
 
 
+# Before 3.12, sum() of floats adds them one by one, left to right (from the int 0, which adds
+# exactly): a C loop gives the same double. 3.12 made it compensated, so there sum() is called.
+cdef bint _PLAIN_SUM = _sys.version_info < (3, 12)
+
+
 cdef double _pixels(dict s, object outputs, double seconds, object resolution, dict areas,
                     list terms):
     # scenario.total_pixels (seconds = its positive duration or NaN): sum of width x height x
-    # fps over the renditions, x seconds; else the scenario's pixels_processed count. ``outputs`` is s["outputs"] when the caller has it
-    # (else _MISSING); ``terms`` is a scratch list reused across the scenarios of one call.
-    cdef double term, first = NAN, pixels
+    # fps over the renditions, x seconds; else the scenario's pixels_processed count.
+    # ``outputs`` is s["outputs"] when the caller has it (else _MISSING); ``terms`` is a scratch
+    # list reused across the scenarios of one call.
+    cdef double term, total = NAN, pixels
     cdef Py_ssize_t found = 0
     if isnan(seconds):
         return _pos(s.get("pixels_processed"))
@@ -346,28 +353,45 @@ cdef double _pixels(dict s, object outputs, double seconds, object resolution, d
                 continue
             found += 1
             if found == 1:
-                first = term
+                total = term
+            elif _PLAIN_SUM:
+                total += term
             else:
                 if found == 2:
                     _list_set_slice(terms, 0, PY_SSIZE_T_MAX, NULL)  # clear
-                    terms.append(first)
+                    terms.append(total)
                 terms.append(term)
     if found == 0:
-        first = _rendition(s, resolution, areas)
-        if isnan(first):
+        total = _rendition(s, resolution, areas)
+        if isnan(total):
             return _pos(s.get("pixels_processed"))
         found = 1
-    if found == 1:
-        pixels = first * seconds
-    else:
-        # Python's own sum(): the same float result as scenario.total_pixels on every version
-        # (3.12 made sum() of floats compensated).
-        pixels = <double>sum(terms) * seconds
+    if found >= 2 and not _PLAIN_SUM:
+        total = <double>sum(terms)
+    pixels = total * seconds
     return pixels if isfinite(pixels) else NAN
 
 
 cdef object _filled(str code, Py_ssize_t size, object value):
     return _array(code, [value]) * size
+
+
+cdef int _cost_fields(dict s, double[::1] table, Py_ssize_t n, Py_ssize_t i, object resolution,
+                      dict areas, list terms) except -1:
+    # column i of gather_cost_fields' table
+    cdef double step, seconds
+    cdef Series gpu
+    seconds = _pos(s.get("duration"))
+    table[0 * n + i] = _mean_watts(s)
+    table[1 * n + i] = seconds
+    table[2 * n + i] = _pixels(s, _MISSING, seconds, resolution, areas, terms)
+    table[3 * n + i] = _pos(s.get("viewers"))
+    step = _pos(s.get("step_seconds"))
+    table[4 * n + i] = _series_integral(_read_series(s.get("cpu_usage_cores")), step)
+    gpu = _read_series(s.get("gpu_usage_cores"))
+    table[5 * n + i] = 0.0 if gpu.state == C_ABSENT else _series_integral(gpu, step)
+    table[6 * n + i] = _series_integral(_read_series(s.get("power_watts")), step)
+    return 0
 
 
 def gather_cost_fields(list scenarios, object resolution):
@@ -377,31 +401,88 @@ def gather_cost_fields(list scenarios, object resolution):
     core-seconds (0.0 without GPU samples), joules of power_watts. ok is 0 for non-dicts.
     """
     cdef Py_ssize_t n = len(scenarios), i
-    cdef double step, seconds
-    cdef Series gpu
     ok_arr = _filled("B", n, 0)
     table_arr = _filled("d", 7 * n, NAN)
     cdef unsigned char[::1] ok = ok_arr
     cdef double[::1] table = table_arr
-    cdef dict s, areas = {}
+    cdef dict areas = {}
     cdef list terms = []
     for i in range(n):
         item = scenarios[i]
         if not isinstance(item, dict):
             continue
-        s = <dict>item
         ok[i] = 1
-        seconds = _pos(s.get("duration"))
-        table[0 * n + i] = _mean_watts(s)
-        table[1 * n + i] = seconds
-        table[2 * n + i] = _pixels(s, _MISSING, seconds, resolution, areas, terms)
-        table[3 * n + i] = _pos(s.get("viewers"))
-        step = _pos(s.get("step_seconds"))
-        table[4 * n + i] = _series_integral(_read_series(s.get("cpu_usage_cores")), step)
-        gpu = _read_series(s.get("gpu_usage_cores"))
-        table[5 * n + i] = 0.0 if gpu.state == C_ABSENT else _series_integral(gpu, step)
-        table[6 * n + i] = _series_integral(_read_series(s.get("power_watts")), step)
+        _cost_fields(<dict>item, table, n, i, resolution, areas, terms)
     return ok_arr, table_arr
+
+
+cdef class _Parsers:
+    # The scenario.py parsers and the per-call memos of their results (names, bitrates and
+    # resolutions repeat within a run), shared by the scenarios of one gather call.
+    cdef object bitrate_mbps, stream_count, resolution
+    cdef dict areas, rates, counts
+    cdef list terms  # scratch list of _pixels
+
+    def __cinit__(self, bitrate_mbps, stream_count, resolution):
+        self.bitrate_mbps = bitrate_mbps
+        self.stream_count = stream_count
+        self.resolution = resolution
+        self.areas = {}
+        self.rates = {}
+        self.counts = {}
+        self.terms = []
+
+
+cdef int _score_fields(dict s, int fixed_algo, double[::1] table, Py_ssize_t n, Py_ssize_t i,
+                       _Parsers p, bint shared, double watts, double pixels) except -1:
+    # Column i of gather_score_fields' table; returns the algorithm. With ``shared``, ``watts``
+    # and ``pixels`` are _mean_watts(s) and _pixels(s, ...) already read by _cost_fields.
+    cdef int algo = fixed_algo
+    cdef double energy
+    vmaf = outputs = _MISSING
+    if algo < 0:
+        algo = C_THROUGHPUT
+        vmaf = s.get("vmaf_score")
+        if vmaf is not None:
+            algo = C_QOE
+        else:
+            outputs = s.get("outputs")
+            if isinstance(outputs, list) and len(<list>outputs) > 1:
+                algo = C_PIXELS
+    if algo == C_THROUGHPUT:
+        name = s.get("name")
+        key = name if isinstance(name, str) else None
+        streams = p.counts.get(key, _MISSING) if key is not None else _MISSING
+        if streams is _MISSING:
+            count = p.stream_count(name)
+            streams = 1.0 if count is None else _num(count)
+            if key is not None:
+                p.counts[key] = streams
+        table[1 * n + i] = <double>streams
+        text = s.get("bitrate", "0k")
+        key = text if isinstance(text, str) else None
+        rate = p.rates.get(key, _MISSING) if key is not None else _MISSING
+        if rate is _MISSING:
+            rate = p.bitrate_mbps(text)
+            if key is not None:
+                p.rates[key] = rate
+        if rate is not None:
+            table[0 * n + i] = <double>rate
+        table[2 * n + i] = watts if shared else _mean_watts(s)
+    elif algo == C_QUALITY:
+        table[2 * n + i] = watts if shared else _mean_watts(s)
+        table[5 * n + i] = _num(s.get("vmaf_score"))
+    else:
+        energy = _energy_j(s)
+        table[3 * n + i] = energy
+        if not isnan(energy):
+            table[4 * n + i] = pixels if shared else _pixels(
+                s, outputs, _pos(s.get("duration")), p.resolution, p.areas, p.terms)
+        if algo == C_QOE:
+            if vmaf is _MISSING:
+                vmaf = s.get("vmaf_score")
+            table[5 * n + i] = _num(vmaf)
+    return algo
 
 
 def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
@@ -409,66 +490,15 @@ def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
     """Columns for score_batch: (algo int8 [n], table float64 [6 * n], row-major, flat: bitrate,
     streams, watts, energy, pixels, vmaf). fixed_algo < 0 selects per scenario like ``auto``."""
     cdef Py_ssize_t n = len(scenarios), i
-    cdef int algo
-    cdef double energy
-    algo_arr = _filled("b", n, 0)
+    algo_arr = _filled("b", n, C_THROUGHPUT if fixed_algo < 0 else fixed_algo)
     table_arr = _filled("d", 6 * n, NAN)
     cdef signed char[::1] algos = algo_arr
     cdef double[::1] table = table_arr
-    cdef dict s, areas = {}, rates = {}, counts = {}
-    cdef list terms = []
+    cdef _Parsers p = _Parsers(bitrate_mbps, stream_count, resolution)
     for i in range(n):
         item = scenarios[i]
-        algo = fixed_algo
-        vmaf = outputs = _MISSING
-        if algo < 0:
-            algo = C_THROUGHPUT
-            if isinstance(item, dict):
-                vmaf = (<dict>item).get("vmaf_score")
-                if vmaf is not None:
-                    algo = C_QOE
-                else:
-                    outputs = (<dict>item).get("outputs")
-                    if isinstance(outputs, list) and len(<list>outputs) > 1:
-                        algo = C_PIXELS
-        algos[i] = algo
-        if not isinstance(item, dict):
-            continue
-        s = <dict>item
-        if algo == C_THROUGHPUT:
-            # Names and bitrates repeat within a run: memoise the parsers for this call.
-            name = s.get("name")
-            key = name if isinstance(name, str) else None
-            streams = counts.get(key, _MISSING) if key is not None else _MISSING
-            if streams is _MISSING:
-                count = stream_count(name)
-                streams = 1.0 if count is None else _num(count)
-                if key is not None:
-                    counts[key] = streams
-            table[1 * n + i] = <double>streams
-            text = s.get("bitrate", "0k")
-            key = text if isinstance(text, str) else None
-            rate = rates.get(key, _MISSING) if key is not None else _MISSING
-            if rate is _MISSING:
-                rate = bitrate_mbps(text)
-                if key is not None:
-                    rates[key] = rate
-            if rate is not None:
-                table[0 * n + i] = <double>rate
-            table[2 * n + i] = _mean_watts(s)
-        elif algo == C_QUALITY:
-            table[2 * n + i] = _mean_watts(s)
-            table[5 * n + i] = _num(s.get("vmaf_score"))
-        else:
-            energy = _energy_j(s)
-            table[3 * n + i] = energy
-            if not isnan(energy):
-                table[4 * n + i] = _pixels(s, outputs, _pos(s.get("duration")), resolution,
-                                           areas, terms)
-            if algo == C_QOE:
-                if vmaf is _MISSING:
-                    vmaf = s.get("vmaf_score")
-                table[5 * n + i] = _num(vmaf)
+        if isinstance(item, dict):
+            algos[i] = _score_fields(<dict>item, fixed_algo, table, n, i, p, False, NAN, NAN)
     return algo_arr, table_arr
 
 
@@ -672,34 +702,41 @@ def costs_batch(const double[::1] fields, Py_ssize_t n, double legacy_viewers,
     per pixel, per watch hour (``legacy_viewers``), then the same five load-aware (``la_viewers``, or each
     scenario's viewers field when ``viewers_from_field``).
     """
-    cdef Py_ssize_t i
     if n < 0 or fields.shape[0] != 7 * n:
         raise ValueError("costs_batch: expected the 7-row table of gather_cost_fields")
     out_arr = _filled("d", 10 * n, NAN)
     if n == 0:
         return out_arr
     cdef double[::1] out = out_arr
-    cdef double e, c, t, viewers
     with nogil:
-        for i in range(n):
-            e = _energy_cost(fields[0 * n + i], fields[1 * n + i], price_kwh)
-            c = _compute_cost(fields[1 * n + i], cpu_hourly, gpu_hourly)
-            t = _total(e, c)
-            out[0 * n + i] = e
-            out[1 * n + i] = c
-            out[2 * n + i] = t
-            out[3 * n + i] = _per_pixel(t, fields[2 * n + i])
-            out[4 * n + i] = _per_watch_hour(t, fields[1 * n + i], legacy_viewers)
-            e = _la_energy_cost(fields[6 * n + i], price_j)
-            c = _la_compute_cost(fields[4 * n + i], fields[5 * n + i], price_core_s)
-            t = _total(e, c)
-            viewers = fields[3 * n + i] if viewers_from_field else la_viewers
-            out[5 * n + i] = e
-            out[6 * n + i] = c
-            out[7 * n + i] = t
-            out[8 * n + i] = _per_pixel(t, fields[2 * n + i])
-            out[9 * n + i] = _per_watch_hour(t, fields[1 * n + i], viewers)
+        _costs(fields, out, n, legacy_viewers, la_viewers, viewers_from_field, price_kwh,
+               cpu_hourly, gpu_hourly, price_core_s, price_j)
     return out_arr
+
+
+cdef void _costs(const double[::1] fields, double[::1] out, Py_ssize_t n, double legacy_viewers,
+                 double la_viewers, bint viewers_from_field, double price_kwh, double cpu_hourly,
+                 double gpu_hourly, double price_core_s, double price_j) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double e, c, t, viewers
+    for i in range(n):
+        e = _energy_cost(fields[0 * n + i], fields[1 * n + i], price_kwh)
+        c = _compute_cost(fields[1 * n + i], cpu_hourly, gpu_hourly)
+        t = _total(e, c)
+        out[0 * n + i] = e
+        out[1 * n + i] = c
+        out[2 * n + i] = t
+        out[3 * n + i] = _per_pixel(t, fields[2 * n + i])
+        out[4 * n + i] = _per_watch_hour(t, fields[1 * n + i], legacy_viewers)
+        e = _la_energy_cost(fields[6 * n + i], price_j)
+        c = _la_compute_cost(fields[4 * n + i], fields[5 * n + i], price_core_s)
+        t = _total(e, c)
+        viewers = fields[3 * n + i] if viewers_from_field else la_viewers
+        out[5 * n + i] = e
+        out[6 * n + i] = c
+        out[7 * n + i] = t
+        out[8 * n + i] = _per_pixel(t, fields[2 * n + i])
+        out[9 * n + i] = _per_watch_hour(t, fields[1 * n + i], viewers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -795,10 +832,14 @@ cdef Keyed* _sort_keyed(Keyed* items, Keyed* tmp, Py_ssize_t n) noexcept nogil:
 
 def ranked_order(list copies, const double[::1] scores):
     """Copies best score first (stable, NaN last) with ``efficiency_rank`` 1..k on scored ones."""
+    if scores.shape[0] != len(copies):
+        raise ValueError("ranked_order: one score per copy expected")
+    return _ranked(copies, scores)
+
+
+cdef list _ranked(list copies, const double[::1] scores):
     cdef Py_ssize_t n = len(copies), i, k = 0, scored
     cdef Keyed* sorted_items
-    if scores.shape[0] != n:
-        raise ValueError("ranked_order: one score per copy expected")
     cdef Keyed* buf = <Keyed*>PyMem_Malloc((2 * n + 1) * sizeof(Keyed))
     if buf == NULL:
         raise MemoryError()
@@ -828,3 +869,69 @@ def ranked_order(list copies, const double[::1] scores):
     finally:
         PyMem_Free(buf)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking and costs in one pass
+# ---------------------------------------------------------------------------------------------
+
+def rank_with_costs(list scenarios, tuple score_args, object cost_args):
+    """(ranked copies, ok uint8 [n], costs float64 [10 * n]) in one pass over the scenarios.
+
+    ``score_args`` are gather_score_fields' (fixed_algo, bitrate_mbps, stream_count, resolution);
+    ``cost_args`` are costs_batch's (legacy_viewers, la_viewers, viewers_from_field, price_kwh,
+    cpu_hourly, gpu_hourly, price_core_s, price_j), or None for no costs (empty table).
+    The results equal ranked_order(scored_copies(dicts, scores), scores) over the dict entries
+    and costs_batch(gather_cost_fields(...)) over all entries. Each scenario is read once, while
+    its dict is in cache: the fields that scores and costs share (power, duration, pixels) are
+    gathered once, and the copy is made right away.
+    """
+    cdef Py_ssize_t n = len(scenarios), i, j, k = 0
+    cdef int fixed_algo = score_args[0]
+    cdef _Parsers p = _Parsers(score_args[1], score_args[2], score_args[3])
+    cdef bint with_costs = cost_args is not None
+    ok_arr = _filled("B", n, 0)
+    fields_arr = _filled("d", 7 * n if with_costs else 0, NAN)
+    scores_arr = _filled("d", n, NAN)
+    cdef unsigned char[::1] ok = ok_arr
+    cdef double[::1] fields = fields_arr
+    cdef double[::1] scores = scores_arr
+    cdef double[::1] one = _filled("d", 6, NAN)  # score inputs of one scenario ([6, 1] table)
+    cdef list copies = []
+    cdef int algo
+    cdef double value
+    cdef dict copy
+    for i in range(n):
+        item = scenarios[i]
+        if not isinstance(item, dict):
+            continue
+        ok[i] = 1
+        for j in range(6):
+            one[j] = NAN
+        if with_costs:
+            _cost_fields(<dict>item, fields, n, i, p.resolution, p.areas, p.terms)
+            algo = _score_fields(<dict>item, fixed_algo, one, 1, 0, p, True, fields[i],
+                                 fields[2 * n + i])
+        else:
+            algo = _score_fields(<dict>item, fixed_algo, one, 1, 0, p, False, NAN, NAN)
+        value = _score(algo, one[0], one[1], one[2], one[3], one[4], one[5])
+        scores[k] = value
+        copy = PyDict_Copy(item)
+        copy["efficiency_score"] = _optional(value)
+        copies.append(copy)
+        k += 1
+    ranked = _ranked(copies, scores[:k])
+    if not with_costs:
+        return ranked, ok_arr, _filled("d", 0, NAN)
+    cdef double legacy_viewers, la_viewers, price_kwh, cpu_hourly, gpu_hourly, price_core_s
+    cdef double price_j
+    cdef bint viewers_from_field
+    (legacy_viewers, la_viewers, viewers_from_field, price_kwh, cpu_hourly, gpu_hourly,
+     price_core_s, price_j) = cost_args
+    costs_arr = _filled("d", 10 * n, NAN)
+    cdef double[::1] costs = costs_arr
+    if n:
+        with nogil:
+            _costs(fields, costs, n, legacy_viewers, la_viewers, viewers_from_field, price_kwh,
+                   cpu_hourly, gpu_hourly, price_core_s, price_j)
+    return ranked, ok_arr, costs_arr

@@ -148,11 +148,13 @@ class EnergyEfficiencyScorer:
             items = scenarios
         else:
             items = [] if scenarios is None else list(scenarios)
-        fixed = -1 if self.algorithm == "auto" else _CODES[self.algorithm]
-        algo, table = _kernels.gather_score_fields(
-            items, fixed, bitrate_mbps, stream_count, resolution
-        )
+        algo, table = _kernels.gather_score_fields(items, *self._kernel_args())
         return _kernels.score_batch(algo, table)
+
+    def _kernel_args(self) -> tuple:
+        """(algorithm code or -1 for auto, parsers) of the compiled gather kernels."""
+        fixed = -1 if self.algorithm == "auto" else _CODES[self.algorithm]
+        return (fixed, bitrate_mbps, stream_count, resolution)
 
     def score_many(self, scenarios: Iterable[Any]) -> list[Optional[float]]:
         """Scores of many scenarios (None = no score), equal to ``compute_score`` of each."""
