@@ -467,6 +467,39 @@ def test_batch_pixels_match_single_with_fractional_frame_rates():
     assert all(v is not None for v in batch["cost_per_pixel"])
 
 
+class _Key(str):
+    """A str subclass key: equal to the plain field name, but not an exact str."""
+
+
+def test_batch_reads_unusual_keys_like_single():
+    # The batch kernels map key objects to fields by address; keys that are not exact strs,
+    # non-str keys, keys rebuilt per scenario and more distinct keys than the map learns must
+    # all read like scenario.get(key).
+    base = random_scenarios(11, 200)
+    items = []
+    for index, scenario in enumerate(base):
+        if not isinstance(scenario, dict):
+            items.append(scenario)
+            continue
+        kind = index % 4
+        if kind == 0:
+            scenario = {_Key(k): v for k, v in scenario.items()}
+        elif kind == 1:
+            scenario = {**scenario, 7: "x", (1, 2): None}
+        elif kind == 2:  # keys built at run time: new str objects, as json.load makes them
+            scenario = {"".join(list(k)): v for k, v in scenario.items()}
+            scenario[f"extra_{index}"] = index
+        items.append(scenario)
+    for model in MODELS:
+        batch = model.compute_costs_many(items, 10)
+        single = _single(model, items, 10)
+        for key in COST_KEYS:
+            assert all(_same(a, b) for a, b in zip(batch[key], single[key])), key
+    assert sum(v is not None for v in batch["cost_per_pixel_load_aware"]) > 50
+    scorer = EnergyEfficiencyScorer()
+    assert scorer.score_many(items) == [scorer.compute_score(s) for s in items]
+
+
 def test_cost_arrays_nan_for_none():
     arrays = FULL_MODEL.cost_arrays([{"duration": 60}, None])
     assert set(arrays) == set(COST_KEYS)

@@ -16,13 +16,13 @@ numpy (14 MB of resident memory); the numpy-returning wrappers in cost.py/scorin
 import sys as _sys
 from array import array as _array
 
-from cpython.dict cimport PyDict_Copy
+from cpython.dict cimport PyDict_Copy, PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_Check
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.math cimport NAN, isfinite, isnan
 
 cdef extern from "Python.h":
@@ -32,6 +32,7 @@ cdef extern from "Python.h":
     PyObject* _list_item "PyList_GET_ITEM" (object, Py_ssize_t)
     PyObject* _tuple_item "PyTuple_GET_ITEM" (object, Py_ssize_t)
     bint _is_exact_float "PyFloat_CheckExact" (PyObject*)
+    bint _is_exact_str "PyUnicode_CheckExact" (PyObject*)
     double _long_as_double "PyLong_AsDouble" (object)
     PyObject* PyErr_Occurred()
     void PyErr_Clear()
@@ -276,16 +277,142 @@ cdef inline double _nonneg(object value):
     return d if d >= 0.0 else NAN
 
 
-cdef double _mean_watts(dict s):
+# Top-level scenario fields the gather kernels read (_FIELD_NAMES in this order).
+cdef enum:
+    F_NAME = 0
+    F_BITRATE = 1
+    F_RESOLUTION = 2
+    F_FPS = 3
+    F_DURATION = 4
+    F_POWER = 5
+    F_GPU_POWER = 6
+    F_OUTPUTS = 7
+    F_PIXELS_PROCESSED = 8
+    F_VIEWERS = 9
+    F_STEP = 10
+    F_CPU = 11
+    F_GPU = 12
+    F_POWER_WATTS = 13
+    F_VMAF = 14
+    F_COUNT = 15
+    F_OTHER = -1   # a key the kernels do not read
+    F_SLOW = -2    # not an exact str: the dict is read with lookups
+
+cdef tuple _FIELD_NAMES = (
+    "name", "bitrate", "resolution", "fps", "duration", "power", "gpu_power", "outputs",
+    "pixels_processed", "viewers", "step_seconds", "cpu_usage_cores", "gpu_usage_cores",
+    "power_watts", "vmaf_score",
+)
+
+cdef enum:
+    KEY_SLOTS = 256   # open addressing on the key object's address
+    KEY_LEARNED = 128  # at most half full; further new keys are compared every time
+
+
+cdef class _Fields:
+    # One scenario's top-level fields, each as ``scenario.get(key)`` (bitrate: get(key, "0k")).
+    #
+    # Read in one walk over the dict's entries instead of a hash lookup per field (about half
+    # the time). Key objects are mapped to fields by address: within a run they are the same
+    # few objects (literal keys are interned, json.load shares them per document). The map
+    # holds references to the keys it learned, so an address cannot be reused meanwhile.
+    cdef object name, bitrate, resolution, fps, duration, power, gpu_power, outputs
+    cdef object pixels_processed, viewers, step, cpu, gpu, power_watts, vmaf
+    cdef PyObject* keys[KEY_SLOTS]
+    cdef signed char fields[KEY_SLOTS]
+    cdef int learned
+
+    def __dealloc__(self):
+        cdef int h
+        for h in range(KEY_SLOTS):
+            if self.keys[h] != NULL:
+                Py_DECREF(<object>self.keys[h])
+
+    cdef int _field_of(self, PyObject* key) except -3:
+        cdef size_t h = (<size_t>key >> 4) % KEY_SLOTS
+        cdef int f, i
+        while self.keys[h] != NULL:
+            if self.keys[h] == key:
+                return self.fields[h]
+            h = (h + 1) % KEY_SLOTS
+        f = F_SLOW
+        if _is_exact_str(key):
+            f = F_OTHER
+            for i in range(F_COUNT):
+                if <object>key == _FIELD_NAMES[i]:  # str == str: no user code
+                    f = i
+                    break
+        if self.learned < KEY_LEARNED:
+            Py_INCREF(<object>key)
+            self.keys[h] = key
+            self.fields[h] = f
+            self.learned += 1
+        return f
+
+    cdef int _set(self, int f, object value) except -1:
+        if f == F_NAME:
+            self.name = value
+        elif f == F_BITRATE:
+            self.bitrate = value
+        elif f == F_RESOLUTION:
+            self.resolution = value
+        elif f == F_FPS:
+            self.fps = value
+        elif f == F_DURATION:
+            self.duration = value
+        elif f == F_POWER:
+            self.power = value
+        elif f == F_GPU_POWER:
+            self.gpu_power = value
+        elif f == F_OUTPUTS:
+            self.outputs = value
+        elif f == F_PIXELS_PROCESSED:
+            self.pixels_processed = value
+        elif f == F_VIEWERS:
+            self.viewers = value
+        elif f == F_STEP:
+            self.step = value
+        elif f == F_CPU:
+            self.cpu = value
+        elif f == F_GPU:
+            self.gpu = value
+        elif f == F_POWER_WATTS:
+            self.power_watts = value
+        elif f == F_VMAF:
+            self.vmaf = value
+        return 0
+
+    cdef int read(self, dict s) except -1:
+        cdef Py_ssize_t pos = 0
+        cdef PyObject* key
+        cdef PyObject* value
+        cdef int f
+        self.name = self.resolution = self.fps = self.duration = self.power = None
+        self.gpu_power = self.outputs = self.pixels_processed = self.viewers = None
+        self.step = self.cpu = self.gpu = self.power_watts = self.vmaf = None
+        self.bitrate = "0k"
+        while PyDict_Next(s, &pos, &key, &value):
+            f = self._field_of(key)
+            if f >= 0:
+                self._set(f, <object>value)
+            elif f == F_SLOW:
+                # A key that is not an exact str might equal a field name: look them all up.
+                for f in range(F_COUNT):
+                    self._set(f, s.get(_FIELD_NAMES[f], "0k" if f == F_BITRATE else None))
+                return 0
+        return 0
+
+
+cdef double _mean_watts(_Fields s):
     # cost.mean_power_watts
     cdef double watts, gpu_watts
-    power = s.get("power")
+    power = s.power
     if not isinstance(power, dict) or not power:
         return NAN
     watts = _nonneg((<dict>power).get("mean_watts"))
     if isnan(watts):
         return NAN
-    gpu = s.get("gpu_power")
+    gpu = s.gpu_power
     if isinstance(gpu, dict):
         raw = (<dict>gpu).get("mean_watts")
         if raw is not None:
@@ -298,21 +425,17 @@ cdef double _mean_watts(dict s):
     return watts
 
 
-cdef double _energy_j(dict s):
+cdef double _energy_j(_Fields s):
     # cost.energy_joules
-    power = s.get("power")
+    power = s.power
     if not isinstance(power, dict):
         return NAN
     return _pos((<dict>power).get("total_energy_joules"))
 
 
-cdef inline double _rendition(dict entry, object resolution, dict areas):
-    # pixels per second of one rendition, NaN when invalid (scenario._renditions); ``areas``
-    # memoises resolution() -> width x height for the duration of one gather call
-    cdef double fps = _pos(entry.get("fps"))
-    if isnan(fps):
-        return NAN
-    text = entry.get("resolution")
+cdef inline double _area(object text, object resolution, dict areas):
+    # width x height of a resolution text, NaN when invalid; ``areas`` memoises resolution()
+    # for the duration of one gather call
     area = areas.get(text) if isinstance(text, str) else None
     if area is None:
         size = resolution(text)
@@ -324,7 +447,23 @@ cdef inline double _rendition(dict entry, object resolution, dict areas):
             areas[text] = area
     if area == 0:
         return NAN
-    return <double>(<long long>area) * fps
+    return <double>(<long long>area)
+
+
+cdef inline double _rendition(object raw_fps, object text, object resolution, dict areas):
+    # pixels per second of one rendition, NaN when invalid (scenario._renditions)
+    cdef double fps = _pos(raw_fps)
+    if isnan(fps):
+        return NAN
+    return _area(text, resolution, areas) * fps
+
+
+cdef inline double _entry_rendition(dict entry, object resolution, dict areas):
+    # the same for an ``outputs`` entry (its resolution is read only with a valid fps)
+    cdef double fps = _pos(entry.get("fps"))
+    if isnan(fps):
+        return NAN
+    return _area(entry.get("resolution"), resolution, areas) * fps
 
 
 # Before 3.12, sum() of floats adds them one by one, left to right (from the int 0, which adds
@@ -332,23 +471,20 @@ cdef inline double _rendition(dict entry, object resolution, dict areas):
 cdef bint _PLAIN_SUM = _sys.version_info < (3, 12)
 
 
-cdef double _pixels(dict s, object outputs, double seconds, object resolution, dict areas,
-                    list terms):
+cdef double _pixels(_Fields s, double seconds, object resolution, dict areas, list terms):
     # scenario.total_pixels (seconds = its positive duration or NaN): sum of width x height x
     # fps over the renditions, x seconds; else the scenario's pixels_processed count.
-    # ``outputs`` is s["outputs"] when the caller has it (else _MISSING); ``terms`` is a scratch
-    # list reused across the scenarios of one call.
+    # ``terms`` is a scratch list reused across the scenarios of one call.
     cdef double term, total = NAN, pixels
     cdef Py_ssize_t found = 0
     if isnan(seconds):
-        return _pos(s.get("pixels_processed"))
-    if outputs is _MISSING:
-        outputs = s.get("outputs")
+        return _pos(s.pixels_processed)
+    outputs = s.outputs
     if isinstance(outputs, list):
         for entry in <list>outputs:
             if not isinstance(entry, dict):
                 continue
-            term = _rendition(<dict>entry, resolution, areas)
+            term = _entry_rendition(<dict>entry, resolution, areas)
             if isnan(term):
                 continue
             found += 1
@@ -362,9 +498,9 @@ cdef double _pixels(dict s, object outputs, double seconds, object resolution, d
                     terms.append(total)
                 terms.append(term)
     if found == 0:
-        total = _rendition(s, resolution, areas)
+        total = _rendition(s.fps, s.resolution, resolution, areas)
         if isnan(total):
-            return _pos(s.get("pixels_processed"))
+            return _pos(s.pixels_processed)
         found = 1
     if found >= 2 and not _PLAIN_SUM:
         total = <double>sum(terms)
@@ -376,21 +512,41 @@ cdef object _filled(str code, Py_ssize_t size, object value):
     return _array(code, [value]) * size
 
 
-cdef int _cost_fields(dict s, double[::1] table, Py_ssize_t n, Py_ssize_t i, object resolution,
-                      dict areas, list terms) except -1:
+cdef class _Parsers:
+    # The scenario.py parsers and the per-call memos of their results (names, bitrates and
+    # resolutions repeat within a run), shared by the scenarios of one gather call, and the
+    # reader of the current scenario's fields.
+    cdef object bitrate_mbps, stream_count, resolution
+    cdef dict areas, rates, counts
+    cdef list terms  # scratch list of _pixels
+    cdef _Fields fields
+
+    def __cinit__(self, bitrate_mbps, stream_count, resolution):
+        self.bitrate_mbps = bitrate_mbps
+        self.stream_count = stream_count
+        self.resolution = resolution
+        self.areas = {}
+        self.rates = {}
+        self.counts = {}
+        self.terms = []
+        self.fields = _Fields()
+
+
+cdef int _cost_fields(_Fields s, double[::1] table, Py_ssize_t n, Py_ssize_t i,
+                      _Parsers p) except -1:
     # column i of gather_cost_fields' table
     cdef double step, seconds
     cdef Series gpu
-    seconds = _pos(s.get("duration"))
+    seconds = _pos(s.duration)
     table[0 * n + i] = _mean_watts(s)
     table[1 * n + i] = seconds
-    table[2 * n + i] = _pixels(s, _MISSING, seconds, resolution, areas, terms)
-    table[3 * n + i] = _pos(s.get("viewers"))
-    step = _pos(s.get("step_seconds"))
-    table[4 * n + i] = _series_integral(_read_series(s.get("cpu_usage_cores")), step)
-    gpu = _read_series(s.get("gpu_usage_cores"))
+    table[2 * n + i] = _pixels(s, seconds, p.resolution, p.areas, p.terms)
+    table[3 * n + i] = _pos(s.viewers)
+    step = _pos(s.step)
+    table[4 * n + i] = _series_integral(_read_series(s.cpu), step)
+    gpu = _read_series(s.gpu)
     table[5 * n + i] = 0.0 if gpu.state == C_ABSENT else _series_integral(gpu, step)
-    table[6 * n + i] = _series_integral(_read_series(s.get("power_watts")), step)
+    table[6 * n + i] = _series_integral(_read_series(s.power_watts), step)
     return 0
 
 
@@ -405,52 +561,31 @@ def gather_cost_fields(list scenarios, object resolution):
     table_arr = _filled("d", 7 * n, NAN)
     cdef unsigned char[::1] ok = ok_arr
     cdef double[::1] table = table_arr
-    cdef dict areas = {}
-    cdef list terms = []
+    cdef _Parsers p = _Parsers(None, None, resolution)
     for i in range(n):
         item = scenarios[i]
         if not isinstance(item, dict):
             continue
         ok[i] = 1
-        _cost_fields(<dict>item, table, n, i, resolution, areas, terms)
+        p.fields.read(<dict>item)
+        _cost_fields(p.fields, table, n, i, p)
     return ok_arr, table_arr
 
 
-cdef class _Parsers:
-    # The scenario.py parsers and the per-call memos of their results (names, bitrates and
-    # resolutions repeat within a run), shared by the scenarios of one gather call.
-    cdef object bitrate_mbps, stream_count, resolution
-    cdef dict areas, rates, counts
-    cdef list terms  # scratch list of _pixels
-
-    def __cinit__(self, bitrate_mbps, stream_count, resolution):
-        self.bitrate_mbps = bitrate_mbps
-        self.stream_count = stream_count
-        self.resolution = resolution
-        self.areas = {}
-        self.rates = {}
-        self.counts = {}
-        self.terms = []
-
-
-cdef int _score_fields(dict s, int fixed_algo, double[::1] table, Py_ssize_t n, Py_ssize_t i,
+cdef int _score_fields(_Fields s, int fixed_algo, double[::1] table, Py_ssize_t n, Py_ssize_t i,
                        _Parsers p, bint shared, double watts, double pixels) except -1:
     # Column i of gather_score_fields' table; returns the algorithm. With ``shared``, ``watts``
     # and ``pixels`` are _mean_watts(s) and _pixels(s, ...) already read by _cost_fields.
     cdef int algo = fixed_algo
     cdef double energy
-    vmaf = outputs = _MISSING
     if algo < 0:
         algo = C_THROUGHPUT
-        vmaf = s.get("vmaf_score")
-        if vmaf is not None:
+        if s.vmaf is not None:
             algo = C_QOE
-        else:
-            outputs = s.get("outputs")
-            if isinstance(outputs, list) and len(<list>outputs) > 1:
-                algo = C_PIXELS
+        elif isinstance(s.outputs, list) and len(<list>s.outputs) > 1:
+            algo = C_PIXELS
     if algo == C_THROUGHPUT:
-        name = s.get("name")
+        name = s.name
         key = name if isinstance(name, str) else None
         streams = p.counts.get(key, _MISSING) if key is not None else _MISSING
         if streams is _MISSING:
@@ -459,7 +594,7 @@ cdef int _score_fields(dict s, int fixed_algo, double[::1] table, Py_ssize_t n, 
             if key is not None:
                 p.counts[key] = streams
         table[1 * n + i] = <double>streams
-        text = s.get("bitrate", "0k")
+        text = s.bitrate
         key = text if isinstance(text, str) else None
         rate = p.rates.get(key, _MISSING) if key is not None else _MISSING
         if rate is _MISSING:
@@ -471,17 +606,15 @@ cdef int _score_fields(dict s, int fixed_algo, double[::1] table, Py_ssize_t n, 
         table[2 * n + i] = watts if shared else _mean_watts(s)
     elif algo == C_QUALITY:
         table[2 * n + i] = watts if shared else _mean_watts(s)
-        table[5 * n + i] = _num(s.get("vmaf_score"))
+        table[5 * n + i] = _num(s.vmaf)
     else:
         energy = _energy_j(s)
         table[3 * n + i] = energy
         if not isnan(energy):
             table[4 * n + i] = pixels if shared else _pixels(
-                s, outputs, _pos(s.get("duration")), p.resolution, p.areas, p.terms)
+                s, _pos(s.duration), p.resolution, p.areas, p.terms)
         if algo == C_QOE:
-            if vmaf is _MISSING:
-                vmaf = s.get("vmaf_score")
-            table[5 * n + i] = _num(vmaf)
+            table[5 * n + i] = _num(s.vmaf)
     return algo
 
 
@@ -498,7 +631,8 @@ def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
     for i in range(n):
         item = scenarios[i]
         if isinstance(item, dict):
-            algos[i] = _score_fields(<dict>item, fixed_algo, table, n, i, p, False, NAN, NAN)
+            p.fields.read(<dict>item)
+            algos[i] = _score_fields(p.fields, fixed_algo, table, n, i, p, False, NAN, NAN)
     return algo_arr, table_arr
 
 
@@ -908,12 +1042,13 @@ def rank_with_costs(list scenarios, tuple score_args, object cost_args):
         ok[i] = 1
         for j in range(6):
             one[j] = NAN
+        p.fields.read(<dict>item)
         if with_costs:
-            _cost_fields(<dict>item, fields, n, i, p.resolution, p.areas, p.terms)
-            algo = _score_fields(<dict>item, fixed_algo, one, 1, 0, p, True, fields[i],
+            _cost_fields(p.fields, fields, n, i, p)
+            algo = _score_fields(p.fields, fixed_algo, one, 1, 0, p, True, fields[i],
                                  fields[2 * n + i])
         else:
-            algo = _score_fields(<dict>item, fixed_algo, one, 1, 0, p, False, NAN, NAN)
+            algo = _score_fields(p.fields, fixed_algo, one, 1, 0, p, False, NAN, NAN)
         value = _score(algo, one[0], one[1], one[2], one[3], one[4], one[5])
         scores[k] = value
         copy = PyDict_Copy(item)
