@@ -35,6 +35,7 @@ cdef extern from "Python.h":
     bint _is_exact_str "PyUnicode_CheckExact" (PyObject*)
     double _long_as_double "PyLong_AsDouble" (object)
     PyObject* PyErr_Occurred()
+    PyObject* PyDict_GetItemWithError(object, object) except? NULL
     void PyErr_Clear()
     double _float_value "PyFloat_AS_DOUBLE" (PyObject*)
     Py_ssize_t PY_SSIZE_T_MAX
@@ -310,23 +311,38 @@ cdef enum:
 
 
 cdef class _Fields:
-    # One scenario's top-level fields, each as ``scenario.get(key)`` (bitrate: get(key, "0k")).
+    # One scenario's top-level fields: get(f) is ``scenario.get(key)`` (bitrate: get(key, "0k")).
     #
     # Read in one walk over the dict's entries instead of a hash lookup per field (about half
     # the time). Key objects are mapped to fields by address: within a run they are the same
     # few objects (literal keys are interned, json.load shares them per document). The map
     # holds references to the keys it learned, so an address cannot be reused meanwhile.
-    cdef object name, bitrate, resolution, fps, duration, power, gpu_power, outputs
-    cdef object pixels_processed, viewers, step, cpu, gpu, power_watts, vmaf
+    cdef PyObject* values[F_COUNT]  # owned references, NULL when absent
     cdef PyObject* keys[KEY_SLOTS]
     cdef signed char fields[KEY_SLOTS]
     cdef int learned
 
     def __dealloc__(self):
         cdef int h
+        self._clear()
         for h in range(KEY_SLOTS):
             if self.keys[h] != NULL:
                 Py_DECREF(<object>self.keys[h])
+
+    cdef inline object get(self, int f):
+        cdef PyObject* value = self.values[f]
+        if value == NULL:
+            return "0k" if f == F_BITRATE else None
+        return <object>value
+
+    cdef inline void _clear(self) noexcept:
+        cdef int f
+        cdef PyObject* value
+        for f in range(F_COUNT):
+            value = self.values[f]
+            if value != NULL:
+                self.values[f] = NULL
+                Py_DECREF(<object>value)
 
     cdef int _field_of(self, PyObject* key) except -3:
         cdef size_t h = (<size_t>key >> 4) % KEY_SLOTS
@@ -349,56 +365,27 @@ cdef class _Fields:
             self.learned += 1
         return f
 
-    cdef int _set(self, int f, object value) except -1:
-        if f == F_NAME:
-            self.name = value
-        elif f == F_BITRATE:
-            self.bitrate = value
-        elif f == F_RESOLUTION:
-            self.resolution = value
-        elif f == F_FPS:
-            self.fps = value
-        elif f == F_DURATION:
-            self.duration = value
-        elif f == F_POWER:
-            self.power = value
-        elif f == F_GPU_POWER:
-            self.gpu_power = value
-        elif f == F_OUTPUTS:
-            self.outputs = value
-        elif f == F_PIXELS_PROCESSED:
-            self.pixels_processed = value
-        elif f == F_VIEWERS:
-            self.viewers = value
-        elif f == F_STEP:
-            self.step = value
-        elif f == F_CPU:
-            self.cpu = value
-        elif f == F_GPU:
-            self.gpu = value
-        elif f == F_POWER_WATTS:
-            self.power_watts = value
-        elif f == F_VMAF:
-            self.vmaf = value
-        return 0
-
     cdef int read(self, dict s) except -1:
         cdef Py_ssize_t pos = 0
+        cdef size_t h
         cdef PyObject* key
         cdef PyObject* value
         cdef int f
-        self.name = self.resolution = self.fps = self.duration = self.power = None
-        self.gpu_power = self.outputs = self.pixels_processed = self.viewers = None
-        self.step = self.cpu = self.gpu = self.power_watts = self.vmaf = None
-        self.bitrate = "0k"
+        self._clear()
         while PyDict_Next(s, &pos, &key, &value):
-            f = self._field_of(key)
+            h = (<size_t>key >> 4) % KEY_SLOTS
+            f = self.fields[h] if self.keys[h] == key else self._field_of(key)
             if f >= 0:
-                self._set(f, <object>value)
+                Py_INCREF(<object>value)
+                self.values[f] = value
             elif f == F_SLOW:
                 # A key that is not an exact str might equal a field name: look them all up.
+                self._clear()
                 for f in range(F_COUNT):
-                    self._set(f, s.get(_FIELD_NAMES[f], "0k" if f == F_BITRATE else None))
+                    value = PyDict_GetItemWithError(s, _FIELD_NAMES[f])
+                    if value != NULL:
+                        Py_INCREF(<object>value)
+                        self.values[f] = value
                 return 0
         return 0
 
@@ -406,13 +393,13 @@ cdef class _Fields:
 cdef double _mean_watts(_Fields s):
     # cost.mean_power_watts
     cdef double watts, gpu_watts
-    power = s.power
+    power = s.get(F_POWER)
     if not isinstance(power, dict) or not power:
         return NAN
     watts = _nonneg((<dict>power).get("mean_watts"))
     if isnan(watts):
         return NAN
-    gpu = s.gpu_power
+    gpu = s.get(F_GPU_POWER)
     if isinstance(gpu, dict):
         raw = (<dict>gpu).get("mean_watts")
         if raw is not None:
@@ -427,7 +414,7 @@ cdef double _mean_watts(_Fields s):
 
 cdef double _energy_j(_Fields s):
     # cost.energy_joules
-    power = s.power
+    power = s.get(F_POWER)
     if not isinstance(power, dict):
         return NAN
     return _pos((<dict>power).get("total_energy_joules"))
@@ -478,8 +465,8 @@ cdef double _pixels(_Fields s, double seconds, object resolution, dict areas, li
     cdef double term, total = NAN, pixels
     cdef Py_ssize_t found = 0
     if isnan(seconds):
-        return _pos(s.pixels_processed)
-    outputs = s.outputs
+        return _pos(s.get(F_PIXELS_PROCESSED))
+    outputs = s.get(F_OUTPUTS)
     if isinstance(outputs, list):
         for entry in <list>outputs:
             if not isinstance(entry, dict):
@@ -498,9 +485,9 @@ cdef double _pixels(_Fields s, double seconds, object resolution, dict areas, li
                     terms.append(total)
                 terms.append(term)
     if found == 0:
-        total = _rendition(s.fps, s.resolution, resolution, areas)
+        total = _rendition(s.get(F_FPS), s.get(F_RESOLUTION), resolution, areas)
         if isnan(total):
-            return _pos(s.pixels_processed)
+            return _pos(s.get(F_PIXELS_PROCESSED))
         found = 1
     if found >= 2 and not _PLAIN_SUM:
         total = <double>sum(terms)
@@ -537,16 +524,16 @@ cdef int _cost_fields(_Fields s, double[::1] table, Py_ssize_t n, Py_ssize_t i,
     # column i of gather_cost_fields' table
     cdef double step, seconds
     cdef Series gpu
-    seconds = _pos(s.duration)
+    seconds = _pos(s.get(F_DURATION))
     table[0 * n + i] = _mean_watts(s)
     table[1 * n + i] = seconds
     table[2 * n + i] = _pixels(s, seconds, p.resolution, p.areas, p.terms)
-    table[3 * n + i] = _pos(s.viewers)
-    step = _pos(s.step)
-    table[4 * n + i] = _series_integral(_read_series(s.cpu), step)
-    gpu = _read_series(s.gpu)
+    table[3 * n + i] = _pos(s.get(F_VIEWERS))
+    step = _pos(s.get(F_STEP))
+    table[4 * n + i] = _series_integral(_read_series(s.get(F_CPU)), step)
+    gpu = _read_series(s.get(F_GPU))
     table[5 * n + i] = 0.0 if gpu.state == C_ABSENT else _series_integral(gpu, step)
-    table[6 * n + i] = _series_integral(_read_series(s.power_watts), step)
+    table[6 * n + i] = _series_integral(_read_series(s.get(F_POWER_WATTS)), step)
     return 0
 
 
@@ -580,12 +567,13 @@ cdef int _score_fields(_Fields s, int fixed_algo, double[::1] table, Py_ssize_t 
     cdef double energy
     if algo < 0:
         algo = C_THROUGHPUT
-        if s.vmaf is not None:
+        outputs = s.get(F_OUTPUTS)
+        if s.get(F_VMAF) is not None:
             algo = C_QOE
-        elif isinstance(s.outputs, list) and len(<list>s.outputs) > 1:
+        elif isinstance(outputs, list) and len(<list>outputs) > 1:
             algo = C_PIXELS
     if algo == C_THROUGHPUT:
-        name = s.name
+        name = s.get(F_NAME)
         key = name if isinstance(name, str) else None
         streams = p.counts.get(key, _MISSING) if key is not None else _MISSING
         if streams is _MISSING:
@@ -594,7 +582,7 @@ cdef int _score_fields(_Fields s, int fixed_algo, double[::1] table, Py_ssize_t 
             if key is not None:
                 p.counts[key] = streams
         table[1 * n + i] = <double>streams
-        text = s.bitrate
+        text = s.get(F_BITRATE)
         key = text if isinstance(text, str) else None
         rate = p.rates.get(key, _MISSING) if key is not None else _MISSING
         if rate is _MISSING:
@@ -606,15 +594,15 @@ cdef int _score_fields(_Fields s, int fixed_algo, double[::1] table, Py_ssize_t 
         table[2 * n + i] = watts if shared else _mean_watts(s)
     elif algo == C_QUALITY:
         table[2 * n + i] = watts if shared else _mean_watts(s)
-        table[5 * n + i] = _num(s.vmaf)
+        table[5 * n + i] = _num(s.get(F_VMAF))
     else:
         energy = _energy_j(s)
         table[3 * n + i] = energy
         if not isnan(energy):
             table[4 * n + i] = pixels if shared else _pixels(
-                s, _pos(s.duration), p.resolution, p.areas, p.terms)
+                s, _pos(s.get(F_DURATION)), p.resolution, p.areas, p.terms)
         if algo == C_QOE:
-            table[5 * n + i] = _num(s.vmaf)
+            table[5 * n + i] = _num(s.get(F_VMAF))
     return algo
 
 
