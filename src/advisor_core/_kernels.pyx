@@ -575,11 +575,13 @@ cdef int _score_fields(_Fields s, int fixed_algo, double[::1] table, Py_ssize_t 
     if algo == C_THROUGHPUT:
         name = s.get(F_NAME)
         key = name if isinstance(name, str) else None
-        streams = p.counts.get(key, _MISSING) if key is not None else _MISSING
-        if streams is _MISSING:
-            count = p.stream_count(name)
-            streams = 1.0 if count is None else _num(count)
-            if key is not None:
+        if key is None:
+            streams = 1.0  # stream_count: a name that is not a str states no count
+        else:
+            streams = p.counts.get(key, _MISSING)
+            if streams is _MISSING:
+                count = p.stream_count(key)
+                streams = 1.0 if count is None else _num(count)
                 p.counts[key] = streams
         table[1 * n + i] = <double>streams
         text = s.get(F_BITRATE)
@@ -609,7 +611,10 @@ cdef int _score_fields(_Fields s, int fixed_algo, double[::1] table, Py_ssize_t 
 def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
                         object stream_count, object resolution):
     """Columns for score_batch: (algo int8 [n], table float64 [6 * n], row-major, flat: bitrate,
-    streams, watts, energy, pixels, vmaf). fixed_algo < 0 selects per scenario like ``auto``."""
+    streams, watts, energy, pixels, vmaf). fixed_algo < 0 selects per scenario like ``auto``.
+
+    ``stream_count`` is called with str names only (other names state no count).
+    """
     cdef Py_ssize_t n = len(scenarios), i
     algo_arr = _filled("b", n, C_THROUGHPUT if fixed_algo < 0 else fixed_algo)
     table_arr = _filled("d", 6 * n, NAN)
