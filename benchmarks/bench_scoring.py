@@ -23,7 +23,7 @@ from advisor_core.cost import COST_KEYS, CostModel
 from advisor_core.recommender import TranscodingRecommender
 
 N_SCENARIOS = 1000
-ASSERTED_RATIO = 5.0
+ASSERTED_RATIO = 8.0
 INNER_REPEAT = 8  # batch calls per timing sample
 PRICES = {"energy_cost_per_kwh": 0.12, "cpu_cost_per_hour": 0.50, "gpu_cost_per_hour": 1.20}
 VIEWERS = 400
