@@ -3,10 +3,11 @@
 Baseline (same run): a plain-Python transcription of the reference procedures of
 advisor-library.md §3-§5 — every method call re-parses the bitrate/name/resolution, recomputes
 pixels, and the derived costs call the base costs again (total -> energy + compute, per-pixel ->
-total, ...), with a pure-Python trapezoid. Ours: ``TranscodingRecommender.analyze_and_rank``
-(batch scores + ranking) and ``CostModel.compute_costs_many`` (all ten costs in one pass).
-Both produce the same numbers (checked before timing). Target ratio >= 10x; the assert is looser
-so a noisy shared machine does not fail CI.
+total, ...), with a pure-Python trapezoid. Ours: ``TranscodingRecommender.
+analyze_and_rank_with_costs`` (ranked scored copies and all ten costs, in one pass over the
+scenarios); the same work done as two calls, ``analyze_and_rank`` + ``CostModel.
+compute_costs_many``, is timed and printed too. All produce the same numbers (checked before
+timing). Target ratio >= 10x; the assert is looser so a noisy shared machine does not fail CI.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from advisor_core.cost import COST_KEYS, CostModel
 from advisor_core.recommender import TranscodingRecommender
 
 N_SCENARIOS = 1000
-ASSERTED_RATIO = 5.0
+ASSERTED_RATIO = 8.0
 INNER_REPEAT = 8  # batch calls per timing sample
 PRICES = {"energy_cost_per_kwh": 0.12, "cpu_cost_per_hour": 0.50, "gpu_cost_per_hour": 1.20}
 VIEWERS = 400
@@ -279,6 +280,10 @@ def reference_path(scenarios, model):
 
 
 def batch_path(scenarios, model, recommender):
+    return recommender.analyze_and_rank_with_costs(scenarios, model, VIEWERS)
+
+
+def two_calls_path(scenarios, model, recommender):
     return recommender.analyze_and_rank(scenarios), model.compute_costs_many(scenarios, VIEWERS)
 
 
@@ -312,20 +317,28 @@ def test_scoring_cost_ranking_vs_reference(benchmark):
     model = CostModel(**PRICES)
     ref_model = RefCostModel(**PRICES)
     recommender = TranscodingRecommender()
-    _check_same(batch_path(scenarios, model, recommender), reference_path(scenarios, ref_model))
+    reference = reference_path(scenarios, ref_model)
+    _check_same(batch_path(scenarios, model, recommender), reference)
+    _check_same(two_calls_path(scenarios, model, recommender), reference)
 
     benchmark.pedantic(batch_path, args=(scenarios, model, recommender), rounds=10,
                        iterations=INNER_REPEAT, warmup_rounds=1)
     # Interleaved rounds so both sides see the same machine load.
-    ours, theirs = [], []
+    ours, two_calls, theirs = [], [], []
     for _ in range(9):
         ours.append(_timed(INNER_REPEAT, batch_path, scenarios, model, recommender))
+        two_calls.append(_timed(INNER_REPEAT, two_calls_path, scenarios, model, recommender))
         theirs.append(_timed(1, reference_path, scenarios, ref_model))
     ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+    two_calls_median = statistics.median(two_calls)
     ratio = theirs_median / ours_median
     benchmark.extra_info["reference_median_s"] = theirs_median
     benchmark.extra_info["batch_median_s"] = ours_median
+    benchmark.extra_info["two_calls_median_s"] = two_calls_median
     benchmark.extra_info["speedup"] = ratio
-    print(f"\nscoring+cost+ranking of {N_SCENARIOS} scenarios: batch {ours_median * 1e3:.2f} ms, "
-          f"reference way {theirs_median * 1e3:.2f} ms, ratio {ratio:.1f}x (target >= 10x)")
+    print(f"\nscoring+cost+ranking of {N_SCENARIOS} scenarios: "
+          f"one pass {ours_median * 1e3:.2f} ms, reference way {theirs_median * 1e3:.2f} ms, "
+          f"ratio {ratio:.1f}x (target >= 10x); "
+          f"as two calls {two_calls_median * 1e3:.2f} ms, "
+          f"ratio {theirs_median / two_calls_median:.1f}x")
     assert ratio >= ASSERTED_RATIO

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
+import random
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from _domain import anything, random_scenarios
 from advisor_core import _kernels
 from advisor_core.cost import COST_KEYS, CostModel, trapezoid
 from advisor_core.scenario import load_results
+from advisor_core.scoring import EnergyEfficiencyScorer
 
 HD = {"resolution": "1920x1080", "fps": 30}
 PX_1080P = 1920 * 1080 * 30  # pixels per second of one 1080p30 rendition
@@ -434,6 +438,66 @@ def test_batch_matches_single_on_arbitrary_scenarios(items, viewers):
     single = _single(FULL_MODEL, items, viewers)
     for key in COST_KEYS:
         assert all(_same(a, b) for a, b in zip(batch[key], single[key])), key
+
+
+def test_batch_pixels_match_single_with_fractional_frame_rates():
+    # Ladders of 2-6 renditions at fractional frame rates: the pixel sum rounds differently
+    # depending on how it is added up, and the batch path must add it up like total_pixels.
+    rng = random.Random(3)
+    sizes = [(1920, 1080), (1280, 720), (854, 480), (640, 360), (3840, 2160)]
+    rates = [23.976, 29.97, 59.94, 0.1, 7.3, 30, 1e-3]
+    items = []
+    for _ in range(300):
+        ladder = [(*rng.choice(sizes), rng.choice(rates)) for _ in range(rng.randint(2, 6))]
+        items.append({
+            "duration": rng.choice([60, 7.7, 0.3]),
+            "power": {"mean_watts": 50.0, "total_energy_joules": 1234.5},
+            "outputs": [{"resolution": f"{w}x{h}", "fps": f} for w, h, f in ladder],
+        })
+    sensitive = 0
+    for item in items:
+        terms = [int(o["resolution"].split("x")[0]) * int(o["resolution"].split("x")[1])
+                 * o["fps"] for o in item["outputs"]]
+        sensitive += functools.reduce(operator.add, terms) != math.fsum(terms)
+    assert sensitive > 20  # the data can tell summation orders apart
+    batch = FULL_MODEL.compute_costs_many(items)
+    assert batch["cost_per_pixel"] == [FULL_MODEL.compute_cost_per_pixel(s) for s in items]
+    scorer = EnergyEfficiencyScorer("pixels_per_joule")
+    assert scorer.score_many(items) == [scorer.compute_score(s) for s in items]
+    assert all(v is not None for v in batch["cost_per_pixel"])
+
+
+class _Key(str):
+    """A str subclass key: equal to the plain field name, but not an exact str."""
+
+
+def test_batch_reads_unusual_keys_like_single():
+    # The batch kernels map key objects to fields by address; keys that are not exact strs,
+    # non-str keys, keys rebuilt per scenario and more distinct keys than the map learns must
+    # all read like scenario.get(key).
+    base = random_scenarios(11, 200)
+    items = []
+    for index, scenario in enumerate(base):
+        if not isinstance(scenario, dict):
+            items.append(scenario)
+            continue
+        kind = index % 4
+        if kind == 0:
+            scenario = {_Key(k): v for k, v in scenario.items()}
+        elif kind == 1:
+            scenario = {**scenario, 7: "x", (1, 2): None}
+        elif kind == 2:  # keys built at run time: new str objects, as json.load makes them
+            scenario = {"".join(list(k)): v for k, v in scenario.items()}
+            scenario[f"extra_{index}"] = index
+        items.append(scenario)
+    for model in MODELS:
+        batch = model.compute_costs_many(items, 10)
+        single = _single(model, items, 10)
+        for key in COST_KEYS:
+            assert all(_same(a, b) for a, b in zip(batch[key], single[key])), key
+    assert sum(v is not None for v in batch["cost_per_pixel_load_aware"]) > 50
+    scorer = EnergyEfficiencyScorer()
+    assert scorer.score_many(items) == [scorer.compute_score(s) for s in items]
 
 
 def test_cost_arrays_nan_for_none():

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from _domain import anything, random_scenarios
 from advisor_core import _kernels
+from advisor_core.cost import COST_KEYS, CostModel
 from advisor_core.recommender import NO_LADDER, TranscodingRecommender
-from advisor_core.scoring import EnergyEfficiencyScorer
+from advisor_core.scoring import ALGORITHMS, EnergyEfficiencyScorer
 
 HD720 = {"resolution": "1280x720", "fps": 30}
 LADDER3 = [
@@ -312,6 +313,68 @@ def test_rank_matches_per_scenario_reference_procedure(seed):
     ranked = TranscodingRecommender(scorer).analyze_and_rank(items)
     assert [c["name"] for c in ranked] == [items[i]["name"] for i in expected]
     assert [c["efficiency_score"] for c in ranked] == [scores[i] for i in expected]
+
+
+# ---------------------------------------------------------------------------------------------
+# analyze_and_rank_with_costs == (analyze_and_rank, compute_costs_many)
+# ---------------------------------------------------------------------------------------------
+
+COST_MODELS = [
+    CostModel(),
+    CostModel(0.12, 0.50, 1.00, price_per_core_second=0.0001, price_per_joule=1e-7),
+]
+
+
+@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("viewers", [None, 10, "x"])
+def test_rank_with_costs_equals_the_two_calls(seed, algorithm, viewers):
+    items = random_scenarios(seed, 300)
+    before = copy.deepcopy(items)
+    recommender = TranscodingRecommender(EnergyEfficiencyScorer(algorithm))
+    for model in COST_MODELS:
+        ranked, costs = recommender.analyze_and_rank_with_costs(items, model, viewers)
+        expected = recommender.analyze_and_rank(items)
+        assert [c["name"] for c in ranked] == [c["name"] for c in expected]
+        assert ranked == expected
+        assert costs == model.compute_costs_many(items, viewers)
+        assert list(costs) == list(COST_KEYS)
+        assert repr(items) == repr(before)  # inputs untouched (repr: NaN != NaN)
+    # the comparison covers real numbers, not only Nones
+    assert sum(c["efficiency_score"] is not None for c in ranked) > 30
+    assert sum(v is not None for v in costs["cost_per_pixel_load_aware"]) > 100
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=st.lists(anything, max_size=8), viewers=st.one_of(st.none(), st.integers(-1, 50)))
+def test_rank_with_costs_equals_the_two_calls_on_arbitrary_input(items, viewers):
+    recommender, model = TranscodingRecommender(), COST_MODELS[1]
+    ranked, costs = recommender.analyze_and_rank_with_costs(items, model, viewers)
+    assert repr(ranked) == repr(recommender.analyze_and_rank(items))
+    assert costs == model.compute_costs_many(items, viewers)
+
+
+def test_rank_with_costs_iterables_and_fallbacks():
+    model = COST_MODELS[1]
+    recommender = TranscodingRecommender()
+    items = [*r5(), None]
+    expected = (recommender.analyze_and_rank(items), model.compute_costs_many(items))
+    assert recommender.analyze_and_rank_with_costs(iter(items), model) == expected
+    assert recommender.analyze_and_rank_with_costs(tuple(items), model) == expected
+    assert recommender.analyze_and_rank_with_costs(None, model) == (
+        [], {key: [] for key in COST_KEYS})
+    # An overridden compute_score is honoured, and any object with compute_costs_many works.
+    half = TranscodingRecommender(HalfScorer())
+    ranked, costs = half.analyze_and_rank_with_costs(items, model)
+    assert ranked == half.analyze_and_rank(items) and costs == expected[1]
+    assert ranked[0]["efficiency_score"] == approx(2.5 * 4 / 150 / 2)
+
+    class FlatCosts:
+        def compute_costs_many(self, scenarios, viewers=None):
+            return {"n": len(scenarios), "viewers": viewers}
+
+    assert recommender.analyze_and_rank_with_costs(iter(items), FlatCosts(), 3) == (
+        expected[0], {"n": 6, "viewers": 3})
 
 
 @settings(max_examples=150, deadline=None)

@@ -13,15 +13,16 @@ not numpy arrays: the exporters' cost and QoE processes use these kernels withou
 numpy (14 MB of resident memory); the numpy-returning wrappers in cost.py/scoring.py convert.
 """
 
+import sys as _sys
 from array import array as _array
 
-from cpython.dict cimport PyDict_Copy
+from cpython.dict cimport PyDict_Copy, PyDict_Next
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_Check
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_DECREF, Py_INCREF
 from libc.math cimport NAN, isfinite, isnan
 
 cdef extern from "Python.h":
@@ -31,8 +32,10 @@ cdef extern from "Python.h":
     PyObject* _list_item "PyList_GET_ITEM" (object, Py_ssize_t)
     PyObject* _tuple_item "PyTuple_GET_ITEM" (object, Py_ssize_t)
     bint _is_exact_float "PyFloat_CheckExact" (PyObject*)
+    bint _is_exact_str "PyUnicode_CheckExact" (PyObject*)
     double _long_as_double "PyLong_AsDouble" (object)
     PyObject* PyErr_Occurred()
+    PyObject* PyDict_GetItemWithError(object, object) except? NULL
     void PyErr_Clear()
     double _float_value "PyFloat_AS_DOUBLE" (PyObject*)
     Py_ssize_t PY_SSIZE_T_MAX
@@ -275,16 +278,128 @@ cdef inline double _nonneg(object value):
     return d if d >= 0.0 else NAN
 
 
-cdef double _mean_watts(dict s):
+# Top-level scenario fields the gather kernels read (_FIELD_NAMES in this order).
+cdef enum:
+    F_NAME = 0
+    F_BITRATE = 1
+    F_RESOLUTION = 2
+    F_FPS = 3
+    F_DURATION = 4
+    F_POWER = 5
+    F_GPU_POWER = 6
+    F_OUTPUTS = 7
+    F_PIXELS_PROCESSED = 8
+    F_VIEWERS = 9
+    F_STEP = 10
+    F_CPU = 11
+    F_GPU = 12
+    F_POWER_WATTS = 13
+    F_VMAF = 14
+    F_COUNT = 15
+    F_OTHER = -1   # a key the kernels do not read
+    F_SLOW = -2    # not an exact str: the dict is read with lookups
+
+cdef tuple _FIELD_NAMES = (
+    "name", "bitrate", "resolution", "fps", "duration", "power", "gpu_power", "outputs",
+    "pixels_processed", "viewers", "step_seconds", "cpu_usage_cores", "gpu_usage_cores",
+    "power_watts", "vmaf_score",
+)
+
+cdef enum:
+    KEY_SLOTS = 256   # open addressing on the key object's address
+    KEY_LEARNED = 128  # at most half full; further new keys are compared every time
+
+
+cdef class _Fields:
+    # One scenario's top-level fields: get(f) is ``scenario.get(key)`` (bitrate: get(key, "0k")).
+    #
+    # Read in one walk over the dict's entries instead of a hash lookup per field (about half
+    # the time). Key objects are mapped to fields by address: within a run they are the same
+    # few objects (literal keys are interned, json.load shares them per document). The map
+    # holds references to the keys it learned, so an address cannot be reused meanwhile.
+    cdef PyObject* values[F_COUNT]  # owned references, NULL when absent
+    cdef PyObject* keys[KEY_SLOTS]
+    cdef signed char fields[KEY_SLOTS]
+    cdef int learned
+
+    def __dealloc__(self):
+        cdef int h
+        self._clear()
+        for h in range(KEY_SLOTS):
+            if self.keys[h] != NULL:
+                Py_DECREF(<object>self.keys[h])
+
+    cdef inline object get(self, int f):
+        cdef PyObject* value = self.values[f]
+        if value == NULL:
+            return "0k" if f == F_BITRATE else None
+        return <object>value
+
+    cdef inline void _clear(self) noexcept:
+        cdef int f
+        cdef PyObject* value
+        for f in range(F_COUNT):
+            value = self.values[f]
+            if value != NULL:
+                self.values[f] = NULL
+                Py_DECREF(<object>value)
+
+    cdef int _field_of(self, PyObject* key) except -3:
+        cdef size_t h = (<size_t>key >> 4) % KEY_SLOTS
+        cdef int f, i
+        while self.keys[h] != NULL:
+            if self.keys[h] == key:
+                return self.fields[h]
+            h = (h + 1) % KEY_SLOTS
+        f = F_SLOW
+        if _is_exact_str(key):
+            f = F_OTHER
+            for i in range(F_COUNT):
+                if <object>key == _FIELD_NAMES[i]:  # str == str: no user code
+                    f = i
+                    break
+        if self.learned < KEY_LEARNED:
+            Py_INCREF(<object>key)
+            self.keys[h] = key
+            self.fields[h] = f
+            self.learned += 1
+        return f
+
+    cdef int read(self, dict s) except -1:
+        cdef Py_ssize_t pos = 0
+        cdef size_t h
+        cdef PyObject* key
+        cdef PyObject* value
+        cdef int f
+        self._clear()
+        while PyDict_Next(s, &pos, &key, &value):
+            h = (<size_t>key >> 4) % KEY_SLOTS
+            f = self.fields[h] if self.keys[h] == key else self._field_of(key)
+            if f >= 0:
+                Py_INCREF(<object>value)
+                self.values[f] = value
+            elif f == F_SLOW:
+                # A key that is not an exact str might equal a field name: look them all up.
+                self._clear()
+                for f in range(F_COUNT):
+                    value = PyDict_GetItemWithError(s, _FIELD_NAMES[f])
+                    if value != NULL:
+                        Py_INCREF(<object>value)
+                        self.values[f] = value
+                return 0
+        return 0
+
+
+cdef double _mean_watts(_Fields s):
     # cost.mean_power_watts
     cdef double watts, gpu_watts
-    power = s.get("power")
+    power = s.get(F_POWER)
     if not isinstance(power, dict) or not power:
         return NAN
     watts = _nonneg((<dict>power).get("mean_watts"))
     if isnan(watts):
         return NAN
-    gpu = s.get("gpu_power")
+    gpu = s.get(F_GPU_POWER)
     if isinstance(gpu, dict):
         raw = (<dict>gpu).get("mean_watts")
         if raw is not None:
@@ -297,21 +412,17 @@ cdef double _mean_watts(dict s):
     return watts
 
 
-cdef double _energy_j(dict s):
+cdef double _energy_j(_Fields s):
     # cost.energy_joules
-    power = s.get("power")
+    power = s.get(F_POWER)
     if not isinstance(power, dict):
         return NAN
     return _pos((<dict>power).get("total_energy_joules"))
 
 
-cdef inline double _rendition(dict entry, object resolution, dict areas):
-    # pixels per second of one rendition, NaN when invalid (scenario._renditions); ``areas``
-    # memoises resolution() -> width x height for the duration of one gather call
-    cdef double fps = _pos(entry.get("fps"))
-    if isnan(fps):
-        return NAN
-    text = entry.get("resolution")
+cdef inline double _area(object text, object resolution, dict areas):
+    # width x height of a resolution text, NaN when invalid; ``areas`` memoises resolution()
+    # for the duration of one gather call
     area = areas.get(text) if isinstance(text, str) else None
     if area is None:
         size = resolution(text)
@@ -323,51 +434,107 @@ cdef inline double _rendition(dict entry, object resolution, dict areas):
             areas[text] = area
     if area == 0:
         return NAN
-    return <double>(<long long>area) * fps
+    return <double>(<long long>area)
 
 
-cdef double _pixels(dict s, object outputs, double seconds, object resolution, dict areas,
-                    list terms):
+cdef inline double _rendition(object raw_fps, object text, object resolution, dict areas):
+    # pixels per second of one rendition, NaN when invalid (scenario._renditions)
+    cdef double fps = _pos(raw_fps)
+    if isnan(fps):
+        return NAN
+    return _area(text, resolution, areas) * fps
+
+
+cdef inline double _entry_rendition(dict entry, object resolution, dict areas):
+    # the same for an ``outputs`` entry (its resolution is read only with a valid fps)
+    cdef double fps = _pos(entry.get("fps"))
+    if isnan(fps):
+        return NAN
+    return _area(entry.get("resolution"), resolution, areas) * fps
+
+
+# Before 3.12, sum() of floats adds them one by one, left to right (from the int 0, which adds
+# exactly): a C loop gives the same double. 3.12 made it compensated, so there sum() is called.
+cdef bint _PLAIN_SUM = _sys.version_info < (3, 12)
+
+
+cdef double _pixels(_Fields s, double seconds, object resolution, dict areas, list terms):
     # scenario.total_pixels (seconds = its positive duration or NaN): sum of width x height x
-    # fps over the renditions, x seconds; else the scenario's pixels_processed count. ``outputs`` is s["outputs"] when the caller has it
-    # (else _MISSING); ``terms`` is a scratch list reused across the scenarios of one call.
-    cdef double term, first = NAN, pixels
+    # fps over the renditions, x seconds; else the scenario's pixels_processed count.
+    # ``terms`` is a scratch list reused across the scenarios of one call.
+    cdef double term, total = NAN, pixels
     cdef Py_ssize_t found = 0
     if isnan(seconds):
-        return _pos(s.get("pixels_processed"))
-    if outputs is _MISSING:
-        outputs = s.get("outputs")
+        return _pos(s.get(F_PIXELS_PROCESSED))
+    outputs = s.get(F_OUTPUTS)
     if isinstance(outputs, list):
         for entry in <list>outputs:
             if not isinstance(entry, dict):
                 continue
-            term = _rendition(<dict>entry, resolution, areas)
+            term = _entry_rendition(<dict>entry, resolution, areas)
             if isnan(term):
                 continue
             found += 1
             if found == 1:
-                first = term
+                total = term
+            elif _PLAIN_SUM:
+                total += term
             else:
                 if found == 2:
                     _list_set_slice(terms, 0, PY_SSIZE_T_MAX, NULL)  # clear
-                    terms.append(first)
+                    terms.append(total)
                 terms.append(term)
     if found == 0:
-        first = _rendition(s, resolution, areas)
-        if isnan(first):
-            return _pos(s.get("pixels_processed"))
+        total = _rendition(s.get(F_FPS), s.get(F_RESOLUTION), resolution, areas)
+        if isnan(total):
+            return _pos(s.get(F_PIXELS_PROCESSED))
         found = 1
-    if found == 1:
-        pixels = first * seconds
-    else:
-        # Python's own sum(): the same float result as scenario.total_pixels on every version
-        # (3.12 made sum() of floats compensated).
-        pixels = <double>sum(terms) * seconds
+    if found >= 2 and not _PLAIN_SUM:
+        total = <double>sum(terms)
+    pixels = total * seconds
     return pixels if isfinite(pixels) else NAN
 
 
 cdef object _filled(str code, Py_ssize_t size, object value):
     return _array(code, [value]) * size
+
+
+cdef class _Parsers:
+    # The scenario.py parsers and the per-call memos of their results (names, bitrates and
+    # resolutions repeat within a run), shared by the scenarios of one gather call, and the
+    # reader of the current scenario's fields.
+    cdef object bitrate_mbps, stream_count, resolution
+    cdef dict areas, rates, counts
+    cdef list terms  # scratch list of _pixels
+    cdef _Fields fields
+
+    def __cinit__(self, bitrate_mbps, stream_count, resolution):
+        self.bitrate_mbps = bitrate_mbps
+        self.stream_count = stream_count
+        self.resolution = resolution
+        self.areas = {}
+        self.rates = {}
+        self.counts = {}
+        self.terms = []
+        self.fields = _Fields()
+
+
+cdef int _cost_fields(_Fields s, double[::1] table, Py_ssize_t n, Py_ssize_t i,
+                      _Parsers p) except -1:
+    # column i of gather_cost_fields' table
+    cdef double step, seconds
+    cdef Series gpu
+    seconds = _pos(s.get(F_DURATION))
+    table[0 * n + i] = _mean_watts(s)
+    table[1 * n + i] = seconds
+    table[2 * n + i] = _pixels(s, seconds, p.resolution, p.areas, p.terms)
+    table[3 * n + i] = _pos(s.get(F_VIEWERS))
+    step = _pos(s.get(F_STEP))
+    table[4 * n + i] = _series_integral(_read_series(s.get(F_CPU)), step)
+    gpu = _read_series(s.get(F_GPU))
+    table[5 * n + i] = 0.0 if gpu.state == C_ABSENT else _series_integral(gpu, step)
+    table[6 * n + i] = _series_integral(_read_series(s.get(F_POWER_WATTS)), step)
+    return 0
 
 
 def gather_cost_fields(list scenarios, object resolution):
@@ -377,98 +544,88 @@ def gather_cost_fields(list scenarios, object resolution):
     core-seconds (0.0 without GPU samples), joules of power_watts. ok is 0 for non-dicts.
     """
     cdef Py_ssize_t n = len(scenarios), i
-    cdef double step, seconds
-    cdef Series gpu
     ok_arr = _filled("B", n, 0)
     table_arr = _filled("d", 7 * n, NAN)
     cdef unsigned char[::1] ok = ok_arr
     cdef double[::1] table = table_arr
-    cdef dict s, areas = {}
-    cdef list terms = []
+    cdef _Parsers p = _Parsers(None, None, resolution)
     for i in range(n):
         item = scenarios[i]
         if not isinstance(item, dict):
             continue
-        s = <dict>item
         ok[i] = 1
-        seconds = _pos(s.get("duration"))
-        table[0 * n + i] = _mean_watts(s)
-        table[1 * n + i] = seconds
-        table[2 * n + i] = _pixels(s, _MISSING, seconds, resolution, areas, terms)
-        table[3 * n + i] = _pos(s.get("viewers"))
-        step = _pos(s.get("step_seconds"))
-        table[4 * n + i] = _series_integral(_read_series(s.get("cpu_usage_cores")), step)
-        gpu = _read_series(s.get("gpu_usage_cores"))
-        table[5 * n + i] = 0.0 if gpu.state == C_ABSENT else _series_integral(gpu, step)
-        table[6 * n + i] = _series_integral(_read_series(s.get("power_watts")), step)
+        p.fields.read(<dict>item)
+        _cost_fields(p.fields, table, n, i, p)
     return ok_arr, table_arr
+
+
+cdef int _score_fields(_Fields s, int fixed_algo, double[::1] table, Py_ssize_t n, Py_ssize_t i,
+                       _Parsers p, bint shared, double watts, double pixels) except -1:
+    # Column i of gather_score_fields' table; returns the algorithm. With ``shared``, ``watts``
+    # and ``pixels`` are _mean_watts(s) and _pixels(s, ...) already read by _cost_fields.
+    cdef int algo = fixed_algo
+    cdef double energy
+    if algo < 0:
+        algo = C_THROUGHPUT
+        outputs = s.get(F_OUTPUTS)
+        if s.get(F_VMAF) is not None:
+            algo = C_QOE
+        elif isinstance(outputs, list) and len(<list>outputs) > 1:
+            algo = C_PIXELS
+    if algo == C_THROUGHPUT:
+        name = s.get(F_NAME)
+        key = name if isinstance(name, str) else None
+        if key is None:
+            streams = 1.0  # stream_count: a name that is not a str states no count
+        else:
+            streams = p.counts.get(key, _MISSING)
+            if streams is _MISSING:
+                count = p.stream_count(key)
+                streams = 1.0 if count is None else _num(count)
+                p.counts[key] = streams
+        table[1 * n + i] = <double>streams
+        text = s.get(F_BITRATE)
+        key = text if isinstance(text, str) else None
+        rate = p.rates.get(key, _MISSING) if key is not None else _MISSING
+        if rate is _MISSING:
+            rate = p.bitrate_mbps(text)
+            if key is not None:
+                p.rates[key] = rate
+        if rate is not None:
+            table[0 * n + i] = <double>rate
+        table[2 * n + i] = watts if shared else _mean_watts(s)
+    elif algo == C_QUALITY:
+        table[2 * n + i] = watts if shared else _mean_watts(s)
+        table[5 * n + i] = _num(s.get(F_VMAF))
+    else:
+        energy = _energy_j(s)
+        table[3 * n + i] = energy
+        if not isnan(energy):
+            table[4 * n + i] = pixels if shared else _pixels(
+                s, _pos(s.get(F_DURATION)), p.resolution, p.areas, p.terms)
+        if algo == C_QOE:
+            table[5 * n + i] = _num(s.get(F_VMAF))
+    return algo
 
 
 def gather_score_fields(list scenarios, int fixed_algo, object bitrate_mbps,
                         object stream_count, object resolution):
     """Columns for score_batch: (algo int8 [n], table float64 [6 * n], row-major, flat: bitrate,
-    streams, watts, energy, pixels, vmaf). fixed_algo < 0 selects per scenario like ``auto``."""
+    streams, watts, energy, pixels, vmaf). fixed_algo < 0 selects per scenario like ``auto``.
+
+    ``stream_count`` is called with str names only (other names state no count).
+    """
     cdef Py_ssize_t n = len(scenarios), i
-    cdef int algo
-    cdef double energy
-    algo_arr = _filled("b", n, 0)
+    algo_arr = _filled("b", n, C_THROUGHPUT if fixed_algo < 0 else fixed_algo)
     table_arr = _filled("d", 6 * n, NAN)
     cdef signed char[::1] algos = algo_arr
     cdef double[::1] table = table_arr
-    cdef dict s, areas = {}, rates = {}, counts = {}
-    cdef list terms = []
+    cdef _Parsers p = _Parsers(bitrate_mbps, stream_count, resolution)
     for i in range(n):
         item = scenarios[i]
-        algo = fixed_algo
-        vmaf = outputs = _MISSING
-        if algo < 0:
-            algo = C_THROUGHPUT
-            if isinstance(item, dict):
-                vmaf = (<dict>item).get("vmaf_score")
-                if vmaf is not None:
-                    algo = C_QOE
-                else:
-                    outputs = (<dict>item).get("outputs")
-                    if isinstance(outputs, list) and len(<list>outputs) > 1:
-                        algo = C_PIXELS
-        algos[i] = algo
-        if not isinstance(item, dict):
-            continue
-        s = <dict>item
-        if algo == C_THROUGHPUT:
-            # Names and bitrates repeat within a run: memoise the parsers for this call.
-            name = s.get("name")
-            key = name if isinstance(name, str) else None
-            streams = counts.get(key, _MISSING) if key is not None else _MISSING
-            if streams is _MISSING:
-                count = stream_count(name)
-                streams = 1.0 if count is None else _num(count)
-                if key is not None:
-                    counts[key] = streams
-            table[1 * n + i] = <double>streams
-            text = s.get("bitrate", "0k")
-            key = text if isinstance(text, str) else None
-            rate = rates.get(key, _MISSING) if key is not None else _MISSING
-            if rate is _MISSING:
-                rate = bitrate_mbps(text)
-                if key is not None:
-                    rates[key] = rate
-            if rate is not None:
-                table[0 * n + i] = <double>rate
-            table[2 * n + i] = _mean_watts(s)
-        elif algo == C_QUALITY:
-            table[2 * n + i] = _mean_watts(s)
-            table[5 * n + i] = _num(s.get("vmaf_score"))
-        else:
-            energy = _energy_j(s)
-            table[3 * n + i] = energy
-            if not isnan(energy):
-                table[4 * n + i] = _pixels(s, outputs, _pos(s.get("duration")), resolution,
-                                           areas, terms)
-            if algo == C_QOE:
-                if vmaf is _MISSING:
-                    vmaf = s.get("vmaf_score")
-                table[5 * n + i] = _num(vmaf)
+        if isinstance(item, dict):
+            p.fields.read(<dict>item)
+            algos[i] = _score_fields(p.fields, fixed_algo, table, n, i, p, False, NAN, NAN)
     return algo_arr, table_arr
 
 
@@ -672,34 +829,41 @@ def costs_batch(const double[::1] fields, Py_ssize_t n, double legacy_viewers,
     per pixel, per watch hour (``legacy_viewers``), then the same five load-aware (``la_viewers``, or each
     scenario's viewers field when ``viewers_from_field``).
     """
-    cdef Py_ssize_t i
     if n < 0 or fields.shape[0] != 7 * n:
         raise ValueError("costs_batch: expected the 7-row table of gather_cost_fields")
     out_arr = _filled("d", 10 * n, NAN)
     if n == 0:
         return out_arr
     cdef double[::1] out = out_arr
-    cdef double e, c, t, viewers
     with nogil:
-        for i in range(n):
-            e = _energy_cost(fields[0 * n + i], fields[1 * n + i], price_kwh)
-            c = _compute_cost(fields[1 * n + i], cpu_hourly, gpu_hourly)
-            t = _total(e, c)
-            out[0 * n + i] = e
-            out[1 * n + i] = c
-            out[2 * n + i] = t
-            out[3 * n + i] = _per_pixel(t, fields[2 * n + i])
-            out[4 * n + i] = _per_watch_hour(t, fields[1 * n + i], legacy_viewers)
-            e = _la_energy_cost(fields[6 * n + i], price_j)
-            c = _la_compute_cost(fields[4 * n + i], fields[5 * n + i], price_core_s)
-            t = _total(e, c)
-            viewers = fields[3 * n + i] if viewers_from_field else la_viewers
-            out[5 * n + i] = e
-            out[6 * n + i] = c
-            out[7 * n + i] = t
-            out[8 * n + i] = _per_pixel(t, fields[2 * n + i])
-            out[9 * n + i] = _per_watch_hour(t, fields[1 * n + i], viewers)
+        _costs(fields, out, n, legacy_viewers, la_viewers, viewers_from_field, price_kwh,
+               cpu_hourly, gpu_hourly, price_core_s, price_j)
     return out_arr
+
+
+cdef void _costs(const double[::1] fields, double[::1] out, Py_ssize_t n, double legacy_viewers,
+                 double la_viewers, bint viewers_from_field, double price_kwh, double cpu_hourly,
+                 double gpu_hourly, double price_core_s, double price_j) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef double e, c, t, viewers
+    for i in range(n):
+        e = _energy_cost(fields[0 * n + i], fields[1 * n + i], price_kwh)
+        c = _compute_cost(fields[1 * n + i], cpu_hourly, gpu_hourly)
+        t = _total(e, c)
+        out[0 * n + i] = e
+        out[1 * n + i] = c
+        out[2 * n + i] = t
+        out[3 * n + i] = _per_pixel(t, fields[2 * n + i])
+        out[4 * n + i] = _per_watch_hour(t, fields[1 * n + i], legacy_viewers)
+        e = _la_energy_cost(fields[6 * n + i], price_j)
+        c = _la_compute_cost(fields[4 * n + i], fields[5 * n + i], price_core_s)
+        t = _total(e, c)
+        viewers = fields[3 * n + i] if viewers_from_field else la_viewers
+        out[5 * n + i] = e
+        out[6 * n + i] = c
+        out[7 * n + i] = t
+        out[8 * n + i] = _per_pixel(t, fields[2 * n + i])
+        out[9 * n + i] = _per_watch_hour(t, fields[1 * n + i], viewers)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -795,10 +959,14 @@ cdef Keyed* _sort_keyed(Keyed* items, Keyed* tmp, Py_ssize_t n) noexcept nogil:
 
 def ranked_order(list copies, const double[::1] scores):
     """Copies best score first (stable, NaN last) with ``efficiency_rank`` 1..k on scored ones."""
+    if scores.shape[0] != len(copies):
+        raise ValueError("ranked_order: one score per copy expected")
+    return _ranked(copies, scores)
+
+
+cdef list _ranked(list copies, const double[::1] scores):
     cdef Py_ssize_t n = len(copies), i, k = 0, scored
     cdef Keyed* sorted_items
-    if scores.shape[0] != n:
-        raise ValueError("ranked_order: one score per copy expected")
     cdef Keyed* buf = <Keyed*>PyMem_Malloc((2 * n + 1) * sizeof(Keyed))
     if buf == NULL:
         raise MemoryError()
@@ -828,3 +996,70 @@ def ranked_order(list copies, const double[::1] scores):
     finally:
         PyMem_Free(buf)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking and costs in one pass
+# ---------------------------------------------------------------------------------------------
+
+def rank_with_costs(list scenarios, tuple score_args, object cost_args):
+    """(ranked copies, ok uint8 [n], costs float64 [10 * n]) in one pass over the scenarios.
+
+    ``score_args`` are gather_score_fields' (fixed_algo, bitrate_mbps, stream_count, resolution);
+    ``cost_args`` are costs_batch's (legacy_viewers, la_viewers, viewers_from_field, price_kwh,
+    cpu_hourly, gpu_hourly, price_core_s, price_j), or None for no costs (empty table).
+    The results equal ranked_order(scored_copies(dicts, scores), scores) over the dict entries
+    and costs_batch(gather_cost_fields(...)) over all entries. Each scenario is read once, while
+    its dict is in cache: the fields that scores and costs share (power, duration, pixels) are
+    gathered once, and the copy is made right away.
+    """
+    cdef Py_ssize_t n = len(scenarios), i, j, k = 0
+    cdef int fixed_algo = score_args[0]
+    cdef _Parsers p = _Parsers(score_args[1], score_args[2], score_args[3])
+    cdef bint with_costs = cost_args is not None
+    ok_arr = _filled("B", n, 0)
+    fields_arr = _filled("d", 7 * n if with_costs else 0, NAN)
+    scores_arr = _filled("d", n, NAN)
+    cdef unsigned char[::1] ok = ok_arr
+    cdef double[::1] fields = fields_arr
+    cdef double[::1] scores = scores_arr
+    cdef double[::1] one = _filled("d", 6, NAN)  # score inputs of one scenario ([6, 1] table)
+    cdef list copies = []
+    cdef int algo
+    cdef double value
+    cdef dict copy
+    for i in range(n):
+        item = scenarios[i]
+        if not isinstance(item, dict):
+            continue
+        ok[i] = 1
+        for j in range(6):
+            one[j] = NAN
+        p.fields.read(<dict>item)
+        if with_costs:
+            _cost_fields(p.fields, fields, n, i, p)
+            algo = _score_fields(p.fields, fixed_algo, one, 1, 0, p, True, fields[i],
+                                 fields[2 * n + i])
+        else:
+            algo = _score_fields(p.fields, fixed_algo, one, 1, 0, p, False, NAN, NAN)
+        value = _score(algo, one[0], one[1], one[2], one[3], one[4], one[5])
+        scores[k] = value
+        copy = PyDict_Copy(item)
+        copy["efficiency_score"] = _optional(value)
+        copies.append(copy)
+        k += 1
+    ranked = _ranked(copies, scores[:k])
+    if not with_costs:
+        return ranked, ok_arr, _filled("d", 0, NAN)
+    cdef double legacy_viewers, la_viewers, price_kwh, cpu_hourly, gpu_hourly, price_core_s
+    cdef double price_j
+    cdef bint viewers_from_field
+    (legacy_viewers, la_viewers, viewers_from_field, price_kwh, cpu_hourly, gpu_hourly,
+     price_core_s, price_j) = cost_args
+    costs_arr = _filled("d", 10 * n, NAN)
+    cdef double[::1] costs = costs_arr
+    if n:
+        with nogil:
+            _costs(fields, costs, n, legacy_viewers, la_viewers, viewers_from_field, price_kwh,
+                   cpu_hourly, gpu_hourly, price_core_s, price_j)
+    return ranked, ok_arr, costs_arr

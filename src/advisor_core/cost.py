@@ -325,14 +325,23 @@ class CostModel:
         """(ok flags, flat [10, n] cost table) of the compiled kernels, without numpy."""
         if not isinstance(scenarios, list):
             scenarios = [] if scenarios is None else list(scenarios)
-        legacy_viewers = self._viewers(1 if viewers is None else viewers)
         ok, fields = _kernels.gather_cost_fields(scenarios, resolution)
-        table = _kernels.costs_batch(
-            fields, len(ok), legacy_viewers, legacy_viewers, viewers is None,
+        return ok, _kernels.costs_batch(fields, len(ok), *self._kernel_args(viewers))
+
+    def _kernel_args(self, viewers: Any) -> tuple:
+        """Audiences and prices for the compiled cost kernels (costs_batch after its table)."""
+        legacy_viewers = self._viewers(1 if viewers is None else viewers)
+        return (
+            legacy_viewers, legacy_viewers, viewers is None,
             self.energy_cost_per_kwh, self.cpu_cost_per_hour, self.gpu_cost_per_hour,
             self.price_per_core_second, self.price_per_joule,
         )
-        return ok, table
+
+    @staticmethod
+    def _cost_lists(ok: Any, table: Any) -> dict[str, list[Optional[float]]]:
+        """compute_costs_many's result from the kernels' ok flags and flat cost table."""
+        rows = _kernels.optional_rows(table, ok) if len(ok) else [[] for _ in COST_KEYS]
+        return dict(zip(COST_KEYS, rows))
 
     def compute_costs_many(
         self, scenarios: Iterable[Any], viewers: Any = None
@@ -342,9 +351,7 @@ class CostModel:
         ``result[k][i] == compute_<k>(scenarios[i], viewers)`` (with each method's default
         audience when ``viewers`` is None), computed in one pass with the compiled kernels.
         """
-        ok, table = self._cost_table(scenarios, viewers)
-        rows = _kernels.optional_rows(table, ok) if len(ok) else [[] for _ in COST_KEYS]
-        return dict(zip(COST_KEYS, rows))
+        return self._cost_lists(*self._cost_table(scenarios, viewers))
 
     # -- internals (NaN = missing) ----------------------------------------------------------
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from typing import Any, NoReturn, Optional
 
 from . import _kernels
-from .cost import _non_negative
+from .cost import CostModel, _non_negative
 from .scoring import EnergyEfficiencyScorer
 
 logger = logging.getLogger(__name__)
@@ -43,16 +43,23 @@ class TranscodingRecommender:
         """Use ``scorer`` as given, or a new ``EnergyEfficiencyScorer("auto")``."""
         self.scorer = scorer if scorer is not None else EnergyEfficiencyScorer()
 
-    def _scores(self, scenarios: list[dict]) -> array:
-        """Scores as float64 array.array (NaN = none): the batch path unless compute_score is
-        overridden."""
+    def _batch_scorer(self) -> Optional[EnergyEfficiencyScorer]:
+        """The scorer when the compiled kernels may score for it (compute_score not overridden)."""
         scorer = self.scorer
         if (
             isinstance(scorer, EnergyEfficiencyScorer)
             and type(scorer).compute_score is EnergyEfficiencyScorer.compute_score
         ):
+            return scorer
+        return None
+
+    def _scores(self, scenarios: list[dict]) -> array:
+        """Scores as float64 array.array (NaN = none): the batch path unless compute_score is
+        overridden."""
+        scorer = self._batch_scorer()
+        if scorer is not None:
             return scorer._scores(scenarios)
-        values = [scorer.compute_score(s) for s in scenarios]
+        values = [self.scorer.compute_score(s) for s in scenarios]
         return array("d", [math.nan if v is None else v for v in values])
 
     def _scored_copies(self, scenarios: list[dict]) -> tuple[list[dict], array]:
@@ -61,9 +68,37 @@ class TranscodingRecommender:
 
     def analyze_and_rank(self, scenarios: Iterable[Any]) -> list[dict]:
         """Scored copies best first (``efficiency_rank`` 1, 2, ...), then unscored copies."""
-        copies, scores = self._scored_copies(_dicts(scenarios))
+        items = _dicts(scenarios)
+        scorer = self._batch_scorer()
+        if scorer is not None:
+            return _kernels.rank_with_costs(items, scorer._kernel_args(), None)[0]
+        copies, scores = self._scored_copies(items)
         # Stable: equal scores keep input order; unscored copies follow, unranked.
         return _kernels.ranked_order(copies, scores)
+
+    def analyze_and_rank_with_costs(
+        self, scenarios: Iterable[Any], cost_model: CostModel, viewers: Any = None
+    ) -> tuple[list[dict], dict[str, list[Optional[float]]]]:
+        """``(analyze_and_rank(scenarios), cost_model.compute_costs_many(scenarios, viewers))``.
+
+        One pass over the scenarios (currency units as in CostModel): the fields that scores and
+        costs share are read once.
+        """
+        if not isinstance(scenarios, list):
+            scenarios = [] if scenarios is None else list(scenarios)
+        scorer = self._batch_scorer()
+        if (
+            scorer is None
+            or not isinstance(cost_model, CostModel)
+            or type(cost_model).compute_costs_many is not CostModel.compute_costs_many
+        ):
+            return self.analyze_and_rank(scenarios), cost_model.compute_costs_many(
+                scenarios, viewers
+            )
+        ranked, ok, table = _kernels.rank_with_costs(
+            scenarios, scorer._kernel_args(), cost_model._kernel_args(viewers)
+        )
+        return ranked, cost_model._cost_lists(ok, table)
 
     def analyze_and_rank_by_ladder(self, scenarios: Iterable[Any]) -> dict[str, list[dict]]:
         """Copies grouped by output ladder id (``_no_ladder_`` when none), ranked per group.

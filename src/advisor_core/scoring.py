@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Optional
 from . import _kernels
 from .cost import energy_joules, mean_power_watts
 from .scenario import (
+    _stream_count,
     as_number,
     bitrate_mbps,
     output_ladder,
@@ -148,11 +149,15 @@ class EnergyEfficiencyScorer:
             items = scenarios
         else:
             items = [] if scenarios is None else list(scenarios)
-        fixed = -1 if self.algorithm == "auto" else _CODES[self.algorithm]
-        algo, table = _kernels.gather_score_fields(
-            items, fixed, bitrate_mbps, stream_count, resolution
-        )
+        algo, table = _kernels.gather_score_fields(items, *self._kernel_args())
         return _kernels.score_batch(algo, table)
+
+    def _kernel_args(self) -> tuple:
+        """(algorithm code or -1 for auto, parsers) of the compiled gather kernels."""
+        fixed = -1 if self.algorithm == "auto" else _CODES[self.algorithm]
+        # The kernels call the stream-count parser for str names only: its cached core, without
+        # the wrapper's Python frame (names are often unique per run, so that call is per name).
+        return (fixed, bitrate_mbps, _stream_count, resolution)
 
     def score_many(self, scenarios: Iterable[Any]) -> list[Optional[float]]:
         """Scores of many scenarios (None = no score), equal to ``compute_score`` of each."""
