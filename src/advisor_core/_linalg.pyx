@@ -1148,6 +1148,14 @@ cdef void _pipe_init(Pipe* P, const int[:, ::1] mono, Py_ssize_t p, Py_ssize_t n
     P.prev_active = NULL
 
 
+cdef int _check_len(Py_ssize_t got, Py_ssize_t want, str name) except -1:
+    # The kernels index these buffers through raw pointers, which the debug build's bounds
+    # checks do not cover: a mismatched length would be a silent out-of-bounds read.
+    if got != want:
+        raise ValueError(f"{name} has length {got}, expected {want}")
+    return 0
+
+
 def scaler_stats(const double[:, ::1] X):
     """(mean, scale) of the columns of X like sklearn's StandardScaler (population std)."""
     cdef Py_ssize_t m = X.shape[0], p = X.shape[1], i
@@ -1210,6 +1218,7 @@ def fit_pipeline(const double[:, ::1] X, const double[::1] y, const int[:, ::1] 
     cdef double[::1] cv = coef
     if m < 1:
         raise ValueError("cannot fit on 0 rows")
+    _check_len(y.shape[0], m, "y")
     _pipe_init(&P, mono, p, ncols_tol)
     try:
         rows = <Py_ssize_t*> malloc(m * sizeof(Py_ssize_t))
@@ -1236,6 +1245,9 @@ def predict_pipeline(const double[:, ::1] Xn, const double[::1] mean, const doub
     cdef Py_ssize_t n = Xn.shape[0], p = Xn.shape[1]
     out = np.empty(n, dtype=np.float64)
     cdef double[::1] ov = out
+    _check_len(mean.shape[0], p, "mean")
+    _check_len(scale.shape[0], p, "scale")
+    _check_len(coef.shape[0], mono.shape[0], "coef")
     if n == 0:
         return out
     _pipe_init(&P, mono, p, 0)
@@ -1255,6 +1267,7 @@ def predict_pipeline(const double[:, ::1] Xn, const double[::1] mean, const doub
 
 def r2(const double[::1] y_true, const double[::1] y_pred):
     """sklearn r2_score; NaN for fewer than 2 samples."""
+    _check_len(y_pred.shape[0], y_true.shape[0], "y_pred")
     if y_true.shape[0] < 2:
         return NAN
     return _r2(&y_true[0], &y_pred[0], y_true.shape[0])
@@ -1264,6 +1277,7 @@ def rmse(const double[::1] y_true, const double[::1] y_pred):
     """Root mean squared error; NaN when empty."""
     cdef Py_ssize_t n = y_true.shape[0], i
     cdef double s = 0.0, d
+    _check_len(y_pred.shape[0], n, "y_pred")
     if n == 0:
         return NAN
     for i in range(n):
@@ -1287,6 +1301,7 @@ def cv_r2(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mono,
     k = folds if folds < n else n
     out = np.full(k, np.nan, dtype=np.float64)
     cdef double[::1] ov = out
+    _check_len(y.shape[0], n, "y")
     if k < 1:
         return out
     _pipe_init(&P, mono, p, ncols_tol)
@@ -1341,6 +1356,8 @@ def bootstrap(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mon
     cdef Py_ssize_t* count = NULL
     out = np.empty((nb, nnew), dtype=np.float64)
     cdef double[:, ::1] ov = out
+    _check_len(y.shape[0], n, "y")
+    _check_len(Xn.shape[1], p, "rows of Xn")
     if nb == 0 or m == 0 or nnew == 0:
         return out[:0] if nnew > 0 or nb == 0 or m == 0 else out
     _pipe_init(&P, mono, p, ncols_tol)
