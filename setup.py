@@ -10,6 +10,9 @@ not instrumented, so run such a build with the ASan runtime preloaded, as .ci/ru
 LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 python -m pytest ...
 GCC's target_clones/ifunc multiversioning works under the sanitizers: on an AVX2 machine the
 checked clone is the x86-64-v3 one that release wheels run there.
+
+Neither setuptools nor Cython rebuilds when only the mode changes: use build_ext -f, and delete the
+generated .c files when switching to or from a release build (its Cython directives differ).
 """
 
 import os
