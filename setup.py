@@ -1,15 +1,36 @@
 """Build the Cython kernels of advisor-core.
 
 Set ADVISOR_CORE_DEBUG=1 to compile with bounds and wraparound checks (the test build).
+
+Set ADVISOR_CORE_SANITIZE=1 (implies the debug build; GCC or Clang, not Windows) to also compile
+and link with AddressSanitizer and UndefinedBehaviorSanitizer. Cython's bounds checks only cover
+memoryview indexing at the Python-facing edges; the sanitizers check the raw-pointer inner loops
+(every read and write of a malloc'ed or numpy buffer), and abort on the first finding. Python is
+not instrumented, so run such a build with the ASan runtime preloaded, as .ci/run does:
+LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 python -m pytest ...
+GCC's target_clones/ifunc multiversioning works under the sanitizers: on an AVX2 machine the
+checked clone is the x86-64-v3 one that release wheels run there.
+
+Neither setuptools nor Cython notices a change of mode by itself (the sources are unchanged), so
+the mode of the last build is kept in build/advisor-core-build-mode and a different mode forces
+both to rebuild everything.
 """
 
 import os
+from pathlib import Path
 
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-DEBUG = os.environ.get("ADVISOR_CORE_DEBUG", "") not in ("", "0")
+SANITIZE = os.environ.get("ADVISOR_CORE_SANITIZE", "") not in ("", "0")
+DEBUG = SANITIZE or os.environ.get("ADVISOR_CORE_DEBUG", "") not in ("", "0")
+MODE = "sanitize" if SANITIZE else "debug" if DEBUG else "release"
+
+_stamp = Path(__file__).resolve().parent / "build" / "advisor-core-build-mode"
+FORCE = not _stamp.is_file() or _stamp.read_text() != MODE
+_stamp.parent.mkdir(exist_ok=True)
+_stamp.write_text(MODE)
 
 KERNELS = ["_linalg", "_lstsq", "_random", "_kernels"]
 
@@ -22,10 +43,17 @@ directives = {
     "embedsignature": True,
 }
 
+link_args = []
 if os.name == "nt":
+    if SANITIZE:
+        raise SystemExit("ADVISOR_CORE_SANITIZE=1 needs GCC or Clang (not Windows)")
     compile_args = ["/O2"]
 else:
     compile_args = ["-O3"] if not DEBUG else ["-O1", "-g"]
+if SANITIZE:
+    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    compile_args += sanitize + ["-fno-omit-frame-pointer"]
+    link_args += sanitize
 
 extensions = [
     Extension(
@@ -34,12 +62,21 @@ extensions = [
         include_dirs=[np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
+        extra_link_args=link_args,
     )
     for name in KERNELS
 ]
 # The exporters' text-format writer (no numpy: the cost/QoE exporter processes never load it).
 extensions.append(
-    Extension("exporters._render", ["src/exporters/_render.pyx"], extra_compile_args=compile_args)
+    Extension(
+        "exporters._render",
+        ["src/exporters/_render.pyx"],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
 )
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True))
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True, force=FORCE),
+    options={"build_ext": {"force": FORCE}},
+)

@@ -1062,6 +1062,14 @@ cdef void _pipe_init(Pipe* P, const int[:, ::1] mono, Py_ssize_t p, Py_ssize_t n
     P.prev_active = NULL
 
 
+cdef int _check_len(Py_ssize_t got, Py_ssize_t want, str name) except -1:
+    # The kernels index these buffers through raw pointers, which the debug build's bounds
+    # checks do not cover: a mismatched length would be a silent out-of-bounds read.
+    if got != want:
+        raise ValueError(f"{name} has length {got}, expected {want}")
+    return 0
+
+
 cdef array _DOUBLES = array("d")
 
 
@@ -1131,8 +1139,7 @@ def fit_pipeline(const double[:, ::1] X, const double[::1] y, const int[:, ::1] 
     cdef array coef = _doubles(mono.shape[0], 0.0)
     if m < 1:
         raise ValueError("cannot fit on 0 rows")
-    if y.shape[0] != m:
-        raise ValueError(f"y has {y.shape[0]} values, X has {m} rows")
+    _check_len(y.shape[0], m, "y")
     _pipe_init(&P, mono, p, ncols_tol)
     try:
         rows = <Py_ssize_t*> malloc(m * sizeof(Py_ssize_t))
@@ -1158,10 +1165,11 @@ def predict_pipeline(const double[:, ::1] Xn, const double[::1] mean, const doub
     cdef Pipe P
     cdef Py_ssize_t n = Xn.shape[0], p = Xn.shape[1]
     cdef array out = _doubles(n, 0.0)
+    _check_len(mean.shape[0], p, "mean")
+    _check_len(scale.shape[0], p, "scale")
+    _check_len(coef.shape[0], mono.shape[0], "coef")
     if n == 0:
         return out
-    if mean.shape[0] != p or scale.shape[0] != p or coef.shape[0] != mono.shape[0]:
-        raise ValueError("model and input shapes do not match")
     _pipe_init(&P, mono, p, 0)
     P.z = <double*> malloc((p + 1) * sizeof(double))
     P.zrow = <double*> malloc((P.J + 1) * sizeof(double))
@@ -1194,6 +1202,7 @@ def mean(const double[::1] x):
 
 def r2(const double[::1] y_true, const double[::1] y_pred):
     """sklearn r2_score; NaN for fewer than 2 samples."""
+    _check_len(y_pred.shape[0], y_true.shape[0], "y_pred")
     if y_true.shape[0] < 2:
         return NAN
     return _r2(&y_true[0], &y_pred[0], y_true.shape[0])
@@ -1203,6 +1212,7 @@ def rmse(const double[::1] y_true, const double[::1] y_pred):
     """Root mean squared error; NaN when empty."""
     cdef Py_ssize_t n = y_true.shape[0], i
     cdef double s = 0.0, d
+    _check_len(y_pred.shape[0], n, "y_pred")
     if n == 0:
         return NAN
     for i in range(n):
@@ -1226,6 +1236,7 @@ def cv_r2(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mono,
     k = folds if folds < n else n
     cdef array out = _doubles(k if k > 0 else 0, NAN)
     cdef double* ov = out.data.as_doubles
+    _check_len(y.shape[0], n, "y")
     if k < 1:
         return out
     _pipe_init(&P, mono, p, ncols_tol)
@@ -1284,8 +1295,8 @@ def bootstrap(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mon
     cdef Py_ssize_t* rows = NULL
     cdef Py_ssize_t* urows = NULL
     cdef Py_ssize_t* count = NULL
-    if y.shape[0] != n or Xn.shape[1] != p:
-        raise ValueError("X, y and Xn shapes do not match")
+    _check_len(y.shape[0], n, "y")
+    _check_len(Xn.shape[1], p, "rows of Xn")
     if start < 0 or stop < start or stop * m > idx.shape[0] or stop > ok.shape[0]:
         raise ValueError("resample range outside idx or ok")
     if stop * nnew > out.shape[0]:
