@@ -124,45 +124,43 @@ def _is_float_buffer(X: Any, ndim: int) -> bool:
 
 
 def _finite_buffer(X: Any) -> bool:
-    """True when a contiguous float64 buffer (array, memoryview or numpy 1-D) is all finite."""
-    flat = X.cast("B").cast("d") if isinstance(X, memoryview) and X.ndim > 1 else X
+    """True when a C-contiguous float64 buffer (array, memoryview, numpy array) is all finite."""
+    if isinstance(X, memoryview):
+        flat = X.cast("B").cast("d") if X.ndim > 1 else X
+    else:
+        flat = X if isinstance(X, array) else X.ravel()
     return bool(_linalg.all_finite(flat))
 
 
-def _matrix(X: Any, name: str = "X") -> Any:
-    """X as a C-contiguous float64 2-D buffer of finite values, or ValueError."""
-    if _is_float_buffer(X, 2):
-        if not _finite_buffer(X):
-            raise ValueError(f"{name} must contain only finite values")
-        return X
+def _numpy_float(X: Any, ndim: int, name: str) -> Any:
+    """X as a C-contiguous float64 numpy array of ``ndim`` dimensions, or ValueError."""
     import numpy as np
 
     try:
         arr = np.ascontiguousarray(X, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric 2-D array") from exc
-    if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array, got {arr.ndim}-D")
-    if arr.shape[1] == 0:
-        raise ValueError(f"{name} must have at least one column")
-    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be a numeric {ndim}-D array") from exc
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got {arr.ndim}-D")
+    return arr
+
+
+def _matrix(X: Any, name: str = "X") -> Any:
+    """X as a C-contiguous float64 2-D buffer of finite values, or ValueError."""
+    if _is_float_buffer(X, 2):
+        arr = X
+    else:
+        arr = _numpy_float(X, 2, name)
+        if arr.shape[1] == 0:
+            raise ValueError(f"{name} must have at least one column")
+    if not _finite_buffer(arr):
         raise ValueError(f"{name} must contain only finite values")
     return arr
 
 
 def _vector(y: Any, n: int, name: str = "y") -> Any:
     """y as a contiguous float64 1-D buffer of n finite values (n < 0: any length)."""
-    if _is_float_buffer(y, 1):
-        arr = y
-    else:
-        import numpy as np
-
-        try:
-            arr = np.ascontiguousarray(y, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{name} must be a numeric 1-D array") from exc
-        if arr.ndim != 1:
-            raise ValueError(f"{name} must be a 1-D array, got {arr.ndim}-D")
+    arr = y if _is_float_buffer(y, 1) else _numpy_float(y, 1, name)
     if n >= 0 and len(arr) != n:
         raise ValueError(f"{name} has {len(arr)} values, expected {n}")
     if not _finite_buffer(arr):
