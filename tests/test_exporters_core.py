@@ -502,3 +502,56 @@ def test_cost_and_qoe_compute_without_numpy(extended_results_path: Path) -> None
     )
     subprocess.run([sys.executable, "-c", code, str(extended_results_path),
                     str(extended_results_path.parent)], check=True, timeout=60)
+
+
+class _TrickleSocket:
+    """Takes at most ``limit`` bytes per call, like a socket with a full send buffer."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.received = bytearray()
+        self.calls = 0
+
+    def sendmsg(self, buffers) -> int:
+        self.calls += 1
+        assert len(buffers) <= 512
+        room = self.limit
+        for buffer in buffers:
+            take = bytes(buffer[:room])
+            self.received += take
+            room -= len(take)
+            if room == 0:
+                break
+        return self.limit - room
+
+
+class _PlainSocket:
+    """A socket without sendmsg (Windows)."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.calls = 0
+
+    def sendall(self, data) -> None:
+        self.calls += 1
+        self.received += data
+
+
+@pytest.mark.parametrize("limit", [1, 7, 1000, 10**9])
+def test_send_all_writes_every_byte_in_order_across_partial_sends(limit):
+    from exporters._core import _send_all
+
+    buffers = [b"HTTP/1.1 200 OK\r\n\r\n", b"", *(bytes([i % 251]) * (i % 13) for i in range(700))]
+    sock = _TrickleSocket(limit)
+    _send_all(sock, buffers)
+    assert bytes(sock.received) == b"".join(buffers)
+    if limit == 10**9:
+        assert sock.calls == 2  # 700 chunks in two gathering calls of at most 512 buffers
+
+
+def test_send_all_without_sendmsg_writes_buffer_by_buffer():
+    from exporters._core import _send_all
+
+    sock = _PlainSocket()
+    _send_all(sock, [b"ab", b"cd"])
+    assert bytes(sock.received) == b"abcd" and sock.calls == 2

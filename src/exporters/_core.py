@@ -708,10 +708,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(sum(len(chunk) for chunk in body)))
         for key, value in headers:
             self.send_header(key, value)
-        self.end_headers()
-        if not head:
-            for chunk in body:
-                self.wfile.write(chunk)
+        # end_headers() would write the buffered headers on their own: they go out with the body.
+        self._headers_buffer.append(b"\r\n")
+        head_bytes = b"".join(self._headers_buffer)
+        self._headers_buffer = []
+        _send_all(self.connection, (head_bytes,) if head else (head_bytes, *body))
 
     def _serve(self, head: bool) -> None:
         path = urlsplit(self.path).path
@@ -740,6 +741,32 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         """Serve /metrics, /health, / (HEAD: headers only)."""
         self._serve(head=True)
+
+
+#: Buffers handed to one sendmsg call (Linux's IOV_MAX is 1024).
+_MAX_BUFFERS = 512
+
+
+def _send_all(sock: Any, buffers: Sequence[bytes]) -> None:
+    """Write the buffers back to back: one gathering sendmsg per call where the OS has it.
+
+    A scrape answer is the headers and a few dozen pre-rendered chunks; one system call for all
+    of them instead of one per chunk.
+    """
+    if not hasattr(sock, "sendmsg"):  # Windows
+        for buffer in buffers:
+            sock.sendall(buffer)
+        return
+    pending = [memoryview(buffer) for buffer in buffers if buffer]
+    while pending:
+        sent = sock.sendmsg(pending[:_MAX_BUFFERS])
+        while sent:
+            size = len(pending[0])
+            if sent < size:
+                pending[0] = pending[0][sent:]
+                break
+            sent -= size
+            pending.pop(0)
 
 
 class _Server(ThreadingHTTPServer):
