@@ -59,11 +59,20 @@ def metrics(port: int) -> dict:
     return {f.name: f for f in text_string_to_metric_families(body.decode())}
 
 
+def command(name: str) -> list[str]:
+    """An installed console script (``advisor-...``, beside this interpreter) or a module."""
+    if name.startswith("advisor-"):
+        script = Path(sys.executable).parent / name
+        assert script.is_file(), f"console script {name} is not installed next to {sys.executable}"
+        return [str(script)]
+    return [sys.executable, "-m", name]
+
+
 class Exporter:
     def __init__(self, module: str, results_dir: Path, *extra: str) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, "--port", str(self.port), "--listen-address",
+            [*command(module), "--port", str(self.port), "--listen-address",
              "127.0.0.1", "--results-dir", str(results_dir), "--refresh-interval", "0.1",
              *extra],
             env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -92,7 +101,10 @@ def results_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("module,prefix", [("exporters.cost", "cost"), ("exporters.qoe", "qoe")])
+@pytest.mark.parametrize("module,prefix", [
+    ("advisor-cost-exporter", "cost"), ("advisor-qoe-exporter", "qoe"),
+    ("advisor-results-exporter", "results"), ("exporters.cost", "cost"),
+])
 def test_http_surface_refresh_and_sigterm(module: str, prefix: str, results_dir: Path) -> None:
     exporter = Exporter(module, results_dir, "--region", "us-east-1", "--cpu-cost", "0.5")
     try:
@@ -118,7 +130,9 @@ def test_http_surface_refresh_and_sigterm(module: str, prefix: str, results_dir:
 
         # a truncated newer file: metrics unchanged, error counter up
         before = metrics(port)
-        families = [n for n in before if n.startswith(("cost_total", "qoe_vmaf"))]
+        families = [n for n in before
+                    if n.startswith(("cost_total", "qoe_vmaf", "results_scenario_mean"))]
+        assert families
         truncated = results_dir / "test_results_20990101_000000.json"
         truncated.write_bytes(EXTENDED.read_bytes()[:5000])
         deadline = time.monotonic() + 5
@@ -137,7 +151,8 @@ def test_http_surface_refresh_and_sigterm(module: str, prefix: str, results_dir:
         while metrics(port)[f"{prefix}_scenarios_total"].samples[0].value != 1.0:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        family = "cost_total_load_aware" if prefix == "cost" else "qoe_vmaf_score"
+        family = {"cost": "cost_total_load_aware", "qoe": "qoe_vmaf_score",
+                  "results": "results_scenario_mean_power_watts"}[prefix]
         assert [s.labels["scenario"] for s in metrics(port)[family].samples] == ["new one"]
 
         # 50 concurrent scrapes all answered
@@ -189,7 +204,7 @@ def test_all_in_one_serves_three_ports_from_one_process(results_dir: Path) -> No
     pytest.importorskip("exporters.results")
     ports = [free_port() for _ in range(3)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "exporters.all", "--cost-port", str(ports[0]), "--qoe-port",
+        [*command("advisor-exporters"), "--cost-port", str(ports[0]), "--qoe-port",
          str(ports[1]), "--results-port", str(ports[2]), "--listen-address", "127.0.0.1",
          "--results-dir", str(results_dir), "--refresh-interval", "0.1"],
         env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
