@@ -73,12 +73,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PolynomialModel",
+    "bootstrap_interval",
     "bootstrap_predictions",
     "cross_val_r2",
+    "cross_val_r2_values",
     "lstsq",
+    "mean",
     "percentile_interval",
     "polynomial_features",
     "r2_score",
+    "resample_indices",
     "rmse",
     "standard_scaler",
 ]
