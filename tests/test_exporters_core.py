@@ -20,6 +20,8 @@ from exporters._core import (
     Refresher,
     Run,
     _accepts_gzip,
+    _gzip,
+    _gzip_all,
     make_run,
     parse_settings,
     render_families,
@@ -114,6 +116,16 @@ def test_full_precision_values() -> None:
     value = 4.465306122448979e-14
     family.add_metric([], value)
     assert families_of(render_families([family]))["x_value"][0].value == value
+
+
+def test_parallel_gzip_members_are_in_order_and_decode_to_their_texts() -> None:
+    texts = [f"text {i}\n".encode() * (1000 * i + 1) for i in range(12)]
+    members = _gzip_all(texts)
+    assert [gzip.decompress(member) for member in members] == texts
+    # Byte for byte what the one-at-a-time compression writes.
+    assert members == [_gzip(text) for text in texts]
+    assert _gzip_all([]) == []
+    assert gzip.decompress(_gzip_all([b"one"])[0]) == b"one"
 
 
 def test_accepts_gzip_header_rules() -> None:

@@ -27,6 +27,7 @@ import time
 import zlib
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -367,6 +368,21 @@ def _gzip(data: bytes) -> bytes:
     return packer.compress(data) + packer.flush()
 
 
+#: zlib releases the GIL while it deflates: the gzip members of a render are compressed by
+#: two workers side by side while the refresh thread waits (on two cores the compression, a
+#: third of a refresh, takes half the time). The members start after the last family is
+#: rendered: during the compiled render, which holds the GIL, a worker would wait for the GIL
+#: instead of compressing. Threads start on the first render.
+_COMPRESSOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="exporter-gzip")
+
+
+def _gzip_all(texts: Sequence[bytes]) -> list[bytes]:
+    """One gzip member of each text (in parallel for more than one)."""
+    if len(texts) < 2:
+        return [_gzip(text) for text in texts]
+    return list(_COMPRESSOR.map(_gzip, texts))
+
+
 class _ProcessPart:
     """prometheus_client's process and platform metrics, rendered once per tick for all sets."""
 
@@ -417,12 +433,15 @@ class ExporterState:
         """
         previous, current = self._tables, {}
         chunks: list[bytes] = []
-        members: list[bytes] = []  # gzip members in body order
-        small: list[bytes] = []  # rendered small families not yet compressed
+        # gzip members in body order: reused bytes, or the text still to compress
+        members: list[tuple[bool, bytes]] = []
+        small: list[bytes] = []  # rendered small families not yet in members
+        # (key, label blocks, value bits, text, position in members) of each table rendered
+        tables: list[tuple[tuple, list, bytes, bytes, int]] = []
 
         def flush_small() -> None:
             if small:
-                members.append(_gzip(b"".join(small)))
+                members.append((False, b"".join(small)))
                 small.clear()
 
         # Family by family, dropping each once rendered: its rows and its text never coexist
@@ -444,17 +463,21 @@ class ExporterState:
             bits = array("d", family.values).tobytes()
             old = previous.get(key)
             if old is not None and old[1] == bits and old[0] == blocks:
-                chunk, member = old[2], old[3]
+                chunk = old[2]
+                members.append((True, old[3]))
             else:
                 chunk = family.render()
-                member = _gzip(chunk)
-            current[key] = (blocks, bits, chunk, member)
+                members.append((False, chunk))
+            tables.append((key, blocks, bits, chunk, len(members) - 1))
             chunks.append(chunk)
-            members.append(member)
             del family
         flush_small()
+        compressed = iter(_gzip_all([data for ready, data in members if not ready]))
+        done = [data if ready else next(compressed) for ready, data in members]
+        for key, blocks, bits, chunk, position in tables:
+            current[key] = (blocks, bits, chunk, done[position])
         self._tables = current
-        self._data = (tuple(chunks), tuple(members))
+        self._data = (tuple(chunks), tuple(done))
 
     def self_families(self) -> list[Metric]:
         """Return the set's self-observability families."""
