@@ -27,7 +27,6 @@ import time
 import zlib
 from array import array
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -368,19 +367,31 @@ def _gzip(data: bytes) -> bytes:
     return packer.compress(data) + packer.flush()
 
 
-#: zlib releases the GIL while it deflates: the gzip members of a render are compressed by
-#: two workers side by side while the refresh thread waits (on two cores the compression, a
-#: third of a refresh, takes half the time). The members start after the last family is
-#: rendered: during the compiled render, which holds the GIL, a worker would wait for the GIL
-#: instead of compressing. Threads start on the first render.
-_COMPRESSOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="exporter-gzip")
-
-
 def _gzip_all(texts: Sequence[bytes]) -> list[bytes]:
-    """One gzip member of each text (in parallel for more than one)."""
-    if len(texts) < 2:
-        return [_gzip(text) for text in texts]
-    return list(_COMPRESSOR.map(_gzip, texts))
+    """One gzip member of each text, compressed by this thread and a helper side by side.
+
+    zlib releases the GIL while it deflates, so on two cores the compression, a third of a
+    refresh, takes about half the time. The members are compressed after the render: during
+    the compiled render, which holds the GIL, a helper would wait instead of compressing.
+    """
+    members: list[Optional[bytes]] = [None] * len(texts)
+    work = iter(range(len(texts)))  # shared: each index is taken by exactly one thread
+
+    def run() -> None:
+        for index in work:
+            members[index] = _gzip(texts[index])
+
+    if len(texts) > 1:
+        # A daemon thread per call: nothing outlives the render or delays interpreter exit.
+        helper = threading.Thread(target=run, name="exporter-gzip", daemon=True)
+        helper.start()
+        run()
+        helper.join()
+    else:
+        run()
+    if None in members:  # the helper failed (its exception went to threading.excepthook)
+        raise RuntimeError("compressing the exposition failed")
+    return members  # type: ignore[return-value]
 
 
 class _ProcessPart:
