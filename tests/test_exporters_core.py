@@ -454,6 +454,29 @@ def test_table_family_renders_like_generate_latest_on_edge_values() -> None:
     assert len(gauge) == len(values)
 
 
+def test_render_rows_writes_the_longest_values_and_the_head_exactly() -> None:
+    from prometheus_client.utils import floatToGoString
+
+    from exporters._render import render_rows
+
+    # The longest texts a value can have (the buffer is sized from a per-value bound).
+    values = [-2.2250738585072014e-308, -1.2345678901234567e-300, -0.00012345678901234567,
+              1234567890123456.7, -1234567890123456.7, 1.7976931348623157e308, 5e-324,
+              float("-inf"), float("nan"), 7]
+    blocks = [b"", b'{a="x"}'] * 5
+    expected = b"# HELP h\n" + b"".join(
+        b"m" + block + b" " + floatToGoString(value).encode() + b"\n"
+        for block, value in zip(blocks, values))
+    assert render_rows(b"m", blocks, values, b"# HELP h\n") == expected
+    assert render_rows(b"m", blocks, values) == expected[len(b"# HELP h\n"):]
+    assert render_rows(b"m", [], [], b"head") == b"head"
+    assert render_rows(b"m", [], []) == b""
+    with pytest.raises(ValueError):
+        render_rows(b"m", [b""], [])
+    with pytest.raises(TypeError):
+        render_rows(b"m", ["not bytes"], [1.0])
+
+
 def test_label_schema_rejects_bad_names_and_counts() -> None:
     from exporters._core import LabelSchema
 

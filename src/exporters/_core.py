@@ -239,13 +239,17 @@ class TableFamily:
         name = self.name + "_total" if self.type == "counter" else self.name
         return [Sample(name, key.labels, value) for key, value in zip(self.keys, self.values)]
 
-    def render(self) -> bytes:
-        """HELP, TYPE and sample lines in the text format 0.0.4 (as generate_latest writes)."""
+    def render(self, blocks: Optional[list[bytes]] = None) -> bytes:
+        """HELP, TYPE and sample lines in the text format 0.0.4 (as generate_latest writes).
+
+        ``blocks``: the rows' label blocks when the caller has listed them already.
+        """
         name = self.name + "_total" if self.type == "counter" else self.name
         doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
         head = f"# HELP {name} {doc}\n# TYPE {name} {self.type}\n".encode()
-        return head + render_rows(name.encode("ascii"),
-                                  [key.block for key in self.keys], self.values)
+        if blocks is None:
+            blocks = [key.block for key in self.keys]
+        return render_rows(name.encode("ascii"), blocks, self.values, head)
 
 
 Family = Union[Metric, TableFamily]
@@ -477,7 +481,7 @@ class ExporterState:
                 chunk = old[2]
                 members.append((True, old[3]))
             else:
-                chunk = family.render()
+                chunk = family.render(blocks)
                 members.append((False, chunk))
             tables.append((key, blocks, bits, chunk, len(members) - 1))
             chunks.append(chunk)
