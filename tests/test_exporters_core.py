@@ -119,7 +119,8 @@ def test_full_precision_values() -> None:
 
 
 def test_parallel_gzip_members_are_in_order_and_decode_to_their_texts() -> None:
-    texts = [f"text {i}\n".encode() * (1000 * i + 1) for i in range(12)]
+    texts = [f"text {i}\n".encode() * (5000 * i + 1) for i in range(12)]
+    assert sum(map(len, texts)) > 1024 * 1024  # big enough for the helper thread
     members = _gzip_all(texts)
     assert [gzip.decompress(member) for member in members] == texts
     # Byte for byte what the one-at-a-time compression writes.

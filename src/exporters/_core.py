@@ -371,6 +371,10 @@ def _gzip(data: bytes) -> bytes:
     return packer.compress(data) + packer.flush()
 
 
+#: Below this much text a helper thread costs more to start than it saves (bytes).
+_PARALLEL_GZIP_BYTES = 256 * 1024
+
+
 def _gzip_all(texts: Sequence[bytes]) -> list[bytes]:
     """One gzip member of each text, compressed by this thread and a helper side by side.
 
@@ -385,7 +389,7 @@ def _gzip_all(texts: Sequence[bytes]) -> list[bytes]:
         for index in work:
             members[index] = _gzip(texts[index])
 
-    if len(texts) > 1:
+    if len(texts) > 1 and sum(map(len, texts)) >= _PARALLEL_GZIP_BYTES:
         # A daemon thread per call: nothing outlives the render or delays interpreter exit.
         helper = threading.Thread(target=run, name="exporter-gzip", daemon=True)
         helper.start()
