@@ -29,6 +29,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
@@ -187,6 +188,10 @@ class LabelSchema:
         self.names = tuple(names)
         # generate_latest sorts label names; positions of the values in that order
         self._order = sorted(range(len(names)), key=lambda i: names[i])
+        # The values in that order, picked in C (itemgetter of one index returns no tuple).
+        self._pick: Callable[[Sequence[str]], Sequence[str]] = (
+            itemgetter(*self._order) if len(names) > 1
+            else lambda values: [values[i] for i in self._order])
         # One str.format per label set: the names and quotes are written once, here.
         self._format = ("{{" + ",".join(f'{names[i]}="{{}}"' for i in self._order) + "}}"
                         if names else "")
@@ -195,7 +200,7 @@ class LabelSchema:
         """The LabelSet of ``values`` (one str per name, in the schema's order)."""
         if len(values) != len(self.names):
             raise ValueError(f"expected {len(self.names)} label values, got {len(values)}")
-        ordered = [values[i] for i in self._order]
+        ordered = self._pick(values)
         joined = "".join(ordered)  # one scan for the three characters that need escaping
         if "\\" in joined or "\n" in joined or '"' in joined:
             ordered = [_escape_label_value(value) for value in ordered]
