@@ -622,3 +622,15 @@ def test_power_from_samples_integrates_only_over_a_known_step():
     assert power_from_samples({"power_watts": [1.0, -1.0], "step_seconds": 5}) is None
     assert power_from_samples({"step_seconds": 5}) is None
     assert power_from_samples(None) is None
+
+
+def test_power_from_samples_with_the_callers_series_is_the_same_summary():
+    from advisor_core.cost import power_from_samples, sample_series
+
+    for watts in ([45.2, 46.1, 45.8, 47, 46.5], [3], [1.0, -1.0], "45", None):
+        scenario = {"power_watts": watts, "step_seconds": 5}
+        series = sample_series(watts)
+        assert power_from_samples(scenario, series) == power_from_samples(scenario)
+    # The given series is used as is (the caller validated it): no second pass over the list.
+    assert power_from_samples({"power_watts": [9.0], "step_seconds": 2}, ([1.0, 3.0], 2.0)) == {
+        "mean_watts": 2.0, "total_energy_joules": 4.0}

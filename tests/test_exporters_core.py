@@ -20,6 +20,8 @@ from exporters._core import (
     Refresher,
     Run,
     _accepts_gzip,
+    _gzip,
+    _gzip_all,
     make_run,
     parse_settings,
     render_families,
@@ -114,6 +116,17 @@ def test_full_precision_values() -> None:
     value = 4.465306122448979e-14
     family.add_metric([], value)
     assert families_of(render_families([family]))["x_value"][0].value == value
+
+
+def test_parallel_gzip_members_are_in_order_and_decode_to_their_texts() -> None:
+    texts = [f"text {i}\n".encode() * (5000 * i + 1) for i in range(12)]
+    assert sum(map(len, texts)) > 1024 * 1024  # big enough for the helper thread
+    members = _gzip_all(texts)
+    assert [gzip.decompress(member) for member in members] == texts
+    # Byte for byte what the one-at-a-time compression writes.
+    assert members == [_gzip(text) for text in texts]
+    assert _gzip_all([]) == []
+    assert gzip.decompress(_gzip_all([b"one"])[0]) == b"one"
 
 
 def test_accepts_gzip_header_rules() -> None:
@@ -440,6 +453,29 @@ def test_table_family_renders_like_generate_latest_on_edge_values() -> None:
     families = [gauge, counter, TableFamily("edge_empty", "no rows")]
     assert render_families(families) == _generate_latest(families)
     assert len(gauge) == len(values)
+
+
+def test_render_rows_writes_the_longest_values_and_the_head_exactly() -> None:
+    from prometheus_client.utils import floatToGoString
+
+    from exporters._render import render_rows
+
+    # The longest texts a value can have (the buffer is sized from a per-value bound).
+    values = [-2.2250738585072014e-308, -1.2345678901234567e-300, -0.00012345678901234567,
+              1234567890123456.7, -1234567890123456.7, 1.7976931348623157e308, 5e-324,
+              float("-inf"), float("nan"), 7]
+    blocks = [b"", b'{a="x"}'] * 5
+    expected = b"# HELP h\n" + b"".join(
+        b"m" + block + b" " + floatToGoString(value).encode() + b"\n"
+        for block, value in zip(blocks, values))
+    assert render_rows(b"m", blocks, values, b"# HELP h\n") == expected
+    assert render_rows(b"m", blocks, values) == expected[len(b"# HELP h\n"):]
+    assert render_rows(b"m", [], [], b"head") == b"head"
+    assert render_rows(b"m", [], []) == b""
+    with pytest.raises(ValueError):
+        render_rows(b"m", [b""], [])
+    with pytest.raises(TypeError):
+        render_rows(b"m", ["not bytes"], [1.0])
 
 
 def test_label_schema_rejects_bad_names_and_counts() -> None:

@@ -92,16 +92,23 @@ def sample_series(values: Any) -> Optional[tuple[list[float], float]]:
     return values, total / len(values)
 
 
-def power_from_samples(scenario: Any) -> Optional[dict[str, float]]:
+_UNSET: Any = object()
+
+
+def power_from_samples(
+    scenario: Any, series: Optional[tuple[list[float], float]] = _UNSET
+) -> Optional[dict[str, float]]:
     """Return a ``power`` summary derived from ``power_watts`` samples, or None.
 
     ``mean_watts`` is the arithmetic mean (W); ``total_energy_joules`` is the trapezoid integral
     over ``step_seconds`` (J) and is absent when the step is not a positive number: the sampling
-    interval is never guessed.
+    interval is never guessed. ``series``, when given, is ``sample_series`` of the scenario's
+    ``power_watts``, for callers that need the samples too (validated once, not twice).
     """
     if not isinstance(scenario, dict):
         return None
-    series = sample_series(scenario.get("power_watts"))
+    if series is _UNSET:
+        series = sample_series(scenario.get("power_watts"))
     if series is None:
         return None
     samples, mean = series

@@ -52,8 +52,21 @@ PathLike = Union[str, "os.PathLike[str]"]
 # ---------------------------------------------------------------------------------------------
 
 
+_INF = math.inf
+
+
 def as_number(value: Any) -> Optional[float]:
     """Return ``value`` as a finite float, or None for null, bools, strings, NaN and infinities."""
+    # Exact floats first: the exporters ask tens of thousands of times per refresh, and JSON
+    # numbers are plain floats or ints. NaN fails both comparisons.
+    kind = type(value)
+    if kind is float:
+        return value if -_INF < value < _INF else None
+    if kind is int:
+        try:
+            return float(value)  # finite whenever it converts
+        except OverflowError:  # ints beyond the float range
+            return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     try:
@@ -65,6 +78,8 @@ def as_number(value: Any) -> Optional[float]:
 
 def positive_number(value: Any) -> Optional[float]:
     """Return ``value`` as a finite float > 0, else None."""
+    if type(value) is float:  # the common case without a second call (see as_number)
+        return value if 0.0 < value < _INF else None
     number = as_number(value)
     return number if number is not None and number > 0 else None
 

@@ -9,8 +9,10 @@ Go's exponent form for positive values with more than six integer digits. Tests 
 output byte for byte with prometheus_client's generate_latest.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF
 from libc.math cimport isinf, isnan
 from libc.string cimport memcpy, strlen
 
@@ -19,6 +21,15 @@ cdef extern from "Python.h":
                                 int* type) except NULL
     int Py_DTSF_ADD_DOT_0
     double PyFloat_AsDouble(object) except? -1.0
+    # Raw forms: the text is written straight into a new bytes object, then shrunk in place.
+    PyObject* _new_bytes "PyBytes_FromStringAndSize"(const char* data, Py_ssize_t size) except NULL
+    int _PyBytes_Resize(PyObject** bytes, Py_ssize_t size) except -1
+
+# Longest value text: repr of a double is at most 24 characters ("-2.2250738585072014e-308";
+# fixed notation stops at 17 digits, leading zeros at "0.000"), the Go form of large numbers
+# moves the dot and adds "e+NN" (repr + 4); NaN and infinities are 3-4.
+cdef enum:
+    MAX_VALUE_TEXT = 32
 
 
 cdef struct Buffer:
@@ -27,20 +38,10 @@ cdef struct Buffer:
     Py_ssize_t capacity
 
 
-cdef int _reserve(Buffer* buf, Py_ssize_t extra) except -1:
-    cdef Py_ssize_t wanted = buf.size + extra
-    cdef Py_ssize_t capacity
-    cdef char* grown
-    if wanted <= buf.capacity:
-        return 0
-    capacity = buf.capacity * 2 if buf.capacity else 4096
-    while capacity < wanted:
-        capacity *= 2
-    grown = <char*>PyMem_Realloc(buf.data, capacity)
-    if grown == NULL:
-        raise MemoryError()
-    buf.data = grown
-    buf.capacity = capacity
+cdef inline int _reserve(Buffer* buf, Py_ssize_t extra) except -1:
+    # The buffer is sized once from a bound (render_rows); this only guards that bound.
+    if buf.size + extra > buf.capacity:
+        raise OverflowError("render_rows: text longer than its computed bound")
     return 0
 
 
@@ -91,27 +92,35 @@ cdef int _put_value(Buffer* buf, double value) except -1:
     return 0
 
 
-def render_rows(bytes name, list blocks, list values):
-    """Sample lines ``name + blocks[i] + b" " + value + b"\\n"`` (UTF-8 bytes) of one family.
+def render_rows(bytes name, list blocks, list values, bytes head=b""):
+    """``head`` then the sample lines ``name + blocks[i] + b" " + value + b"\\n"`` of one family.
 
     ``blocks`` are encoded label blocks (b'{a="x"}' or b''), ``values`` numbers (float() of
-    each is written).
+    each is written). One bytes object is allocated for a bound of the text's length, written
+    in place and shrunk: no growing buffer, no copy of the text.
     """
     cdef Py_ssize_t n = len(values), i, name_len = PyBytes_GET_SIZE(name)
+    cdef Py_ssize_t bound = PyBytes_GET_SIZE(head)
     cdef const char* name_ptr = PyBytes_AS_STRING(name)
     cdef bytes block
     cdef double value
     cdef Buffer buf
+    cdef PyObject* out
+    cdef object result
     if len(blocks) != n:
         raise ValueError("render_rows: one label block per value expected")
-    buf.data = NULL
-    buf.size = 0
-    buf.capacity = 0
+    for i in range(n):
+        bound += name_len + PyBytes_GET_SIZE(<bytes?>blocks[i]) + 2 + MAX_VALUE_TEXT
+    out = _new_bytes(NULL, bound)
     try:
+        buf.data = PyBytes_AS_STRING(<object>out)
+        buf.size = 0
+        buf.capacity = bound
+        _put(&buf, PyBytes_AS_STRING(head), PyBytes_GET_SIZE(head))
         for i in range(n):
             block = <bytes?>blocks[i]
             value = PyFloat_AsDouble(values[i])
-            _reserve(&buf, name_len + PyBytes_GET_SIZE(block) + 2)
+            _reserve(&buf, name_len + PyBytes_GET_SIZE(block) + 2 + MAX_VALUE_TEXT)
             memcpy(buf.data + buf.size, name_ptr, name_len)
             buf.size += name_len
             memcpy(buf.data + buf.size, PyBytes_AS_STRING(block), PyBytes_GET_SIZE(block))
@@ -120,6 +129,9 @@ def render_rows(bytes name, list blocks, list values):
             buf.size += 1
             _put_value(&buf, value)
             _put(&buf, b"\n", 1)
-        return PyBytes_FromStringAndSize(buf.data, buf.size)
+        _PyBytes_Resize(&out, buf.size)  # on failure it frees the object and sets out NULL
+        result = <object>out
     finally:
-        PyMem_Free(buf.data)
+        if out != NULL:
+            Py_DECREF(<object>out)
+    return result

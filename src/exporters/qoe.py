@@ -28,7 +28,7 @@ from advisor_core.cost import power_from_samples
 from advisor_core.scenario import as_number
 from advisor_core.scoring import EnergyEfficiencyScorer
 
-from ._core import Family, LabelSchema, MetricSet, Run, TableFamily, exporter_main
+from ._core import Family, LabelSchema, LabelSet, MetricSet, Run, TableFamily, exporter_main
 from ._promql import PromClient
 
 __all__ = ["QoEMetrics", "main"]
@@ -105,6 +105,10 @@ class QoEMetrics(MetricSet):
                 return None
             return value
 
+        # Scenarios with a VMAF score (and their labels): scored after the loop, in one batch
+        # per scorer (compiled, the same numbers as compute_score of each).
+        rated: list[dict] = []
+        rated_labels: list[LabelSet] = []
         for scenario in run.scenarios:
             labels = _SCHEMA((
                 scenario["name"],
@@ -121,13 +125,8 @@ class QoEMetrics(MetricSet):
             if ssim is not None:
                 ssim_f.add(labels, ssim)
             if vmaf is not None:
-                powered = _with_power(scenario)
-                per_watt = self._per_watt.compute_score(powered)
-                if per_watt is not None:
-                    per_watt_f.add(labels, per_watt)
-                efficiency = self._efficiency.compute_score(powered)
-                if efficiency is not None:
-                    efficiency_f.add(labels, efficiency)
+                rated.append(_with_power(scenario))
+                rated_labels.append(labels)
             total = as_number(scenario.get("total_frames"))
             if total is not None and total > 0:
                 dropped = as_number(scenario.get("dropped_frames"))
@@ -135,6 +134,10 @@ class QoEMetrics(MetricSet):
                     drop_f.add(labels, dropped / total)
                 else:
                     skip("dropped_frames_invalid")
+        for scorer, family in ((self._per_watt, per_watt_f), (self._efficiency, efficiency_f)):
+            for labels, value in zip(rated_labels, scorer.score_many(rated)):
+                if value is not None:
+                    family.add(labels, value)
         self._skipped = skipped
         return [vmaf_f, psnr_f, ssim_f, per_watt_f, efficiency_f, drop_f]
 
