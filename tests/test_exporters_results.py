@@ -450,6 +450,16 @@ def test_bad_scenarios_are_skipped_and_counted_the_rest_exported(tmp_path: Path,
     assert parsed["results_scenario_duration_seconds"].get("strings") is None
 
 
+def test_samples_near_the_float_limit_do_not_fail_the_set(tmp_path: Path, metrics: ResultsMetrics):
+    # (x - mean)**2 overflows for ~1e154 W and up: that scenario has no spread, the set renders.
+    huge = {"name": "huge", "duration": 10, "step_seconds": 5, "power_watts": [1e200, 0.0]}
+    plain = {"name": "plain", "duration": 10, "step_seconds": 5, "power_watts": [40.0, 44.0]}
+    parsed = _parse(metrics.compute(_run(_write(tmp_path, [huge, plain])), NO_DB))
+    assert _value(parsed, "results_scenario_power_stdev", "huge") is None
+    assert _value(parsed, "results_scenario_mean_power_watts", "plain") == 42.0
+    assert _value(parsed, "results_scenario_power_stdev", "plain") == pytest.approx(math.sqrt(8.0))
+
+
 def test_empty_run_and_no_file(metrics: ResultsMetrics):
     run = make_run(DATA_DIR / "test_results_20990101_000000.json", [])
     parsed = _parse(metrics.compute(run, NO_DB))

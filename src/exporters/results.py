@@ -245,7 +245,11 @@ def _stdev(values: Sequence[float], mean: float) -> Optional[float]:
     """Sample standard deviation (n - 1) around ``mean``, None for fewer than two values."""
     if len(values) < 2:
         return None
-    return math.sqrt(math.fsum([(x - mean) ** 2 for x in values]) / (len(values) - 1))
+    try:
+        variance = math.fsum([(x - mean) * (x - mean) for x in values]) / (len(values) - 1)
+    except OverflowError:  # samples near the float limit (~1e154 W and up): no finite spread
+        return None
+    return math.sqrt(variance) if math.isfinite(variance) else None
 
 
 @dataclass
