@@ -280,6 +280,17 @@ def victoria_metrics_binary() -> str:
     return path
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM, then SIGKILL when the process has not exited within ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class VictoriaMetrics:
     """A real single-node VictoriaMetrics on loopback with its data in a temporary directory."""
 
@@ -329,13 +340,8 @@ class VictoriaMetrics:
         self._get("/internal/force_flush")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, 10.0)
 
 
 @pytest.fixture
@@ -411,13 +417,7 @@ class Exporter:
         return found[0]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, 5.0)
 
 
 @pytest.fixture
