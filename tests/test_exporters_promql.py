@@ -316,3 +316,15 @@ def test_long_windows_are_asked_in_pieces_on_the_same_grid():
         short = client.query_range("grid", start, start + 50.0, 5.0)
         points = [start + 5.0 * i for i in range(11)]
         assert short == points + [-t for t in points]
+
+
+def test_absurd_windows_send_no_request_and_answer_no_data():
+    with FakeProm() as fake:
+        client = PromClient(fake.url, timeout=2.0)
+        # A start time of 0 (a broken timestamp): 340 million points at 5 s
+        assert client.query_range("grid", 0.0, PAST, 5.0) is None
+        assert not [1 for path, _ in fake.requests if path == "/api/v1/query_range"]
+        assert client.failures == 0  # a refusal is not an outage
+        # 40 days is still asked, in 64 pieces
+        values = client.query_range("grid", PAST - 64 * 11_000 * 5.0 + 5.0, PAST, 5.0)
+        assert len(values) == 2 * 64 * 11_000

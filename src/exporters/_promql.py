@@ -64,6 +64,9 @@ def _format_step(step: float) -> str:
 
 #: Points per series in one range request (Prometheus' limit; VictoriaMetrics allows 30,000).
 MAX_POINTS_PER_REQUEST = 11_000
+#: Range requests one window may take (64 x 11,000 points is 40 days at a 5 s step): a window
+#: beyond that is a broken timestamp, answered "no data" rather than with thousands of requests.
+MAX_PIECES = 64
 
 
 def _pieces(start: float, end: float, step: float) -> list[tuple[float, float]]:
@@ -255,6 +258,10 @@ class PromClient:
             # Long windows (a soak test at a 5 s step) are asked in pieces on the same time grid:
             # Prometheus refuses more than 11,000 points per series, VictoriaMetrics 30,000.
             by_series: dict[tuple, list[float]] = {}
+            if (hi - lo) / dt >= MAX_PIECES * MAX_POINTS_PER_REQUEST:
+                logger.warning("range query %s over %.0f s not sent: window too long", expr,
+                               hi - lo)
+                raise _QueryRefused("window too long")
             for piece_start, piece_end in _pieces(lo, hi, dt):
                 data = self._get(
                     "/api/v1/query_range",
