@@ -77,6 +77,7 @@ __all__ = [
     "bootstrap_predictions",
     "cross_val_r2",
     "cross_val_r2_values",
+    "float_rows",
     "lstsq",
     "mean",
     "percentile_interval",
@@ -170,6 +171,19 @@ def _vector(y: Any, n: int, name: str = "y") -> Any:
     if not _finite_buffer(arr):
         raise ValueError(f"{name} must contain only finite values")
     return arr
+
+
+def _training_data(X: Any, y: Any) -> tuple[Any, Any]:
+    """(X, y) as finite float64 buffers: X (n >= 1, p), y (n,); ValueError otherwise."""
+    arr = _matrix(X)
+    if arr.shape[0] == 0:
+        raise ValueError("X must have at least one row")
+    return arr, _vector(y, arr.shape[0])
+
+
+def float_rows(flat: array, width: int) -> memoryview:
+    """A row-major array('d') as a 2-D (len // width, width) memoryview; non-empty input only."""
+    return memoryview(flat).cast("B").cast("d", (len(flat) // width, width))
 
 
 def _check_degree(degree: Any) -> int:
@@ -266,10 +280,7 @@ class PolynomialModel:
     def fit(cls, X: Any, y: Any, degree: int) -> PolynomialModel:
         """Fit the pipeline on X (n, p) and y (n,); ValueError on invalid input."""
         degree = _check_degree(degree)
-        arr = _matrix(X)
-        if arr.shape[0] == 0:
-            raise ValueError("X must have at least one row")
-        yv = _vector(y, arr.shape[0])
+        arr, yv = _training_data(X, y)
         p = arr.shape[1]
         mean, scale, coef, intercept = _linalg.fit_pipeline(
             arr, yv, _monomials(p, degree), _design_width(p, degree)
@@ -365,10 +376,7 @@ def cross_val_r2_values(X: Any, y: Any, degree: int, folds: int) -> array:
     """Per-fold R² as array('d'): k = min(folds, n) contiguous unshuffled folds (NaN: undefined)."""
     degree = _check_degree(degree)
     folds = _check_folds(folds)
-    arr = _matrix(X)
-    if arr.shape[0] == 0:
-        raise ValueError("X must have at least one row")
-    yv = _vector(y, arr.shape[0])
+    arr, yv = _training_data(X, y)
     p = arr.shape[1]
     return _linalg.cv_r2(arr, yv, _monomials(p, degree), _design_width(p, degree), folds)
 
@@ -419,11 +427,8 @@ def _bootstrap(X: Any, y: Any, degree: int, X_new: Any, n_bootstrap: Any,
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)
                                or n_jobs < 1):
         raise ValueError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}")
-    arr = _matrix(X)
+    arr, yv = _training_data(X, y)
     n, p = arr.shape
-    if n == 0:
-        raise ValueError("X must have at least one row")
-    yv = _vector(y, n)
     new = X_new if _is_float_buffer(X_new, 2) else _new_rows(X_new)
     new = _matrix(new, "X_new")
     if new.shape[1] != p:

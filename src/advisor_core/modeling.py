@@ -295,7 +295,7 @@ def _encode(features_list: list[dict], encoders: list[str], hardware: list[str])
         if col is not None:
             row[col] = 1.0
         flat.extend(row)
-    return memoryview(flat).cast("B").cast("d", (len(features_list), width))
+    return linalg.float_rows(flat, width)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -916,7 +916,7 @@ def _finite_rows(value: Any, name: str) -> memoryview:
     if width == 0 or any(len(row) != width for row in value):
         raise ValueError(f"{name} rows must be non-empty and of equal length")
     flat = _finite_numbers([v for row in value for v in row], name)
-    return memoryview(flat).cast("B").cast("d", (len(value), width))
+    return linalg.float_rows(flat, width)
 
 
 def _native_to_dict(model: Any) -> dict:
