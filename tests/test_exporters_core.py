@@ -11,6 +11,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -127,6 +129,22 @@ def test_parallel_gzip_members_are_in_order_and_decode_to_their_texts() -> None:
     assert members == [_gzip(text) for text in texts]
     assert _gzip_all([]) == []
     assert gzip.decompress(_gzip_all([b"one"])[0]) == b"one"
+
+
+def test_gzip_uses_isal_when_installed_and_zlib_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporters import _core
+
+    text = b"".join(b'm{scenario="s%d"} %d.5\n' % (i, i) for i in range(20000))
+    # The test extra installs isal: CI measures the compressor the exporters ship with.
+    assert _core._deflate.__name__ == "isal.isal_zlib"
+    fast = _gzip(text)
+    monkeypatch.setattr(_core, "_deflate", zlib)
+    fallback = _gzip(text)
+    assert fast != fallback  # really two encoders
+    for member in (fast, fallback):
+        assert gzip.decompress(member) == text
+        assert member[:4] == b"\x1f\x8b\x08\x00" and member[4:8] == b"\x00\x00\x00\x00"  # mtime 0
+        assert len(member) < len(text) // 5
 
 
 def test_accepts_gzip_header_rules() -> None:
@@ -453,6 +471,62 @@ def test_table_family_renders_like_generate_latest_on_edge_values() -> None:
     families = [gauge, counter, TableFamily("edge_empty", "no rows")]
     assert render_families(families) == _generate_latest(families)
     assert len(gauge) == len(values)
+
+
+def _double_classes(rng) -> list[float]:
+    """Doubles where shortest-repr algorithms go wrong: every binade edge, powers of ten,
+    subnormals, integers, short decimals, ties and random bit patterns."""
+    import math
+
+    import numpy as np
+
+    edges = [2.0 ** e for e in range(-1074, 1024)]
+    edges += [math.nextafter(x, math.inf) for x in edges] + [math.nextafter(x, 0.0) for x in edges]
+    tens = [float(f"{m}e{e}") for e in range(-324, 309) for m in (1, 5, 9.999999999999999)]
+    # exact multiples of large powers of five: the trailing-zero bookkeeping of the digits
+    fives = [math.ldexp(float(5**j * m), k) for j in range(23) for m in (1, 3, 7, 2**53 // 5**j - 1)
+             for k in range(-60, 80) if 5**j * m < 2**53]
+    bits = rng.integers(0, 2**64 - 1, size=200_000, dtype=np.uint64, endpoint=True)
+    random_doubles = bits.view(np.float64)
+    decimals = rng.integers(-10**9, 10**9, size=100_000) / 10.0 ** rng.integers(0, 12, 100_000)
+    scaled = rng.random(100_000) * 10.0 ** rng.integers(-30, 30, size=100_000)
+    values = [*edges, *tens, *fives, *random_doubles.tolist(), *decimals.tolist(), *scaled.tolist(),
+              *(5e-324 * k for k in range(1, 5000)), *(float(i) for i in range(-5000, 5000)),
+              0.1 + 0.2, 1 / 3, 2.2250738585072014e-308, 2.225073858507201e-308,
+              1.7976931348623157e308, 9007199254740993.0, 4.35, 0.3, 5e-05, 1e16, 1e-4]
+    values += [-x for x in values]
+    return [x for x in values if math.isfinite(x)]
+
+
+def test_compiled_repr_equals_python_repr_on_hard_doubles() -> None:
+    import numpy as np
+
+    from exporters._render import _repr_text
+
+    values = _double_classes(np.random.default_rng(20261126))
+    assert len(values) > 500_000
+    wrong = [(value, _repr_text(value)) for value in values if _repr_text(value) != repr(value)]
+    assert wrong == []
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+@settings(max_examples=3000, deadline=None)
+def test_compiled_repr_equals_python_repr(value: float) -> None:
+    from exporters._render import _repr_text
+
+    assert _repr_text(value) == repr(value)
+
+
+def test_render_rows_formats_every_class_of_double_like_prometheus_client() -> None:
+    import numpy as np
+    from prometheus_client.utils import floatToGoString
+
+    from exporters._render import render_rows
+
+    values = _double_classes(np.random.default_rng(7))[::7]
+    values += [float("inf"), float("-inf"), float("nan"), 1234567.0, 12345678.9, 999999.9]
+    text = render_rows(b"m", [b""] * len(values), values)
+    assert text == b"".join(b"m " + floatToGoString(v).encode() + b"\n" for v in values)
 
 
 def test_render_rows_writes_the_longest_values_and_the_head_exactly() -> None:
