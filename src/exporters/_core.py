@@ -149,10 +149,10 @@ class MetricSet(abc.ABC):
         return {}
 
     def after_refresh(self) -> None:
-        """Called in the refresh thread once every set's data part of a refresh is rendered.
+        """Called in the refresh thread once the bodies of a refresh are published.
 
-        Background work (model training) starts here, so it competes neither for the CPU nor
-        for memory with the compute and render of the refresh.
+        Background work (model training) starts here, so it competes neither for the CPU and
+        the GIL nor for memory with the compute, render and publishing of the refresh.
         """
         return None
 
@@ -647,7 +647,8 @@ class Refresher(threading.Thread):
         wants = any(state.metric_set.extra_ticks() for state in self.states)
         retry = self._retry and not self.prom.backing_off()
         stale = now - self._last_compute >= RECOMPUTE_SECONDS
-        if changed or wants or retry or stale:
+        refreshed = changed or wants or retry or stale
+        if refreshed:
             self._signature = signature
             self._refresh(signature)
         elif self.prom.enabled:
@@ -656,6 +657,15 @@ class Refresher(threading.Thread):
         for state in self.states:
             state.publish(process)
         self.ticks += 1
+        if refreshed:
+            # Background work (the results model) starts once the new bodies are out: started
+            # earlier, its thread would contend for the GIL with the publishing.
+            for state in self.states:
+                try:
+                    state.metric_set.after_refresh()
+                except Exception:
+                    logger.exception("%s: starting background work failed",
+                                     state.metric_set.name)
 
     def _refresh(self, signature: Optional[tuple]) -> None:
         started = time.perf_counter()
@@ -702,11 +712,6 @@ class Refresher(threading.Thread):
             state.last_refresh = time.time()
             state.refresh_duration = load_seconds + time.perf_counter() - began
         self._retry = self.prom.incomplete != incomplete
-        for state in self.states:
-            try:
-                state.metric_set.after_refresh()
-            except Exception:
-                logger.exception("%s: starting background work failed", state.metric_set.name)
 
 
 # ---------------------------------------------------------------------------------------------
