@@ -535,6 +535,15 @@ def test_trapezoid_matches_numpy(values, step):
     assert trapezoid(values, step) == pytest.approx(expected, rel=1e-9, abs=1e-9)
 
 
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.floats(), max_size=40), step=st.floats(1e-6, 1e6))
+def test_trapezoid_of_a_float_list_is_the_buffer_kernel_bit_for_bit(values, step):
+    # Lists of floats are read in place; tuples and arrays go through a float64 buffer.
+    for other in (tuple(values), np.array(values, dtype=np.float64)):
+        got, expected = trapezoid(values, step), trapezoid(other, step)
+        assert got == expected or (math.isnan(got) and math.isnan(expected))
+
+
 def test_trapezoid_accepts_arrays_and_rejects_2d():
     assert trapezoid(np.array([1.0, 3.0])[::-1], 2) == 4.0
     with pytest.raises(ValueError):
@@ -605,6 +614,89 @@ def test_sample_series_accepts_only_lists_of_finite_non_negative_numbers():
     for bad in ([], None, "1,2", [1, "2"], [True, 1.0], [None], [float("nan")], [-0.5, 1.0],
                 [float("inf"), 1.0], [float("inf"), float("-inf")], [10**400], {"a": 1}):
         assert sample_series(bad) is None, bad
+
+
+def _python_sample_series(values):
+    """The rule written in plain Python with math.fsum (the oracle of the compiled one)."""
+    if not isinstance(values, list) or not values:
+        return None
+    if any(type(x) not in (float, int) for x in values):
+        return None
+    try:
+        floats = [float(x) for x in values]
+        total = math.fsum(floats)
+    except (OverflowError, ValueError):
+        return None
+    if not math.isfinite(total) or min(floats) < 0.0:
+        return None
+    return floats, total / len(floats)
+
+
+def _python_stdev(samples, mean):
+    if len(samples) < 2:
+        return None
+    try:
+        variance = math.fsum([(x - mean) * (x - mean) for x in samples]) / (len(samples) - 1)
+    except OverflowError:
+        return None
+    return math.sqrt(variance) if math.isfinite(variance) else None
+
+
+_SAMPLE = st.one_of(
+    st.floats(min_value=0.0),  # every magnitude, subnormals, +inf
+    st.floats(min_value=0.0, max_value=1e3),
+    st.floats(allow_nan=True),  # negatives, -0.0, NaN, -inf
+    st.integers(min_value=-5, max_value=10**310),  # ints beyond the float range too
+    st.sampled_from([True, False, None, "1.0", 1e308, 1.7976931348623157e308, 5e-324]),
+)
+
+
+@given(st.lists(_SAMPLE, max_size=40))
+@settings(max_examples=1000, deadline=None)
+def test_compiled_sample_series_is_the_python_rule_bit_for_bit(values):
+    from advisor_core.cost import sample_series
+
+    expected = _python_sample_series(values)
+    got = sample_series(values)
+    if expected is None:
+        assert got is None
+        return
+    assert got is not None and got[0] == expected[0]
+    assert math.copysign(1.0, got[1]) == math.copysign(1.0, expected[1])
+    assert got[1] == expected[1]  # the exactly rounded sum, not an approximation
+    assert got[0] is values or any(type(x) is int for x in values)  # floats: the list itself
+
+
+@given(st.lists(st.one_of(st.floats(allow_nan=False, allow_infinity=False),
+                          st.floats(min_value=0.0, max_value=1e3, allow_nan=False)),
+                max_size=40))
+@settings(max_examples=1000, deadline=None)
+def test_compiled_sample_stdev_is_the_python_rule_bit_for_bit(samples):
+    from advisor_core.cost import sample_stdev
+
+    try:
+        mean = math.fsum(samples) / len(samples)
+    except (OverflowError, ZeroDivisionError):
+        mean = 1.0
+    assert sample_stdev(samples, mean) == _python_stdev(samples, mean)
+
+
+def test_sample_sums_are_exactly_rounded_where_naive_sums_are_not():
+    from advisor_core.cost import sample_series, sample_stdev
+
+    # Many partials: values spread over the whole exponent range (the compiled sum keeps 64
+    # partials in place and hands longer ones to math.fsum), ties that need half-even rounding.
+    spread = [2.0 ** e for e in range(-1074, 1000, 7)]
+    random.Random(3).shuffle(spread)
+    for values in (spread, [1e-16, 1.0, 1e16], [0.1] * 10, [1e308, 1e308], [2.0**53, 1.0, 1.0]):
+        assert sample_series(values) == _python_sample_series(values), values
+    assert sample_series([1e-16, 1.0, 1e16])[1] == 10000000000000002.0 / 3
+    assert sample_series([1e308, 1e308]) is None  # the sum overflows: no mean
+    assert sample_stdev([1e200, -1e200], 0.0) is None  # the squares overflow: no spread
+    assert sample_stdev([1.0], 1.0) is None
+    values = [5.0 + i * 1e-3 for i in range(24)]
+    assert sample_stdev(values, sample_series(values)[1]) == pytest.approx(
+        float(np.std(values, ddof=1)), rel=1e-14)
 
 
 def test_power_from_samples_integrates_only_over_a_known_step():

@@ -230,6 +230,38 @@ def test_as_number(value, expected):
     assert sc.as_number(value) == expected
 
 
+def _python_as_number(value):
+    """The number rule in plain Python (oracle of the compiled one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+class _Ratio(float):
+    pass
+
+
+class _Count(int):
+    pass
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=st.floats() | st.integers(min_value=-10**320, max_value=10**320) | st.booleans()
+       | st.none() | st.text(max_size=3) | st.floats().map(_Ratio) | st.integers().map(_Count))
+def test_compiled_number_rules_are_the_python_rule(value):
+    expected = _python_as_number(value)
+    got = sc.as_number(value)
+    assert got == expected and type(got) is type(expected)
+    positive = sc.positive_number(value)
+    assert positive == (expected if expected is not None and expected > 0 else None)
+    if type(value) is float and expected is not None:
+        assert got is value  # no new float object for the common case
+
+
 def test_positive_number():
     assert sc.positive_number(2) == 2.0
     assert sc.positive_number(0) is None

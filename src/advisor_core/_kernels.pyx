@@ -23,7 +23,7 @@ from cpython.long cimport PyLong_Check
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
-from libc.math cimport NAN, isfinite, isnan
+from libc.math cimport NAN, fabs, isfinite, isnan, sqrt
 
 cdef extern from "Python.h":
     # Borrowed-reference access: the sample loop touches no reference counts on its fast path.
@@ -33,6 +33,7 @@ cdef extern from "Python.h":
     PyObject* _tuple_item "PyTuple_GET_ITEM" (object, Py_ssize_t)
     bint _is_exact_float "PyFloat_CheckExact" (PyObject*)
     bint _is_exact_str "PyUnicode_CheckExact" (PyObject*)
+    bint _is_exact_int "PyLong_CheckExact" (PyObject*)
     double _long_as_double "PyLong_AsDouble" (object)
     PyObject* PyErr_Occurred()
     PyObject* PyDict_GetItemWithError(object, object) except? NULL
@@ -99,14 +100,32 @@ cdef bint _plain_numbers(object values, Py_ssize_t n):
     return True
 
 
+cdef inline bint _all_exact_floats(list values):
+    cdef Py_ssize_t i
+    cdef PyObject** items = _list_items(values)
+    for i in range(_list_size(values)):
+        if not _is_exact_float(items[i]):
+            return False
+    return True
+
+
 def trapezoid(values, double step):
     """Trapezoidal integral of evenly spaced samples (unit: sample unit x seconds).
 
     [] -> 0.0; one sample -> v0 * step; otherwise step/2 * (v0 + v_last + 2 * sum(inner)).
     """
-    cdef Py_ssize_t n
+    cdef Py_ssize_t n, i
     cdef double[::1] buf
-    cdef double result
+    cdef double result, inner = 0.0
+    cdef PyObject** items
+    if type(values) is list and _list_size(values) > 1 and _all_exact_floats(values):
+        # Validated sample lists (the exporters' case): _trapz's operations in its order, read
+        # straight from the list (no buffer copy).
+        n = _list_size(values)
+        items = _list_items(values)
+        for i in range(1, n - 1):
+            inner += _float_value(items[i])
+        return step / 2.0 * (_float_value(items[0]) + _float_value(items[n - 1]) + 2.0 * inner)
     if type(values) is list or type(values) is tuple:
         n = len(values)
         if _plain_numbers(values, n):
@@ -124,6 +143,177 @@ def trapezoid(values, double step):
     with nogil:
         result = _trapz(v, 0, v.shape[0], step)
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Exactly rounded sums (math.fsum's algorithm) and the per-scenario sample statistics
+# ---------------------------------------------------------------------------------------------
+
+import math as _math
+
+cdef enum:
+    # Non-overlapping partials a sum keeps in place; more (values spread over hundreds of binary
+    # orders of magnitude) hands the sum to math.fsum.
+    FSUM_PARTIALS = 64
+    FSUM_OK = 0
+    FSUM_NONFINITE = 1  # a non-finite addend or an intermediate overflow: no finite sum
+    FSUM_FULL = 2
+
+
+cdef struct FSum:
+    double partials[FSUM_PARTIALS]
+    int count
+    int status
+
+
+cdef inline void _fsum_init(FSum* acc) noexcept nogil:
+    acc.count = 0
+    acc.status = FSUM_OK
+
+
+cdef inline void _fsum_add(FSum* acc, double x) noexcept nogil:
+    # CPython's msum step (Shewchuk): x joins the partials, which stay exact and non-overlapping.
+    cdef int i = 0, j
+    cdef double y, t, hi, lo
+    if acc.status != FSUM_OK:
+        return
+    if not isfinite(x):
+        acc.status = FSUM_NONFINITE
+        return
+    for j in range(acc.count):
+        y = acc.partials[j]
+        if fabs(x) < fabs(y):
+            t = x
+            x = y
+            y = t
+        hi = x + y
+        lo = y - (hi - x)
+        if lo != 0.0:
+            acc.partials[i] = lo
+            i += 1
+        x = hi
+    acc.count = i
+    if x != 0.0:
+        if not isfinite(x):
+            acc.status = FSUM_NONFINITE
+        elif i >= FSUM_PARTIALS:
+            acc.status = FSUM_FULL
+        else:
+            acc.partials[i] = x
+            acc.count = i + 1
+
+
+cdef inline double _fsum_result(FSum* acc) noexcept nogil:
+    # Sum of the partials from the top, rounded half-even across partials, as math.fsum does.
+    cdef int n = acc.count
+    cdef double hi = 0.0, lo = 0.0, x, y, yr
+    if n > 0:
+        n -= 1
+        hi = acc.partials[n]
+        while n > 0:
+            x = hi
+            n -= 1
+            y = acc.partials[n]
+            hi = x + y
+            yr = hi - x
+            lo = y - yr
+            if lo != 0.0:
+                break
+        if n > 0 and ((lo < 0.0 and acc.partials[n - 1] < 0.0)
+                      or (lo > 0.0 and acc.partials[n - 1] > 0.0)):
+            y = lo * 2.0
+            x = hi + y
+            yr = x - hi
+            if y == yr:
+                hi = x
+    return hi
+
+
+cdef object _SERIES_NONE = None
+
+
+def sample_series(object values):
+    """(samples, arithmetic mean) of a non-empty list of finite numbers >= 0, else None.
+
+    Exactly ``advisor_core.cost.sample_series``: only exact ints and floats count (no bools or
+    strings), ints become floats (a new list), and the mean is ``math.fsum(samples) / n``.
+    """
+    cdef Py_ssize_t n, i
+    cdef PyObject** items
+    cdef PyObject* item
+    cdef double d
+    cdef bint ints = False
+    cdef FSum acc
+    if type(values) is not list:
+        return None
+    n = _list_size(values)
+    if n == 0:
+        return None
+    items = _list_items(values)
+    _fsum_init(&acc)
+    for i in range(n):
+        item = items[i]
+        if _is_exact_float(item):
+            d = _float_value(item)
+            if not (d >= 0.0) or not isfinite(d):  # NaN fails d >= 0.0
+                return None
+            _fsum_add(&acc, d)
+        elif _is_exact_int(item):
+            ints = True
+        else:
+            return None
+    if ints:
+        # float() of each int, as the Python rule does (huge ints: OverflowError -> None)
+        try:
+            values = [float(<object>items[i]) for i in range(n)]
+        except OverflowError:
+            return None
+        _fsum_init(&acc)
+        for x in <list>values:
+            d = PyFloat_AS_DOUBLE(x)
+            if not (d >= 0.0) or not isfinite(d):
+                return None
+            _fsum_add(&acc, d)
+    if acc.status == FSUM_NONFINITE:
+        return None
+    if acc.status == FSUM_FULL:
+        try:
+            d = _math.fsum(values)
+        except OverflowError:
+            return None
+    else:
+        d = _fsum_result(&acc)
+    if not isfinite(d):
+        return None
+    return values, d / n
+
+
+def sample_stdev(list samples, double mean):
+    """Sample standard deviation (n - 1) of float ``samples`` around ``mean``, None if n < 2.
+
+    Exactly ``sqrt(math.fsum([(x - mean) ** 2 ...]) / (n - 1))`` with the squares written as
+    ``(x - mean) * (x - mean)``; None when that is not finite (samples near the float limit).
+    """
+    cdef Py_ssize_t n = len(samples), i
+    cdef double d, variance
+    cdef FSum acc
+    if n < 2:
+        return None
+    _fsum_init(&acc)
+    for x in samples:
+        d = <double>x - mean
+        _fsum_add(&acc, d * d)
+    if acc.status == FSUM_NONFINITE:
+        return None
+    if acc.status == FSUM_FULL:
+        try:
+            variance = _math.fsum([(<double>x - mean) * (<double>x - mean) for x in samples])
+        except OverflowError:
+            return None
+    else:
+        variance = _fsum_result(&acc)
+    variance = variance / (n - 1)
+    return sqrt(variance) if isfinite(variance) else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +442,7 @@ cdef object _MISSING = object()
 
 
 cdef inline double _num(object value):
-    # scenario.as_number: finite int/float (not bool) -> float, else NaN
+    # as_number's rule: finite int/float (not bool) -> float, else NaN
     cdef double d
     # Exact types first: PyFloat_Check of an int walks the type's MRO.
     cdef bint is_int = type(value) is int
@@ -271,6 +461,29 @@ cdef inline double _num(object value):
 cdef inline double _pos(object value):
     cdef double d = _num(value)
     return d if d > 0.0 else NAN
+
+
+def as_number(object value):
+    """``value`` as a finite float, or None for null, bools, strings, NaN and infinities.
+
+    Exact floats come back as the same object; ints (not bools) are converted, and ints beyond
+    the float range are None. ``advisor_core.scenario.as_number`` is this function.
+    """
+    cdef double d
+    if type(value) is float:
+        return value if isfinite(PyFloat_AS_DOUBLE(value)) else None
+    d = _num(value)
+    return None if isnan(d) else d
+
+
+def positive_number(object value):
+    """``as_number(value)`` when it is > 0, else None (``scenario.positive_number``)."""
+    cdef double d
+    if type(value) is float:
+        d = PyFloat_AS_DOUBLE(value)
+        return value if d > 0.0 and isfinite(d) else None
+    d = _pos(value)
+    return None if isnan(d) else d
 
 
 cdef inline double _nonneg(object value):

@@ -36,6 +36,7 @@ __all__ = [
     "mean_power_watts",
     "power_from_samples",
     "sample_series",
+    "sample_stdev",
     "trapezoid",
 ]
 
@@ -68,28 +69,20 @@ def sample_series(values: Any) -> Optional[tuple[list[float], float]]:
     """Return (samples, arithmetic mean) of a non-empty list of finite numbers >= 0, else None.
 
     The one validity rule for ``power_watts`` (W) and ``cpu_usage_cores`` (cores) arrays: a bool,
-    string, null, NaN, infinity or negative value anywhere makes the whole list unusable.
+    string, null, NaN, infinity or negative value anywhere makes the whole list unusable. Ints
+    become floats; the mean is ``math.fsum(samples) / n`` (None when that overflows).
     """
-    if not isinstance(values, list) or not values:
-        return None
-    # type() rather than isinstance: JSON booleans are not samples.
-    ints = False
-    for x in values:
-        kind = type(x)
-        if kind is not float:
-            if kind is not int:
-                return None
-            ints = True
-    try:
-        if ints:
-            values = [float(x) for x in values]
-        total = math.fsum(values)
-    except (OverflowError, ValueError):  # huge integers or sums, inf + -inf
-        return None
-    # A finite sum means no NaN and no infinity among the samples.
-    if not math.isfinite(total) or min(values) < 0.0:
-        return None
-    return values, total / len(values)
+    return _kernels.sample_series(values)
+
+
+def sample_stdev(samples: list[float], mean: float) -> Optional[float]:
+    """Return the sample standard deviation (n - 1) of ``samples`` around ``mean``, else None.
+
+    Same unit as the samples (W for ``power_watts``). None for fewer than two samples or when
+    the spread is not a finite number (samples near the float limit). The sum of squares is
+    exactly rounded (``math.fsum``).
+    """
+    return _kernels.sample_stdev(samples, mean)
 
 
 _UNSET: Any = object()

@@ -17,6 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from . import _kernels
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -52,36 +54,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 # ---------------------------------------------------------------------------------------------
 
 
-_INF = math.inf
-
-
-def as_number(value: Any) -> Optional[float]:
-    """Return ``value`` as a finite float, or None for null, bools, strings, NaN and infinities."""
-    # Exact floats first: the exporters ask tens of thousands of times per refresh, and JSON
-    # numbers are plain floats or ints. NaN fails both comparisons.
-    kind = type(value)
-    if kind is float:
-        return value if -_INF < value < _INF else None
-    if kind is int:
-        try:
-            return float(value)  # finite whenever it converts
-        except OverflowError:  # ints beyond the float range
-            return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:  # ints beyond the float range
-        return None
-    return number if math.isfinite(number) else None
-
-
-def positive_number(value: Any) -> Optional[float]:
-    """Return ``value`` as a finite float > 0, else None."""
-    if type(value) is float:  # the common case without a second call (see as_number)
-        return value if 0.0 < value < _INF else None
-    number = as_number(value)
-    return number if number is not None and number > 0 else None
+#: ``as_number(value)``: a finite float, or None for null, bools, strings, NaN and infinities
+#: (ints become floats; ints beyond the float range are None). Compiled: the exporters ask
+#: tens of thousands of times per refresh.
+as_number = _kernels.as_number
+#: ``positive_number(value)``: ``as_number(value)`` when it is > 0, else None.
+positive_number = _kernels.positive_number
 
 
 # ---------------------------------------------------------------------------------------------

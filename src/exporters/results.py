@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import sys
 import threading
 from collections.abc import Sequence
@@ -62,7 +61,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from advisor_core.cost import power_from_samples, sample_series
+from advisor_core.cost import power_from_samples, sample_series, sample_stdev
 from advisor_core.scenario import (
     as_number,
     bitrate_mbps,
@@ -241,17 +240,6 @@ def scenario_duration(scenario: dict) -> Optional[float]:
     return positive_number(scenario.get("duration"))
 
 
-def _stdev(values: Sequence[float], mean: float) -> Optional[float]:
-    """Sample standard deviation (n - 1) around ``mean``, None for fewer than two values."""
-    if len(values) < 2:
-        return None
-    try:
-        variance = math.fsum([(x - mean) * (x - mean) for x in values]) / (len(values) - 1)
-    except OverflowError:  # samples near the float limit (~1e154 W and up): no finite spread
-        return None
-    return math.sqrt(variance) if math.isfinite(variance) else None
-
-
 @dataclass
 class PowerStats:
     """Measured power statistics of one scenario; None where no source had the value."""
@@ -292,7 +280,7 @@ def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
         if not sampled:
             series = sample_series(scenario.get("power_watts"))
         if series is not None:
-            stats.stdev_w = _stdev(*series)
+            stats.stdev_w = sample_stdev(*series)
     usage = scenario.get("container_usage")
     if isinstance(usage, dict):
         percent = as_number(usage.get("cpu_percent"))
@@ -354,7 +342,7 @@ def _fill_from_victoriametrics(rows: list[_Row], prom: PromClient) -> None:
                 stats.mean_w = samples[1]
                 stats.energy_j = stats.mean_w * (end - start)
         if stats.stdev_w is None and stats.mean_w is not None and samples is not None:
-            stats.stdev_w = _stdev(*samples)
+            stats.stdev_w = sample_stdev(*samples)
         if stats.cpu_pct is None:
             cpu_samples = sample_series(cpu)
             if cpu_samples is not None:
