@@ -563,6 +563,38 @@ def test_label_schema_rejects_bad_names_and_counts() -> None:
         LabelSchema(["a", "b"])(["only one"])
 
 
+_LABEL_NAMES = st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), max_size=6,
+                        unique=True)
+
+
+@given(data=st.data(), names=_LABEL_NAMES)
+@settings(max_examples=400, deadline=None)
+def test_label_schema_blocks_are_prometheus_client_label_blocks(data, names) -> None:
+    from prometheus_client.core import GaugeMetricFamily
+
+    from exporters._core import LabelSchema, _generate_latest
+
+    text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12) | st.sampled_from(
+        ['"', "\\", "\n", '\\"\n', "näme ✓ 🎬", ""])
+    values = data.draw(st.lists(text, min_size=len(names), max_size=len(names)))
+    block = LabelSchema(names)(values).block
+    family = GaugeMetricFamily("x", "h", labels=names)
+    family.add_metric(values, 1.0)
+    line = _generate_latest([family]).split(b"\n")[2]
+    assert line == b"x" + block + b" 1.0"
+
+
+def test_label_schema_rejects_values_that_are_not_text() -> None:
+    from exporters._core import LabelSchema
+
+    schema = LabelSchema(["a", "b"])
+    with pytest.raises(TypeError):
+        schema(["x", 3])
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate has no UTF-8 form
+        schema(["x", "\ud800"])
+    assert schema(("x", "y")).block == b'{a="x",b="y"}'  # tuples and lists alike
+
+
 def test_unchanged_tables_reuse_their_text_and_changed_ones_render_again() -> None:
     from exporters._core import LabelSchema, TableFamily, _generate_latest
 

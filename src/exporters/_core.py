@@ -31,7 +31,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 from urllib.parse import urlsplit
@@ -53,7 +52,7 @@ from advisor_core import __version__
 from advisor_core.scenario import latest_results_file, load_results
 
 from ._promql import PromClient
-from ._render import render_rows
+from ._render import label_block, render_rows
 
 logger = logging.getLogger("exporters")
 
@@ -196,27 +195,22 @@ class LabelSchema:
             raise ValueError(f"repeated label name in {list(names)}")
         self.names = tuple(names)
         # generate_latest sorts label names; positions of the values in that order
-        self._order = sorted(range(len(names)), key=lambda i: names[i])
-        # The values in that order, picked in C (itemgetter of one index returns no tuple).
-        self._pick: Callable[[Sequence[str]], Sequence[str]] = (
-            itemgetter(*self._order) if len(names) > 1
-            else lambda values: [values[i] for i in self._order])
-        # One str.format per label set: the names and quotes are written once, here.
-        self._format = ("{{" + ",".join(f'{names[i]}="{{}}"' for i in self._order) + "}}"
-                        if names else "")
+        self._order = tuple(sorted(range(len(names)), key=lambda i: names[i]))
+        # The encoded names and quotes around the values, written once here:
+        # {a="  ",b="  ",c="  "} (generate_latest's layout).
+        ordered = [names[i] for i in self._order]
+        texts = ([f'{{{ordered[0]}="', *(f'",{name}="' for name in ordered[1:]), '"}']
+                 if names else [""])
+        self._parts = tuple(text.encode("ascii") for text in texts)
 
     def __call__(self, values: Sequence[str]) -> LabelSet:
         """The LabelSet of ``values`` (one str per name, in the schema's order)."""
         if len(values) != len(self.names):
             raise ValueError(f"expected {len(self.names)} label values, got {len(values)}")
-        ordered = self._pick(values)
-        joined = "".join(ordered)  # one scan for the three characters that need escaping
-        if "\\" in joined or "\n" in joined or '"' in joined:
-            ordered = [_escape_label_value(value) for value in ordered]
         labels = LabelSet.__new__(LabelSet)
         labels._names = self.names
         labels._values = tuple(values)
-        labels.block = self._format.format(*ordered).encode("utf-8")
+        labels.block = label_block(self._parts, self._order, values)
         return labels
 
 

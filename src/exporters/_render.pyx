@@ -13,7 +13,8 @@ The shortest digits come from Ryu (Ulf Adams, "Ryu: fast float-to-string convers
 0.5 us per value, a fifth of a refresh on the exporters' tens of thousands of values.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 from libc.math cimport isinf, isnan
@@ -22,6 +23,7 @@ from libc.string cimport memcpy
 
 cdef extern from "Python.h":
     double PyFloat_AsDouble(object) except? -1.0
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
     # Raw forms: the text is written straight into a new bytes object, then shrunk in place.
     PyObject* _new_bytes "PyBytes_FromStringAndSize"(const char* data, Py_ssize_t size) except NULL
     int _PyBytes_Resize(PyObject** bytes, Py_ssize_t size) except -1
@@ -398,4 +400,75 @@ def render_rows(bytes name, list blocks, list values, bytes head=b""):
     finally:
         if out != NULL:
             Py_DECREF(<object>out)
+    return result
+
+
+def label_block(tuple parts, tuple order, object values):
+    """The encoded label block ``parts[0] v0 parts[1] v1 ... parts[n]`` of one label set.
+
+    ``v_k`` is the UTF-8 of ``values[order[k]]`` (each a str) with backslash, newline and
+    double quote escaped as the text format wants; ``parts`` are the encoded names and quotes
+    around them (``b'{a="'``, ``b'",b="'``, ``b'"}'``), one more than ``order``.
+    """
+    cdef Py_ssize_t n = len(order), k, j, size, total = 0
+    cdef const char* text
+    cdef const char** texts = NULL
+    cdef Py_ssize_t* sizes = NULL
+    cdef char* out
+    cdef char c
+    cdef bytes part, result
+    cdef list held = []  # the value objects own the UTF-8 texts read below
+    if len(parts) != n + 1:
+        raise ValueError("label_block: one more part than values expected")
+    for k in range(n + 1):
+        total += PyBytes_GET_SIZE(<bytes?>parts[k])
+    texts = <const char**>PyMem_Malloc((n + 1) * sizeof(const char*))
+    sizes = <Py_ssize_t*>PyMem_Malloc((n + 1) * sizeof(Py_ssize_t))
+    if texts == NULL or sizes == NULL:
+        PyMem_Free(texts)
+        PyMem_Free(sizes)
+        raise MemoryError()
+    try:
+        for k in range(n):
+            value = values[<Py_ssize_t?>order[k]]
+            if type(value) is not str:
+                raise TypeError(f"label values must be str, not {type(value).__name__}")
+            held.append(value)
+            text = PyUnicode_AsUTF8AndSize(value, &size)
+            texts[k] = text
+            sizes[k] = size
+            total += size
+            for j in range(size):
+                c = text[j]
+                if c == b'\\' or c == b'\n' or c == b'"':
+                    total += 1
+        result = PyBytes_FromStringAndSize(NULL, total)
+        out = PyBytes_AS_STRING(result)
+        for k in range(n + 1):
+            part = <bytes>parts[k]
+            memcpy(out, PyBytes_AS_STRING(part), PyBytes_GET_SIZE(part))
+            out += PyBytes_GET_SIZE(part)
+            if k == n:
+                break
+            text = texts[k]
+            for j in range(sizes[k]):
+                c = text[j]
+                if c == b'\\':
+                    out[0] = b'\\'
+                    out[1] = b'\\'
+                    out += 2
+                elif c == b'\n':
+                    out[0] = b'\\'
+                    out[1] = b'n'
+                    out += 2
+                elif c == b'"':
+                    out[0] = b'\\'
+                    out[1] = b'"'
+                    out += 2
+                else:
+                    out[0] = c
+                    out += 1
+    finally:
+        PyMem_Free(texts)
+        PyMem_Free(sizes)
     return result
