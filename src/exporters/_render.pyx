@@ -100,15 +100,33 @@ cdef inline bint _multiple_of_pow2(uint64_t value, uint32_t p) noexcept nogil:
     return (value & ((<uint64_t>1 << p) - 1)) == 0  # p < 64 at every call
 
 
-cdef inline uint64_t _umul128(uint64_t a, uint64_t b, uint64_t* high) noexcept nogil:
-    # 64 x 64 -> 128-bit product in 32-bit halves: portable C (MSVC has no 128-bit integer)
-    cdef uint64_t a_lo = a & 0xFFFFFFFFu, a_hi = a >> 32
-    cdef uint64_t b_lo = b & 0xFFFFFFFFu, b_hi = b >> 32
-    cdef uint64_t b00 = a_lo * b_lo, b01 = a_lo * b_hi, b10 = a_hi * b_lo, b11 = a_hi * b_hi
-    cdef uint64_t mid1 = b10 + (b00 >> 32)
-    cdef uint64_t mid2 = b01 + (mid1 & 0xFFFFFFFFu)
-    high[0] = b11 + (mid1 >> 32) + (mid2 >> 32)
-    return (mid2 << 32) | (b00 & 0xFFFFFFFFu)
+cdef extern from *:
+    """
+    /* 64 x 64 -> 128-bit product: one instruction where the compiler has a 128-bit type or
+       the intrinsic, else in 32-bit halves (portable C). */
+    #if defined(__SIZEOF_INT128__)
+    static inline uint64_t advisor_umul128(uint64_t a, uint64_t b, uint64_t* high) {
+        unsigned __int128 product = (unsigned __int128)a * b;
+        *high = (uint64_t)(product >> 64);
+        return (uint64_t)product;
+    }
+    #elif defined(_MSC_VER) && defined(_M_X64)
+    #include <intrin.h>
+    static inline uint64_t advisor_umul128(uint64_t a, uint64_t b, uint64_t* high) {
+        return _umul128(a, b, high);
+    }
+    #else
+    static inline uint64_t advisor_umul128(uint64_t a, uint64_t b, uint64_t* high) {
+        uint64_t a_lo = a & 0xFFFFFFFFu, a_hi = a >> 32, b_lo = b & 0xFFFFFFFFu, b_hi = b >> 32;
+        uint64_t b00 = a_lo * b_lo, b01 = a_lo * b_hi, b10 = a_hi * b_lo, b11 = a_hi * b_hi;
+        uint64_t mid1 = b10 + (b00 >> 32);
+        uint64_t mid2 = b01 + (mid1 & 0xFFFFFFFFu);
+        *high = b11 + (mid1 >> 32) + (mid2 >> 32);
+        return (mid2 << 32) | (b00 & 0xFFFFFFFFu);
+    }
+    #endif
+    """
+    uint64_t _umul128 "advisor_umul128"(uint64_t a, uint64_t b, uint64_t* high) noexcept nogil
 
 
 cdef inline uint64_t _mul_shift(uint64_t m, const uint64_t* mul, int32_t j) noexcept nogil:
@@ -125,12 +143,11 @@ cdef inline uint64_t _mul_shift(uint64_t m, const uint64_t* mul, int32_t j) noex
     return (high1 << (64 - dist)) | (total >> dist)
 
 
-cdef inline int _decimal_length(uint64_t v) noexcept nogil:
-    cdef int length = 1
-    while v >= 10:
-        v //= 10
-        length += 1
-    return length
+# "00" "01" ... "99": two digits per division when writing a number
+cdef const char* _DIGIT_PAIRS = (
+    b"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    b"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    b"8081828384858687888990919293949596979899")
 
 
 cdef uint64_t _shortest(uint64_t mantissa_bits, uint32_t exponent_bits, int32_t* exp10) noexcept nogil:
@@ -233,9 +250,10 @@ cdef Py_ssize_t _repr_double(double value, char* out) noexcept nogil:
     # repr(value) of a finite double into out (at most 24 characters); returns the length
     cdef uint64_t bits, digits_value
     cdef int32_t exp10, point, exponent
-    cdef int n, i
+    cdef int n, i, pair
     cdef Py_ssize_t size = 0
-    cdef char digits[20]
+    cdef char buffer[24]
+    cdef char* digits
     memcpy(&bits, &value, 8)
     if bits >> 63:
         out[0] = b'-'
@@ -246,11 +264,23 @@ cdef Py_ssize_t _repr_double(double value, char* out) noexcept nogil:
     digits_value = _shortest(bits & ((<uint64_t>1 << MANTISSA_BITS) - 1),
                              <uint32_t>((bits >> MANTISSA_BITS) & ((1 << EXPONENT_BITS) - 1)),
                              &exp10)
-    n = _decimal_length(digits_value)
-    digits[0] = b'0'  # n >= 1: written below; this only tells the C compiler so
-    for i in range(n - 1, -1, -1):
-        digits[i] = <char>(48 + digits_value % 10)
-        digits_value //= 10
+    # Written from the end of the buffer, two digits per division (at most 17 digits).
+    i = 24
+    while digits_value >= 100 and i >= 2:
+        pair = <int>(digits_value % 100)
+        digits_value //= 100
+        i -= 2
+        buffer[i] = _DIGIT_PAIRS[2 * pair]
+        buffer[i + 1] = _DIGIT_PAIRS[2 * pair + 1]
+    if digits_value >= 10:
+        i -= 2
+        buffer[i] = _DIGIT_PAIRS[2 * digits_value]
+        buffer[i + 1] = _DIGIT_PAIRS[2 * digits_value + 1]
+    else:
+        i -= 1
+        buffer[i] = <char>(48 + digits_value)
+    digits = buffer + i
+    n = 24 - i
     # value = 0.d1d2...dn * 10^point; repr switches to the exponent form outside 1e-4 <= |v| < 1e16
     point = exp10 + n
     if point <= -4 or point > 16:
