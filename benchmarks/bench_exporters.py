@@ -5,8 +5,8 @@ in the past). Everything runs on loopback; each loop is bounded. Targets: gzip s
 < 1 ms and p99 < 5 ms, plain p99 < 10 ms, >= 5x faster than the baseline (a minimal http.server
 handler that renders the same families with prometheus_client on every request, measured in the
 same run), refresh of all three sets after a file change < 150 ms, peak RSS cost/QoE < 35 MB,
-results < 60 MB, all three < 70 MB. The figures are printed; the asserts are regression guards
-with headroom, because CI machines are shared.
+results < 60 MB, all three < 70 MB. The figures are printed; the refresh and memory asserts are
+the targets, the scrape asserts regression guards with headroom (CI machines are shared).
 """
 
 from __future__ import annotations
@@ -296,9 +296,9 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
           "per set (each incl. the shared load): "
           + ", ".join(f"{name} {value * 1e3:.1f} ms" for name, value in parts.items()))
     assert all(state.refresh_errors == 0 for state in states)
-    # Target 150 ms for all three, met on a quiet machine (~120-135 ms); CI machines are shared,
-    # so this asserts a regression guard and benchmarks/README.md records the measured medians.
-    assert median < 0.35
+    # The target itself: the median is ~60 ms in quiet spells of a 2-core CI machine and ~100
+    # ms in its slowest ones (benchmarks/README.md records the figures).
+    assert median < 0.150
 
 
 def import_floor_mb(module: str) -> float:
