@@ -13,6 +13,7 @@ not numpy arrays: the exporters' cost and QoE processes use these kernels withou
 numpy (14 MB of resident memory); the numpy-returning wrappers in cost.py/scoring.py convert.
 """
 
+import math as _math
 import sys as _sys
 from array import array as _array
 
@@ -149,8 +150,6 @@ def trapezoid(values, double step):
 # Exactly rounded sums (math.fsum's algorithm) and the per-scenario sample statistics
 # ---------------------------------------------------------------------------------------------
 
-import math as _math
-
 cdef enum:
     # Non-overlapping partials a sum keeps in place; more (values spread over hundreds of binary
     # orders of magnitude) hands the sum to math.fsum.
@@ -227,9 +226,6 @@ cdef inline double _fsum_result(FSum* acc) noexcept nogil:
             if y == yr:
                 hi = x
     return hi
-
-
-cdef object _SERIES_NONE = None
 
 
 def sample_series(object values):

@@ -45,7 +45,7 @@ try:
     # ISA-L's deflate writes the same gzip format four to five times faster than zlib at level 1
     # (a multi-MB body is most of a refresh's compression time); it releases the GIL like zlib.
     from isal import isal_zlib as _deflate
-except ImportError:  # a platform without an isal wheel: the standard library's zlib
+except ImportError:  # isal not installed (no wheel for the platform): the standard library's
     _deflate = zlib  # type: ignore[misc]
 
 from advisor_core import __version__
@@ -595,8 +595,8 @@ def _collector_paused() -> Iterator[None]:
 
     A refresh builds some 10^5 objects (the parsed file, label sets, rows) that are freed by
     reference counting, not by the collector; left on, the collector walks them again and again
-    as they age through its generations, a tenth of a refresh. The garbage of the block is
-    collected at the first allocations after it.
+    as they age through its generations (about twenty collections, 4-5 ms at 1,000 scenarios).
+    The garbage of the block is collected at the first allocations after it.
     """
     if not gc.isenabled():
         yield
