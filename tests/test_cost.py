@@ -620,7 +620,7 @@ def _python_sample_series(values):
     """The rule written in plain Python with math.fsum (the oracle of the compiled one)."""
     if not isinstance(values, list) or not values:
         return None
-    if any(type(x) not in (float, int) for x in values):
+    if any(isinstance(x, bool) or not isinstance(x, (float, int)) for x in values):
         return None
     try:
         floats = [float(x) for x in values]
@@ -642,12 +642,22 @@ def _python_stdev(samples, mean):
     return math.sqrt(variance) if math.isfinite(variance) else None
 
 
+class _Watts(float):
+    pass
+
+
+class _Count(int):
+    pass
+
+
 _SAMPLE = st.one_of(
     st.floats(min_value=0.0),  # every magnitude, subnormals, +inf
     st.floats(min_value=0.0, max_value=1e3),
     st.floats(allow_nan=True),  # negatives, -0.0, NaN, -inf
     st.integers(min_value=-5, max_value=10**310),  # ints beyond the float range too
     st.sampled_from([True, False, None, "1.0", 1e308, 1.7976931348623157e308, 5e-324]),
+    st.floats(min_value=0.0, max_value=1e3).map(_Watts),  # subclasses are numbers too
+    st.integers(min_value=0, max_value=10**6).map(_Count),
 )
 
 
@@ -664,7 +674,7 @@ def test_compiled_sample_series_is_the_python_rule_bit_for_bit(values):
     assert got is not None and got[0] == expected[0]
     assert math.copysign(1.0, got[1]) == math.copysign(1.0, expected[1])
     assert got[1] == expected[1]  # the exactly rounded sum, not an approximation
-    assert got[0] is values or any(type(x) is int for x in values)  # floats: the list itself
+    assert got[0] is values or any(type(x) is not float for x in values)  # floats: the list
 
 
 @given(st.lists(st.one_of(st.floats(allow_nan=False, allow_infinity=False),

@@ -34,7 +34,6 @@ cdef extern from "Python.h":
     PyObject* _tuple_item "PyTuple_GET_ITEM" (object, Py_ssize_t)
     bint _is_exact_float "PyFloat_CheckExact" (PyObject*)
     bint _is_exact_str "PyUnicode_CheckExact" (PyObject*)
-    bint _is_exact_int "PyLong_CheckExact" (PyObject*)
     double _long_as_double "PyLong_AsDouble" (object)
     PyObject* PyErr_Occurred()
     PyObject* PyDict_GetItemWithError(object, object) except? NULL
@@ -147,7 +146,7 @@ def trapezoid(values, double step):
 
 
 # ---------------------------------------------------------------------------------------------
-# Exactly rounded sums (math.fsum's algorithm) and the per-scenario sample statistics
+# Exactly rounded sums (math.fsum's algorithm): the mean and spread of sample lists
 # ---------------------------------------------------------------------------------------------
 
 cdef enum:
@@ -226,62 +225,6 @@ cdef inline double _fsum_result(FSum* acc) noexcept nogil:
             if y == yr:
                 hi = x
     return hi
-
-
-def sample_series(object values):
-    """(samples, arithmetic mean) of a non-empty list of finite numbers >= 0, else None.
-
-    Exactly ``advisor_core.cost.sample_series``: only exact ints and floats count (no bools or
-    strings), ints become floats (a new list), and the mean is ``math.fsum(samples) / n``.
-    """
-    cdef Py_ssize_t n, i
-    cdef PyObject** items
-    cdef PyObject* item
-    cdef double d
-    cdef bint ints = False
-    cdef FSum acc
-    if type(values) is not list:
-        return None
-    n = _list_size(values)
-    if n == 0:
-        return None
-    items = _list_items(values)
-    _fsum_init(&acc)
-    for i in range(n):
-        item = items[i]
-        if _is_exact_float(item):
-            d = _float_value(item)
-            if not (d >= 0.0) or not isfinite(d):  # NaN fails d >= 0.0
-                return None
-            _fsum_add(&acc, d)
-        elif _is_exact_int(item):
-            ints = True
-        else:
-            return None
-    if ints:
-        # float() of each int, as the Python rule does (huge ints: OverflowError -> None)
-        try:
-            values = [float(<object>items[i]) for i in range(n)]
-        except OverflowError:
-            return None
-        _fsum_init(&acc)
-        for x in <list>values:
-            d = PyFloat_AS_DOUBLE(x)
-            if not (d >= 0.0) or not isfinite(d):
-                return None
-            _fsum_add(&acc, d)
-    if acc.status == FSUM_NONFINITE:
-        return None
-    if acc.status == FSUM_FULL:
-        try:
-            d = _math.fsum(values)
-        except OverflowError:
-            return None
-    else:
-        d = _fsum_result(&acc)
-    if not isfinite(d):
-        return None
-    return values, d / n
 
 
 def sample_stdev(list samples, double mean):
@@ -426,6 +369,40 @@ def series_integral(object item, double step):
     """(state, integral) of one sample list over ``step`` seconds; NaN unless state is VALID."""
     cdef Series series = _read_series(item)
     return series.state, _series_integral(series, step)
+
+
+def sample_series(object values):
+    """(samples, arithmetic mean) of a non-empty list of finite numbers >= 0, else None.
+
+    ``advisor_core.cost.sample_series``: the samples are valid by the one rule of sample lists
+    (``_read_series``: numbers, not bools, finite, >= 0); ints become floats (a new list), and
+    the mean is ``math.fsum(samples) / n`` (None when that overflows).
+    """
+    cdef Py_ssize_t n, i
+    cdef PyObject** items
+    cdef double total
+    cdef FSum acc
+    if type(values) is not list or _read_series(values).state != C_VALID:
+        return None
+    if not _all_exact_floats(values):
+        values = [float(x) for x in values]  # valid ints convert: they passed as doubles
+    n = _list_size(values)
+    items = _list_items(values)
+    _fsum_init(&acc)
+    for i in range(n):
+        _fsum_add(&acc, _float_value(items[i]))
+    if acc.status == FSUM_NONFINITE:
+        return None
+    if acc.status == FSUM_FULL:
+        try:
+            total = _math.fsum(values)
+        except OverflowError:
+            return None
+    else:
+        total = _fsum_result(&acc)
+    if not isfinite(total):
+        return None
+    return values, total / n
 
 
 # ---------------------------------------------------------------------------------------------
