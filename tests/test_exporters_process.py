@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +42,7 @@ def free_port() -> int:
 def clean_env() -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT on a hung stop dumps every thread's stack
     return env
 
 
@@ -69,30 +71,60 @@ def command(name: str) -> list[str]:
 
 
 class Exporter:
-    def __init__(self, module: str, results_dir: Path, *extra: str) -> None:
+    """A console script as a child process, its stderr in a file (a pipe nobody reads can fill)."""
+
+    def __init__(self, module: str, results_dir: Path, *extra: str,
+                 ports: dict[str, int] | None = None) -> None:
         self.port = free_port()
+        port_flags = ["--port", str(self.port)]
+        if ports is not None:
+            port_flags = [flag for name, port in ports.items()
+                          for flag in (f"--{name}-port", str(port))]
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [*command(module), "--port", str(self.port), "--listen-address",
-             "127.0.0.1", "--results-dir", str(results_dir), "--refresh-interval", "0.1",
-             *extra],
-            env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            [*command(module), *port_flags, "--listen-address", "127.0.0.1",
+             "--results-dir", str(results_dir), "--refresh-interval", "0.1", *extra],
+            env=clean_env(), stdout=subprocess.DEVNULL, stderr=self.log,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if request(self.port, "/health")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-            if self.proc.poll() is not None:
-                raise AssertionError(self.proc.stderr.read().decode())
-        raise AssertionError("exporter did not come up")
+        deadline = time.monotonic() + 30
+        for port in ports.values() if ports else (self.port,):
+            while True:
+                try:
+                    if request(port, "/health")[0] == 200:
+                        break
+                except OSError:
+                    time.sleep(0.05)
+                if self.proc.poll() is not None:
+                    raise AssertionError(self.output())
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise AssertionError(f"exporter did not come up:\n{self.output()}")
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def kill(self) -> None:
+        """Dump every thread's stack (faulthandler on SIGABRT), then kill."""
+        self.proc.send_signal(signal.SIGABRT)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     def stop(self) -> float:
+        """SIGTERM; return the seconds to a clean exit (status 0), else fail with its stacks."""
         started = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=5)
-        return time.monotonic() - started
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"no exit 5 s after SIGTERM:\n{self.output()}") from None
+        elapsed = time.monotonic() - started
+        assert self.proc.returncode == 0, self.output()
+        return elapsed
 
 
 @pytest.fixture
@@ -200,36 +232,54 @@ def test_port_in_use_fails_cleanly(tmp_path: Path) -> None:
     assert "cannot listen" in proc.stderr.decode()
 
 
-def test_all_in_one_serves_three_ports_from_one_process(results_dir: Path) -> None:
-    pytest.importorskip("exporters.results")
-    ports = [free_port() for _ in range(3)]
+def catches(pid: int, signum: int) -> bool:
+    """True once the process has a handler for the signal (Linux /proc SigCgt mask)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+def test_sigterm_during_startup_exits_cleanly(results_dir: Path) -> None:
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [*command("advisor-exporters"), "--cost-port", str(ports[0]), "--qoe-port",
-         str(ports[1]), "--results-port", str(ports[2]), "--listen-address", "127.0.0.1",
-         "--results-dir", str(results_dir), "--refresh-interval", "0.1"],
-        env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [sys.executable, "-m", "exporters.cost", "--port", str(free_port()), "--listen-address",
+         "127.0.0.1", "--results-dir", str(results_dir)],
+        env=clean_env(), stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 30
-        for port in ports:
-            while True:
-                try:
-                    if request(port, "/health")[0] == 200:
-                        break
-                except OSError:
-                    assert time.monotonic() < deadline and proc.poll() is None
-                    time.sleep(0.05)
-        for port, prefix in zip(ports, ("cost", "qoe", "results")):
+        while not catches(proc.pid, signal.SIGTERM):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.001)
+        log.seek(0)
+        started_up = b"listening" in log.read()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log.seek(0)
+    output = log.read().decode(errors="replace")
+    assert not started_up, "the signal came after start-up: the test did not test start-up"
+    assert proc.returncode == 0, output
+    assert "listening" in output and output.rstrip().endswith("stopped")
+
+
+def test_all_in_one_serves_three_ports_from_one_process(results_dir: Path) -> None:
+    pytest.importorskip("exporters.results")
+    ports = {name: free_port() for name in ("cost", "qoe", "results")}
+    exporter = Exporter("advisor-exporters", results_dir, ports=ports)
+    try:
+        for prefix, port in ports.items():
             parsed = metrics(port)
             assert parsed[f"{prefix}_scenarios_total"].samples[0].value == 240.0
             assert parsed["process_resident_memory_bytes"].samples
-        pids = {metrics(p)["process_start_time_seconds"].samples[0].value for p in ports}
+        pids = {metrics(p)["process_start_time_seconds"].samples[0].value for p in ports.values()}
         assert len(pids) == 1  # one process
     finally:
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=5)
-    assert proc.returncode == 0
-    assert time.monotonic() - started < 1.0
+        elapsed = exporter.stop()
+    assert elapsed < 1.0
 
 
 def test_results_exporter_trains_its_model_without_loading_numpy(results_dir: Path) -> None:

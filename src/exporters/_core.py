@@ -21,7 +21,9 @@ import logging
 import math
 import os
 import re
+import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -64,6 +66,7 @@ __all__ = [
     "MetricSet",
     "Refresher",
     "Run",
+    "StopSignals",
     "TableFamily",
     "build_parser",
     "exporter_main",
@@ -1070,26 +1073,82 @@ def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespa
     return exporters
 
 
+def _no_op_handler(signum: int, frame: Any) -> None:
+    """Python-level half of a signal that StopSignals receives through its socket."""
+
+
+class StopSignals:
+    """Context manager: SIGTERM/SIGINT become bytes on a socket that ``wait()`` reads.
+
+    Python runs a signal handler in the main thread between two bytecodes, also while that
+    thread holds a lock; a handler that sets a ``threading.Event`` deadlocks when it interrupts
+    the ``Event.wait`` holding the event's lock (a hung SIGTERM in CI). Here the interpreter's
+    C-level handler writes the signal number to a socket (``signal.set_wakeup_fd``), the Python
+    handler does nothing, and no lock is taken. A signal that arrives before ``wait()`` waits
+    in the socket. Main thread only.
+    """
+
+    def __init__(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        self.signals = frozenset(int(s) for s in signals)
+        self._reader: Optional[socket.socket] = None
+        self._writer: Optional[socket.socket] = None
+        self._previous_fd = -1
+        self._previous_handlers: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        self._reader, self._writer = socket.socketpair()
+        self._reader.setblocking(False)
+        self._writer.setblocking(False)
+        self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
+        for signum in self.signals:
+            self._previous_handlers[signum] = signal.signal(signum, _no_op_handler)
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers.clear()
+        signal.set_wakeup_fd(self._previous_fd)
+        for sock in (self._reader, self._writer):
+            if sock is not None:
+                sock.close()
+        self._reader = self._writer = None
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+        """Block until one of the signals arrives; return its number, or None after timeout (s)."""
+        if self._reader is None:
+            raise RuntimeError("StopSignals.wait() outside its with block")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._reader], [], [], remaining)
+            if not ready:
+                return None
+            try:
+                received = self._reader.recv(256)
+            except BlockingIOError:
+                continue
+            # Other signals with Python handlers write their numbers to the same socket.
+            for signum in received:
+                if signum in self.signals:
+                    return signum
+
+
 def run_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace) -> int:
     """Serve the given sets until SIGTERM/SIGINT; return the process exit status."""
-    try:
-        exporters = start_exporters(metric_sets, settings)
-    except OSError as exc:
-        print(f"cannot listen on {settings.listen_address}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return 1
-    for name, port in exporters.ports.items():
-        logger.info("%s exporter listening on %s:%d", name, settings.listen_address, port)
-    stop = threading.Event()
-
-    def _on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    while not stop.wait(0.1):
-        pass
-    exporters.stop()
+    # Handlers go in before the ports are bound: a SIGTERM during start-up stops the process
+    # cleanly once it is up instead of killing it half-started.
+    with StopSignals() as stop_signals:
+        try:
+            exporters = start_exporters(metric_sets, settings)
+        except OSError as exc:
+            print(f"cannot listen on {settings.listen_address}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
+        for name, port in exporters.ports.items():
+            logger.info("%s exporter listening on %s:%d", name, settings.listen_address, port)
+        stop_signals.wait()
+        exporters.stop()
     logger.info("stopped")
     return 0
 
