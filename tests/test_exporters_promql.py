@@ -133,10 +133,13 @@ def test_finished_windows_are_cached_open_windows_are_not(fake: FakeProm) -> Non
     assert client.incomplete == incomplete + 2
 
 
-def test_refused_query_is_a_final_answer_for_a_finished_window(fake: FakeProm) -> None:
+@pytest.mark.parametrize("status", [400, 422])
+def test_refused_query_is_a_final_answer_for_a_finished_window(fake: FakeProm,
+                                                               status: int) -> None:
     # VictoriaMetrics answers 422 to a range query of more than 30,000 steps (a window of
-    # more than ~41.7 h at 5 s): asking again cannot help, and must not trigger refreshes.
-    fake.mode, fake.error_status = "error", 422
+    # more than ~41.7 h at 5 s), 400 to bad parameters: asking again cannot help, and must not
+    # trigger refreshes.
+    fake.mode, fake.error_status = "error", status
     client = PromClient(fake.url)
     incomplete = client.incomplete
     for _ in range(3):
@@ -151,14 +154,16 @@ def test_refused_query_is_a_final_answer_for_a_finished_window(fake: FakeProm) -
     assert client.incomplete == incomplete + 2
 
 
-@pytest.mark.parametrize("status", [429, 503])
-def test_overload_backs_off(fake: FakeProm, status: int) -> None:
+@pytest.mark.parametrize("status", [401, 403, 404, 405, 429, 503])
+def test_outage_overload_or_wrong_setup_backs_off(fake: FakeProm, status: int) -> None:
+    """Only 400/422 are about one query; a 404 (no query API at that URL) is not "up"."""
     fake.mode, fake.error_status = "error", status
     client = PromClient(fake.url, backoff_initial=1.0)
     assert client.query_range(CPU_QUERY, PAST, PAST + 60) is None
     assert not client.healthy and client.backing_off()
     assert client.query_range(CPU_QUERY, PAST, PAST + 60) is None
     assert len(fake.requests) == 1
+    assert client.failures == 1 and client.incomplete >= 2  # nothing cached: asked again later
 
 
 def test_server_error_backs_off_and_recovers(fake: FakeProm) -> None:

@@ -44,12 +44,15 @@ class _QueryFailed(Exception):
 
 
 class _QueryRefused(_QueryFailed):
-    """The database is up and refuses this query for this window (HTTP 4xx): asking again
+    """The database is up and refuses this query for this window (HTTP 400 or 422): asking again
     gets the same answer, e.g. VictoriaMetrics' 422 for a window of more than 30,000 steps."""
 
 
-#: 4xx answers that are about the moment, not the query: treated like a server error (backoff).
-_TRANSIENT_4XX = frozenset((408, 425, 429))
+#: The Prometheus HTTP API's answers about one query (400: bad parameters, 422: the expression
+#: cannot be executed, e.g. too many points): the database is up and asking again cannot help.
+#: Every other 4xx (401/403 credentials, 404 a URL that is no query API, 429 overload...) is about
+#: the database or the setup: treated like a server error (down, backoff, nothing cached).
+_QUERY_REFUSALS = frozenset((400, 422))
 
 
 def _format_time(value: float) -> str:
@@ -177,7 +180,7 @@ class PromClient:
                 body = response.read()
             document = json.loads(body)
         except urllib.error.HTTPError as exc:
-            if 400 <= exc.code < 500 and exc.code not in _TRANSIENT_4XX:
+            if exc.code in _QUERY_REFUSALS:
                 # The database is up but refuses the query: no backoff, just no data.
                 self._record_success()
                 logger.warning("query %s rejected: HTTP %d", params.get("query"), exc.code)
