@@ -671,3 +671,41 @@ def test_http_serves_results_metrics(tmp_path: Path):
     vmaf = {s.labels["scenario"]: s.value for s in families["results_scenario_vmaf_score"]}
     assert vmaf["2 streams @ 2500k"] == 92.5
     assert "results_scenario_predicted_power_watts" in families
+
+
+def test_extreme_values_give_no_inf_nan_or_crash(tmp_path: Path, metrics: ResultsMetrics):
+    """Valid but extreme inputs whose quotients leave the float range are left out, counted."""
+    scenarios = [
+        # energy / duration underflows to 0 W: no mean power, so it cannot be the baseline
+        {"name": "baseline idle", "duration": 7.5, "power": {"total_energy_joules": 5e-324}},
+        {"name": "idle", "duration": 10.0, "power": {"mean_watts": 50.0}},
+        # fps x duration underflows to 0 frames (was a ZeroDivisionError: no results at all)
+        {"name": "tiny fps", "duration": 0.25, "fps": 5e-324, "bitrate": "2500k",
+         "power": {"mean_watts": 60.0}},
+        # 10 s x 5e-324 fps is a positive number of frames, the energy per frame overflows
+        {"name": "few frames", "duration": 10.0, "fps": 5e-324, "power": {"mean_watts": 60.0}},
+        # a huge energy over a tiny mbps: Wh per Mbps overflows
+        {"name": "huge energy", "duration": 10.0, "bitrate": "1e-300M",
+         "power": {"mean_watts": 1e300, "total_energy_joules": 1e307}},
+        # the mean of the cores is finite, x 100 (percent) is not
+        {"name": "huge cpu", "duration": 10.0, "power": {"mean_watts": 70.0},
+         "cpu_usage_cores": [1.7e308, 1.7e308]},
+    ]
+    parsed = _parse(metrics.compute(_run(_write(tmp_path, scenarios)), NO_DB))
+    for family in parsed.values():
+        for entry in family.values():
+            assert math.isfinite(entry["value"])
+    assert _value(parsed, "results_scenario_mean_power_watts", "baseline idle") is None
+    assert _value(parsed, "results_scenario_total_energy_joules", "baseline idle") == 5e-324
+    # "idle" is the baseline now: the others' deltas are against its 50 W
+    assert _value(parsed, "results_scenario_delta_power_watts", "tiny fps") == 10.0
+    assert _value(parsed, "results_scenario_energy_mj_per_frame", "tiny fps") is None
+    assert _value(parsed, "results_scenario_total_energy_wh", "tiny fps") == 15.0 / 3600.0
+    assert _value(parsed, "results_scenario_energy_mj_per_frame", "few frames") is None
+    assert _value(parsed, "results_scenario_total_energy_joules", "few frames") == 600.0
+    assert _value(parsed, "results_scenario_energy_wh_per_mbps", "huge energy") is None
+    assert _value(parsed, "results_scenario_total_energy_joules", "huge energy") == 1e307
+    assert _value(parsed, "results_scenario_container_cpu_percent", "huge cpu") is None
+    assert _value(parsed, "results_scenario_mean_power_watts", "huge cpu") == 70.0
+    # left out: mJ per frame of "few frames" and Wh per Mbps of "huge energy"
+    assert metrics.skipped() == {"non_finite_value": 2}

@@ -23,6 +23,10 @@ extended families (§4.8), with DECISIONS 10-17 applied. Differences from the re
   and is counted in ``results_exporter_skipped_scenarios{reason="no_power_data"}``.
   A VictoriaMetrics energy increase <= 0 counts as no data (a running package never uses 0 J);
   without an energy answer but with power samples, mean = sample mean and energy = mean x window.
+* **No inf or NaN**: valid but extreme inputs (a subnormal energy, 1e300 W over a tiny bitrate)
+  can push a quotient or product out of the float range. A derived mean power or energy that
+  overflows, or underflows to 0, counts as unknown; any other such value is left out and counted
+  in ``results_exporter_skipped_scenarios{reason="non_finite_value"}``.
 * **Duration** = measured window ``end_time - start_time`` when both are valid epoch times and
   end > start, else the ``duration`` field (the reference ignored scenarios without timestamps;
   the Go rewrite always used the field). Scenarios with neither are counted as
@@ -53,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import threading
 from collections.abc import Sequence
@@ -255,6 +260,11 @@ class PowerStats:
         return self.mean_w is not None or self.energy_j is not None
 
 
+def _positive_finite(value: float) -> Optional[float]:
+    """A derived power or energy: None when it overflowed to inf or underflowed to 0."""
+    return value if 0.0 < value < math.inf else None
+
+
 def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
     """Power statistics carried by the results file itself (watts, joules, percent)."""
     stats = PowerStats()
@@ -269,9 +279,9 @@ def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
         mean = positive_number(power.get("mean_watts"))
         energy = positive_number(power.get("total_energy_joules"))
         if mean is None and energy is not None and duration is not None:
-            mean = energy / duration
+            mean = _positive_finite(energy / duration)
         if energy is None and mean is not None and duration is not None:
-            energy = mean * duration
+            energy = _positive_finite(mean * duration)
         stats.mean_w, stats.energy_j = mean, energy
         stdev = as_number(power.get("stdev_watts"))
         if stdev is not None and stdev >= 0 and mean is not None:
@@ -288,7 +298,7 @@ def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
             stats.cpu_pct = percent
     if stats.cpu_pct is None:
         cores = sample_series(scenario.get("cpu_usage_cores"))
-        if cores is not None:
+        if cores is not None and cores[1] * 100.0 < math.inf:
             stats.cpu_pct = cores[1] * 100.0
     return stats
 
@@ -336,11 +346,12 @@ def _fill_from_victoriametrics(rows: list[_Row], prom: PromClient) -> None:
         samples = sample_series(power)
         if need_energy:
             joules = positive_number(energy)
-            if joules is not None:
-                stats.energy_j, stats.mean_w = joules, joules / (end - start)
+            watts = None if joules is None else _positive_finite(joules / (end - start))
+            if watts is not None:
+                stats.energy_j, stats.mean_w = joules, watts
             elif samples is not None and samples[1] > 0:
                 stats.mean_w = samples[1]
-                stats.energy_j = stats.mean_w * (end - start)
+                stats.energy_j = _positive_finite(stats.mean_w * (end - start))
         if stats.stdev_w is None and stats.mean_w is not None and samples is not None:
             stats.stdev_w = sample_stdev(*samples)
         if stats.cpu_pct is None:
@@ -592,6 +603,11 @@ class ResultsMetrics(MetricSet):
                 skipped["no_power_data"] = skipped.get("no_power_data", 0) + 1
             labels = row.labels  # escaped once, shared by the scenario's samples
             for key, value in _row_values(row, baseline, predictions.get(row.name)):
+                if not math.isfinite(value):
+                    # A quotient or product of valid but extreme inputs (1e-320 J, 1e300 W)
+                    # left the float range: no number is better than inf or NaN.
+                    skipped["non_finite_value"] = skipped.get("non_finite_value", 0) + 1
+                    continue
                 add_key, add_value = sinks[key]
                 add_key(labels)
                 add_value(value)
@@ -732,8 +748,9 @@ def _row_values(row: _Row, baseline: Optional[PowerStats],
         if mbps is not None and mbps > 0:
             add(("wh_per_mbps", energy_wh / mbps))
         fps = positive_number(scenario.get("fps"))
-        if fps is not None and duration is not None:
-            add(("mj_per_frame", energy / (fps * duration) * 1000.0))  # type: ignore[operator]
+        frames = fps * duration if fps is not None and duration is not None else 0.0
+        if frames > 0:  # the product of two tiny positives can underflow to 0
+            add(("mj_per_frame", energy / frames * 1000.0))  # type: ignore[operator]
     if baseline is not None and mean is not None:
         delta = mean - baseline.mean_w  # type: ignore[operator]
         add(("net_power", delta))
@@ -772,7 +789,9 @@ def _prediction_values(prediction: dict, scenario: dict, duration: Optional[floa
         add(("predicted_energy", watts * duration))
     if watts > 0:
         if pixels is not None and pixels > 0 and duration is not None:
-            add(("predicted_efficiency", pixels / (watts * duration)))
+            joules = watts * duration
+            if joules > 0:
+                add(("predicted_efficiency", pixels / joules))
         else:
             throughput = _throughput(scenario)
             if throughput is not None:
