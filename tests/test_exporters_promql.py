@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import math
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporters._core import ExporterState, Refresher
@@ -333,3 +338,63 @@ def test_absurd_windows_send_no_request_and_answer_no_data():
         # 40 days is still asked, in 64 pieces
         values = client.query_range("grid", PAST - 64 * 11_000 * 5.0 + 5.0, PAST, 5.0)
         assert len(values) == 2 * 64 * 11_000
+
+
+class _Answer(io.BytesIO):
+    """urlopen's response for a canned body."""
+
+    def __enter__(self) -> _Answer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=4),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(st.text(max_size=4), children, max_size=3),
+    max_leaves=10,
+)
+_PAIR = st.lists(_JSON | st.sampled_from(["1e308", "NaN", "+Inf", "-1", "5e-324", "12.5"]),
+                 min_size=2, max_size=2)
+_SERIES = st.fixed_dictionaries({
+    "metric": st.dictionaries(st.text(max_size=3), _JSON | st.text(max_size=3), max_size=2)
+    | _JSON,
+    "values": st.lists(_PAIR, min_size=1, max_size=3) | _JSON,
+    "value": _PAIR | _JSON,
+})
+_ANSWER = _JSON | st.fixed_dictionaries({}, optional={
+    "status": st.sampled_from(["success", "error"]) | _JSON,
+    "data": _JSON | st.fixed_dictionaries({}, optional={
+        "resultType": _JSON, "result": st.lists(_SERIES | _JSON, max_size=3) | _JSON}),
+})
+
+
+@settings(max_examples=500, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(answer=_ANSWER)
+def test_any_json_answer_gives_finite_floats_or_none(monkeypatch, answer) -> None:
+    """A broken or hostile answer is "no data" or a failure, never an exception or inf/NaN."""
+    try:
+        body = json.dumps(answer).encode()
+    except ValueError:  # circular or unserialisable: not an answer a server can send
+        return
+    monkeypatch.setattr(urllib.request, "urlopen", lambda request, timeout: _Answer(body))
+    client = PromClient("http://prometheus.invalid", backoff_initial=0.0)
+    values = client.query_range(CPU_QUERY, PAST, PAST + 60)
+    assert values is None or all(type(v) is float and math.isfinite(v) for v in values)
+    value = client.query("vector(1)", PAST)
+    assert value is None or (type(value) is float and math.isfinite(value))
+
+
+def test_series_with_non_text_label_values_are_skipped(monkeypatch) -> None:
+    answer = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"zone": ["package-0"]}, "values": [[PAST, "99"]]},
+        {"metric": {"zone": "package-0"}, "values": [[PAST, "1.5"], [PAST + 5, True]]},
+        {"values": [[PAST, "2.5"]]},
+    ]}}
+    body = json.dumps(answer).encode()
+    monkeypatch.setattr(urllib.request, "urlopen", lambda request, timeout: _Answer(body))
+    assert PromClient("http://prometheus.invalid").query_range(CPU_QUERY, PAST, PAST + 60) == [
+        1.5, 2.5]

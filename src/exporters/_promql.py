@@ -87,6 +87,8 @@ def _pieces(start: float, end: float, step: float) -> list[tuple[float, float]]:
 
 
 def _float_or_none(value: Any) -> Optional[float]:
+    if isinstance(value, bool):  # JSON true is no sample value (float(True) would be 1.0)
+        return None
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -280,7 +282,12 @@ class PromClient:
                     if not isinstance(pairs, list):
                         continue
                     labels = series.get("metric")
-                    key = tuple(sorted(labels.items())) if isinstance(labels, dict) else ()
+                    if not isinstance(labels, dict):
+                        key: tuple = ()
+                    elif all(isinstance(value, str) for value in labels.values()):
+                        key = tuple(sorted(labels.items()))
+                    else:  # label values are strings in the API: a broken answer, not a series
+                        continue
                     values = by_series.setdefault(key, [])
                     for pair in pairs:
                         if isinstance(pair, list) and len(pair) == 2:
