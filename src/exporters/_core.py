@@ -1128,6 +1128,8 @@ class StopSignals:
                 received = self._reader.recv(256)
             except BlockingIOError:
                 continue
+            if not received:  # the writer is gone (closed elsewhere): nothing can arrive
+                return None
             # Other signals with Python handlers write their numbers to the same socket.
             for signum in received:
                 if signum in self.signals:
