@@ -260,11 +260,6 @@ class PowerStats:
         return self.mean_w is not None or self.energy_j is not None
 
 
-def _positive_finite(value: float) -> Optional[float]:
-    """A derived power or energy: None when it overflowed to inf or underflowed to 0."""
-    return value if 0.0 < value < math.inf else None
-
-
 def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
     """Power statistics carried by the results file itself (watts, joules, percent)."""
     stats = PowerStats()
@@ -278,10 +273,12 @@ def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
     if power is not None:
         mean = positive_number(power.get("mean_watts"))
         energy = positive_number(power.get("total_energy_joules"))
+        # Derived values obey the fields' own rule: one that overflowed to inf or underflowed
+        # to 0 is unknown.
         if mean is None and energy is not None and duration is not None:
-            mean = _positive_finite(energy / duration)
+            mean = positive_number(energy / duration)
         if energy is None and mean is not None and duration is not None:
-            energy = _positive_finite(mean * duration)
+            energy = positive_number(mean * duration)
         stats.mean_w, stats.energy_j = mean, energy
         stdev = as_number(power.get("stdev_watts"))
         if stdev is not None and stdev >= 0 and mean is not None:
@@ -298,8 +295,8 @@ def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
             stats.cpu_pct = percent
     if stats.cpu_pct is None:
         cores = sample_series(scenario.get("cpu_usage_cores"))
-        if cores is not None and cores[1] * 100.0 < math.inf:
-            stats.cpu_pct = cores[1] * 100.0
+        if cores is not None:
+            stats.cpu_pct = as_number(cores[1] * 100.0)  # None when x 100 overflows
     return stats
 
 
@@ -346,12 +343,12 @@ def _fill_from_victoriametrics(rows: list[_Row], prom: PromClient) -> None:
         samples = sample_series(power)
         if need_energy:
             joules = positive_number(energy)
-            watts = None if joules is None else _positive_finite(joules / (end - start))
+            watts = None if joules is None else positive_number(joules / (end - start))
             if watts is not None:
                 stats.energy_j, stats.mean_w = joules, watts
             elif samples is not None and samples[1] > 0:
                 stats.mean_w = samples[1]
-                stats.energy_j = _positive_finite(stats.mean_w * (end - start))
+                stats.energy_j = positive_number(stats.mean_w * (end - start))
         if stats.stdev_w is None and stats.mean_w is not None and samples is not None:
             stats.stdev_w = sample_stdev(*samples)
         if stats.cpu_pct is None:
