@@ -551,6 +551,42 @@ def test_training_runs_off_the_compute_path_then_predictions_appear(tmp_path: Pa
     assert parsed["results_model_training_failures"][""]["value"] == 0.0
 
 
+NOISY_SCENARIOS = [
+    *[{"name": f"{n} streams @ 2500k{tag}", "bitrate": "2500k", "duration": 100,
+       "encoder_type": "libx264", "power": {"mean_watts": 20.0 + 10.0 * n + noise}}
+      for n, noise, tag in ((1, 1.0, ""), (2, -1.5, ""), (3, 0.7, ""), (4, -0.4, ""),
+                            (5, 0.9, ""), (2, 0.6, " (repeat)"))],
+    {"name": "12 streams @ 2500k", "bitrate": "2500k", "duration": 100,
+     "encoder_type": "libx264"},
+]
+
+
+def test_prediction_interval_and_extrapolation_are_exported(tmp_path: Path):
+    metrics = ResultsMetrics()
+    try:
+        run = _run(_write(tmp_path, NOISY_SCENARIOS))
+        metrics.compute(run, NO_DB)
+        assert metrics.wait_for_model(30)
+        parsed = _parse(metrics.compute(run, NO_DB))
+    finally:
+        metrics.close()
+    reference = default_predictor(6)
+    assert reference.fit(NOISY_SCENARIOS)
+    low = parsed["results_scenario_predicted_power_pi_low_watts"]
+    high = parsed["results_scenario_predicted_power_pi_high_watts"]
+    flag = parsed["results_scenario_prediction_extrapolated"]
+    predicted = _predicted(parsed)
+    assert set(low) == set(high) == set(flag) == set(predicted) == {
+        s["name"] for s in NOISY_SCENARIOS}
+    for scenario in NOISY_SCENARIOS:
+        name = scenario["name"]
+        expected = reference.predict(reference.extract_features(scenario))
+        assert low[name]["value"] == pytest.approx(expected["pi_low"], rel=1e-12)
+        assert high[name]["value"] == pytest.approx(expected["pi_high"], rel=1e-12)
+        assert low[name]["value"] < predicted[name]["value"] < high[name]["value"]
+        assert flag[name]["value"] == (1.0 if name.startswith("12 ") else 0.0)
+
+
 def test_new_run_retrains_once_and_failures_are_counted(tmp_path: Path):
     factory = GatedFactory(fail=True)
     factory.release.set()

@@ -22,13 +22,14 @@ from advisor_core.modeling import (
     PowerPredictor,
     extract_features,
 )
+from advisor_core.selection import fold_labels
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.base import clone  # noqa: E402
 from sklearn.model_selection import KFold, cross_val_score  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from _oracle import sk_pipeline  # noqa: E402
+from _oracle import pooled_scores, sk_guarded, sk_oof, sk_pipeline  # noqa: E402
 
 REL = 1e-8
 DEGREES = {"linear": 1, "poly2": 2, "poly3": 3}
@@ -244,8 +245,16 @@ def test_power_matches_numpy_polyfit(seed):
     degree = 2 if n_distinct >= 6 else 1
     assert p.is_polynomial == (degree == 2)
     coeffs = np.polyfit(streams.astype(float), watts, degree)
+    line = np.polyfit(streams.astype(float), watts, 1)
+    low, high = float(streams.min()), float(streams.max())
     for s in (0.0, 1.0, 7.5, 40.0):
-        assert p.predict(s) == pytest.approx(max(0.0, np.polyval(coeffs, s)), rel=1e-9)
+        if low <= s <= high:
+            expected = np.polyval(coeffs, s)
+        elif s > high:  # beyond the range: the line's slope from the last trained count
+            expected = np.polyval(coeffs, high) + max(line[0], 0.0) * (s - high)
+        else:
+            expected = np.polyval(coeffs, low) + line[0] * (s - low)
+        assert p.predict(s) == pytest.approx(max(0.0, expected), rel=1e-9)
 
 
 def test_power_predict_untrained_and_info():  # B.10, B.13
@@ -285,8 +294,14 @@ def test_power_failed_refit_keeps_model():  # B.20
 
 def test_power_clamps_negative_predictions():
     p = PowerPredictor()
+    p.fit([powered("1 Stream", 10.0), powered("2 Streams", 50.0)])
+    assert p.predict(0) == 0.0  # 10 - 40 W below the range, floored
+
+
+def test_power_never_falls_when_streams_are_added_past_the_range():
+    p = PowerPredictor()
     p.fit([powered("1 Stream", 100.0), powered("2 Streams", 50.0)])
-    assert p.predict(10) == 0.0
+    assert p.predict(10) == p.predict(2) == pytest.approx(50.0)
 
 
 @pytest.mark.parametrize("power", [
@@ -397,18 +412,24 @@ def test_mv_fit_linear_poly2():  # C.6, C.16, C.17
     assert m.target_name == "mean_power_watts" and m.best_model_name in m.model_scores
     info = m.get_model_info()
     assert info["trained"] is True and info["n_samples"] == 3 and info["version"] == "1.0"
-    assert info["target"] == "mean_power_watts" and set(info["best_score"]) == {"r2", "rmse"}
-    assert info["models"]["linear"]["r2"] == pytest.approx(1.0, abs=1e-12)
-    assert info["models"]["poly2"]["r2"] == pytest.approx(1.0, abs=1e-12)
-    assert info["best_model"] == "linear"
-    assert all(info["best_score"]["r2"] >= s["r2"] - 1e-9 for s in info["models"].values())
+    assert info["target"] == "mean_power_watts" and {"r2", "rmse"} <= set(info["best_score"])
+    # The stream-count line joins the candidates; three rows support no quadratic.
+    assert set(info["models"]) == {"streams", "linear", "poly2"}
+    assert info["models"]["poly2"]["eligible"] is False
+    assert info["models"]["poly2"]["terms"] == 21 and info["models"]["poly2"]["rows"] == 3
+    assert info["models"]["poly2"]["underdetermined"] is True
+    assert info["best_model"] == "streams" and info["selection"]["scheme"] == "leave-one-out"
+    assert "streams" in info["selection"]["reason"]
     assert info["confidence_level"] == 0.95 and info["n_features"] == 7
 
 
 def test_mv_ties_go_to_the_simpler_model():  # DECISIONS 8 (reference: first in list)
+    law = [powered(f"{k} streams @ {b}k", 7.0 + 3.0 * k, bitrate=f"{b}k")
+           for k in range(1, 7) for b in (1000, 2500)]
     m = MultivariatePredictor(["poly3", "poly2", "linear"])
-    m.fit(s3())
-    assert m.best_model_name == "linear"
+    m.fit(law)  # an exact law: every kind has zero out-of-fold error
+    assert m.model_scores["linear"]["rmse"] == pytest.approx(0.0, abs=1e-9)
+    assert m.best_model_name == "streams"
 
 
 def test_mv_energy_target():  # C.7
@@ -461,7 +482,8 @@ def test_mv_interval_keys():  # C.12
     m = MultivariatePredictor(["linear"], n_bootstrap=10)
     m.fit(s3())
     result = m.predict(f6())
-    assert set(result) == {"mean", "model", "ci_low", "ci_high", "ci_width"}
+    assert set(result) == {"mean", "model", "ci_low", "ci_high", "ci_width", "pi_low",
+                           "pi_high", "extrapolated"}
     assert 0 <= result["ci_low"] <= result["ci_high"]
     assert result["ci_width"] == pytest.approx(result["ci_high"] - result["ci_low"])
 
@@ -497,7 +519,7 @@ def test_mv_repeated_three_folds():  # C.20
     m = MultivariatePredictor(["linear"], cv_folds=3)
     m.fit(s3() * 3)
     assert m.model_scores["linear"]["r2"] == pytest.approx(1.0, abs=1e-9)
-    assert set(m.model_scores["linear"]) == {"r2", "rmse"}
+    assert {"r2", "rmse", "rows", "terms", "rmse_in_sample"} <= set(m.model_scores["linear"])
 
 
 def test_mv_hardware_id():  # C.21
@@ -520,23 +542,17 @@ def test_mv_unknown_model_kind_raises_from_fit():  # C.24
     assert m.pipelines == {} and m.target_name is None
 
 
-def test_mv_single_sample_folds_are_dropped():  # C.25 under DECISIONS 8 (reference: NaN)
+def test_mv_scores_are_pooled_leave_one_out_errors():  # DECISIONS 8b
+    scenarios, X, y = synthetic(12, seed=3, noise=2.0)
     m = MultivariatePredictor(["linear", "poly2"], cv_folds=5)
-    m.fit(s3() * 2)  # folds of 2, 1, 1, 1, 1 rows: only the first has an R²
-    X, y = m.X_train, m.y_train
-    for kind in ("linear", "poly2"):
-        assert math.isfinite(m.model_scores[kind]["r2"])
-        assert m.model_scores[kind]["r2"] == pytest.approx(sk_score(DEGREES[kind], X, y, 5),
-                                                           rel=REL)
-
-
-def test_mv_no_usable_fold_falls_back_to_training_r2():  # DECISIONS 8
-    scenarios, X, y = synthetic(5, seed=3)
-    m = MultivariatePredictor(["linear"], cv_folds=5)  # five one-sample folds
     m.fit(scenarios)
-    fitted = sk_predict(1, X, y, X)
-    expected = 1 - ((y - fitted) ** 2).sum() / ((y - y.mean()) ** 2).sum()
-    assert m.model_scores["linear"]["r2"] == pytest.approx(expected, rel=REL, abs=1e-12)
+    labels = np.arange(len(y))  # leave-one-out for a small run
+    for kind, degree in (("linear", 1), ("poly2", 2)):
+        rmse, r2 = pooled_scores(y, sk_oof(degree, X, y, labels))
+        assert m.model_scores[kind]["rmse"] == pytest.approx(rmse, rel=1e-8)
+        assert m.model_scores[kind]["r2"] == pytest.approx(r2, rel=1e-8, abs=1e-10)
+    rmse, _ = pooled_scores(y, sk_oof(1, X[:, :1], y, labels))
+    assert m.model_scores["streams"]["rmse"] == pytest.approx(rmse, rel=1e-8)
 
 
 def test_mv_untrained_batch_distinct_dicts():  # C.26
@@ -581,7 +597,7 @@ def test_mv_a_failing_kind_is_skipped(monkeypatch, caplog):
     m = MultivariatePredictor(["linear", "poly3"])
     with caplog.at_level("WARNING"):
         assert m.fit(s3())
-    assert set(m.pipelines) == set(m.model_scores) == {"linear"}
+    assert set(m.pipelines) == set(m.model_scores) == {"streams", "linear"}
     assert "poly3" in caplog.text and "simulated" in caplog.text
 
 
@@ -597,18 +613,20 @@ def test_mv_all_kinds_failing_keeps_previous_state(monkeypatch):
     scenarios, _, _ = synthetic(20, seed=12)
     assert m.fit(scenarios, target="total_energy_joules") is False
     assert m.get_model_info() == info
-    assert m.predict(f6(), False)["mean"] == pytest.approx(214.0, rel=1e-9)
+    assert m.predict(f6(), False, "linear")["mean"] == pytest.approx(214.0, rel=1e-9)
 
 
 @pytest.mark.parametrize("folds", [1, 0, -3, None, 2.5, True])
-def test_mv_unusable_fold_counts_score_on_training_data(folds):
+def test_mv_unusable_fold_counts_fall_back_to_five_folds(folds):
     # The results exporter passes min(3, scenarios) folds, which is 1 for a single scenario.
-    scenarios, X, y = synthetic(8, seed=13, noise=4.0)
-    m = MultivariatePredictor(["linear"], cv_folds=folds)
+    scenarios, X, y = synthetic(40, seed=13, noise=4.0)
+    m = MultivariatePredictor(["linear"], cv_folds=folds, random_state=4)
     assert m.fit(scenarios)
-    fitted = sk_predict(1, X, y, X)
-    expected = 1 - ((y - fitted) ** 2).sum() / ((y - y.mean()) ** 2).sum()
-    assert m.model_scores["linear"]["r2"] == pytest.approx(expected, rel=REL)
+    labels, scheme = fold_labels(len(y), 5, 4)
+    assert m.get_model_info()["selection"]["scheme"] == scheme == "5-fold shuffled (seed 4)"
+    rmse, r2 = pooled_scores(y, sk_oof(1, X, y, np.asarray(labels)))
+    assert m.model_scores["linear"]["rmse"] == pytest.approx(rmse, rel=REL)
+    assert m.model_scores["linear"]["r2"] == pytest.approx(r2, rel=REL)
 
 
 def test_mv_predict_unknown_model_name_uses_best(caplog):
@@ -616,7 +634,7 @@ def test_mv_predict_unknown_model_name_uses_best(caplog):
     m.fit(s3())
     with caplog.at_level("WARNING"):
         result = m.predict(f6(), return_confidence=False, model_name="poly3")
-    assert result["model"] == "linear" and "poly3" in caplog.text
+    assert result["model"] == "streams" and "poly3" in caplog.text
     assert m.predict(f6(), False, model_name="poly2")["mean"] == pytest.approx(199.8951, abs=5e-5)
 
 
@@ -627,9 +645,12 @@ def test_mv_predict_missing_keys_use_defaults():
                 "cpu_usage_pct": 0.0, "container_cpu_pct": 0.0, "encoder_type": "x264",
                 "hardware_cpu_model": "unknown"}
     assert m.predict({}, False) == m.predict(defaults, False)
-    garbage = {"stream_count": "six", "bitrate_mbps": None, "total_pixels": float("nan"),
-               "encoder_type": 5, "hardware_cpu_model": None}
-    assert m.predict(garbage, False) == m.predict(defaults, False)
+    nulls = {"stream_count": None, "bitrate_mbps": None, "encoder_type": 5,
+             "hardware_cpu_model": None}
+    assert m.predict(nulls, False) == m.predict(defaults, False)
+    for bad in ({"stream_count": "six"}, {"total_pixels": float("nan")},
+                {"bitrate_mbps": float("inf")}):
+        assert m.predict(bad)["mean"] is None and m.predict(bad)["pi_low"] is None
     assert m.predict("F6") == {"mean": None, "model": None}
 
 
@@ -650,17 +671,17 @@ def test_mv_matches_sklearn(n, folds, seed):
     np.testing.assert_array_equal(m.y_train, y)
     _, X_new, _ = synthetic(7, seed=100 + seed)
     features = [extract_features(s) for s in synthetic(7, seed=100 + seed)[0]]
+    labels, _ = fold_labels(len(y), folds, 0)
     for kind, degree in DEGREES.items():
         ours = np.array([m.predict(f, False, model_name=kind)["mean"] for f in features])
-        expected = np.maximum(0.0, sk_predict(degree, X, y, X_new))
+        expected = np.maximum(0.0, sk_guarded(degree, X, y, X_new))
         assert_rel(ours, expected)
-        assert m.model_scores[kind]["r2"] == pytest.approx(sk_score(degree, X, y, folds),
-                                                           rel=REL, abs=1e-10)
+        rmse, r2 = pooled_scores(y, sk_oof(degree, X, y, np.asarray(labels)))
+        assert m.model_scores[kind]["r2"] == pytest.approx(r2, rel=REL, abs=1e-10)
+        assert m.model_scores[kind]["rmse"] == pytest.approx(rmse, rel=1e-6, abs=1e-9)
         fitted = sk_predict(degree, X, y, X)
-        assert m.model_scores[kind]["rmse"] == pytest.approx(
-            float(np.sqrt(np.mean((y - fitted) ** 2))), rel=1e-6, abs=1e-9)
-    best = max(m.model_scores.values(), key=lambda s: s["r2"])["r2"]
-    assert m.best_model_score["r2"] == pytest.approx(best, abs=1e-9)
+        assert m.model_scores[kind]["rmse_in_sample"] == pytest.approx(
+            float(np.sqrt(np.mean((y - np.maximum(fitted, 0)) ** 2))), rel=1e-6, abs=1e-9)
 
 
 def test_mv_unseen_categories_encode_as_zeros():
@@ -711,8 +732,10 @@ def test_interval_is_clamped_at_zero():
                  for s in range(1, 9)]
     m = MultivariatePredictor(["linear"], n_bootstrap=30)
     m.fit(scenarios)
-    result = m.predict({"stream_count": 50})
-    assert result["mean"] == 0.0 and result["ci_low"] == 0.0 and result["ci_high"] >= 0.0
+    result = m.predict({"stream_count": 8})
+    assert result["ci_low"] >= 0.0 and result["pi_low"] >= 0.0 and result["ci_high"] >= 0.0
+    # Past the range the falling line stops falling: power never drops as streams are added.
+    assert m.predict({"stream_count": 50})["mean"] == pytest.approx(result["mean"])
 
 
 def test_batch_bootstraps_once_and_matches_single_predictions(monkeypatch):
@@ -759,10 +782,11 @@ def test_tree_models_match_sklearn():
         "gbm": GradientBoostingRegressor(n_estimators=100, max_depth=5, learning_rate=0.1,
                                          random_state=42),
     }
-    scenarios, X, y = synthetic(30, seed=7)
+    scenarios, X, y = synthetic(31, seed=7)  # above the leave-one-out size: 3 shuffled folds
     m = MultivariatePredictor(["linear", "rf", "gbm"], cv_folds=3, n_bootstrap=3)
     assert m.fit(scenarios)
-    assert set(m.pipelines) == {"linear", "rf", "gbm"}
+    assert set(m.pipelines) == {"streams", "linear", "rf", "gbm"}
+    labels, _ = fold_labels(len(y), 3, 0)
     features = extract_features(scenarios[0])
     for kind, regressor in expected_models.items():
         def pipeline(regressor=regressor):
@@ -771,10 +795,11 @@ def test_tree_models_match_sklearn():
         expected_pred = pipeline().fit(X, y).predict(X[:1])[0]
         assert m.predict(features, False, model_name=kind)["mean"] == pytest.approx(
             max(0.0, expected_pred), rel=1e-9)
-        folds = cross_val_score(pipeline(), X, y, cv=KFold(3, shuffle=False), scoring="r2")
-        assert m.model_scores[kind]["r2"] == pytest.approx(folds.mean(), rel=1e-9)
+        rmse, r2 = pooled_scores(y, sk_oof(pipeline, X, y, np.asarray(labels)))
+        assert m.model_scores[kind]["r2"] == pytest.approx(r2, rel=1e-9)
+        assert m.model_scores[kind]["rmse"] == pytest.approx(rmse, rel=1e-9)
         fitted = pipeline().fit(X, y).predict(X)
-        assert m.model_scores[kind]["rmse"] == pytest.approx(
+        assert m.model_scores[kind]["rmse_in_sample"] == pytest.approx(
             float(np.sqrt(np.mean((y - fitted) ** 2))), rel=1e-9)
     result = m.predict(features, model_name="gbm")
     assert 0.0 <= result["ci_low"] <= result["ci_high"]
@@ -816,9 +841,11 @@ def test_saving_a_tree_best_model_keeps_native_models(tmp_path):
     assert document["omitted_models"] == {"rf": m.model_scores["rf"]}
     assert document["trained_best_model_name"] == "rf"
     loaded = MultivariatePredictor.load(path)
-    assert set(loaded.pipelines) == {"linear"} and loaded.best_model_name == "linear"
+    assert set(loaded.pipelines) == {"streams", "linear"}
+    assert loaded.best_model_name in ("streams", "linear")
     features = extract_features(scenarios[2])
-    assert loaded.predict(features, False) == m.predict(features, False, model_name="linear")
+    assert loaded.predict(features, False) == m.predict(features, False,
+                                                        model_name=loaded.best_model_name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -959,7 +986,7 @@ def _corruptions():
         "not-an-object": b"[1, 2, 3]",
         "nan": json.dumps(_valid_document()).replace('"intercept":', '"intercept": NaN, "x":',
                                                      1).encode(),
-        "unknown-version": mutate(lambda d: d.update(format_version=2)),
+        "unknown-version": mutate(lambda d: d.update(format_version=3)),
         "bool-version": mutate(lambda d: d.update(format_version=True)),
         "wrong-format": mutate(lambda d: d.update(format="sklearn")),
         "coef-string": mutate(lambda d: d["pipelines"]["linear"].update(coef="1,2,3")),
@@ -994,7 +1021,7 @@ def test_load_missing_file_is_value_error(tmp_path):
 
 
 def test_valid_document_loads():
-    assert MultivariatePredictor.from_dict(_valid_document()).best_model_name == "linear"
+    assert MultivariatePredictor.from_dict(_valid_document()).best_model_name == "streams"
 
 
 # ---------------------------------------------------------------------------------------------

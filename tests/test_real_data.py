@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import warnings
 
 import numpy as np
 import pytest
@@ -13,9 +12,8 @@ from advisor_core.modeling import MultivariatePredictor, PowerPredictor, extract
 from advisor_core.scenario import load_results, stream_count
 
 sklearn = pytest.importorskip("sklearn")
-from sklearn.model_selection import KFold, cross_val_score  # noqa: E402
-
-from _oracle import sk_pipeline  # noqa: E402
+from _loo import coverage, evaluate, median_width, usable  # noqa: E402
+from _oracle import pooled_scores, sk_guarded, sk_oof, sk_pipeline  # noqa: E402
 
 DEGREES = {"linear": 1, "poly2": 2, "poly3": 3}
 
@@ -85,17 +83,16 @@ def test_multivariate_matches_sklearn_on_real_data(joined_real_scenarios, target
     X_new = np.array([[q["stream_count"], q["bitrate_mbps"], q["total_pixels"], 0, 0, 1, 1]
                       for q in queries], dtype=float)
     for kind, degree in DEGREES.items():
-        expected = np.maximum(0.0, sk_pipeline(degree, len(y), X.shape[1]).fit(X, y).predict(X_new))
+        expected = np.maximum(0.0, sk_guarded(degree, X, y, X_new))
         ours = [m.predict(q, False, model_name=kind)["mean"] for q in queries]
         np.testing.assert_allclose(ours, expected, rtol=1e-8, atol=1e-8 * expected.max())
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            folds = cross_val_score(sk_pipeline(degree, len(y) - 2, X.shape[1]), X, y,
-                                    cv=KFold(5, shuffle=False), scoring="r2")
-        assert m.model_scores[kind]["r2"] == pytest.approx(np.nanmean(folds), rel=1e-8)
-    assert m.best_model_score["r2"] == max(s["r2"] for s in m.model_scores.values())
+        rmse, r2 = pooled_scores(y, sk_oof(degree, X, y, np.arange(len(y))))
+        assert m.model_scores[kind]["r2"] == pytest.approx(r2, rel=1e-8)
+        assert m.model_scores[kind]["rmse"] == pytest.approx(rmse, rel=1e-8)
+    assert m.model_scores["poly3"]["eligible"] is False  # 12 rows, 10 coefficients
     result = m.predict(queries[0])
     assert 0.0 <= result["ci_low"] <= result["ci_high"]
+    assert 0.0 <= result["pi_low"] <= result["mean"] <= result["pi_high"]
 
 
 def test_smallest_run_trains_nothing(joined_small_scenarios):
@@ -135,3 +132,72 @@ def test_extended_file(extended_results_path):
     expected = sk_pipeline(1, len(y), X.shape[1]).fit(X, y).predict(X)
     np.testing.assert_allclose([m.predict(extract_features(s), False)["mean"] for s in used],
                                np.maximum(0.0, expected), rtol=1e-8)
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out real scenarios (issue: predictions a user can act on)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def held_out_runs():
+    """Leave-one-scenario-out evaluations of the real runs that train a model."""
+    from conftest import (
+        EXTENDED_RESULTS,
+        REAL_ANALYSIS,
+        REAL_RESULTS,
+        join_analysis,
+        read_analysis,
+    )
+
+    runs = {
+        "15-scenario run + analysis CSV": join_analysis(load_results(REAL_RESULTS),
+                                                        read_analysis(REAL_ANALYSIS)),
+        "240-entry extended run (power_watts samples)": load_results(EXTENDED_RESULTS),
+    }
+    return [evaluate(name, scenarios, ["linear", "poly2", "poly3"])
+            for name, scenarios in runs.items()]
+
+
+def test_selected_model_is_never_much_worse_than_the_stream_count_line(held_out_runs):
+    for ev in held_out_runs:
+        assert len(ev.holdouts) >= 3
+        assert ev.mape("multi") <= 1.15 * ev.mape("ols") + 1.0, ev.name
+        assert ev.mape("power") <= 1.15 * ev.mape("ols") + 1.0, ev.name
+
+
+def test_both_prediction_intervals_cover_held_out_truths(held_out_runs):
+    ols_width = median_width(held_out_runs, "ols")
+    for which in ("power", "multi"):
+        held, given = coverage(held_out_runs, which)
+        assert given >= 12
+        assert 0.85 <= held / given <= 1.0, (which, held, given)
+        assert median_width(held_out_runs, which) <= 1.5 * ols_width
+
+
+def test_a_64_stream_prediction_is_flagged_and_not_below_the_measured_power(held_out_runs):
+    from conftest import REAL_ANALYSIS, REAL_RESULTS, join_analysis, read_analysis
+
+    scenarios = join_analysis(load_results(REAL_RESULTS), read_analysis(REAL_ANALYSIS))
+    highest = max(s["power"]["mean_watts"] for s in usable(scenarios))
+    power = PowerPredictor()
+    assert power.fit(scenarios)
+    result = power.predict_interval(64)
+    assert result["extrapolated"] is True and result["mean"] >= highest
+    multi = MultivariatePredictor(["linear", "poly2", "poly3"])
+    assert multi.fit(scenarios)
+    features = dict(extract_features(usable(scenarios)[0]), stream_count=64)
+    for kind in multi.pipelines:
+        result = multi.predict(features, model_name=kind)
+        assert result["extrapolated"] is True and result["mean"] >= highest, kind
+        assert result["pi_low"] <= result["mean"] <= result["pi_high"]
+
+
+def test_the_extended_run_trains_from_its_power_samples(extended_results_path):
+    scenarios = load_results(extended_results_path)
+    m = MultivariatePredictor(["linear", "poly2"])
+    assert m.fit(scenarios)
+    sampled = [s for s in usable(scenarios)]
+    assert len(sampled) == 3 and m.get_model_info()["n_samples"] == 3
+    np.testing.assert_allclose(m.y_train, [np.mean(s["power_watts"]) for s in sampled])
+    assert PowerPredictor().fit(scenarios)

@@ -35,3 +35,30 @@ def bootstrap(
 def percentile_pair(
     values: Any, ok: Any, cols: int, q_low: float, q_high: float
 ) -> tuple[array, array]: ...
+def clip_continue(
+    Xn: Any, lo: Any, hi: Any, rising: Any, slope: Any
+) -> tuple[array, array]: ...
+def leverage(X: Any, mono: Any, ncols_tol: int, Xn: Any) -> tuple[int, array]: ...
+def guarded_predict(
+    Xn: Any,
+    mean: Any,
+    scale: Any,
+    mono: Any,
+    coef: Any,
+    intercept: float,
+    lo: Any,
+    hi: Any,
+    rising: Any,
+    slope: Any,
+) -> array: ...
+def cv_predict(
+    X: Any,
+    y: Any,
+    mono: Any,
+    ncols_tol: int,
+    lin_mono: Any,
+    lin_ncols_tol: int,
+    fold: Any,
+    k: int,
+    rising: Any,
+) -> array: ...

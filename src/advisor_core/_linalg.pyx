@@ -1420,3 +1420,320 @@ def percentile_pair(const double[::1] values, const unsigned char[::1] ok, Py_ss
                 res[c] = _lerp(col[lo_i], col[hi_i], g)
     free(col)
     return low, high
+
+
+# ----------------------------------------------------------------------------------------------
+# Prediction intervals, guarded extrapolation and out-of-fold predictions.
+# ----------------------------------------------------------------------------------------------
+
+cdef double _continue(const double* x, const double* lo, const double* hi,
+                      const unsigned char* rising, const double* slope, Py_ssize_t p,
+                      double* xc) noexcept nogil:
+    """Clip x into the box [lo, hi] (written to xc); return the trend's change from xc to x.
+
+    The change is sum_j slope_j (x_j - xc_j), with slope_j floored at 0 above the box where
+    rising[j] (more streams never lower the predicted power).
+    """
+    cdef Py_ssize_t j
+    cdef double d, s, inc = 0.0
+    for j in range(p):
+        if x[j] < lo[j]:
+            xc[j] = lo[j]
+        elif x[j] > hi[j]:
+            xc[j] = hi[j]
+        else:
+            xc[j] = x[j]
+            continue
+        d = x[j] - xc[j]
+        s = slope[j]
+        if rising[j] and d > 0.0 and s < 0.0:
+            s = 0.0
+        inc += s * d
+    return inc
+
+
+def clip_continue(const double[:, ::1] Xn, const double[::1] lo, const double[::1] hi,
+                  const unsigned char[::1] rising, const double[::1] slope):
+    """(clipped rows, trend change per row): Xn clipped into [lo, hi] and the linear trend's
+    change from the clipped row to the row (see ``_continue``); row-major array('d') and
+    array('d')."""
+    cdef Py_ssize_t n = Xn.shape[0], p = Xn.shape[1], r
+    cdef array xc = _doubles(n * p, 0.0)
+    cdef array inc = _doubles(n, 0.0)
+    _check_len(lo.shape[0], p, "lo")
+    _check_len(hi.shape[0], p, "hi")
+    _check_len(rising.shape[0], p, "rising")
+    _check_len(slope.shape[0], p, "slope")
+    if n == 0 or p == 0:
+        return xc, inc
+    with nogil:
+        for r in range(n):
+            inc.data.as_doubles[r] = _continue(&Xn[r, 0], &lo[0], &hi[0], &rising[0],
+                                               &slope[0], p, xc.data.as_doubles + r * p)
+    return xc, inc
+
+
+cdef Py_ssize_t _kept_columns(Pipe* P) noexcept nogil:
+    """Fill P.colmap with the monomials whose features are all active; return their count."""
+    cdef Py_ssize_t j, t, na = 0
+    cdef bint ok
+    for j in range(P.J):
+        ok = True
+        for t in range(P.deg):
+            if P.mono[j * P.deg + t] >= 0 and not P.active[P.mono[j * P.deg + t]]:
+                ok = False
+        if ok:
+            P.colmap[na] = j
+            na += 1
+    return na
+
+
+cdef void _design_row(Pipe* P, const double* x, const double* mean, const double* scale,
+                      Py_ssize_t na, double* out) noexcept nogil:
+    """Kept monomials of the scaled active features of x (the fit's design columns)."""
+    cdef Py_ssize_t f, pa = 0, a
+    for f in range(P.p):
+        if P.active[f]:
+            P.z[pa] = (x[f] - mean[f]) / scale[f]
+            pa += 1
+    _expand_row(P.z, pa, P.deg, P.zrow)
+    # _expand_row on the compacted features yields exactly the kept columns, in order.
+    for a in range(na):
+        out[a] = P.zrow[a]
+
+
+def leverage(const double[:, ::1] X, const int[:, ::1] mono, Py_ssize_t ncols_tol,
+             const double[:, ::1] Xn):
+    """(rank, h): numerical rank of the fit's centred design Zc and, per row x0 of Xn,
+    h = 1/n + v' (Zc' Zc)^+ v with v the centred design row of x0 (the leverage of a new point,
+    so that Var(prediction) = sigma^2 h). Uses the fit's own rank cut-off."""
+    cdef Pipe P
+    cdef Py_ssize_t n = X.shape[0], p = X.shape[1], nnew = Xn.shape[0]
+    cdef Py_ssize_t i, a, r, na, mf, nf, rank = 0
+    cdef double s
+    cdef double* mean = NULL
+    cdef double* scale = NULL
+    cdef double* F = NULL
+    cdef double* B = NULL
+    cdef double* W = NULL
+    cdef double* work = NULL
+    cdef Py_ssize_t* rows = NULL
+    cdef Py_ssize_t* jpvt = NULL
+    cdef bint wide
+    cdef array h = _doubles(nnew, NAN)
+    if n < 1:
+        raise ValueError("cannot compute leverage on 0 rows")
+    _check_len(Xn.shape[1], p, "rows of Xn")
+    _pipe_init(&P, mono, p, ncols_tol)
+    try:
+        mean = <double*> malloc((p + 1) * sizeof(double))
+        scale = <double*> malloc((p + 1) * sizeof(double))
+        rows = <Py_ssize_t*> malloc((n + 1) * sizeof(Py_ssize_t))
+        P.active = <bint*> malloc((p + 1) * sizeof(bint))
+        P.colmap = <Py_ssize_t*> malloc((P.J + 1) * sizeof(Py_ssize_t))
+        P.z = <double*> malloc((p + 1) * sizeof(double))
+        P.zrow = <double*> malloc((P.J + 1) * sizeof(double))
+        P.dmean = <double*> malloc((P.J + 1) * sizeof(double))
+        if (mean == NULL or scale == NULL or rows == NULL or P.active == NULL
+                or P.colmap == NULL or P.z == NULL or P.zrow == NULL or P.dmean == NULL):
+            raise MemoryError()
+        for i in range(n):
+            rows[i] = i
+        _scaler(&X[0, 0], p, rows, n, mean, scale, P.active)
+        na = _kept_columns(&P)
+        if na == 0:
+            for r in range(nnew):
+                h.data.as_doubles[r] = 1.0 / n
+            return 0, h
+        # S = Zc' (na x n); min ||S w - v|| has the min-norm solution w = (Zc')^+ v, and
+        # ||w||^2 = v' (Zc' Zc)^+ v. F is S itself when tall, else S' = Zc (solver convention).
+        wide = na < n
+        mf = n if wide else na
+        nf = na if wide else n
+        F = <double*> malloc((n * na + 1) * sizeof(double))
+        B = <double*> malloc((na * nnew + 1) * sizeof(double))
+        W = <double*> malloc((n * nnew + 1) * sizeof(double))
+        work = <double*> malloc(_lstsq_work_size(mf, nf, nnew if nnew > 0 else 1)
+                                * sizeof(double))
+        jpvt = <Py_ssize_t*> malloc((n + na + 1) * sizeof(Py_ssize_t))
+        if F == NULL or B == NULL or W == NULL or work == NULL or jpvt == NULL:
+            raise MemoryError()
+        with nogil:
+            for i in range(n):
+                _design_row(&P, &X[i, 0], mean, scale, na, P.zrow)
+                for a in range(na):
+                    if wide:
+                        F[i + a * n] = P.zrow[a]
+                    else:
+                        F[a + i * na] = P.zrow[a]
+            for a in range(na):
+                s = 0.0
+                for i in range(n):
+                    s += F[i + a * n] if wide else F[a + i * na]
+                P.dmean[a] = s / n
+                for i in range(n):
+                    if wide:
+                        F[i + a * n] -= P.dmean[a]
+                    else:
+                        F[a + i * na] -= P.dmean[a]
+            for r in range(nnew):
+                _design_row(&P, &Xn[r, 0], mean, scale, na, B + r * na)
+                for a in range(na):
+                    B[a + r * na] -= P.dmean[a]
+            s = <double> (n if n > ncols_tol else ncols_tol)
+            rank = _lstsq_core(F, n if wide else na, mf, nf, wide, B, na,
+                               nnew if nnew > 0 else 0, EPS * s, W, n, work, jpvt)
+            if rank >= 0:
+                for r in range(nnew):
+                    h.data.as_doubles[r] = 1.0 / n + _dot(W + r * n, W + r * n, n)
+    finally:
+        free(mean)
+        free(scale)
+        free(rows)
+        free(F)
+        free(B)
+        free(W)
+        free(work)
+        free(jpvt)
+        free(P.active)
+        free(P.colmap)
+        free(P.z)
+        free(P.zrow)
+        free(P.dmean)
+    if rank < 0:
+        raise ValueError("leverage: the SVD did not converge")
+    return rank, h
+
+
+def guarded_predict(const double[:, ::1] Xn, const double[::1] mean, const double[::1] scale,
+                    const int[:, ::1] mono, const double[::1] coef, double intercept,
+                    const double[::1] lo, const double[::1] hi,
+                    const unsigned char[::1] rising, const double[::1] slope):
+    """Pipeline prediction at each row clipped into [lo, hi], plus the linear trend's change
+    from the clipped row to the row (``_continue``): no polynomial extrapolation."""
+    cdef Pipe P
+    cdef Py_ssize_t n = Xn.shape[0], p = Xn.shape[1], r
+    cdef double pred, inc
+    cdef double* xc = NULL
+    cdef array out = _doubles(n, 0.0)
+    _check_len(mean.shape[0], p, "mean")
+    _check_len(scale.shape[0], p, "scale")
+    _check_len(coef.shape[0], mono.shape[0], "coef")
+    _check_len(lo.shape[0], p, "lo")
+    _check_len(hi.shape[0], p, "hi")
+    _check_len(rising.shape[0], p, "rising")
+    _check_len(slope.shape[0], p, "slope")
+    if n == 0 or p == 0:
+        return out
+    _pipe_init(&P, mono, p, 0)
+    P.z = <double*> malloc((p + 1) * sizeof(double))
+    P.zrow = <double*> malloc((P.J + 1) * sizeof(double))
+    xc = <double*> malloc((p + 1) * sizeof(double))
+    try:
+        if P.z == NULL or P.zrow == NULL or xc == NULL:
+            raise MemoryError()
+        with nogil:
+            for r in range(n):
+                inc = _continue(&Xn[r, 0], &lo[0], &hi[0], &rising[0], &slope[0], p, xc)
+                _pipe_predict(&P, &mean[0], &scale[0], &coef[0] if P.J > 0 else NULL,
+                              intercept, xc, 1, &pred)
+                out.data.as_doubles[r] = pred + inc
+    finally:
+        free(P.z)
+        free(P.zrow)
+        free(xc)
+    return out
+
+
+def cv_predict(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mono,
+               Py_ssize_t ncols_tol, const int[:, ::1] lin_mono, Py_ssize_t lin_ncols_tol,
+               const int64_t[::1] fold, Py_ssize_t k, const unsigned char[::1] rising):
+    """Out-of-fold predictions: for each fold f < k, fit the pipeline and its linear trend on
+    the rows with fold != f and predict the rows of fold f the way a fitted model predicts
+    (``guarded_predict`` inside the fold's training box). NaN where a fold's fit failed."""
+    cdef Pipe P, L
+    cdef Py_ssize_t n = X.shape[0], p = X.shape[1], f, i, j, m
+    cdef double icpt, licpt, pred, inc
+    cdef int st
+    cdef double* mean = NULL
+    cdef double* scale = NULL
+    cdef double* coef = NULL
+    cdef double* lmean = NULL
+    cdef double* lscale = NULL
+    cdef double* lcoef = NULL
+    cdef double* lo = NULL
+    cdef double* hi = NULL
+    cdef double* xc = NULL
+    cdef Py_ssize_t* rows = NULL
+    cdef array out = _doubles(n, NAN)
+    cdef double* ov = out.data.as_doubles
+    _check_len(y.shape[0], n, "y")
+    _check_len(fold.shape[0], n, "fold")
+    _check_len(rising.shape[0], p, "rising")
+    _check_len(lin_mono.shape[0], p, "rows of lin_mono")
+    if n == 0 or k < 1:
+        return out
+    _pipe_init(&P, mono, p, ncols_tol)
+    _pipe_init(&L, lin_mono, p, lin_ncols_tol)
+    try:
+        mean = <double*> malloc((p + 1) * sizeof(double))
+        scale = <double*> malloc((p + 1) * sizeof(double))
+        coef = <double*> malloc((P.J + 1) * sizeof(double))
+        lmean = <double*> malloc((p + 1) * sizeof(double))
+        lscale = <double*> malloc((p + 1) * sizeof(double))
+        lcoef = <double*> malloc((p + 1) * sizeof(double))
+        lo = <double*> malloc((p + 1) * sizeof(double))
+        hi = <double*> malloc((p + 1) * sizeof(double))
+        xc = <double*> malloc((p + 1) * sizeof(double))
+        rows = <Py_ssize_t*> malloc((n + 1) * sizeof(Py_ssize_t))
+        if (mean == NULL or scale == NULL or coef == NULL or lmean == NULL or lscale == NULL
+                or lcoef == NULL or lo == NULL or hi == NULL or xc == NULL or rows == NULL
+                or _pipe_alloc(&P, n) != 0 or _pipe_alloc(&L, n) != 0):
+            raise MemoryError()
+        with nogil:
+            for f in range(k):
+                m = 0
+                for i in range(n):
+                    if fold[i] != f:
+                        rows[m] = i
+                        m += 1
+                if m == 0 or m == n:
+                    continue
+                st = _pipe_fit(&P, &X[0, 0], &y[0], rows, m, NULL, NULL, 0,
+                               mean, scale, coef, &icpt)
+                if st == 0:
+                    st = _pipe_fit(&L, &X[0, 0], &y[0], rows, m, NULL, NULL, 0,
+                                   lmean, lscale, lcoef, &licpt)
+                if st != 0:
+                    continue
+                for j in range(p):
+                    lcoef[j] = lcoef[j] / lscale[j]  # slope per unit of the raw feature
+                    lo[j] = X[rows[0], j]
+                    hi[j] = lo[j]
+                for i in range(1, m):
+                    for j in range(p):
+                        if X[rows[i], j] < lo[j]:
+                            lo[j] = X[rows[i], j]
+                        elif X[rows[i], j] > hi[j]:
+                            hi[j] = X[rows[i], j]
+                for i in range(n):
+                    if fold[i] != f:
+                        continue
+                    inc = _continue(&X[i, 0], lo, hi, &rising[0], lcoef, p, xc)
+                    _pipe_predict(&P, mean, scale, coef if P.J > 0 else NULL, icpt, xc, 1,
+                                  &pred)
+                    ov[i] = pred + inc
+    finally:
+        free(mean)
+        free(scale)
+        free(coef)
+        free(lmean)
+        free(lscale)
+        free(lcoef)
+        free(lo)
+        free(hi)
+        free(xc)
+        free(rows)
+        _pipe_free(&P)
+        _pipe_free(&L)
+    return out

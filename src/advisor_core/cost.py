@@ -112,6 +112,23 @@ def power_from_samples(
     return power
 
 
+def scenario_power(
+    scenario: Any, series: Optional[tuple[list[float], float]] = _UNSET
+) -> Optional[dict]:
+    """Return the scenario's measured ``power`` summary (W, J) whatever its schema, or None.
+
+    The one rule for every results schema: a non-empty ``power`` object (the basic schema after
+    analysis, or an analysis CSV joined in) as it is; otherwise the summary of the extended
+    schema's ``power_watts`` samples (``power_from_samples``). ``series`` as there.
+    """
+    if not isinstance(scenario, dict):
+        return None
+    power = scenario.get("power")
+    if isinstance(power, dict) and power:
+        return power
+    return power_from_samples(scenario, series)
+
+
 # ---------------------------------------------------------------------------------------------
 # Scenario fields shared with the scorer
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ Differences from the reference (see DECISIONS.md):
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import logging
 import math
@@ -36,7 +35,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Union
 
 from advisor_core import linalg
+from advisor_core.cost import scenario_power
+from advisor_core.intervals import check_confidence_level, extrapolated_half_width, half_width
+from advisor_core.kinds import (
+    NATIVE_DEGREES,
+    SIMPLICITY,
+    TREE_KINDS,
+    TREES_EXTRA_HINT,
+    KindFit,
+    available_model_kinds,
+    bootstrap_bounds,
+    describe,
+    fit_kind,
+    oof_predictions,
+    predict_rows,
+    terms,
+    trees_available,
+)
 from advisor_core.scenario import as_number, bitrate_mbps, stream_count, total_pixels
+from advisor_core.selection import KindScore, fold_labels, score_kind, select
 
 if TYPE_CHECKING:
     import numpy as np
@@ -87,6 +104,8 @@ class PowerPredictor:
         self.poly_features: Optional[int] = None
         self.is_polynomial = False
         self.training_data: list[tuple[int, float]] = []
+        # Interval statistics of the current model, computed on the first interval asked for.
+        self._stats: Optional[_StreamIntervalStats] = None
 
     def fit(self, scenarios: Any) -> bool:
         """Fit watts against stream count; False (old model kept) when no usable pair exists."""
@@ -117,17 +136,71 @@ class PowerPredictor:
         return True
 
     def predict(self, streams: Any) -> Optional[float]:
-        """Predicted mean power in watts for ``streams`` (≥ 0), or None untrained / bad input."""
+        """Predicted mean power in watts for ``streams`` (≥ 0), or None untrained / bad input.
+
+        Inside the trained stream range the fitted line or quadratic; beyond it the value at
+        the nearest trained count continued by the least-squares line's slope (never falling
+        as streams are added), so a quadratic is never extrapolated.
+        """
         model = self.model
         if model is None:
             return None
         value = as_number(streams)
         if value is None:
             return None
-        predicted = model(value)
+        low, high = self._range
+        if low <= value <= high:
+            predicted = model(value)
+        else:
+            predicted = self._guarded(value)
         if not math.isfinite(predicted):
             return None
         return predicted if predicted > 0.0 else 0.0
+
+    def predict_interval(self, streams: Any, confidence_level: float = 0.95) -> dict:
+        """Mean power (W) and a prediction interval (W) for one new measurement at ``streams``.
+
+        ``{mean, pi_low, pi_high, extrapolated}``: ``mean`` equals ``predict(streams)``; the
+        interval is the Student-t interval of the fitted line or quadratic
+        (``advisor_core.intervals``), floored at 0 W, None with no residual degree of freedom
+        (rows <= coefficients); ``extrapolated`` is True outside the trained stream range.
+        ValueError for a ``confidence_level`` outside (0, 1).
+        """
+        level = check_confidence_level(confidence_level)
+        mean = self.predict(streams)
+        result: dict = {"mean": mean, "pi_low": None, "pi_high": None, "extrapolated": None}
+        if mean is None:
+            return result
+        value = float(as_number(streams))  # type: ignore[arg-type]
+        low, high = self._range
+        extrapolated = not low <= value <= high
+        result["extrapolated"] = extrapolated
+        stats = self._interval_stats()
+        inside = min(max(value, low), high)
+        half = stats.half_width(inside, level)
+        if extrapolated:
+            half = extrapolated_half_width(half, stats.trend_half_width(value, level))
+        if half is not None:
+            centre = self._guarded(value) if extrapolated else self.model(value)  # type: ignore[misc]
+            result["pi_low"] = max(0.0, centre - half)
+            result["pi_high"] = max(0.0, centre + half)
+        return result
+
+    @property
+    def _range(self) -> tuple[float, float]:
+        streams = [s for s, _ in self.training_data]
+        return float(min(streams)), float(max(streams))
+
+    def _guarded(self, value: float) -> float:
+        """The model continued linearly beyond the trained range (``linalg.guarded_predict``)."""
+        stats = self._interval_stats()
+        return linalg.guarded_predict(stats.model, stats.box, [[value]])[0]
+
+    def _interval_stats(self) -> _StreamIntervalStats:
+        cached = self._stats
+        if cached is None or cached.source is not self.model:
+            cached = self._stats = _StreamIntervalStats(self.model, self.training_data)
+        return cached
 
     def get_model_info(self) -> dict:
         """Describe the model: trained flag, type, sample count and stream range (streams)."""
@@ -164,23 +237,57 @@ def _fit_stream_power(pairs: list[tuple[int, float]], quadratic: bool) -> Stream
     return StreamPowerModel(float(y_mean - x_mean * coef[0]), coef)
 
 
+class _StreamIntervalStats:
+    """What the stream-count model's intervals need: its design's rank, the residual variance,
+    and the least-squares line that continues it beyond the trained range."""
+
+    def __init__(self, model: StreamPowerModel, pairs: list[tuple[int, float]]) -> None:
+        self.source = model
+        n = len(pairs)
+        self.degree = len(model.coef)
+        self.X = linalg.float_rows(array("d", [float(s) for s, _ in pairs]), 1)
+        watts = [w for _, w in pairs]
+        # The reference's coefficients as a pipeline with identity scaling, so the one guarded
+        # evaluation rule of linalg applies to it.
+        self.model = linalg.PolynomialModel(
+            self.degree, array("d", [0.0]), array("d", [1.0]),
+            array("d", [0.0, *model.coef]), model.intercept)
+        line = linalg.PolynomialModel.fit(self.X, array("d", watts), 1)
+        self.line = line
+        self.box = linalg.TrainedBox.of(self.X, line, b"\x01")
+        self.rank, _ = linalg.leverage(self.X, self.degree, self.X)
+        residuals = [w - model(s) for s, w in pairs]
+        self.df = n - self.rank - 1
+        self.sigma2 = (math.fsum(r * r for r in residuals) / self.df) if self.df > 0 else math.nan
+        line_fit = line.predict_values(self.X)
+        self.line_rank, _ = linalg.leverage(self.X, 1, self.X)
+        self.line_df = n - self.line_rank - 1
+        self.line_sigma2 = (math.fsum((w - f) ** 2 for w, f in zip(watts, line_fit)) / self.line_df
+                            if self.line_df > 0 else math.nan)
+
+    def half_width(self, streams: float, level: float) -> Optional[float]:
+        """Prediction-interval half-width (W) of the model at ``streams``."""
+        if self.df < 1:
+            return None
+        _, h = linalg.leverage(self.X, self.degree, [[streams]])
+        return half_width(self.sigma2, self.df, h[0], level)
+
+    def trend_half_width(self, streams: float, level: float) -> Optional[float]:
+        """Prediction-interval half-width (W) of the least-squares line at ``streams``."""
+        if self.line_df < 1:
+            return None
+        _, h = linalg.leverage(self.X, 1, [[streams]])
+        return half_width(self.line_sigma2, self.line_df, h[0], level)
+
+
 def _power_pairs(scenarios: Any) -> list[tuple[int, float]]:
-    """(streams, watts) pairs of the scenarios that have both; watts must be a number ≥ 0."""
+    """(streams, watts) pairs of the scenarios that have both (``training_target``'s rule)."""
     if not isinstance(scenarios, (list, tuple)):
         return []
     pairs = []
     for scenario in scenarios:
-        if not isinstance(scenario, dict):
-            continue
-        power = scenario.get("power")
-        if not isinstance(power, dict):
-            continue
-        watts = power.get("mean_watts")
-        if type(watts) is not float:  # the common case skips the general conversion
-            watts = as_number(watts)
-            if watts is None:
-                continue
-        if not 0.0 <= watts < math.inf:  # also rejects NaN
+        watts = training_target(scenario, "mean_power_watts")
+        if watts is None:
             continue
         streams = stream_count(scenario.get("name"))
         if streams is None:
@@ -249,18 +356,72 @@ def extract_features(scenario: Any) -> Optional[dict]:
     }
 
 
-def _target_value(scenario: dict, target: Any) -> Optional[float]:
-    """The training target of a scenario, or None when absent/invalid or the target is unknown."""
-    if not isinstance(target, str) or target not in _TARGETS:
+def training_target(scenario: Any, target: Any = "mean_power_watts") -> Optional[float]:
+    """The training target of a scenario (W, J or a score), or None when absent or invalid.
+
+    Power and energy are read with ``advisor_core.cost.scenario_power``, so every results
+    schema trains: a ``power`` object (analysed or joined from an analysis CSV) or
+    ``power_watts`` samples (energy only with a valid ``step_seconds``).
+    """
+    if not isinstance(scenario, dict) or not isinstance(target, str) or target not in _TARGETS:
         return None
     outer, key = _TARGETS[target]
-    container = scenario if outer is None else scenario.get(outer)
+    container = scenario if outer is None else scenario_power(scenario)
     if not isinstance(container, dict):
         return None
     value = as_number(container.get(key))
     if value is None or (target in _NON_NEGATIVE_TARGETS and value < 0):
         return None
     return value
+
+
+def _valid_features(features: Any) -> bool:
+    """False when a numeric feature is present but not a finite number (NaN, inf, text)."""
+    for key in NUMERIC_FEATURES:
+        value = features.get(key)
+        if value is not None and as_number(value) is None:
+            return False
+    return True
+
+
+def _category(features: dict, key: str, default: str) -> str:
+    value = features.get(key)
+    return value if isinstance(value, str) else default
+
+
+def _column_range(X: memoryview) -> tuple[array, array]:
+    """Per-column minima and maxima of a 2-D float memoryview."""
+    n, p = X.shape
+    return (array("d", [min(X[i, j] for i in range(n)) for j in range(p)]),
+            array("d", [max(X[i, j] for i in range(n)) for j in range(p)]))
+
+
+_INTERVAL_KEYS = ("ci_low", "ci_high", "ci_width", "pi_low", "pi_high", "extrapolated")
+
+
+def _bounds(prefix: str, low: Optional[float], high: Optional[float]) -> dict:
+    """``{prefix_low, prefix_high}`` floored at 0, or Nones when not finite."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return {f"{prefix}_low": None, f"{prefix}_high": None, f"{prefix}_width": None}
+    low, high = max(0.0, low), max(0.0, high)
+    return {f"{prefix}_low": low, f"{prefix}_high": high, f"{prefix}_width": high - low}
+
+
+def _bootstrap(state: dict, fit: KindFit, rows: list,
+               level: float) -> Optional[tuple[list, list]]:
+    """Bootstrap interval of the mean per row (unclamped), or None (no resample / no setting)."""
+    n_bootstrap = state["n_bootstrap"]
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap <= 0:
+        return [0.0] * len(rows), [0.0] * len(rows)
+    try:
+        bounds = bootstrap_bounds(fit, rows, n_bootstrap, level, state["random_state"],
+                                  state["n_jobs"])
+    except (TypeError, ValueError) as exc:
+        logger.warning("MultivariatePredictor: no bootstrap interval: %s", exc)
+        return None
+    if bounds is None:
+        return [0.0] * len(rows), [0.0] * len(rows)
+    return bounds
 
 
 def _feature_names(encoders: list[str], hardware: list[str]) -> list[str]:
@@ -298,118 +459,6 @@ def _encode(features_list: list[dict], encoders: list[str], hardware: list[str])
     return linalg.float_rows(flat, width)
 
 
-# ---------------------------------------------------------------------------------------------
-# Model kinds
-# ---------------------------------------------------------------------------------------------
-
-_NATIVE_DEGREES = {"linear": 1, "poly2": 2, "poly3": 3}
-_TREE_KINDS = ("rf", "gbm")
-# Simplicity order for ties in model selection (DECISIONS 8).
-_SIMPLICITY = ("linear", "poly2", "poly3", "rf", "gbm")
-# R² values closer than this are a tie: round-off must not pick poly2 over an equal linear fit.
-_TIE_TOLERANCE = 1e-9
-
-TREES_EXTRA_HINT = "install the 'trees' extra: pip install 'advisor-core[trees]'"
-
-
-def trees_available() -> bool:
-    """True when scikit-learn is importable, so the 'rf' and 'gbm' model kinds can be used."""
-    return importlib.util.find_spec("sklearn") is not None
-
-
-def available_model_kinds() -> list[str]:
-    """Model kinds usable here: linear, poly2, poly3, plus rf and gbm with scikit-learn."""
-    kinds = list(_NATIVE_DEGREES)
-    if trees_available():
-        kinds.extend(_TREE_KINDS)
-    return kinds
-
-
-def _tree_pipeline(kind: str) -> Any:
-    """An unfitted scikit-learn pipeline (scaler + trees) with the reference's settings."""
-    # scikit-learn is optional: imported only when a tree model is actually used.
-    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if kind == "rf":
-        regressor: Any = RandomForestRegressor(
-            n_estimators=100, max_depth=10, random_state=42, n_jobs=-1)
-    else:
-        regressor = GradientBoostingRegressor(
-            n_estimators=100, max_depth=5, learning_rate=0.1, random_state=42)
-    return Pipeline([("scaler", StandardScaler()), ("model", regressor)])
-
-
-def _fit_kind(kind: str, X: memoryview, y: array) -> Any:
-    degree = _NATIVE_DEGREES.get(kind)
-    if degree is not None:
-        return linalg.PolynomialModel.fit(X, y, degree)
-    import numpy as np
-
-    return _tree_pipeline(kind).fit(np.asarray(X), np.asarray(y))
-
-
-def _predict_kind(model: Any, X: memoryview) -> list[float]:
-    """Predictions of a fitted model (native or scikit-learn) for the rows of X."""
-    if isinstance(model, linalg.PolynomialModel):
-        return model.predict_values(X).tolist()
-    import numpy as np
-
-    with np.errstate(all="ignore"):
-        return np.asarray(model.predict(np.asarray(X)), dtype=np.float64).tolist()
-
-
-def _fold_bounds(n: int, k: int) -> list[tuple[int, int]]:
-    """Contiguous unshuffled folds; the first n % k folds are one sample larger (as KFold)."""
-    bounds = []
-    start = 0
-    for fold in range(k):
-        size = n // k + (1 if fold < n % k else 0)
-        bounds.append((start, start + size))
-        start += size
-    return bounds
-
-
-def _cv_r2(kind: str, X: memoryview, y: array, folds: int) -> list[float]:
-    """Per-fold R² of a model kind (NaN where undefined)."""
-    degree = _NATIVE_DEGREES.get(kind)
-    if degree is not None:
-        return linalg.cross_val_r2_values(X, y, degree, folds).tolist()
-    import numpy as np
-
-    Xa, ya = np.asarray(X), np.asarray(y)
-    scores = []
-    with np.errstate(all="ignore"):
-        for start, stop in _fold_bounds(len(y), folds):
-            train = np.r_[0:start, stop:len(y)]
-            model = _tree_pipeline(kind).fit(Xa[train], ya[train])
-            scores.append(linalg.r2_score(ya[start:stop], model.predict(Xa[start:stop])))
-    return scores
-
-
-def _tree_interval(kind: str, X: memoryview, y: array, X_new: memoryview, n_bootstrap: int,
-                   confidence_level: float, random_state: Any) -> Optional[tuple[Any, Any]]:
-    """Bootstrap percentile interval of a tree model (refits with scikit-learn); None if none."""
-    import numpy as np
-
-    Xa, ya, new = np.asarray(X), np.asarray(y), np.asarray(X_new)
-    rng = np.random.default_rng(random_state)
-    n = len(y)
-    predictions = []
-    with np.errstate(all="ignore"):
-        for _ in range(n_bootstrap):
-            rows = rng.integers(0, n, n)
-            try:
-                predictions.append(_tree_pipeline(kind).fit(Xa[rows], ya[rows]).predict(new))
-            except ValueError as exc:
-                logger.debug("bootstrap refit of %s skipped: %s", kind, exc)
-        if not predictions:
-            return None
-        return linalg.percentile_interval(np.array(predictions, dtype=np.float64),
-                                          confidence_level)
-
-
 def _readonly_numpy(values: Any) -> Optional[np.ndarray]:
     if values is None:
         return None
@@ -420,23 +469,15 @@ def _readonly_numpy(values: Any) -> Optional[np.ndarray]:
     return view
 
 
-def _select_best(scores: dict) -> str:
-    """Highest R²; ties (within _TIE_TOLERANCE) go to the simpler kind (DECISIONS 8)."""
-    ordered = sorted(scores, key=_SIMPLICITY.index)
-    best = ordered[0]
-    for name in ordered[1:]:
-        if scores[name]["r2"] > scores[best]["r2"] + _TIE_TOLERANCE:
-            best = name
-    return best
-
-
 # ---------------------------------------------------------------------------------------------
 # MultivariatePredictor
 # ---------------------------------------------------------------------------------------------
 
 #: Name and version of the JSON model file written by ``MultivariatePredictor.save``.
 FORMAT_NAME = "advisor-core/multivariate-predictor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Older format versions this advisor-core still reads.
+_READABLE_VERSIONS = (1, 2)
 
 _MAX_MODEL_FILE_BYTES = 256 * 1024 * 1024
 
@@ -450,7 +491,7 @@ class MultivariatePredictor:
         if isinstance(models, str):
             models = [models]
         self.models = list(models) if models is not None else available_model_kinds()
-        self.confidence_level = confidence_level
+        self.confidence_level = check_confidence_level(confidence_level)
         self.n_bootstrap = n_bootstrap
         self.cv_folds = cv_folds
         self.random_state = random_state
@@ -469,6 +510,11 @@ class MultivariatePredictor:
         # Training rows (2-D float64 memoryview) and targets; X_train/y_train view them.
         self._X_train: Optional[memoryview] = None
         self._y_train: Optional[array] = None
+        # Per trained kind: what its guarded predictions and intervals need; the trained range
+        # of every feature (the ``extrapolated`` flag); how the winner was chosen.
+        self._fits: dict[str, KindFit] = {}
+        self._range: tuple[array, array] = (array("d"), array("d"))
+        self.selection: Optional[dict] = None
         self.version = "1.0"
 
     extract_features = staticmethod(extract_features)
@@ -489,30 +535,31 @@ class MultivariatePredictor:
         """The candidate kinds, de-duplicated; raises for unknown or unavailable kinds."""
         kinds: list[str] = []
         for kind in self.models:
-            if not isinstance(kind, str) or kind not in _SIMPLICITY:
+            if not isinstance(kind, str) or kind not in SIMPLICITY:
                 raise ValueError(f"Unknown model type: {kind}")
-            if kind in _TREE_KINDS and not trees_available():
+            if kind in TREE_KINDS and not trees_available():
                 raise ImportError(f"model type {kind!r} needs scikit-learn; {TREES_EXTRA_HINT}")
             if kind not in kinds:
                 kinds.append(kind)
         return kinds
 
-    def _score(self, kind: str, X: memoryview, y: array, fitted: array) -> float:
-        """Mean cross-validated R² over folds where it is defined, else training R²."""
+    def _folds(self, n: int) -> tuple[array, str]:
         folds = self.cv_folds
-        if (isinstance(folds, int) and not isinstance(folds, bool) and folds >= 2
-                and len(y) >= folds):
-            usable = [r2 for r2 in _cv_r2(kind, X, y, folds) if math.isfinite(r2)]
-            if usable:
-                return linalg.mean(array("d", usable))
-        return float(linalg.r2_score(y, fitted))
+        if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+            folds = 5
+        seed = self.random_state
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            seed = 0 if seed is not None else None
+        return fold_labels(n, folds, seed)
 
     def fit(self, scenarios: Any, target: str = "mean_power_watts",
             hardware_id: Optional[str] = None) -> bool:
-        """Train every candidate kind on the scenarios; False (state unchanged) if none trains.
+        """Train and cross-validate every candidate kind; False (state unchanged) if none trains.
 
-        Raises ValueError for an unknown model kind and ImportError for 'rf'/'gbm' without
-        scikit-learn.
+        With more than one kind asked for, the stream-count line (``streams``) joins the
+        candidates and the winner is chosen by ``advisor_core.selection`` (out-of-fold error,
+        one-standard-error rule, rows per coefficient). Raises ValueError for an unknown model
+        kind and ImportError for 'rf'/'gbm' without scikit-learn.
         """
         kinds = self._model_kinds()
         features_rows: list[dict] = []
@@ -522,7 +569,7 @@ class MultivariatePredictor:
                 features = extract_features(scenario)
                 if features is None:
                     continue
-                value = _target_value(scenario, target)
+                value = training_target(scenario, target)
                 if value is None:
                     continue
                 features_rows.append(features)
@@ -536,47 +583,63 @@ class MultivariatePredictor:
         hardware = sorted({f["hardware_cpu_model"] for f in features_rows})
         X = _encode(features_rows, encoders, hardware)
         y = array("d", targets)
+        n, width = X.shape
+        non_negative = target in _NON_NEGATIVE_TARGETS
+        rising = bytes([1 if non_negative else 0]) + bytes(width - 1)
+        candidates = kinds if len(kinds) == 1 else sorted({"streams", *kinds},
+                                                          key=SIMPLICITY.index)
+        fold, scheme = self._folds(n)
 
-        pipelines: dict[str, Any] = {}
-        scores: dict[str, dict] = {}
-        for kind in kinds:
+        fits: dict[str, KindFit] = {}
+        scores: list[KindScore] = []
+        in_sample: dict[str, float] = {}
+        for kind in candidates:
             try:
-                model = _fit_kind(kind, X, y)
-                fitted = array("d", _predict_kind(model, X))
+                oof = oof_predictions(kind, X, y, fold, rising)
+                if non_negative:
+                    oof = array("d", [max(0.0, v) if math.isfinite(v) else v for v in oof])
+                residuals = tuple(t - v for t, v in zip(y, oof))
+                fitted_kind = fit_kind(kind, X, y, rising, residuals)
+                fitted = array("d", (r.mean for r in predict_rows(fitted_kind, X, None)))
                 if not all(math.isfinite(v) for v in fitted):
                     raise ValueError("non-finite fitted values")
-                r2 = self._score(kind, X, y, fitted)
                 rmse = float(linalg.rmse(y, fitted))
-                if not (math.isfinite(r2) and math.isfinite(rmse)):
-                    raise ValueError("non-finite score")
             # Any failure of one model kind (singular data, overflow, a scikit-learn error)
             # only removes that kind from the candidates, as in the reference.
             except Exception as exc:
                 logger.warning("MultivariatePredictor: model %s failed: %s", kind, exc)
                 continue
-            pipelines[kind] = model
-            scores[kind] = {"r2": r2, "rmse": rmse}
-        if not pipelines:
+            fits[kind] = fitted_kind
+            in_sample[kind] = rmse
+            scores.append(score_kind(kind, y, oof, terms(kind, X), width))
+        if not fits:
             logger.warning("MultivariatePredictor: no model could be trained")
             return False
 
-        best = _select_best(scores)
+        best, why = select(scores)
+        model_scores = {s.kind: {**s.as_dict(), "rmse_in_sample": in_sample[s.kind]}
+                        for s in scores}
+        lo, hi = fits[best].box.lo, fits[best].box.hi
+        if fits[best].X.shape[1] != width:  # the stream-count line: its box has one column
+            lo, hi = _column_range(X)
         # One update publishes the whole new model (see _snapshot).
         self.__dict__.update(
-            pipelines=pipelines,
-            model_scores=scores,
+            pipelines={k: f.model for k, f in fits.items()},
+            _fits=fits,
+            model_scores=model_scores,
             best_model_name=best,
-            best_model_score=dict(scores[best]),
+            best_model_score=dict(model_scores[best]),
+            selection={"scheme": scheme, "rows": n, "winner": best, "reason": why},
             encoder_categories=encoders,
             hardware_categories=hardware,
             feature_names=_feature_names(encoders, hardware),
             _X_train=X,
             _y_train=y,
+            _range=(lo, hi),
             target_name=target,
             hardware_model=hardware_id if isinstance(hardware_id, str) else None,
         )
-        logger.info("MultivariatePredictor: best model %s (R² %.4f) on %d rows",
-                    best, scores[best]["r2"], len(y))
+        logger.info("MultivariatePredictor: %s on %d rows (%s)", best, n, why)
         return True
 
     # -- prediction -----------------------------------------------------------------------
@@ -598,57 +661,65 @@ class MultivariatePredictor:
         return best
 
     @staticmethod
-    def _interval(state: dict, kind: str, X_new: memoryview) -> tuple[list, list]:
-        """Bootstrap percentile interval per row of X_new (unclamped; zeros when impossible)."""
-        zeros = [0.0] * X_new.shape[0]
-        X_train, y_train = state["_X_train"], state["_y_train"]
-        if X_train is None or y_train is None or len(y_train) == 0:
-            return zeros, zeros
-        n_bootstrap = state["n_bootstrap"]
-        if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap <= 0:
-            return zeros, zeros
-        degree = _NATIVE_DEGREES.get(kind)
-        try:
-            if degree is not None:
-                bounds = linalg.bootstrap_interval(
-                    X_train, y_train, degree, X_new, n_bootstrap, state["confidence_level"],
-                    state["random_state"], state["n_jobs"])
-            else:
-                bounds = _tree_interval(kind, X_train, y_train, X_new, n_bootstrap,
-                                        state["confidence_level"], state["random_state"])
-        except (TypeError, ValueError) as exc:  # e.g. a confidence level outside (0, 1)
-            logger.warning("MultivariatePredictor: no interval: %s", exc)
-            nan = [math.nan] * X_new.shape[0]
-            return nan, nan
-        if bounds is None:
-            return zeros, zeros
-        return bounds[0].tolist(), bounds[1].tolist()
-
-    @classmethod
-    def _predict_rows(cls, state: dict, kind: str, features_list: list[dict],
+    def _predict_rows(state: dict, kind: str, features_list: list[dict],
                       confidence: bool) -> list[dict]:
-        X_new = _encode(features_list, state["encoder_categories"], state["hardware_categories"])
-        means = _predict_kind(state["pipelines"][kind], X_new)
-        if confidence:
-            low, high = cls._interval(state, kind, X_new)
+        """Result dicts of feature dicts; rows with a NaN/inf/non-numeric feature get Nones."""
+        encoders, hardware = state["encoder_categories"], state["hardware_categories"]
+        valid = [_valid_features(f) for f in features_list]
+        X_new = _encode([f if ok else {} for f, ok in zip(features_list, valid)],
+                        encoders, hardware)
+        fit = state["_fits"][kind]
+        level = check_confidence_level(state["confidence_level"]) if confidence else None
+        rows = predict_rows(fit, X_new, level)
+        ci = None
+        if level is not None:
+            ci = _bootstrap(state, fit, rows, level)
+        lo, hi = state["_range"]
+        n_numeric = len(NUMERIC_FEATURES)
+        non_negative = state["target_name"] in _NON_NEGATIVE_TARGETS
         results = []
-        for i, mean in enumerate(means):
-            item: dict = {"mean": max(0.0, mean) if math.isfinite(mean) else None, "model": kind}
+        for i, (row, ok) in enumerate(zip(rows, valid)):
+            if not ok or not math.isfinite(row.mean):
+                item: dict = {"mean": None, "model": kind}
+                if confidence:
+                    item.update(dict.fromkeys(_INTERVAL_KEYS))
+                results.append(item)
+                continue
+            item = {"mean": max(0.0, row.mean), "model": kind}
             if confidence:
-                ci_low, ci_high = float(low[i]), float(high[i])
-                if math.isfinite(ci_low) and math.isfinite(ci_high):
-                    ci_low, ci_high = max(0.0, ci_low), max(0.0, ci_high)
-                    item.update(ci_low=ci_low, ci_high=ci_high, ci_width=ci_high - ci_low)
+                item.update(_bounds("ci", ci[0][i], ci[1][i]) if ci is not None
+                            else _bounds("ci", None, None))
+                if "ci_low" in item and item["ci_low"] is not None:
+                    item["ci_width"] = item["ci_high"] - item["ci_low"]
+                half = row.half_width
+                if half is None:
+                    item.update(pi_low=None, pi_high=None)
                 else:
-                    item.update(ci_low=None, ci_high=None, ci_width=None)
+                    low, high = row.mean - half, row.mean + half
+                    if non_negative:
+                        low, high = max(0.0, low), max(0.0, high)
+                    item.update(pi_low=low, pi_high=high)
+                features = features_list[i]
+                item["extrapolated"] = (
+                    any(not lo[j] <= X_new[i, j] <= hi[j] for j in range(n_numeric))
+                    or _category(features, "encoder_type", DEFAULT_ENCODER) not in encoders
+                    or _category(features, "hardware_cpu_model", DEFAULT_HARDWARE)
+                    not in hardware)
             results.append(item)
         return results
 
     def predict(self, features: Any, return_confidence: bool = True,
                 model_name: Optional[str] = None) -> dict:
-        """Predict the target (e.g. watts) for one feature dict, with a bootstrap interval.
+        """Predict the target (e.g. watts) for one feature dict, with its intervals.
 
-        Untrained or a non-dict ``features`` → ``{mean: None, model: None}``.
+        ``{mean, model}``; with ``return_confidence`` also ``ci_low``/``ci_high``/``ci_width``
+        (bootstrap percentile interval of the fitted *mean*), ``pi_low``/``pi_high`` (prediction
+        interval for one new measurement at ``confidence_level``, see
+        ``advisor_core.intervals``; None when the rows leave no residual degree of freedom) and
+        ``extrapolated`` (a numeric feature outside its trained range, or an unseen category).
+        Beyond the trained range the model continues its linear trend. Untrained or a non-dict
+        ``features`` → ``{mean: None, model: None}``; a NaN, infinite or non-numeric feature →
+        None values. ValueError when ``confidence_level`` is outside (0, 1).
         """
         state = self._snapshot()
         if not state["pipelines"] or not isinstance(features, dict):
@@ -657,9 +728,8 @@ class MultivariatePredictor:
         return self._predict_rows(state, kind, [features], return_confidence)[0]
 
     def predict_batch(self, features_list: Any, return_confidence: bool = False) -> list[dict]:
-        """Predict with the best model for each feature dict; one bootstrap serves all rows.
-
-        Items that are not dicts get ``{mean: None, model: None}``.
+        """Predict with the best model for each feature dict (the keys of ``predict``); one
+        bootstrap serves all rows. Items that are not dicts get ``{mean: None, model: None}``.
         """
         if not isinstance(features_list, (list, tuple)):
             return []
@@ -674,7 +744,8 @@ class MultivariatePredictor:
         return results
 
     def get_model_info(self) -> dict:
-        """Describe the trained ensemble: best model, {r2, rmse} per model, features, target."""
+        """Describe the trained ensemble: the winner and why, per model its out-of-fold RMSE
+        (target unit) and R², rows, terms, eligibility and in-sample RMSE; features, target."""
         state = self._snapshot()
         if not state["pipelines"]:
             return {"trained": False, "best_model": None, "models": {}, "n_samples": 0,
@@ -692,6 +763,7 @@ class MultivariatePredictor:
             "hardware": state["hardware_model"],
             "version": state["version"],
             "confidence_level": state["confidence_level"],
+            "selection": dict(state["selection"] or {}),
         }
 
     # -- persistence ----------------------------------------------------------------------
@@ -699,10 +771,11 @@ class MultivariatePredictor:
     def to_dict(self) -> dict:
         """The JSON document ``save`` writes (format name + version, coefficients, data)."""
         state = self._snapshot()
-        native = {k: m for k, m in state["pipelines"].items() if k in _NATIVE_DEGREES}
-        omitted = sorted((k for k in state["pipelines"] if k not in native), key=_SIMPLICITY.index)
-        scores = {k: dict(state["model_scores"][k]) for k in native}
-        best = _select_best(scores) if scores else None
+        native = {k: m for k, m in state["pipelines"].items() if k in NATIVE_DEGREES}
+        omitted = sorted((k for k in state["pipelines"] if k not in native), key=SIMPLICITY.index)
+        scores = {k: _json_score(state["model_scores"][k]) for k in native}
+        best = state["best_model_name"] if state["best_model_name"] in native else (
+            _best_saved(scores) if scores else None)
         return {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -727,6 +800,7 @@ class MultivariatePredictor:
             # here (with the best model of the trained process) so a reader knows what is missing.
             "omitted_models": {k: dict(state["model_scores"][k]) for k in omitted},
             "trained_best_model_name": state["best_model_name"],
+            "selection": state["selection"],
             "X_train": None if state["_X_train"] is None else state["_X_train"].tolist(),
             "y_train": None if state["_y_train"] is None else state["_y_train"].tolist(),
         }
@@ -781,9 +855,9 @@ class MultivariatePredictor:
         if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
             raise ValueError(f"not an advisor-core model file (format must be {FORMAT_NAME!r})")
         version = document.get("format_version")
-        if version != FORMAT_VERSION or isinstance(version, bool):
+        if version not in _READABLE_VERSIONS or isinstance(version, bool):
             raise ValueError(f"unsupported model format version {version!r} "
-                             f"(this advisor-core reads version {FORMAT_VERSION})")
+                             f"(this advisor-core reads versions {_READABLE_VERSIONS})")
         settings = _field(document, "settings", dict)
         models = _field(settings, "models", list)
         if not all(isinstance(m, str) for m in models):
@@ -814,13 +888,11 @@ class MultivariatePredictor:
             raise ValueError("model_scores and pipelines name different models")
         pipelines: dict[str, Any] = {}
         for kind, model_doc in pipelines_doc.items():
-            if kind not in _NATIVE_DEGREES:
+            if kind not in NATIVE_DEGREES:
                 raise ValueError(f"unsupported saved model kind {kind!r}")
-            pipelines[kind] = _native_from_dict(model_doc, _NATIVE_DEGREES[kind], n_features)
-            score = scores[kind]
-            if not isinstance(score, dict) or set(score) != {"r2", "rmse"}:
-                raise ValueError(f"model_scores[{kind!r}] must be {{r2, rmse}}")
-            scores[kind] = {"r2": _number_field(score, "r2"), "rmse": _number_field(score, "rmse")}
+            pipelines[kind] = _native_from_dict(model_doc, NATIVE_DEGREES[kind],
+                                                1 if kind == "streams" else n_features)
+            scores[kind] = _read_score(scores[kind], kind)
         best = _optional_field(document, "best_model_name", str)
         if (best is None) != (not pipelines) or (best is not None and best not in pipelines):
             raise ValueError("best_model_name must name a saved model")
@@ -844,6 +916,14 @@ class MultivariatePredictor:
         predictor.model_scores = scores
         predictor.best_model_name = best
         predictor.best_model_score = dict(scores[best]) if best is not None else None
+        selection = document.get("selection")
+        predictor.selection = dict(selection) if isinstance(selection, dict) else None
+        if pipelines:
+            X, y = predictor._X_train, predictor._y_train
+            non_negative = predictor.target_name in _NON_NEGATIVE_TARGETS
+            rising = bytes([1 if non_negative else 0]) + bytes(n_features - 1)
+            predictor._fits = {k: describe(k, m, X, y, rising) for k, m in pipelines.items()}
+            predictor._range = _column_range(X)
         omitted = document.get("omitted_models", {})
         if isinstance(omitted, dict) and omitted:
             logger.warning("model file omits tree models %s (not serialisable); refit to use "
@@ -854,6 +934,49 @@ class MultivariatePredictor:
 # ---------------------------------------------------------------------------------------------
 # Persistence helpers
 # ---------------------------------------------------------------------------------------------
+
+
+def _json_score(score: dict) -> dict:
+    """A score dict with non-finite numbers as null (JSON has no NaN)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in score.items()}
+
+
+def _best_saved(scores: dict) -> str:
+    """The saved best among native kinds: lowest out-of-fold RMSE of the eligible ones."""
+    ranked = sorted(scores, key=SIMPLICITY.index)
+    usable = [k for k in ranked if scores[k].get("eligible", True)
+              and isinstance(scores[k].get("rmse"), (int, float))] or ranked
+    return min(usable, key=lambda k: (scores[k].get("rmse") or math.inf))
+
+
+_SCORE_NUMBERS = ("r2", "rmse", "rmse_in_sample")
+_SCORE_FLAGS = ("eligible", "underdetermined")
+
+
+def _read_score(score: Any, kind: str) -> dict:
+    """A saved score: r2 and rmse (numbers or null), optional rows/terms/flags; else ValueError."""
+    if not isinstance(score, dict) or not {"r2", "rmse"} <= set(score):
+        raise ValueError(f"model_scores[{kind!r}] must hold r2 and rmse")
+    known = set(_SCORE_NUMBERS) | set(_SCORE_FLAGS) | {"rows", "terms"}
+    if not set(score) <= known:
+        raise ValueError(f"model_scores[{kind!r}] has unknown keys {sorted(set(score) - known)}")
+    out: dict = {}
+    for key in _SCORE_NUMBERS:
+        if key in score:
+            out[key] = math.nan if score[key] is None else _number_field(score, key)
+    for key in ("rows", "terms"):
+        if key in score:
+            value = score[key]
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"model_scores[{kind!r}].{key} must be an integer")
+            out[key] = value
+    for key in _SCORE_FLAGS:
+        if key in score:
+            if not isinstance(score[key], bool):
+                raise ValueError(f"model_scores[{kind!r}].{key} must be true or false")
+            out[key] = score[key]
+    return out
 
 
 def _reject_constant(token: str) -> float:

@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from advisor_core.cost import power_from_samples, sample_series, sample_stdev
+from advisor_core.cost import sample_series, sample_stdev, scenario_power
 from advisor_core.scenario import (
     as_number,
     bitrate_mbps,
@@ -178,6 +178,13 @@ _FAMILIES = (
      "Lower bound of the model's bootstrap interval for the mean power (watts)"),
     ("predicted_ci_high", "results_scenario_predicted_power_ci_high_watts",
      "Upper bound of the model's bootstrap interval for the mean power (watts)"),
+    ("predicted_pi_low", "results_scenario_predicted_power_pi_low_watts",
+     "Lower bound of the 95% prediction interval for one new measurement (watts)"),
+    ("predicted_pi_high", "results_scenario_predicted_power_pi_high_watts",
+     "Upper bound of the 95% prediction interval for one new measurement (watts)"),
+    ("prediction_extrapolated", "results_scenario_prediction_extrapolated",
+     "1 when the prediction lies outside the trained range of a feature or has an unseen "
+     "category (the model then continues its linear trend), else 0"),
     ("avg_fps", "results_scenario_avg_fps", "Achieved average encoding rate (frames/second)"),
     ("dropped_frames", "results_scenario_dropped_frames",
      "Frames dropped in the scenario (frames; per file, not a counter)"),
@@ -269,7 +276,8 @@ def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
     if sampled:
         # Validated once: the summary and the standard deviation both read these samples.
         series = sample_series(scenario.get("power_watts"))
-        power = power_from_samples(scenario, series)
+    # The library's one rule for every schema (the predictor trains with the same one).
+    power = scenario_power(scenario, series)
     if power is not None:
         mean = positive_number(power.get("mean_watts"))
         energy = positive_number(power.get("total_energy_joules"))
@@ -797,6 +805,13 @@ def _prediction_values(prediction: dict, scenario: dict, duration: Optional[floa
     if low is not None and high is not None:
         add(("predicted_ci_low", low))
         add(("predicted_ci_high", high))
+    low, high = as_number(prediction.get("pi_low")), as_number(prediction.get("pi_high"))
+    if low is not None and high is not None:
+        add(("predicted_pi_low", low))
+        add(("predicted_pi_high", high))
+    extrapolated = prediction.get("extrapolated")
+    if isinstance(extrapolated, bool):
+        add(("prediction_extrapolated", 1.0 if extrapolated else 0.0))
 
 
 def _extended_values(scenario: dict, add: Callable[[tuple[str, float]], None]) -> None:
