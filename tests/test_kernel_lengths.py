@@ -45,7 +45,17 @@ def test_fitting_kernels_reject_a_short_target() -> None:
     with pytest.raises(ValueError, match="y"):
         _linalg.fit_pipeline(X, y, mono, 3)
     with pytest.raises(ValueError, match="y"):
-        _linalg.cv_r2(X, y, mono, 3, 5)
+        _linalg.cv_predict(X, y, mono, 3, mono, 3, np.arange(10, dtype=np.int64), 10, b"\0\0")
+    with pytest.raises(ValueError, match="fold"):
+        _linalg.cv_predict(X, np.arange(10.0), mono, 3, mono, 3, np.arange(9, dtype=np.int64),
+                           10, b"\0\0")
+    with pytest.raises(ValueError, match="rising"):
+        _linalg.cv_predict(X, np.arange(10.0), mono, 3, mono, 3, np.arange(10, dtype=np.int64),
+                           10, b"\0")
+    with pytest.raises(ValueError, match="slope"):
+        _linalg.clip_continue(X, np.zeros(2), np.ones(2), b"\0\0", np.zeros(1))
+    with pytest.raises(ValueError, match="Xn"):
+        _linalg.leverage(X, mono, 3, np.zeros((1, 3)))
     idx = np.zeros(2 * 10, dtype=np.int64)
     out, ok = np.zeros(2 * 10), bytearray(2)
     with pytest.raises(ValueError, match="y"):

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from array import array
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import r2_score as sk_r2
-from sklearn.model_selection import KFold, cross_val_score
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-from _oracle import sk_pipeline
+from _oracle import sk_oof, sk_pipeline
 from advisor_core import linalg
 
 EPS = np.finfo(np.float64).eps
@@ -380,7 +380,7 @@ def test_pipeline_functions_reject_bad_input(X, y):
     with pytest.raises(ValueError):
         linalg.PolynomialModel.fit(X, y, 1)
     with pytest.raises(ValueError):
-        linalg.cross_val_r2(X, y, 2, 3)
+        linalg.cross_val_predict(X, y, 2, array("q", [0, 1, 0]), b"\0\0")
     with pytest.raises(ValueError):
         linalg.bootstrap_predictions(X, y, 1, np.ones((1, 2)), 3)
 
@@ -392,52 +392,47 @@ def test_predict_rejects_wrong_width():
 
 
 # ---------------------------------------------------------------------------------------------
-# cross_val_r2
+# cross_val_predict and leverage
 # ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("n", "p"), [(15, 7), (23, 4), (200, 9), (7, 3), (5, 5), (6, 2)])
 @pytest.mark.parametrize("degree", [1, 2, 3])
-def test_cross_val_r2_matches_sklearn(n, p, degree):
+def test_cross_val_predict_matches_sklearn(n, p, degree):
     rng = np.random.default_rng(n + p)
     X, y = design(rng, n, p)
-    folds = 5
-    k = min(folds, n)
-    ours = linalg.cross_val_r2(X, y, degree, folds)
-    assert ours.shape == (k,)
-    # Every training set has n - fold size rows; the cut-off uses the largest (first folds are
-    # larger, so the training sets of the last folds are the largest).
-    rows = n - n // k
+    labels = array("q", [i % 5 for i in range(n)])
+    rising = bytes([1]) + bytes(p - 1)
+    ours = np.asarray(linalg.cross_val_predict(X, y, degree, labels, rising))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ref = cross_val_score(
-            sk_pipeline(degree, rows, p), X, y, cv=KFold(k, shuffle=False), scoring="r2"
-        )
-    finite = np.isfinite(ref)
-    assert np.array_equal(np.isfinite(ours), finite)
-    np.testing.assert_allclose(ours[finite], ref[finite], rtol=1e-7, atol=1e-9)
+        ref = sk_oof(degree, X, y, np.asarray(labels))
+    np.testing.assert_allclose(ours, ref, rtol=1e-7, atol=1e-7 * np.abs(ref).max())
 
 
-def test_cross_val_r2_single_sample_folds_are_nan():
-    rng = np.random.default_rng(9)
-    X, y = design(rng, 6, 2, constant=False)
-    out = linalg.cross_val_r2(X, y, 1, 5)
-    # 6 rows in 5 folds: sizes 2, 1, 1, 1, 1.
-    assert np.isfinite(out[0])
-    assert np.isnan(out[1:]).all()
+@pytest.mark.parametrize(("n", "p", "degree"), [(12, 2, 1), (12, 2, 2), (8, 9, 1), (30, 9, 1),
+                                                (5, 3, 2), (40, 4, 3)])
+def test_leverage_matches_numpy_pinv(n, p, degree):
+    rng = np.random.default_rng(n * p)
+    X, _ = design(rng, n, p)
+    X_new = X[:4] * 1.1
+    rank, h = linalg.leverage(X, degree, X_new)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = sk_pipeline(degree, n, p).fit(X, np.zeros(n))
+    scaled = pipe[0].transform(X), pipe[0].transform(X_new)
+    active = pipe[0].var_ > 0
+    if degree == 1:
+        D, Dn = scaled[0][:, active], scaled[1][:, active]
+    else:
+        from sklearn.preprocessing import PolynomialFeatures
 
-
-def test_cross_val_r2_constant_target_fold():
-    X = np.arange(12, dtype=float).reshape(6, 2)
-    X[:, 1] = X[:, 0] ** 2
-    y = np.array([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
-    out = linalg.cross_val_r2(X, y, 1, 3)
-    np.testing.assert_array_equal(out, [1.0, 1.0, 1.0])
-
-
-def test_cross_val_r2_rejects_bad_folds():
-    with pytest.raises(ValueError, match="folds"):
-        linalg.cross_val_r2(np.ones((4, 1)), np.ones(4), 1, 1)
+        poly = PolynomialFeatures(degree, include_bias=False).fit(scaled[0][:, active])
+        D, Dn = poly.transform(scaled[0][:, active]), poly.transform(scaled[1][:, active])
+    Zc, V = D - D.mean(axis=0), Dn - D.mean(axis=0)
+    assert rank == np.linalg.matrix_rank(Zc)
+    expected = 1 / n + np.einsum("ij,jk,ik->i", V, np.linalg.pinv(Zc.T @ Zc), V)
+    np.testing.assert_allclose(h, expected, rtol=1e-8)
 
 
 # ---------------------------------------------------------------------------------------------

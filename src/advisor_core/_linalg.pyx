@@ -1221,58 +1221,6 @@ def rmse(const double[::1] y_true, const double[::1] y_pred):
     return sqrt(s / n)
 
 
-def cv_r2(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mono,
-          Py_ssize_t ncols_tol, Py_ssize_t folds):
-    """Per-fold R² of contiguous unshuffled K-fold CV, all folds fitted without the GIL."""
-    cdef Pipe P
-    cdef Py_ssize_t n = X.shape[0], p = X.shape[1], k, f, i, m, start, size
-    cdef double icpt
-    cdef int st
-    cdef double* mean = NULL
-    cdef double* scale = NULL
-    cdef double* coef = NULL
-    cdef double* pred = NULL
-    cdef Py_ssize_t* rows = NULL
-    k = folds if folds < n else n
-    cdef array out = _doubles(k if k > 0 else 0, NAN)
-    cdef double* ov = out.data.as_doubles
-    _check_len(y.shape[0], n, "y")
-    if k < 1:
-        return out
-    _pipe_init(&P, mono, p, ncols_tol)
-    try:
-        mean = <double*> malloc((p + 1) * sizeof(double))
-        scale = <double*> malloc((p + 1) * sizeof(double))
-        coef = <double*> malloc((P.J + 1) * sizeof(double))
-        pred = <double*> malloc((n + 1) * sizeof(double))
-        rows = <Py_ssize_t*> malloc((n + 1) * sizeof(Py_ssize_t))
-        if (mean == NULL or scale == NULL or coef == NULL or pred == NULL or rows == NULL
-                or _pipe_alloc(&P, n) != 0):
-            raise MemoryError()
-        with nogil:
-            start = 0
-            for f in range(k):
-                size = n // k + (1 if f < n % k else 0)
-                m = 0
-                for i in range(n):
-                    if i < start or i >= start + size:
-                        rows[m] = i
-                        m += 1
-                st = _pipe_fit(&P, &X[0, 0], &y[0], rows, m, NULL, NULL, 0, mean, scale, coef, &icpt)
-                if st == 0:
-                    _pipe_predict(&P, mean, scale, coef, icpt, &X[start, 0], size, pred)
-                    ov[f] = _r2(&y[start], pred, size)
-                start += size
-    finally:
-        free(mean)
-        free(scale)
-        free(coef)
-        free(pred)
-        free(rows)
-        _pipe_free(&P)
-    return out
-
-
 def bootstrap(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mono,
               Py_ssize_t ncols_tol, const double[:, ::1] Xn, const int64_t[::1] idx,
               double[::1] out, unsigned char[::1] ok, Py_ssize_t start, Py_ssize_t stop):

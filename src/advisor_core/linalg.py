@@ -40,11 +40,11 @@ features, so wheels stay portable. The factorisation is unblocked: a blocked var
 few hundred columns, the trailing matrix stays in L2), and 5000 x 30 is already faster than
 numpy without row chunking.
 
-The pipeline (``PolynomialModel``, ``cross_val_r2``, ``bootstrap_predictions``) is scikit-learn's
-``StandardScaler -> PolynomialFeatures(degree) -> LinearRegression`` with one difference: the
-rank cut-off of the final least squares is ``eps * max(rows, design columns)`` (numpy's
-default), where scikit-learn >= 1.7 passes ``cond=1e-6`` to scipy and older versions
-``cond=eps``. Exact shortcuts, all in compiled code:
+The pipeline (``PolynomialModel``, ``cross_val_predict``, ``bootstrap_predictions``) is
+scikit-learn's ``StandardScaler -> PolynomialFeatures(degree) -> LinearRegression`` with one
+difference: the rank cut-off of the final least squares is ``eps * max(rows, design
+columns)`` (numpy's default), where scikit-learn >= 1.7 passes ``cond=1e-6`` to scipy and
+older versions ``cond=eps``. Exact shortcuts, all in compiled code:
 
 * columns the scaler finds constant (scikit-learn's own bound) scale to zero, so their monomials
   are never built: they would be zero columns with coefficient exactly 0 in the minimum-norm
@@ -77,8 +77,6 @@ __all__ = [
     "bootstrap_interval",
     "bootstrap_predictions",
     "cross_val_predict",
-    "cross_val_r2",
-    "cross_val_r2_values",
     "float_rows",
     "leverage",
     "lstsq",
@@ -367,26 +365,6 @@ def _float_list(values: Any, name: str) -> array:
     if not all(math.isfinite(v) for v in arr):
         raise ValueError(f"{name} must contain only finite numbers")
     return arr
-
-
-def _check_folds(folds: Any) -> int:
-    if isinstance(folds, bool) or not hasattr(folds, "__index__") or folds < 2:
-        raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
-    return int(folds)
-
-
-def cross_val_r2_values(X: Any, y: Any, degree: int, folds: int) -> array:
-    """Per-fold R² as array('d'): k = min(folds, n) contiguous unshuffled folds (NaN: undefined)."""
-    degree = _check_degree(degree)
-    folds = _check_folds(folds)
-    arr, yv = _training_data(X, y)
-    p = arr.shape[1]
-    return _linalg.cv_r2(arr, yv, _monomials(p, degree), _design_width(p, degree), folds)
-
-
-def cross_val_r2(X: Any, y: Any, degree: int, folds: int) -> np.ndarray:
-    """Per-fold R² of k = min(folds, n) contiguous unshuffled folds (NaN where undefined)."""
-    return _as_numpy(cross_val_r2_values(X, y, degree, folds))
 
 
 #: Bootstrap work (rows x design columns x resamples) from which the resamples are split over
