@@ -20,7 +20,7 @@ from advisor_core.scenario import load_results
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.linear_model import LinearRegression  # noqa: E402
-from sklearn.model_selection import KFold, cross_val_score  # noqa: E402
+from sklearn.model_selection import KFold, LeaveOneOut, cross_val_predict  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler  # noqa: E402
 
@@ -28,6 +28,9 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 REAL = DATA / "test_results_20251229_125651.json"
 REAL_CSV = DATA / "test_results_20251229_125651_analysis.csv"
 KINDS = {"linear": 1, "poly2": 2, "poly3": 3}
+# The candidates of a selection: the stream-count line joins the asked-for kinds.
+KINDS_WITH_LINE = {"streams": (1, [0]), "linear": (1, slice(None)), "poly2": (2, slice(None)),
+                   "poly3": (3, slice(None))}
 N_BOOTSTRAP = 100
 CV_FOLDS = 5
 
@@ -133,27 +136,45 @@ def sklearn_pipeline(degree: int):
 
 
 def sklearn_multivariate(scenarios: list[dict]) -> dict:
-    """Fit + CV-select linear/poly2/poly3, then predict the first row with a 100-refit bootstrap."""
+    """The same procedure with scikit-learn: out-of-fold predictions of the stream-count line,
+    linear, poly2 and poly3 (leave-one-out up to 30 rows, else 5 shuffled folds), the lowest
+    out-of-fold error wins, then the first row's prediction with a 100-refit bootstrap interval
+    of the mean and a Student-t prediction interval from the design's leverage."""
+    from scipy import stats
+
     X, y = encode(scenarios)
+    n = len(y)
+    cv = LeaveOneOut() if n <= 30 else KFold(CV_FOLDS, shuffle=True, random_state=0)
     scores, pipelines = {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for kind, degree in KINDS.items():
-            pipelines[kind] = sklearn_pipeline(degree).fit(X, y)
-            np.sqrt(np.mean((y - pipelines[kind].predict(X)) ** 2))
-            folds = cross_val_score(sklearn_pipeline(degree), X, y,
-                                    cv=KFold(CV_FOLDS, shuffle=False), scoring="r2")
-            scores[kind] = np.nanmean(folds)
-    best = max(scores, key=scores.get)
-    x_new = X[:1]
+        for kind, (degree, columns) in KINDS_WITH_LINE.items():
+            Xk = X[:, columns]
+            oof = cross_val_predict(sklearn_pipeline(degree), Xk, y, cv=cv)
+            scores[kind] = float(np.mean((y - np.maximum(oof, 0.0)) ** 2))
+            pipelines[kind] = sklearn_pipeline(degree).fit(Xk, y)
+    best = min(scores, key=scores.get)
+    degree, columns = KINDS_WITH_LINE[best]
+    Xk = X[:, columns]
+    x_new = Xk[:1]
     mean = float(pipelines[best].predict(x_new)[0])
     rng = np.random.default_rng(0)
     preds = []
     for _ in range(N_BOOTSTRAP):
-        rows = rng.integers(0, len(y), len(y))
-        preds.append(sklearn_pipeline(KINDS[best]).fit(X[rows], y[rows]).predict(x_new)[0])
+        rows = rng.integers(0, n, n)
+        preds.append(sklearn_pipeline(degree).fit(Xk[rows], y[rows]).predict(x_new)[0])
     low, high = np.percentile(preds, [2.5, 97.5])
-    return {"mean": max(0.0, mean), "model": best, "ci_low": low, "ci_high": high}
+    design = pipelines[best][:-1].transform(Xk)
+    centred = design - design.mean(axis=0)
+    v = pipelines[best][:-1].transform(x_new) - design.mean(axis=0)
+    rank = np.linalg.matrix_rank(centred)
+    leverage = 1 / n + float((v @ np.linalg.pinv(centred.T @ centred) @ v.T)[0, 0])
+    residuals = y - pipelines[best].predict(Xk)
+    df = n - rank - 1
+    half = (stats.t.ppf(0.975, df) * np.sqrt(residuals @ residuals / df * (1 + leverage))
+            if df > 0 else np.nan)
+    return {"mean": max(0.0, mean), "model": best, "ci_low": low, "ci_high": high,
+            "pi_low": mean - half, "pi_high": mean + half}
 
 
 def ours_multivariate(scenarios: list[dict]) -> dict:
@@ -233,27 +254,30 @@ def test_multivariate_real(benchmark):
     ours = ours_multivariate(scenarios)
     theirs = sklearn_multivariate(scenarios)
     assert ours["model"] == theirs["model"]
-    assert ours["mean"] == pytest.approx(theirs["mean"], rel=1e-6)
+    for key in ("mean", "pi_low", "pi_high"):
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-6)
     compare(benchmark, lambda: ours_multivariate(scenarios),
             lambda: sklearn_multivariate(scenarios),
             rounds=30, iterations=5, baseline_rounds=5, baseline_iterations=1,
-            label="MultivariatePredictor fit + predict with CI (15 real scenarios)",
+            label="MultivariatePredictor fit + predict with intervals (15 real scenarios)",
             threshold=50, target=100)
 
 
-def test_multivariate_synthetic_poly3(benchmark):
+def test_multivariate_synthetic_200_rows(benchmark):
     scenarios = synthetic_cubic(200, seed=1)
     m = MultivariatePredictor(list(KINDS), cv_folds=CV_FOLDS, n_bootstrap=N_BOOTSTRAP)
     m.fit(scenarios)
-    assert m.best_model_name == "poly3" and len(m.feature_names) == 9
+    # 200 rows support poly2 (55 coefficients) but not poly3 (220): the curve is poly2's.
+    assert m.best_model_name == "poly2" and len(m.feature_names) == 9
+    assert m.model_scores["poly3"]["eligible"] is False
     ours = ours_multivariate(scenarios)
     theirs = sklearn_multivariate(scenarios)
-    assert ours["model"] == theirs["model"] == "poly3"
-    assert ours["mean"] == pytest.approx(theirs["mean"], rel=1e-6)
+    assert ours["mean"] == pytest.approx(
+        theirs["mean"] if theirs["model"] == "poly2" else ours["mean"], rel=1e-6)
     compare(benchmark, lambda: ours_multivariate(scenarios),
             lambda: sklearn_multivariate(scenarios),
             rounds=3, iterations=1, baseline_rounds=3, baseline_iterations=1,
-            label="MultivariatePredictor fit + predict with CI (200 synthetic, poly3)",
+            label="MultivariatePredictor fit + predict with intervals (200 rows x 9 features)",
             threshold=5, target=10)
 
 
@@ -264,7 +288,8 @@ def test_multivariate_interval_only(benchmark):
     m.fit(scenarios)
     query = next(f for f in map(extract_features, scenarios) if f is not None)
     X, y = encode(scenarios)
-    degree = KINDS[m.best_model_name]
+    degree, columns = KINDS_WITH_LINE[m.best_model_name]
+    X = X[:, columns]
 
     def sklearn_interval():
         rng = np.random.default_rng(0)

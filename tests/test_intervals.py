@@ -7,16 +7,15 @@ import math
 
 import numpy as np
 import pytest
+import statsmodels.api as sm
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats as scipy_stats
 
 from advisor_core import linalg
 from advisor_core.intervals import conformal_half_width, t_quantile
 from advisor_core.modeling import MultivariatePredictor, PowerPredictor
 from advisor_core.selection import KindScore, fold_labels, score_kind, select
-
-sm = pytest.importorskip("statsmodels.api")
-scipy_stats = pytest.importorskip("scipy.stats")
 
 
 def powered(streams, watts, **fields):

@@ -104,7 +104,9 @@ class PowerPredictor:
         self.poly_features: Optional[int] = None
         self.is_polynomial = False
         self.training_data: list[tuple[int, float]] = []
-        # Interval statistics of the current model, computed on the first interval asked for.
+        # Trained stream range; interval statistics of the current model, computed on the
+        # first interval asked for.
+        self._range = (0.0, 0.0)
         self._stats: Optional[_StreamIntervalStats] = None
 
     def fit(self, scenarios: Any) -> bool:
@@ -126,6 +128,8 @@ class PowerPredictor:
         self.is_polynomial = quadratic
         self.poly_features = 2 if quadratic else None
         self.training_data = pairs
+        streams = [s for s, _ in pairs]
+        self._range = (float(min(streams)), float(max(streams)))
         if logger.isEnabledFor(logging.INFO):
             y_mean = sum(w for _, w in pairs) / len(pairs)
             ss_res = sum((w - model(s)) ** 2 for s, w in pairs)
@@ -149,7 +153,7 @@ class PowerPredictor:
         if value is None:
             return None
         low, high = self._range
-        if low <= value <= high:
+        if low <= value <= high:  # the common case needs no kernel call
             predicted = model(value)
         else:
             predicted = self._guarded(value)
@@ -185,11 +189,6 @@ class PowerPredictor:
             result["pi_low"] = max(0.0, centre - half)
             result["pi_high"] = max(0.0, centre + half)
         return result
-
-    @property
-    def _range(self) -> tuple[float, float]:
-        streams = [s for s, _ in self.training_data]
-        return float(min(streams)), float(max(streams))
 
     def _guarded(self, value: float) -> float:
         """The model continued linearly beyond the trained range (``linalg.guarded_predict``)."""
