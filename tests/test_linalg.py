@@ -579,3 +579,14 @@ def test_bootstrap_threads_give_the_sequential_result():
     for bad in (0, -1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="n_jobs"):
             bootstrap_predictions(X, y, 2, X[:6], 5, n_jobs=bad)
+
+
+def test_leverage_in_blocks_equals_one_row_at_a_time():
+    # More new rows than one factorisation solves at once (the kernel works in blocks).
+    rng = np.random.default_rng(4)
+    X, _ = design(rng, 40, 3)
+    X_new = rng.normal(size=(150, 3)) * X.std(axis=0) + X.mean(axis=0)
+    rank, h = linalg.leverage(X, 2, X_new)
+    singles = [linalg.leverage(X, 2, X_new[i:i + 1])[1][0] for i in range(150)]
+    assert rank == linalg.leverage(X, 2, X_new[:1])[0]
+    np.testing.assert_allclose(h, singles, rtol=1e-12)

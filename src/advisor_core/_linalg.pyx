@@ -1450,6 +1450,12 @@ cdef void _design_row(Pipe* P, const double* x, const double* mean, const double
         out[a] = P.zrow[a]
 
 
+# Right-hand sides solved per factorisation in ``leverage``: bounds its buffers at
+# (rows x LEVERAGE_BLOCK) doubles whatever the number of new rows (a results exporter predicts
+# every scenario of a 1,000-row run at once).
+cdef Py_ssize_t LEVERAGE_BLOCK = 64
+
+
 def leverage(const double[:, ::1] X, const int[:, ::1] mono, Py_ssize_t ncols_tol,
              const double[:, ::1] Xn):
     """(rank, h): numerical rank of the fit's centred design Zc and, per row x0 of Xn,
@@ -1457,10 +1463,11 @@ def leverage(const double[:, ::1] X, const int[:, ::1] mono, Py_ssize_t ncols_to
     so that Var(prediction) = sigma^2 h). Uses the fit's own rank cut-off."""
     cdef Pipe P
     cdef Py_ssize_t n = X.shape[0], p = X.shape[1], nnew = Xn.shape[0]
-    cdef Py_ssize_t i, a, r, na, mf, nf, rank = 0
+    cdef Py_ssize_t i, a, r, na, mf, nf, start, count, rank = 0
     cdef double s
     cdef double* mean = NULL
     cdef double* scale = NULL
+    cdef double* D = NULL
     cdef double* F = NULL
     cdef double* B = NULL
     cdef double* W = NULL
@@ -1498,46 +1505,60 @@ def leverage(const double[:, ::1] X, const int[:, ::1] mono, Py_ssize_t ncols_to
         wide = na < n
         mf = n if wide else na
         nf = na if wide else n
+        D = <double*> malloc((n * na + 1) * sizeof(double))
         F = <double*> malloc((n * na + 1) * sizeof(double))
-        B = <double*> malloc((na * nnew + 1) * sizeof(double))
-        W = <double*> malloc((n * nnew + 1) * sizeof(double))
-        work = <double*> malloc(_lstsq_work_size(mf, nf, nnew if nnew > 0 else 1)
-                                * sizeof(double))
+        B = <double*> malloc((na * LEVERAGE_BLOCK + 1) * sizeof(double))
+        W = <double*> malloc((n * LEVERAGE_BLOCK + 1) * sizeof(double))
+        work = <double*> malloc(_lstsq_work_size(mf, nf, LEVERAGE_BLOCK) * sizeof(double))
         jpvt = <Py_ssize_t*> malloc((n + na + 1) * sizeof(Py_ssize_t))
-        if F == NULL or B == NULL or W == NULL or work == NULL or jpvt == NULL:
+        if (D == NULL or F == NULL or B == NULL or W == NULL or work == NULL
+                or jpvt == NULL):
             raise MemoryError()
         with nogil:
             for i in range(n):
                 _design_row(&P, &X[i, 0], mean, scale, na, P.zrow)
                 for a in range(na):
                     if wide:
-                        F[i + a * n] = P.zrow[a]
+                        D[i + a * n] = P.zrow[a]
                     else:
-                        F[a + i * na] = P.zrow[a]
+                        D[a + i * na] = P.zrow[a]
             for a in range(na):
                 s = 0.0
                 for i in range(n):
-                    s += F[i + a * n] if wide else F[a + i * na]
+                    s += D[i + a * n] if wide else D[a + i * na]
                 P.dmean[a] = s / n
                 for i in range(n):
                     if wide:
-                        F[i + a * n] -= P.dmean[a]
+                        D[i + a * n] -= P.dmean[a]
                     else:
-                        F[a + i * na] -= P.dmean[a]
-            for r in range(nnew):
-                _design_row(&P, &Xn[r, 0], mean, scale, na, B + r * na)
-                for a in range(na):
-                    B[a + r * na] -= P.dmean[a]
+                        D[a + i * na] -= P.dmean[a]
             s = <double> (n if n > ncols_tol else ncols_tol)
-            rank = _lstsq_core(F, n if wide else na, mf, nf, wide, B, na,
-                               nnew if nnew > 0 else 0, EPS * s, W, n, work, jpvt)
-            if rank >= 0:
-                for r in range(nnew):
-                    h.data.as_doubles[r] = 1.0 / n + _dot(W + r * n, W + r * n, n)
+            # One factorisation per block of new rows (the solver overwrites its matrix); at
+            # least one, which also gives the rank when there is no new row.
+            start = 0
+            while True:
+                count = nnew - start
+                if count > LEVERAGE_BLOCK:
+                    count = LEVERAGE_BLOCK
+                for r in range(count):
+                    _design_row(&P, &Xn[start + r, 0], mean, scale, na, B + r * na)
+                    for a in range(na):
+                        B[a + r * na] -= P.dmean[a]
+                memcpy(F, D, n * na * sizeof(double))
+                rank = _lstsq_core(F, n if wide else na, mf, nf, wide, B, na, count, EPS * s,
+                                   W, n, work, jpvt)
+                if rank < 0:
+                    break
+                for r in range(count):
+                    h.data.as_doubles[start + r] = 1.0 / n + _dot(W + r * n, W + r * n, n)
+                start += count
+                if start >= nnew:
+                    break
     finally:
         free(mean)
         free(scale)
         free(rows)
+        free(D)
         free(F)
         free(B)
         free(W)
