@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from advisor_core.analysis import join_analysis, read_analysis
 from advisor_core.cli import main
+from advisor_core.modeling import PowerPredictor
+from advisor_core.scenario import load_results
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "report"
 RESULTS = EXAMPLES / "test_results_20251229_125651.json"
@@ -62,12 +65,14 @@ def test_power_model_matches_the_published_predictions(capsys):
     assert sorted(by_streams) == list(range(1, 17))
     for streams, watts in published.items():
         assert by_streams[streams]["watts"] == pytest.approx(watts, rel=1e-9)
+    power = PowerPredictor()
+    assert power.fit(join_analysis(load_results(RESULTS), read_analysis(ANALYSIS)))
     for p in model["predictions"]:
-        assert p["ci_low_watts"] <= p["ci_high_watts"]
-    # A 95% bootstrap interval of a line fitted to 12 points brackets the fit in its range.
-    for streams in (2, 4):
-        p = by_streams[streams]
-        assert p["ci_low_watts"] <= p["watts"] <= p["ci_high_watts"]
+        expected = power.predict_interval(p["streams"])
+        assert p["pi_low_watts"] == pytest.approx(expected["pi_low"], rel=1e-12)
+        assert p["pi_high_watts"] == pytest.approx(expected["pi_high"], rel=1e-12)
+        assert p["pi_low_watts"] <= p["watts"] <= p["pi_high_watts"]
+        assert p["extrapolated"] is (p["streams"] > 8)
 
 
 def test_ladders_get_their_best_configuration(capsys):
@@ -83,6 +88,7 @@ def test_table_output_is_readable(capsys):
     assert "Ranked configurations" in out
     assert "8 Streams @ 5000k" in out
     assert "Power model: linear" in out
+    assert out.count("extrapolated: outside the trained range") == 8  # 9..16 streams
 
 
 @pytest.mark.parametrize(
@@ -105,3 +111,19 @@ def test_bad_file_is_one_line_and_exit_2(tmp_path, content, problem):
 def test_missing_file_is_exit_2(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope.json")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_join_analysis_reads_the_csv_like_the_reference(tmp_path):
+    rows = read_analysis(ANALYSIS)
+    joined = join_analysis(load_results(RESULTS), rows)
+    by_name = {s["name"]: s for s in joined}
+    power = by_name["8 Streams @ 5000k"]["power"]
+    assert power == {"mean_watts": 34.07, "total_energy_joules": pytest.approx(1.1355 * 3600)}
+    assert by_name["8 Streams @ 5000k"]["container_usage"] == {"cpu_percent": 22.98}
+    assert sum("power" in s for s in joined) == 15
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="cannot read analysis CSV"):
+        read_analysis(bad)
+    with pytest.raises(ValueError):
+        read_analysis(tmp_path / "missing.csv")

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
 from . import __version__
-from .cost import power_from_samples
-from .linalg import bootstrap_predictions, percentile_interval
+from .analysis import join_analysis, read_analysis
+from .cost import scenario_power
 from .modeling import PowerPredictor
 from .recommender import TranscodingRecommender
 from .regional_pricing import RegionalPricing, get_available_regions
@@ -22,53 +19,15 @@ from .scenario import as_number, load_results, output_ladder
 
 PREDICTION_STREAMS = range(1, 17)
 CONFIDENCE_LEVEL = 0.95
-N_BOOTSTRAP = 200
 HOURS_PER_MONTH = 720.0
 
 
-class ReportError(Exception):
-    """A problem with the user's input, reported as one line and exit code 2."""
-
-
-def _join_analysis(scenarios: list[dict], csv_path: Path) -> list[dict]:
-    """Add ``power`` (W, J) and ``container_usage`` from an analysis CSV, joined on ``name``."""
-    try:
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            rows = {row.get("name"): row for row in csv.DictReader(handle)}
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ReportError(f"{csv_path}: cannot read analysis CSV: {exc}") from exc
-    joined = []
-    for scenario in scenarios:
-        row = rows.get(scenario.get("name"))
-        copy = dict(scenario)
-        if row is not None:
-            mean = _csv_float(row.get("mean_power_w"))
-            energy_wh = _csv_float(row.get("total_energy_wh"))
-            if mean is not None:
-                copy["power"] = {
-                    "mean_watts": mean,
-                    "total_energy_joules": energy_wh * 3600.0 if energy_wh is not None else None,
-                }
-            cpu = _csv_float(row.get("container_cpu_pct"))
-            if cpu is not None:
-                copy["container_usage"] = {"cpu_percent": cpu}
-        joined.append(copy)
-    return joined
-
-
-def _csv_float(text: Optional[str]) -> Optional[float]:
-    try:
-        return as_number(float(text)) if text not in (None, "") else None
-    except ValueError:
-        return None
-
-
-def _power_from_samples(scenarios: list[dict]) -> list[dict]:
-    """Give scenarios that carry only ``power_watts`` samples a ``power`` summary (W, J)."""
+def _with_power(scenarios: list[dict]) -> list[dict]:
+    """Give scenarios the ``power`` summary (W, J) the library reads in every schema."""
     result = []
     for scenario in scenarios:
-        if not isinstance(scenario.get("power"), dict):
-            power = power_from_samples(scenario)
+        if isinstance(scenario, dict) and not isinstance(scenario.get("power"), dict):
+            power = scenario_power(scenario)
             if power is not None:
                 scenario = {**scenario, "power": power}
         result.append(scenario)
@@ -124,23 +83,15 @@ def _power_model(scenarios: list[dict]) -> Optional[dict[str, Any]]:
     if not predictor.fit(scenarios):
         return None
     info = predictor.get_model_info()
-    # The interval refits the same model on bootstrap resamples of its (streams, watts) pairs.
-    pairs = np.array(predictor.training_data, dtype=float)
-    streams = np.array(list(PREDICTION_STREAMS), dtype=float)
-    degree = 2 if info["model_type"] == "polynomial" else 1
-    low = high = None
-    if len(pairs) >= 3 and len(np.unique(pairs[:, 0])) >= 2:
-        draws = bootstrap_predictions(pairs[:, :1], pairs[:, 1], degree, streams[:, None],
-                                      N_BOOTSTRAP, 0)
-        if len(draws):
-            low, high = percentile_interval(draws, CONFIDENCE_LEVEL)
     predictions = []
-    for i, n in enumerate(PREDICTION_STREAMS):
+    for n in PREDICTION_STREAMS:
+        interval = predictor.predict_interval(n, CONFIDENCE_LEVEL)
         predictions.append({
             "streams": n,
-            "watts": predictor.predict(n),
-            "ci_low_watts": max(0.0, float(low[i])) if low is not None else None,
-            "ci_high_watts": max(0.0, float(high[i])) if high is not None else None,
+            "watts": interval["mean"],
+            "pi_low_watts": interval["pi_low"],
+            "pi_high_watts": interval["pi_high"],
+            "extrapolated": interval["extrapolated"],
         })
     return {
         "model_type": info["model_type"],
@@ -184,13 +135,15 @@ def render_table(report: dict[str, Any]) -> str:
         lo, hi = model["stream_range"]
         lines.append(
             f"Power model: {model['model_type']} in streams, {model['n_samples']} samples, "
-            f"trained on {lo}..{hi} streams; {model['confidence_level']:.0%} bootstrap interval"
+            f"trained on {lo}..{hi} streams; {model['confidence_level']:.0%} prediction "
+            "interval for one new measurement"
         )
         lines.append(f"{'streams':>7} {'watts':>9} {'low':>9} {'high':>9}")
         for p in model["predictions"]:
             lines.append(
                 f"{p['streams']:>7} {_fmt(p['watts'], '.2f'):>9} "
-                f"{_fmt(p['ci_low_watts'], '.2f'):>9} {_fmt(p['ci_high_watts'], '.2f'):>9}"
+                f"{_fmt(p['pi_low_watts'], '.2f'):>9} {_fmt(p['pi_high_watts'], '.2f'):>9}"
+                + ("  extrapolated: outside the trained range" if p["extrapolated"] else "")
             )
     return "\n".join(lines) + "\n"
 
@@ -214,9 +167,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         scenarios = load_results(args.results)
         if args.analysis is not None:
-            scenarios = _join_analysis(scenarios, args.analysis)
-        scenarios = _power_from_samples(scenarios)
-    except (ValueError, ReportError) as exc:
+            scenarios = join_analysis(scenarios, read_analysis(args.analysis))
+        scenarios = _with_power(scenarios)
+    except ValueError as exc:
         print(f"advisor: error: {exc}", file=sys.stderr)
         return 2
     report = build_report(scenarios, args.region)
