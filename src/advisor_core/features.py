@@ -93,14 +93,15 @@ def training_target(scenario: Any, target: Any = "mean_power_watts") -> Optional
     schema trains: a ``power`` object (analysed or joined from an analysis CSV) or
     ``power_watts`` samples (energy only with a valid ``step_seconds``).
     """
-    if not isinstance(scenario, dict) or not isinstance(target, str) or target not in _TARGETS:
+    spec = _TARGETS.get(target) if isinstance(target, str) else None
+    if spec is None or not isinstance(scenario, dict):
         return None
-    outer, key = _TARGETS[target]
+    outer, key = spec
     container = scenario if outer is None else scenario_power(scenario)
-    if not isinstance(container, dict):
+    if container is None:
         return None
     value = as_number(container.get(key))
-    if value is None or (target in NON_NEGATIVE_TARGETS and value < 0):
+    if value is None or (value < 0 and target in NON_NEGATIVE_TARGETS):
         return None
     return value
 
