@@ -23,7 +23,6 @@ from exporters._core import (
     Run,
     _accepts_gzip,
     _gzip,
-    _gzip_all,
     make_run,
     parse_settings,
     render_families,
@@ -120,17 +119,6 @@ def test_full_precision_values() -> None:
     assert families_of(render_families([family]))["x_value"][0].value == value
 
 
-def test_parallel_gzip_members_are_in_order_and_decode_to_their_texts() -> None:
-    texts = [f"text {i}\n".encode() * (5000 * i + 1) for i in range(12)]
-    assert sum(map(len, texts)) > 1024 * 1024  # big enough for the helper thread
-    members = _gzip_all(texts)
-    assert [gzip.decompress(member) for member in members] == texts
-    # Byte for byte what the one-at-a-time compression writes.
-    assert members == [_gzip(text) for text in texts]
-    assert _gzip_all([]) == []
-    assert gzip.decompress(_gzip_all([b"one"])[0]) == b"one"
-
-
 def test_gzip_uses_isal_when_installed_and_zlib_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
     from exporters import _core
 
@@ -166,21 +154,13 @@ def _state_after_tick(tmp_path: Path, scenarios: list) -> tuple[ExporterState, R
     return state, refresher
 
 
-def test_gzip_body_is_multi_member_and_decodes_to_plain(tmp_path: Path) -> None:
+def test_gzip_body_is_one_member_that_decodes_to_plain(tmp_path: Path) -> None:
     state, _ = _state_after_tick(tmp_path, [{"name": f"s{i}", "value": i} for i in range(50)])
     plain, compressed = state.body
-    assert gzip.decompress(compressed) == plain
-    # The same with a raw zlib loop over members (what Go/VictoriaMetrics readers do).
-    out, rest = b"", compressed
-    members = 0
-    while rest:
-        decoder = zlib.decompressobj(wbits=31)
-        out += decoder.decompress(rest)
-        assert decoder.eof
-        rest = decoder.unused_data
-        members += 1
-    assert out == plain
-    assert members == 3  # data, self metrics, process metrics
+    # One member: a single-member decoder (curl, wget) reads the whole body, nothing is left.
+    decoder = zlib.decompressobj(wbits=31)
+    assert decoder.decompress(compressed) == plain
+    assert decoder.eof and decoder.unused_data == b""
     parsed = families_of(plain)
     assert len(parsed["demo_value"]) == 50
     assert "process_cpu_seconds" in parsed
@@ -195,7 +175,7 @@ def test_self_metrics_refresh_without_recompute(tmp_path: Path) -> None:
     refresher.tick()
     refresher.tick()
     assert state.metric_set.calls == calls  # no file change, no recompute
-    assert state._data is data_before  # the data part was not re-rendered or re-gzipped
+    assert state._data is data_before  # the data part was not re-rendered
     assert refresher.ticks == 3
 
 
@@ -610,15 +590,12 @@ def test_unchanged_tables_reuse_their_text_and_changed_ones_render_again() -> No
         return [first, other]
 
     state.set_data(families(2.0))
-    before, before_gz = state._data
+    before = state._data
     state.set_data(families(2.0))
-    assert state._data[0][0] is before[0] and state._data[0][1] is before[1]
-    # one gzip member per table, reused with its text
-    assert state._data[1][0] is before_gz[0] and state._data[1][1] is before_gz[1]
+    assert state._data[0] is before[0] and state._data[1] is before[1]
     state.set_data(families(-0.0))  # equal to 0.0 as a float, different text
     state.set_data(families(0.0))
-    assert b"".join(state._data[0]) == _generate_latest(families(0.0))
-    assert gzip.decompress(b"".join(state._data[1])) == _generate_latest(families(0.0))
+    assert b"".join(state._data) == _generate_latest(families(0.0))
 
 
 def test_cost_and_qoe_exporters_never_import_numpy() -> None:

@@ -745,3 +745,35 @@ def test_extreme_values_give_no_inf_nan_or_crash(tmp_path: Path, metrics: Result
     assert _value(parsed, "results_scenario_mean_power_watts", "huge cpu") == 70.0
     # left out: mJ per frame of "few frames" and Wh per Mbps of "huge energy"
     assert metrics.skipped() == {"non_finite_value": 2}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", ["curl", "wget"])
+def test_single_member_decoders_read_the_whole_gzip_body(tmp_path: Path, client: str):
+    """curl --compressed and wget stop after the first gzip member: the body must be one."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which(client)
+    assert binary, f"{client} is installed by .ci/run"
+    (tmp_path / EXTENDED.name).write_bytes(EXTENDED.read_bytes())
+    settings = parse_settings("advisor-results-exporter", [ResultsMetrics],
+                              ["--results-dir", str(tmp_path), "--port", "0",
+                               "--listen-address", "127.0.0.1", "--refresh-interval", "5"])
+    metrics = ResultsMetrics(settings)
+    exporters = start_exporters([metrics], settings)
+    try:
+        url = f"http://127.0.0.1:{exporters.ports['results']}/metrics"
+        if client == "curl":
+            command = [binary, "-sS", "--compressed", url]
+        else:
+            command = [binary, "-q", "-O", "-", "--compression=gzip", url]
+        decoded = subprocess.run(command, capture_output=True, timeout=30, check=True).stdout
+        with urllib.request.urlopen(url, timeout=5) as response:
+            plain = response.read()
+    finally:
+        exporters.stop()
+        metrics.close()
+    # Same tick (refresh interval 5 s): self metrics may differ only in their values.
+    assert decoded.count(b"\n") == plain.count(b"\n") > 200
+    assert _families_of(decoded).keys() == _families_of(plain).keys()
