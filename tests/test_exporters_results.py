@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -684,15 +685,24 @@ def test_refresher_rerenders_when_the_model_is_ready(tmp_path: Path):
     assert predicted == {s["name"] for s in LINEAR_SCENARIOS[1:]}
 
 
-def test_http_serves_results_metrics(tmp_path: Path):
+@contextlib.contextmanager
+def _serving_extended(tmp_path: Path, interval: str) -> Iterator[str]:
+    """A results exporter serving the extended file on loopback; yields its /metrics URL."""
     (tmp_path / EXTENDED.name).write_bytes(EXTENDED.read_bytes())
     settings = parse_settings("advisor-results-exporter", [ResultsMetrics],
                               ["--results-dir", str(tmp_path), "--port", "0",
-                               "--listen-address", "127.0.0.1", "--refresh-interval", "0.05"])
+                               "--listen-address", "127.0.0.1", "--refresh-interval", interval])
     metrics = ResultsMetrics(settings)
     exporters = start_exporters([metrics], settings)
     try:
-        url = f"http://127.0.0.1:{exporters.ports['results']}/metrics"
+        yield f"http://127.0.0.1:{exporters.ports['results']}/metrics"
+    finally:
+        exporters.stop()
+        metrics.close()
+
+
+def test_http_serves_results_metrics(tmp_path: Path):
+    with _serving_extended(tmp_path, "0.05") as url:
         deadline = time.monotonic() + 30
         while True:
             with urllib.request.urlopen(url, timeout=5) as response:
@@ -701,9 +711,6 @@ def test_http_serves_results_metrics(tmp_path: Path):
                     time.monotonic() > deadline):
                 break
             time.sleep(0.05)
-    finally:
-        exporters.stop()
-        metrics.close()
     vmaf = {s.labels["scenario"]: s.value for s in families["results_scenario_vmaf_score"]}
     assert vmaf["2 streams @ 2500k"] == 92.5
     assert "results_scenario_predicted_power_watts" in families
@@ -756,14 +763,7 @@ def test_single_member_decoders_read_the_whole_gzip_body(tmp_path: Path, client:
 
     binary = shutil.which(client)
     assert binary, f"{client} is installed by .ci/run"
-    (tmp_path / EXTENDED.name).write_bytes(EXTENDED.read_bytes())
-    settings = parse_settings("advisor-results-exporter", [ResultsMetrics],
-                              ["--results-dir", str(tmp_path), "--port", "0",
-                               "--listen-address", "127.0.0.1", "--refresh-interval", "5"])
-    metrics = ResultsMetrics(settings)
-    exporters = start_exporters([metrics], settings)
-    try:
-        url = f"http://127.0.0.1:{exporters.ports['results']}/metrics"
+    with _serving_extended(tmp_path, "5") as url:
         if client == "curl":
             command = [binary, "-sS", "--compressed", url]
         else:
@@ -771,9 +771,6 @@ def test_single_member_decoders_read_the_whole_gzip_body(tmp_path: Path, client:
         decoded = subprocess.run(command, capture_output=True, timeout=30, check=True).stdout
         with urllib.request.urlopen(url, timeout=5) as response:
             plain = response.read()
-    finally:
-        exporters.stop()
-        metrics.close()
     # Same tick (refresh interval 5 s): self metrics may differ only in their values.
     assert decoded.count(b"\n") == plain.count(b"\n") > 200
     assert _families_of(decoded).keys() == _families_of(plain).keys()
