@@ -774,3 +774,32 @@ def test_single_member_decoders_read_the_whole_gzip_body(tmp_path: Path, client:
     # Same tick (refresh interval 5 s): self metrics may differ only in their values.
     assert decoded.count(b"\n") == plain.count(b"\n") > 200
     assert _families_of(decoded).keys() == _families_of(plain).keys()
+
+
+def test_a_float_bitrate_has_one_label_text_in_every_exporter(tmp_path: Path):
+    """Series of one scenario join across exporters: 2500.0 is "2500" everywhere."""
+    from exporters.cost import CostMetrics
+    from exporters.qoe import QoEMetrics
+
+    cost_settings = parse_settings("advisor-cost-exporter", [CostMetrics],
+                                   ["--results-dir", str(tmp_path)])
+
+    scenario = {"name": "2 streams @ 2500k", "bitrate": 2500.0, "fps": 30.0, "duration": 60,
+                "resolution": "1280x720", "encoder_type": "libx264", "vmaf_score": 90.0,
+                "power_watts": [40.0, 42.0, 41.0], "cpu_usage_cores": [1.0, 1.2, 1.1],
+                "step_seconds": 5, "start_time": 1.0, "end_time": 61.0}
+    run = _run(_write(tmp_path, [scenario]))
+    seen = {}
+    for metric_set in (CostMetrics(cost_settings), QoEMetrics(), ResultsMetrics()):
+        try:
+            for family in text_string_to_metric_families(
+                    render_families(metric_set.compute(run, NO_DB)).decode()):
+                for sample in family.samples:
+                    if "bitrate" in sample.labels:
+                        seen.setdefault(metric_set.name, set()).add(sample.labels["bitrate"])
+        finally:
+            close = getattr(metric_set, "close", None)
+            if close is not None:
+                close()
+    assert set(seen) == {"cost", "qoe", "results"}
+    assert all(values == {"2500"} for values in seen.values()), seen

@@ -164,6 +164,19 @@ class MetricSet(abc.ABC):
 # ---------------------------------------------------------------------------------------------
 
 
+def label_text(value: Any) -> str:
+    """The label value of a scenario field in every exporter: text as it is, null or missing
+    as "", a whole float as an integer ("2500", not "2500.0", so series join across
+    exporters), any other value as Python prints it."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 class LabelSet:
     """One label set (e.g. a scenario's labels), escaped and encoded once for every family."""
 

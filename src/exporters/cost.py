@@ -25,7 +25,15 @@ from advisor_core.cost import CostModel, sample_series
 from advisor_core.regional_pricing import RegionalPricing
 from advisor_core.scenario import is_baseline, positive_number, stream_count
 
-from ._core import Family, LabelSchema, MetricSet, Run, TableFamily, exporter_main
+from ._core import (
+    Family,
+    LabelSchema,
+    MetricSet,
+    Run,
+    TableFamily,
+    exporter_main,
+    label_text,
+)
 from ._promql import PromClient
 
 logger = logging.getLogger(__name__)
@@ -41,14 +49,6 @@ HOURS_PER_MONTH = 720.0  # 24 h x 30 d, as the reference
 LABELS = ["scenario", "currency", "streams", "bitrate", "encoder", "service"]
 SERVICE = "cost-analysis"
 _SCHEMA = LabelSchema(LABELS)
-
-
-def _label_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _has_own_samples(scenario: dict) -> bool:
@@ -211,8 +211,8 @@ class CostMetrics(MetricSet):
                 name,
                 cur,
                 str(stream_count(name) or 1),
-                _label_text(scenario["bitrate"]),
-                _label_text(scenario.get("encoder_type") or "unknown"),
+                label_text(scenario["bitrate"]),
+                label_text(scenario.get("encoder_type") or "unknown"),
                 SERVICE,
             ))
             total = costs["total_cost_load_aware"][index]

@@ -22,13 +22,22 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Optional
 
-from advisor_core.cost import power_from_samples
+from advisor_core.cost import scenario_power
 from advisor_core.scenario import as_number
 from advisor_core.scoring import EnergyEfficiencyScorer
 
-from ._core import Family, LabelSchema, LabelSet, MetricSet, Run, TableFamily, exporter_main
+from ._core import (
+    Family,
+    LabelSchema,
+    LabelSet,
+    MetricSet,
+    Run,
+    TableFamily,
+    exporter_main,
+    label_text,
+)
 from ._promql import PromClient
 
 __all__ = ["QoEMetrics", "main"]
@@ -37,22 +46,11 @@ LABELS = ["scenario", "bitrate", "encoder"]
 _SCHEMA = LabelSchema(LABELS)
 
 
-def _label_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _with_power(scenario: dict) -> dict:
-    """Return the scenario, or a copy with a ``power`` object derived from ``power_watts``."""
-    if isinstance(scenario.get("power"), dict) and scenario["power"]:
-        return scenario
-    power = power_from_samples(scenario)
-    if power is None:
+    """Return the scenario, or a copy with the ``power`` summary of its samples
+    (``advisor_core.cost.scenario_power``, the library's one rule for every schema)."""
+    power = scenario_power(scenario)
+    if power is None or power is scenario.get("power"):
         return scenario
     copy = dict(scenario)
     copy["power"] = power
@@ -112,8 +110,8 @@ class QoEMetrics(MetricSet):
         for scenario in run.scenarios:
             labels = _SCHEMA((
                 scenario["name"],
-                _label_text(scenario.get("bitrate")),
-                _label_text(scenario.get("encoder_type") or "unknown"),
+                label_text(scenario.get("bitrate")),
+                label_text(scenario.get("encoder_type") or "unknown"),
             ))
             vmaf = score(scenario, "vmaf_score", 0.0, 100.0)
             psnr = score(scenario, "psnr_score", 0.0, math.inf)

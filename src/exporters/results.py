@@ -79,7 +79,16 @@ from advisor_core.scenario import (
     total_pixels,
 )
 
-from ._core import Family, LabelSchema, LabelSet, MetricSet, Run, TableFamily, exporter_main
+from ._core import (
+    Family,
+    LabelSchema,
+    LabelSet,
+    MetricSet,
+    Run,
+    TableFamily,
+    exporter_main,
+    label_text,
+)
 from ._promql import PromClient
 
 if TYPE_CHECKING:
@@ -206,13 +215,6 @@ def energy_query(window_seconds: float) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _text(value: Any) -> str:
-    """Label text of a scenario field: strings raw, null/missing empty, numbers as Python prints."""
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
-
-
 def _field_or(scenario: dict, key: str, default: str) -> str:
     value = scenario.get(key)
     return value if isinstance(value, str) and value else default
@@ -223,10 +225,10 @@ def scenario_labels(run_id: str, scenario: dict) -> tuple[str, ...]:
     streams = stream_count(scenario.get("name"))
     return (
         run_id,
-        _text(scenario.get("name")),
-        _text(scenario.get("bitrate")),
-        _text(scenario.get("resolution")),
-        _text(scenario.get("fps")),
+        label_text(scenario.get("name")),
+        label_text(scenario.get("bitrate")),
+        label_text(scenario.get("resolution")),
+        label_text(scenario.get("fps")),
         str(1 if streams is None else streams),
         output_ladder(scenario) or "unknown",
         encoder_class(scenario),
