@@ -674,3 +674,12 @@ def test_send_all_without_sendmsg_writes_buffer_by_buffer():
     sock = _PlainSocket()
     _send_all(sock, [b"ab", b"cd"])
     assert bytes(sock.received) == b"abcd" and sock.calls == 2
+
+
+def test_scenarios_total_counts_every_entry_objects_or_not(tmp_path: Path) -> None:
+    entries = [{"name": "a", "value": 1}, 7, None, "text", [1], {"name": "a", "value": 2}]
+    state, _ = _state_after_tick(tmp_path, entries)
+    parsed = families_of(state.body[0])
+    assert parsed["demo_scenarios_total"][0].value == 6.0  # as its HELP says
+    assert parsed["demo_duplicate_scenarios"][0].value == 1.0
+    assert len(parsed["demo_value"]) == 1

@@ -33,6 +33,7 @@ __all__ = [
     "measured_duration",
     "output_ladder",
     "positive_number",
+    "read_results",
     "resolution",
     "stream_count",
     "total_pixels",
@@ -313,6 +314,11 @@ def load_results(path: PathLike) -> list[dict]:
     malformed JSON (for example a half-written file), a non-object top level, or ``scenarios``
     missing or not a list. Entries that are not objects are dropped with a warning.
     """
+    return read_results(path)[0]
+
+
+def read_results(path: PathLike) -> tuple[list[dict], int]:
+    """``load_results`` and the number of entries of ``scenarios``, objects or not."""
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -338,4 +344,4 @@ def load_results(path: PathLike) -> list[dict]:
     if len(valid) != len(scenarios):
         logger.warning("%s: dropped %d scenario entries that are not objects", path,
                        len(scenarios) - len(valid))
-    return valid
+    return valid, len(scenarios)

@@ -49,7 +49,7 @@ except ImportError:  # isal not installed (no wheel for the platform): the stand
     _deflate = zlib  # type: ignore[misc]
 
 from advisor_core import __version__
-from advisor_core.scenario import latest_results_file, load_results
+from advisor_core.scenario import latest_results_file, read_results
 
 from ._promql import PromClient
 from ._render import label_block, render_rows
@@ -653,7 +653,7 @@ class Refresher(threading.Thread):
         else:
             path = Path(signature[0])
             try:
-                scenarios = load_results(path)
+                scenarios, entries = read_results(path)
             except ValueError as exc:
                 logger.error("skipping results file: %s", exc)
                 for state in self.states:
@@ -661,7 +661,6 @@ class Refresher(threading.Thread):
                     state.refresh_errors_last_ok = False
                 return
             run = make_run(path, scenarios)
-            entries = len(scenarios)
             del scenarios
         load_seconds = time.perf_counter() - started
         incomplete = self.prom.incomplete
