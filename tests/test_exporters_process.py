@@ -300,3 +300,35 @@ def test_results_exporter_trains_its_model_without_loading_numpy(results_dir: Pa
         assert "_linalg" in maps  # the compiled pipeline did the training
     finally:
         exporter.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", ["cost", "qoe", "results", "all_exporters"])
+def test_a_missing_exporters_extra_is_one_line_and_exit_2(entry):
+    # prometheus_client made unimportable, as in an install without the 'exporters' extra.
+    code = ("import sys; sys.modules['prometheus_client'] = None\n"
+            f"from exporters._launch import {entry}\n"
+            f"sys.exit({entry}())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "advisor-core[exporters]" in lines[0] and "prometheus_client" in lines[0]
+
+
+@pytest.mark.slow
+def test_exporters_report_their_version_and_take_a_log_level(tmp_path):
+    from importlib.metadata import version
+
+    from exporters._launch import cost
+
+    proc = subprocess.run([sys.executable, "-m", "exporters.cost", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"advisor-cost-exporter {version('advisor-core')}"
+    assert callable(cost)
+    proc = subprocess.run([sys.executable, "-m", "exporters.cost", "--log-level", "loud",
+                           "--results-dir", str(tmp_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 2 and "--log-level" in proc.stderr

@@ -890,6 +890,10 @@ def build_parser(prog: str, sets: Sequence[type[MetricSet]], description: str) -
     """Build the command-line parser shared by all exporters (flags win over env vars)."""
     parser = _Parser(prog=prog, description=description,
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"{prog} {VERSION}")
+    parser.add_argument("--log-level", type=str.upper, default=_env("LOG_LEVEL", "INFO"),
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+                        help="least severe log messages written to stderr (env LOG_LEVEL)")
     net = parser.add_argument_group("server")
     if len(sets) == 1:
         only = sets[0]
@@ -1146,10 +1150,10 @@ def exporter_main(
 ) -> int:
     """Parse flags for the given MetricSet classes, build them and serve until stopped."""
     tune_malloc()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     classes = [f for f in factories if isinstance(f, type)]
     settings = parse_settings(prog, classes, argv, description)
+    logging.basicConfig(level=getattr(logging, settings.log_level), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         metric_sets = [factory(settings) for factory in factories]
     except ValueError as exc:  # a setting only the set itself can judge

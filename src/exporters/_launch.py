@@ -1,0 +1,46 @@
+"""Console-script entry points of the exporters: a missing extra is one line, not a traceback."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from types import ModuleType
+
+from advisor_core import __version__
+
+__all__ = ["all_exporters", "cost", "qoe", "results"]
+
+#: Modules the exporters need that only the ``exporters`` extra installs.
+_EXTRA_MODULES = frozenset({"prometheus_client"})
+
+
+def _load(module: str, prog: str) -> ModuleType:
+    try:
+        return importlib.import_module(f"exporters.{module}")
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in _EXTRA_MODULES:
+            raise
+        print(f"{prog}: error: {missing} is not installed; install the 'exporters' extra: "
+              f"pip install 'advisor-core[exporters]=={__version__}'", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cost() -> int:
+    """``advisor-cost-exporter``."""
+    return _load("cost", "advisor-cost-exporter").main()
+
+
+def qoe() -> int:
+    """``advisor-qoe-exporter``."""
+    return _load("qoe", "advisor-qoe-exporter").main()
+
+
+def results() -> int:
+    """``advisor-results-exporter``."""
+    return _load("results", "advisor-results-exporter").main()
+
+
+def all_exporters() -> int:
+    """``advisor-exporters``."""
+    return _load("all", "advisor-exporters").main()
