@@ -17,6 +17,7 @@ both to rebuild everything.
 """
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,11 @@ if os.name == "nt":
         raise SystemExit("ADVISOR_CORE_SANITIZE=1 needs GCC or Clang (not Windows)")
     compile_args = ["/O2"]
 else:
-    compile_args = ["-O3"] if not DEBUG else ["-O1", "-g"]
+    # Release builds carry no debug info (-g0 overrides the -g of Python's own CFLAGS, -s
+    # strips at link): 1 MB of extensions instead of 5 in a wheel.
+    compile_args = ["-O3", "-g0"] if not DEBUG else ["-O1", "-g"]
+    if not DEBUG and sys.platform.startswith("linux"):
+        link_args += ["-s"]
 if SANITIZE:
     sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     compile_args += sanitize + ["-fno-omit-frame-pointer"]

@@ -127,3 +127,9 @@ def test_join_analysis_reads_the_csv_like_the_reference(tmp_path):
         read_analysis(bad)
     with pytest.raises(ValueError):
         read_analysis(tmp_path / "missing.csv")
+
+
+def test_python_dash_m_advisor_core_runs_the_cli():
+    proc = subprocess.run([sys.executable, "-m", "advisor_core", "--version"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.startswith("advisor-core ")

@@ -1,0 +1,7 @@
+"""``python -m advisor_core``: the ``advisor`` command."""
+
+import sys
+
+from advisor_core.cli import main
+
+sys.exit(main())
