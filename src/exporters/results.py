@@ -12,7 +12,8 @@ extended families (§4.8), with DECISIONS 10-17 applied. Differences from the re
   ``power_stdev`` and both confidence bounds are written once, not twice.
 * **Power statistics** (DECISIONS 14) come from the file when it carries them: a ``power`` object
   (``mean_watts``, ``total_energy_joules``, ``stdev_watts``), else ``power_watts`` samples
-  (``advisor_core.cost.power_from_samples``: mean, trapezoid energy over a valid
+  (``advisor_core.cost.scenario_power``, the rule the predictor trains with: mean, trapezoid
+  energy over a valid
   ``step_seconds``, else mean x duration; sample standard deviation); container CPU from
   ``container_usage.cpu_percent``, else the mean of ``cpu_usage_cores`` x 100 (docker-stats
   percent: 100 % = one core). The docker-overhead estimate is the reference's container-CPU
@@ -43,13 +44,20 @@ extended families (§4.8), with DECISIONS 10-17 applied. Differences from the re
   ``results_scenario_predicted_efficiency_score`` is the scenario's efficiency formula with the
   predicted mean power in place of the measured one: pixels / (predicted W x duration) when the
   scenario delivers pixels, else throughput (Mbps x streams) / predicted W.
+  ``results_scenario_predicted_power_pi_low_watts`` / ``_pi_high_watts`` are the model's 95 %
+  prediction interval for one new measurement (``docs/predictions.md``; absent when the run has
+  too few rows for one) and ``results_scenario_prediction_extrapolated`` is 1 for a scenario
+  outside the trained range of a feature (the model then continues its linear trend), else 0.
+* **Labels** of numbers: a whole float is written as an integer (``2500``, not ``2500.0``), the
+  rule of all three exporters (``exporters._core.label_text``), so their series join.
 * **Extended families** (``avg_fps``, ``dropped_frames``, ``total_frames``, ``vmaf_score``,
   ``psnr_score``) carry the full label set and are **gauges**: they are per-file values that drop
   when a new file appears (the Go rewrite typed two of them as counters, defect 9).
   ``results_scenarios_total`` is the infrastructure's self-metric.
 * **Labels**: missing or null text fields are ``""`` (the reference printed ``None`` for null).
 * The ML model list is ``linear, poly2, poly3`` (the reference's ``rf`` needs scikit-learn, an
-  optional extra), 50 bootstrap samples, seeded; the predictor is trained once per run (again only
+  optional extra) with the stream-count line as a candidate, chosen on out-of-fold errors,
+  50 bootstrap samples, seeded; the predictor is trained once per run (again only
   when the number of usable rows of that run changes), never on a scrape.
 """
 
