@@ -233,7 +233,7 @@ def sample_stdev(list samples, double mean):
     Exactly ``sqrt(math.fsum([(x - mean) ** 2 ...]) / (n - 1))`` with the squares written as
     ``(x - mean) * (x - mean)``; None when that is not finite (samples near the float limit).
     """
-    cdef Py_ssize_t n = len(samples), i
+    cdef Py_ssize_t n = len(samples)
     cdef double d, variance
     cdef FSum acc
     if n < 2:
@@ -1012,8 +1012,8 @@ def costs_batch(const double[::1] fields, Py_ssize_t n, double legacy_viewers,
     """All ten costs of n gathered scenarios, flat float64 [10 * n] array.array (NaN = none).
 
     ``fields`` is gather_cost_fields' flat [7, n] table. Rows: legacy energy, compute, total,
-    per pixel, per watch hour (``legacy_viewers``), then the same five load-aware (``la_viewers``, or each
-    scenario's viewers field when ``viewers_from_field``).
+    per pixel, per watch hour (``legacy_viewers``), then the same five load-aware (``la_viewers``,
+    or each scenario's viewers field when ``viewers_from_field``).
     """
     if n < 0 or fields.shape[0] != 7 * n:
         raise ValueError("costs_batch: expected the 7-row table of gather_cost_fields")

@@ -9,8 +9,8 @@ any strided float64 input and copy it once.
 
 This module does not use numpy (the results exporter trains its model without loading it): inputs
 are typed memoryviews of any float64 buffer, outputs are flat ``array('d')`` objects (row-major
-where they hold a matrix), which numpy wraps without a copy. ``lstsq``, which reads numpy arrays through numpy's C API, lives in
-``_lstsq.pyx`` and calls the solver declared in ``_linalg.pxd``.
+where they hold a matrix), which numpy wraps without a copy. ``lstsq``, which reads numpy arrays
+through numpy's C API, lives in ``_lstsq.pyx`` and calls the solver declared in ``_linalg.pxd``.
 """
 
 from libc.math cimport NAN, fabs, floor, hypot, isfinite, pow, sqrt
@@ -418,9 +418,8 @@ cdef Py_ssize_t _qrp(double* A, Py_ssize_t lda, Py_ssize_t m, Py_ssize_t n,
     cdef Py_ssize_t k = m if m < n else n
     cdef Py_ssize_t i, j, pvt, l, len_
     cdef double tol3z = sqrt(EPS)
-    cdef double temp, temp2, s, aii, t
+    cdef double temp, temp2, aii, t
     cdef double* col
-    cdef double* cj
     for i in range(start, k):
         if stop_tol > 0.0:
             t = 0.0
@@ -870,9 +869,9 @@ cdef int _pipe_alloc(Pipe* P, Py_ssize_t mmax) noexcept nogil:
     P.colmap = <Py_ssize_t*> malloc((J + 1) * sizeof(Py_ssize_t))
     P.active = <bint*> malloc((P.p + 1) * sizeof(bint))
     P.prev_active = <bint*> malloc((P.p + 1) * sizeof(bint))
-    if (P.D == NULL or P.b == NULL or P.z == NULL or P.zrow == NULL or P.dmean == NULL or P.beta == NULL
-            or P.work == NULL or P.iwork == NULL or P.colmap == NULL or P.active == NULL
-            or P.prev_active == NULL):
+    if (P.D == NULL or P.b == NULL or P.z == NULL or P.zrow == NULL or P.dmean == NULL
+            or P.beta == NULL or P.work == NULL or P.iwork == NULL or P.colmap == NULL
+            or P.active == NULL or P.prev_active == NULL):
         return -1
     return 0
 
@@ -1128,7 +1127,7 @@ def poly_expand(const double[:, ::1] X, const int[:, ::1] mono, bint include_bia
 
 def fit_pipeline(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mono,
                  Py_ssize_t ncols_tol):
-    """Fit scaler -> expansion -> least squares; returns (mean, scale, coef per monomial, intercept)."""
+    """Fit scaler -> expansion -> least squares: (mean, scale, coef per monomial, intercept)."""
     cdef Pipe P
     cdef Py_ssize_t m = X.shape[0], p = X.shape[1], i
     cdef int st = 0

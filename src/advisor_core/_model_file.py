@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 from advisor_core import linalg
 from advisor_core.kinds import SIMPLICITY
+from advisor_core.linalg import Rows
 from advisor_core.scenario import as_number
 
 
@@ -109,7 +110,7 @@ def finite_numbers(value: Any, name: str) -> array:
     return numbers
 
 
-def finite_rows(value: Any, name: str) -> memoryview:
+def finite_rows(value: Any, name: str) -> Rows:
     """A JSON list of equally long, non-empty rows of finite numbers as a 2-D memoryview."""
     if not isinstance(value, list) or not value or not all(
             isinstance(row, list) for row in value):

@@ -44,7 +44,8 @@ def join_analysis(scenarios: list[dict], rows: dict[str, dict[str, str]]) -> lis
     joined = []
     for scenario in scenarios:
         copy = dict(scenario)
-        row = rows.get(scenario.get("name")) if isinstance(scenario, dict) else None
+        name = scenario.get("name") if isinstance(scenario, dict) else None
+        row = rows.get(name) if isinstance(name, str) else None
         if row is not None:
             mean = _csv_number(row.get("mean_power_w"))
             energy_wh = _csv_number(row.get("total_energy_wh"))

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from advisor_core import linalg
 from advisor_core.cost import scenario_power
+from advisor_core.linalg import Rows
 from advisor_core.scenario import as_number, bitrate_mbps, stream_count, total_pixels
 
 __all__ = [
@@ -120,7 +121,7 @@ def category(features: dict, key: str, default: str) -> str:
     return value if isinstance(value, str) else default
 
 
-def column_range(X: memoryview) -> tuple[array, array]:
+def column_range(X: Rows) -> tuple[array, array]:
     """Per-column minima and maxima of a 2-D float memoryview."""
     n, p = X.shape
     return (array("d", [min(X[i, j] for i in range(n)) for j in range(p)]),
@@ -133,7 +134,7 @@ def feature_names(encoders: list[str], hardware: list[str]) -> list[str]:
             + [f"hardware_{c}" for c in hardware])
 
 
-def encode(features_list: list[dict], encoders: list[str], hardware: list[str]) -> memoryview:
+def encode(features_list: list[dict], encoders: list[str], hardware: list[str]) -> Rows:
     """Feature matrix (rows × (5 + categories)) of feature dicts; unseen categories → zeros.
 
     A C-contiguous float64 2-D memoryview (numpy is not needed to train or predict natively).

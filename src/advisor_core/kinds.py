@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from advisor_core import linalg
 from advisor_core.intervals import conformal_half_width, extrapolated_half_width, half_width
+from advisor_core.linalg import Rows
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +76,14 @@ def tree_pipeline(kind: str) -> Any:
     return Pipeline([("scaler", StandardScaler()), ("model", regressor)])
 
 
-def kind_columns(kind: str, X: memoryview) -> memoryview:
+def kind_columns(kind: str, X: Rows) -> Rows:
     """The columns of the feature matrix a kind reads (all, or the stream count alone)."""
     if kind not in _STREAM_ONLY:
         return X
     return linalg.float_rows(array("d", [X[i, 0] for i in range(X.shape[0])]), 1)
 
 
-def terms(kind: str, X: memoryview) -> Optional[int]:
+def terms(kind: str, X: Rows) -> Optional[int]:
     """Coefficients of a least-squares kind on X, intercept included (None for trees).
 
     Features constant over the rows add none: the fit gives them no coefficient.
@@ -103,7 +104,7 @@ def _tree_predict(model: Any, X: Any) -> list[float]:
         return np.asarray(model.predict(np.asarray(X)), dtype=np.float64).tolist()
 
 
-def _residual_stats(X: memoryview, y: array, degree: int, fitted: Any) -> tuple[int, float]:
+def _residual_stats(X: Rows, y: array, degree: int, fitted: Any) -> tuple[int, float]:
     """(residual degrees of freedom, residual variance) of a least-squares fit."""
     first = linalg.float_rows(array("d", [X[0, j] for j in range(X.shape[1])]), X.shape[1])
     rank, _ = linalg.leverage(X, degree, first)
@@ -119,7 +120,7 @@ class KindFit:
 
     kind: str
     model: Any  # linalg.PolynomialModel or a scikit-learn pipeline
-    X: memoryview  # the training rows, in the kind's columns
+    X: Rows  # the training rows, in the kind's columns
     y: array
     box: linalg.TrainedBox
     trend_df: int
@@ -134,7 +135,7 @@ class KindFit:
         return NATIVE_DEGREES.get(self.kind)
 
 
-def describe(kind: str, model: Any, X: memoryview, y: array, rising: bytes,
+def describe(kind: str, model: Any, X: Rows, y: array, rising: bytes,
              residuals: tuple = ()) -> KindFit:
     """The KindFit of an already fitted model on the full feature matrix X."""
     Xk = kind_columns(kind, X)
@@ -151,7 +152,7 @@ def describe(kind: str, model: Any, X: memoryview, y: array, rising: bytes,
     return KindFit(kind, model, Xk, y, box, trend_df, trend_sigma2, df, sigma2, residuals)
 
 
-def fit_kind(kind: str, X: memoryview, y: array, rising: bytes, residuals: tuple = ()) -> KindFit:
+def fit_kind(kind: str, X: Rows, y: array, rising: bytes, residuals: tuple = ()) -> KindFit:
     """Fit a kind on the full feature matrix X (rows x features) and targets y."""
     Xk = kind_columns(kind, X)
     degree = NATIVE_DEGREES.get(kind)
@@ -164,7 +165,7 @@ def fit_kind(kind: str, X: memoryview, y: array, rising: bytes, residuals: tuple
     return describe(kind, model, X, y, rising, residuals)
 
 
-def oof_predictions(kind: str, X: memoryview, y: array, fold: array, rising: bytes) -> array:
+def oof_predictions(kind: str, X: Rows, y: array, fold: array, rising: bytes) -> array:
     """Out-of-fold guarded predictions of a kind for fold labels ``fold`` (0..k-1)."""
     Xk = kind_columns(kind, X)
     rising = rising[:Xk.shape[1]]
@@ -201,7 +202,7 @@ class RowPrediction:
     change: float  # the trend's change from the clipped row to the row
 
 
-def predict_rows(fit: KindFit, X_new: memoryview, level: Optional[float]) -> list[RowPrediction]:
+def predict_rows(fit: KindFit, X_new: Rows, level: Optional[float]) -> list[RowPrediction]:
     """Guarded predictions of X_new (full feature rows); with ``level``, interval half-widths."""
     Xk = kind_columns(fit.kind, X_new)
     inside, change = fit.box.clip(Xk)
@@ -217,7 +218,7 @@ def predict_rows(fit: KindFit, X_new: memoryview, level: Optional[float]) -> lis
             for i, (m, h) in enumerate(zip(means, halves))]
 
 
-def _half_widths(fit: KindFit, Xk: memoryview, inside: memoryview,
+def _half_widths(fit: KindFit, Xk: Rows, inside: Rows,
                  level: float) -> list[Optional[float]]:
     n_rows, p = Xk.shape
     moved = [any(Xk[i, j] != inside[i, j] for j in range(p)) for i in range(n_rows)]
@@ -255,7 +256,7 @@ def bootstrap_bounds(fit: KindFit, rows: list[RowPrediction], n_bootstrap: int,
     return ([v + r.change for v, r in zip(low, rows)], [v + r.change for v, r in zip(high, rows)])
 
 
-def _tree_interval(kind: str, X: memoryview, y: array, X_new: memoryview, n_bootstrap: int,
+def _tree_interval(kind: str, X: Rows, y: array, X_new: Rows, n_bootstrap: int,
                    confidence_level: float, random_state: Any) -> Optional[tuple[Any, Any]]:
     """Bootstrap percentile interval of a tree model (refits with scikit-learn); None if none."""
     import numpy as np

@@ -109,8 +109,13 @@ def lstsq(X: Any, y: Any, rcond: Optional[float] = None) -> np.ndarray:
     return _solver(X, y, rcond)
 
 
+# A 2-D C-contiguous buffer (a cast memoryview or a numpy array): typed Any because typeshed
+# declares memoryview.shape Optional (it is None only on a released view, never here).
+Rows = Any
+
+
 @lru_cache(maxsize=64)
-def _monomials(n_features: int, degree: int) -> memoryview:
+def _monomials(n_features: int, degree: int) -> Rows:
     """Read-only (J, degree) int32 table of the feature indices of each non-bias monomial."""
     flat = array("i", [
         index
@@ -126,11 +131,12 @@ def _is_float_buffer(X: Any, ndim: int) -> bool:
     if isinstance(X, array):
         return ndim == 1 and X.typecode == "d"
     return (isinstance(X, memoryview) and X.format == "d" and X.ndim == ndim
-            and X.c_contiguous and 0 not in X.shape)
+            and X.c_contiguous and 0 not in (X.shape or (0,)))
 
 
 def _finite_buffer(X: Any) -> bool:
     """True when a C-contiguous float64 buffer (array, memoryview, numpy array) is all finite."""
+    flat: Any
     if isinstance(X, memoryview):
         flat = X.cast("B").cast("d") if X.ndim > 1 else X
     else:
@@ -182,7 +188,7 @@ def _training_data(X: Any, y: Any) -> tuple[Any, Any]:
     return arr, _vector(y, arr.shape[0])
 
 
-def float_rows(flat: array, width: int) -> memoryview:
+def float_rows(flat: array, width: int) -> Rows:
     """A row-major array('d') as a 2-D (len // width, width) memoryview; non-empty input only."""
     return memoryview(flat).cast("B").cast("d", (len(flat) // width, width))
 
@@ -546,7 +552,7 @@ class TrainedBox:
         slope = array("d", [trend.coef[1 + j] / trend.scale[j] for j in range(p)])
         return cls(lo, hi, slope, bytes(rising))
 
-    def clip(self, X: Any) -> tuple[memoryview, array]:
+    def clip(self, X: Any) -> tuple[Rows, array]:
         """(rows of X clipped into the box, the trend's change from each clipped row to it)."""
         arr = _matrix(X, "X_new")
         flat, inc = _linalg.clip_continue(arr, self.lo, self.hi, self.rising, self.slope)

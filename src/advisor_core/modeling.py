@@ -66,6 +66,7 @@ from advisor_core.kinds import (
     terms,
     trees_available,
 )
+from advisor_core.linalg import Rows
 from advisor_core.power import PowerPredictor, StreamPowerModel
 from advisor_core.selection import KindScore, fold_labels, score_kind, select
 
@@ -165,7 +166,7 @@ class MultivariatePredictor:
         self.hardware_categories: list[str] = []
         self.hardware_model: Optional[str] = None
         # Training rows (2-D float64 memoryview) and targets; X_train/y_train view them.
-        self._X_train: Optional[memoryview] = None
+        self._X_train: Optional[Rows] = None
         self._y_train: Optional[array] = None
         # Per trained kind: what its guarded predictions and intervals need; the trained range
         # of every feature (the ``extrapolated`` flag); how the winner was chosen.
@@ -555,6 +556,8 @@ class MultivariatePredictor:
         X_doc, y_doc = document.get("X_train"), document.get("y_train")
         if (X_doc is None) != (y_doc is None):
             raise ValueError("X_train and y_train must both be present or both be null")
+        X: Any = None
+        y: Any = None
         if X_doc is not None:
             X = model_file.finite_rows(X_doc, "X_train")
             y = model_file.finite_numbers(y_doc, "y_train")
@@ -574,7 +577,6 @@ class MultivariatePredictor:
         selection = document.get("selection")
         predictor.selection = dict(selection) if isinstance(selection, dict) else None
         if pipelines:
-            X, y = predictor._X_train, predictor._y_train
             non_negative = predictor.target_name in NON_NEGATIVE_TARGETS
             rising = bytes([1 if non_negative else 0]) + bytes(n_features - 1)
             predictor._fits = {k: describe(k, m, X, y, rising) for k, m in pipelines.items()}

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Optional
 from advisor_core import linalg
 from advisor_core.features import training_target
 from advisor_core.intervals import check_confidence_level, extrapolated_half_width, half_width
+from advisor_core.linalg import Rows
 from advisor_core.scenario import as_number, stream_count
 
 logger = logging.getLogger(__name__)
@@ -144,9 +145,12 @@ class PowerPredictor:
         return linalg.guarded_predict(stats.model, stats.box, _one_row(value))[0]
 
     def _interval_stats(self) -> _StreamIntervalStats:
+        model = self.model
+        if model is None:
+            raise RuntimeError("the predictor is not trained")
         cached = self._stats
-        if cached is None or cached.source is not self.model:
-            cached = self._stats = _StreamIntervalStats(self.model, self.training_data)
+        if cached is None or cached.source is not model:
+            cached = self._stats = _StreamIntervalStats(model, self.training_data)
         return cached
 
     def get_model_info(self) -> dict:
@@ -184,7 +188,7 @@ def _fit_stream_power(pairs: list[tuple[int, float]], quadratic: bool) -> Stream
     return StreamPowerModel(float(y_mean - x_mean * coef[0]), coef)
 
 
-def _one_row(streams: float) -> memoryview:
+def _one_row(streams: float) -> Rows:
     """A 1 x 1 float matrix (the kernels' input) without going through numpy."""
     return linalg.float_rows(array("d", [streams]), 1)
 

@@ -225,7 +225,7 @@ def total_pixels(scenario: Any, duration: Optional[float] = None) -> Optional[fl
         return None
     seconds = positive_number(scenario.get("duration") if duration is None else duration)
     renditions = _renditions(scenario) if seconds is not None else None
-    if not renditions:
+    if seconds is None or not renditions:
         return positive_number(scenario.get("pixels_processed"))
     pixels = float(sum(w * h * fps for w, h, fps, _ in renditions) * seconds)
     return pixels if math.isfinite(pixels) else None

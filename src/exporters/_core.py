@@ -30,6 +30,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
@@ -329,7 +330,7 @@ def _render_fast(metric: Metric, out: list[str], blocks: dict) -> bool:
         return False
     if not _LEGACY_METRIC_NAME.match(name):
         return False
-    lines = []
+    lines: list[str] = []
     append = lines.append
     get = blocks.get
     for sample in metric.samples:
@@ -738,15 +739,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: Sequence[bytes], content_type: str, head: bool,
               headers: Sequence[tuple[str, str]] = ()) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(sum(len(chunk) for chunk in body)))
-        for key, value in headers:
-            self.send_header(key, value)
-        # end_headers() would write the buffered headers on their own: they go out with the body.
-        self._headers_buffer.append(b"\r\n")
-        head_bytes = b"".join(self._headers_buffer)
-        self._headers_buffer = []
+        # The head is written here rather than by send_header()/end_headers(), which would send
+        # it on its own: it goes out with the body in one write.
+        fields = [
+            ("Server", self.version_string()),
+            ("Date", self.date_time_string()),
+            ("Content-Type", content_type),
+            ("Content-Length", str(sum(len(chunk) for chunk in body))),
+            *headers,
+        ]
+        head_bytes = "".join([
+            f"{self.protocol_version} {status} {HTTPStatus(status).phrase}\r\n",
+            *(f"{key}: {value}\r\n" for key, value in fields),
+            "\r\n",
+        ]).encode("latin-1")
         _send_all(self.connection, (head_bytes,) if head else (head_bytes, *body))
 
     def _serve(self, head: bool) -> None:

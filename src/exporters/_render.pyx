@@ -150,7 +150,8 @@ cdef const char* _DIGIT_PAIRS = (
     b"8081828384858687888990919293949596979899")
 
 
-cdef uint64_t _shortest(uint64_t mantissa_bits, uint32_t exponent_bits, int32_t* exp10) noexcept nogil:
+cdef uint64_t _shortest(uint64_t mantissa_bits, uint32_t exponent_bits,
+                        int32_t* exp10) noexcept nogil:
     # The shortest decimal d * 10^exp10 that reads back as the finite, non-zero double with these
     # fields; among equally short ones the nearest (ties to even), as Python's repr chooses.
     cdef int32_t e2, q, k, i, j, removed = 0

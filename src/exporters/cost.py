@@ -199,7 +199,8 @@ class CostMetrics(MetricSet):
         )
         baseline_kg = (
             intensity * (baseline_watts / 1000) / 1000
-            if intensity is not None and baseline_hourly is not None else None
+            if intensity is not None and baseline_watts is not None and baseline_watts > 0
+            else None
         )
         for index, scenario in enumerate(priced):
             name = scenario["name"]
