@@ -133,6 +133,10 @@ def test_gzip_uses_isal_when_installed_and_zlib_otherwise(monkeypatch: pytest.Mo
         assert gzip.decompress(member) == text
         assert member[:4] == b"\x1f\x8b\x08\x00" and member[4:8] == b"\x00\x00\x00\x00"  # mtime 0
         assert len(member) < len(text) // 5
+    # Chunks compress into one member (a single-member decoder reads the whole body).
+    chunked = _gzip([text[:1000], b"", text[1000:]])
+    reader = zlib.decompressobj(31)
+    assert reader.decompress(chunked) == text and reader.eof and reader.unused_data == b""
 
 
 def test_accepts_gzip_header_rules() -> None:

@@ -388,10 +388,13 @@ def render_families(families: Iterable[Family], blocks: Optional[dict] = None) -
     return b"".join(render_chunks(families, blocks))
 
 
-def _gzip(data: bytes) -> bytes:
-    """One gzip member (mtime 0) of ``data``."""
+def _gzip(data: Union[bytes, Iterable[bytes]]) -> bytes:
+    """One gzip member (mtime 0) of ``data``, bytes or chunks of it."""
     packer = _deflate.compressobj(GZIP_LEVEL, _deflate.DEFLATED, 31)
-    return packer.compress(data) + packer.flush()
+    # Chunk by chunk: no joined copy of a multi-MB body beside its chunks at the memory peak.
+    parts = [packer.compress(chunk) for chunk in ((data,) if isinstance(data, bytes) else data)]
+    parts.append(packer.flush())
+    return b"".join(parts)
 
 
 class _ProcessPart:
@@ -543,7 +546,7 @@ class ExporterState:
         plain = (*self._data, render_families(self.self_families()) + process)
         # One gzip member for the whole body: curl, wget and other single-member decoders stop
         # after the first member of a concatenation. ISA-L deflates a 2 MB body in ~1 ms.
-        self.chunks = (plain, (_gzip(b"".join(plain)),))
+        self.chunks = (plain, (_gzip(plain),))
 
 
 # ---------------------------------------------------------------------------------------------
