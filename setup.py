@@ -33,7 +33,7 @@ FORCE = not _stamp.is_file() or _stamp.read_text() != MODE
 _stamp.parent.mkdir(exist_ok=True)
 _stamp.write_text(MODE)
 
-KERNELS = ["_linalg", "_lstsq", "_random", "_kernels"]
+KERNELS = ["_linalg", "_lstsq", "_kernels"]
 
 directives = {
     "language_level": 3,

@@ -61,6 +61,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import random
 from array import array
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -388,15 +389,26 @@ def _usable_cores() -> int:
 def resample_indices(n: int, n_bootstrap: int, random_state: Any = 0) -> Any:
     """Row indices of n_bootstrap resamples of n rows, flat (resample-major) int64 buffer.
 
-    Equal to ``np.random.default_rng(random_state).integers(0, n, size=(n_bootstrap, n))``;
-    an int or None seed is drawn by the compiled generator (no numpy), any other seed
-    (a numpy Generator, a SeedSequence) by numpy.
+    A non-negative int seed (reproducible) or None (fresh entropy) draws with the standard
+    library's Mersenne Twister into an ``array('q')``, without numpy; a numpy Generator or
+    SeedSequence draws ``integers(0, n, size=(n_bootstrap, n))`` with numpy. The bootstrap
+    needs a seeded, uniform stream, not a particular generator's.
     """
-    if random_state is None or (isinstance(random_state, int)
-                                and not isinstance(random_state, bool) and random_state >= 0):
-        from advisor_core import _random
-
-        return _random.resample_indices(n, n_bootstrap, random_state)
+    for name, value in (("n", n), ("n_bootstrap", n_bootstrap)):
+        if isinstance(value, bool) or not hasattr(value, "__index__"):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    n, n_bootstrap = int(n), int(n_bootstrap)
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    if n_bootstrap < 0:
+        raise ValueError("n_bootstrap must be >= 0")
+    if random_state is None or (hasattr(random_state, "__index__")
+                                and not isinstance(random_state, bool)):
+        seed = None if random_state is None else int(random_state)
+        if seed is not None and seed < 0:
+            raise ValueError("random_state must be a non-negative int, None or a numpy Generator")
+        draws = random.Random(seed).choices(range(n), k=n * n_bootstrap)
+        return array("q", draws)
     import numpy as np
 
     return np.random.default_rng(random_state).integers(0, n, size=(n_bootstrap, n)).ravel()
@@ -463,10 +475,9 @@ def bootstrap_predictions(
 ) -> np.ndarray:
     """Predictions (n_successful, len(X_new)) of pipelines refitted on row resamples.
 
-    Resample indices are ``resample_indices(n, n_bootstrap, random_state)``, i.e. numpy's
-    ``default_rng(random_state).integers(0, n, size=(n_bootstrap, n))``, so a seed reproduces
-    the result. A 1-D X_new is one row. ``n_jobs`` threads share the resamples (None: the usable
-    cores, for large problems only); the result does not depend on it.
+    Resample indices are ``resample_indices(n, n_bootstrap, random_state)``, so a seed
+    reproduces the result. A 1-D X_new is one row. ``n_jobs`` threads share the resamples
+    (None: the usable cores, for large problems only); the result does not depend on it.
     """
     import numpy as np
 
