@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from _targets import timing_target
+
 ENV_VARS = ("COST_EXPORTER_PORT", "QOE_EXPORTER_PORT", "RESULTS_EXPORTER_PORT", "RESULTS_DIR",
             "PROMETHEUS_URL", "REGION", "CURRENCY", "ENERGY_COST_PER_KWH", "CPU_COST_PER_HOUR")
 SCENARIOS = 1000
@@ -240,10 +242,11 @@ def test_scrape_latency_vs_rerender_baseline(benchmark, kind: str, exporters, ba
           f"baseline gzip median {statistics.median(base_gz) * 1e3:.2f} ms "
           f"plain {statistics.median(base_plain) * 1e3:.2f} ms; "
           f"speed-up gzip {ratio_gz:.1f}x plain {ratio_plain:.1f}x")
-    assert statistics.median(gz) < 2e-3  # target 1 ms
-    assert p99(gz) < 15e-3  # target 5 ms
-    assert p99(plain) < 25e-3  # target 10 ms
-    assert ratio_gz >= 3.0 and ratio_plain >= 3.0  # target 5x
+    timing_target(statistics.median(gz) < 2e-3, f"{kind}: gzip median >= 2 ms")  # target 1 ms
+    timing_target(p99(gz) < 15e-3, f"{kind}: gzip p99 >= 15 ms")  # target 5 ms
+    timing_target(p99(plain) < 25e-3, f"{kind}: plain p99 >= 25 ms")  # target 10 ms
+    timing_target(ratio_gz >= 3.0 and ratio_plain >= 3.0,
+                  f"{kind}: speed-up below 3x")  # target 5x
 
 
 def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_path: Path) -> None:
@@ -298,7 +301,7 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
     assert all(state.refresh_errors == 0 for state in states)
     # The target itself: the median is ~60 ms in quiet spells of a 2-core CI machine and ~100
     # ms in its slowest ones (benchmarks/README.md records the figures).
-    assert median < 0.150
+    timing_target(median < 0.150, f"refresh median {median * 1e3:.1f} ms >= 150 ms")
 
 
 def import_floor_mb(module: str) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
+from _targets import timing_target
 from advisor_core import linalg
 
 # shape -> (target ratio, asserted ratio)
@@ -81,7 +82,7 @@ def test_lstsq_vs_numpy(benchmark, shape):
     )
     benchmark.extra_info.update(ratio=ratio, numpy_us=base * 1e6, ours_us=ours * 1e6)
     benchmark(linalg.lstsq, X, y)
-    assert ratio >= floor
+    timing_target(ratio >= floor, f"lstsq {shape}: {ratio:.2f}x < {floor}x")
 
 
 def _predictor_like_design(n: int, p: int, seed: int):
@@ -160,4 +161,4 @@ def test_fit_cv_and_bootstrap_vs_sklearn(benchmark, size):
     )
     benchmark.extra_info.update(ratio=ratio, sklearn_ms=base * 1e3, ours_ms=ours * 1e3)
     benchmark.pedantic(_our_workflow, args=(X, y, x_new, 3), rounds=3, iterations=1)
-    assert ratio >= floor
+    timing_target(ratio >= floor, f"workflow {ratio:.1f}x < {floor}x")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from _targets import timing_target
 from advisor_core.modeling import MultivariatePredictor, PowerPredictor, extract_features
 from advisor_core.scenario import load_results
 
@@ -221,7 +222,7 @@ def compare(benchmark, ours, baseline, *, rounds, iterations, baseline_rounds,
                                 ratio=ratio, target=target)
     print(f"\n{label}: ours {ours_median * 1e6:.1f} µs, scikit-learn "
           f"{base_median * 1e6:.1f} µs, ratio {ratio:.1f}x (target {target}x)")
-    assert ratio >= threshold, f"{label}: only {ratio:.1f}x faster (need {threshold}x)"
+    timing_target(ratio >= threshold, f"{label}: only {ratio:.1f}x faster (need {threshold}x)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,4 +304,4 @@ def test_multivariate_interval_only(benchmark):
             rounds=50, iterations=5, baseline_rounds=5, baseline_iterations=1,
             label=f"MultivariatePredictor.predict with CI ({m.best_model_name}, 12 rows)",
             threshold=100, target=200)
-    assert benchmark.extra_info["ours_median_s"] < 1e-3
+    timing_target(benchmark.extra_info["ours_median_s"] < 1e-3, "predict with CI >= 1 ms")

@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from _targets import timing_target
 from advisor_core.cost import COST_KEYS, CostModel
 from advisor_core.recommender import TranscodingRecommender
 
@@ -341,4 +342,4 @@ def test_scoring_cost_ranking_vs_reference(benchmark):
           f"ratio {ratio:.1f}x (target >= 10x); "
           f"as two calls {two_calls_median * 1e3:.2f} ms, "
           f"ratio {theirs_median / two_calls_median:.1f}x")
-    assert ratio >= ASSERTED_RATIO
+    timing_target(ratio >= ASSERTED_RATIO, f"scoring {ratio:.1f}x < {ASSERTED_RATIO}x")

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import importlib.machinery
+import importlib.metadata
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import advisor_core
 
 
 def test_kernels_are_compiled_extension_modules():
-    from advisor_core import _kernels, _linalg, _lstsq, _random
+    from advisor_core import _kernels, _linalg, _lstsq
 
-    for module in (_linalg, _lstsq, _random, _kernels):
+    for module in (_linalg, _lstsq, _kernels):
         suffix = Path(module.__file__).name[len(module.__name__.rsplit(".", 1)[-1]):]
         assert suffix in importlib.machinery.EXTENSION_SUFFIXES, module.__file__
 
@@ -19,7 +26,7 @@ def test_kernels_are_compiled_extension_modules():
 def test_typing_markers_and_stubs_ship_with_the_package():
     package = Path(advisor_core.__file__).parent
     assert (package / "py.typed").is_file()
-    for stub in ("_linalg.pyi", "_lstsq.pyi", "_random.pyi", "_kernels.pyi"):
+    for stub in ("_linalg.pyi", "_lstsq.pyi", "_kernels.pyi"):
         assert (package / stub).is_file(), stub
 
 
@@ -31,7 +38,8 @@ def test_top_level_api():
     }
     assert names <= set(dir(advisor_core))
     assert set(advisor_core.__all__) >= names - {"__version__"}
-    assert advisor_core.__version__ == "0.3.0"
+    # One version source: the git tag through setuptools-scm, the same in the metadata.
+    assert advisor_core.__version__ == importlib.metadata.version("advisor-core")
     from advisor_core import cost, modeling, recommender, regional_pricing, scoring
 
     assert advisor_core.PowerPredictor is modeling.PowerPredictor
@@ -40,3 +48,59 @@ def test_top_level_api():
     assert advisor_core.EnergyEfficiencyScorer is scoring.EnergyEfficiencyScorer
     assert advisor_core.TranscodingRecommender is recommender.TranscodingRecommender
     assert advisor_core.RegionalPricing is regional_pricing.RegionalPricing
+
+
+def _console_scripts() -> list[str]:
+    entry_points = importlib.metadata.distribution("advisor-core").entry_points
+    return sorted(ep.name for ep in entry_points if ep.group == "console_scripts")
+
+
+def test_console_scripts_are_the_five_commands():
+    assert _console_scripts() == ["advisor", "advisor-cost-exporter", "advisor-exporters",
+                                  "advisor-qoe-exporter", "advisor-results-exporter"]
+
+
+@pytest.mark.parametrize("script", _console_scripts())
+def test_every_console_script_reports_the_package_version(script: str):
+    path = Path(sys.executable).with_name(script)
+    command = [str(path)] if path.is_file() else [shutil.which(script) or script]
+    proc = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [proc.stdout.split()[0], advisor_core.__version__]
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0].lower().replace("_", "-")
+            for req in requirements}
+
+
+def test_dev_extra_holds_the_build_requirements_and_linters():
+    """`pip install --no-build-isolation -e ".[dev]"` needs the build requirements present."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        tomllib = pytest.importorskip("tomli")  # in the test extra for Python < 3.11
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    config = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    build = _requirement_names(config["build-system"]["requires"])
+    dev = _requirement_names(config["project"]["optional-dependencies"]["dev"])
+    assert build <= dev, build - dev
+    assert {"ruff", "mypy", "cython-lint", "advisor-core"} <= dev
+    # The dev extra pulls in the test, exporters and trees extras.
+    assert any(req.startswith("advisor-core[") and "test" in req
+               for req in config["project"]["optional-dependencies"]["dev"])
+
+
+def test_github_ci_runs_the_stages_of_ci_run_not_a_copy():
+    """ci.yml calls .ci/run's stages; it holds no test, lint or install command of its own."""
+    root = Path(__file__).resolve().parent.parent
+    workflow = (root / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    script = (root / ".ci" / "run").read_text(encoding="utf-8")
+    stages = re.search(r"case \"\$stage\" in ([\w|]+)\)", script)
+    assert stages, "the stage list of .ci/run"
+    known = set(stages.group(1).split("|"))
+    called = re.findall(r"^\s*- run: \.ci/run((?: \w+)+)\s*$", workflow, flags=re.MULTILINE)
+    assert called, "ci.yml calls .ci/run"
+    assert set().union(*(set(c.split()) for c in called)) == known
+    for command in ("pytest", "pip install", "ruff", "mypy", "cython-lint", "setup.py"):
+        assert command not in workflow, command

@@ -10,7 +10,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.3.0"
+try:
+    from advisor_core._version import version as __version__
+except ImportError:  # a source tree that was never built (the build writes _version.py)
+    __version__ = "0+unknown"
 
 _SUBMODULE_OF = {
     "CostModel": "cost",

@@ -6,8 +6,6 @@ import importlib
 import sys
 from types import ModuleType
 
-from advisor_core import __version__
-
 __all__ = ["all_exporters", "cost", "qoe", "results"]
 
 #: Modules the exporters need that only the ``exporters`` extra installs.
@@ -22,7 +20,7 @@ def _load(module: str, prog: str) -> ModuleType:
         if missing not in _EXTRA_MODULES:
             raise
         print(f"{prog}: error: {missing} is not installed; install the 'exporters' extra: "
-              f"pip install 'advisor-core[exporters]=={__version__}'", file=sys.stderr)
+              "pip install 'advisor-core[exporters]'", file=sys.stderr)
         raise SystemExit(2) from None
 
 
