@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import argparse
-import gc
 import html
 import json
 import logging
@@ -27,8 +26,7 @@ import threading
 import time
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -40,7 +38,6 @@ from prometheus_client import CollectorRegistry, Metric, PlatformCollector, Proc
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.samples import Sample
-from prometheus_client.utils import floatToGoString
 
 try:
     # ISA-L's deflate writes the same gzip format four to five times faster than zlib at level 1
@@ -315,77 +312,20 @@ def _label_block(items: tuple) -> Optional[str]:
     return "{" + ",".join(parts) + "}"
 
 
-def _render_fast(metric: Metric, out: list[str], blocks: dict) -> bool:
-    """Append ``metric`` in generate_latest's exact format; False when it needs the slow path.
-
-    Only plain gauges and counters without timestamps take this path; the label block of a
-    label set is built once and reused by every family (scenario labels repeat in every family
-    and every refresh, so this is where generate_latest spends its time).
-    """
-    if metric.type == "gauge":
-        name = metric.name
-    elif metric.type == "counter":
-        name = metric.name + "_total"
-    else:
-        return False
-    if not _LEGACY_METRIC_NAME.match(name):
-        return False
-    lines: list[str] = []
-    append = lines.append
-    get = blocks.get
-    for sample in metric.samples:
-        if sample.name != name or sample.timestamp is not None:
-            return False
-        key = tuple(sample.labels.items())
-        block = get(key)
-        if block is None:
-            block = _label_block(key)
-            if block is None:
-                return False
-            blocks[key] = block
-        value = float(sample.value)
-        text = repr(value)
-        # repr is Go's format except inf/nan (end in "f"/"n") and large numbers (exponent).
-        if text[-1] in "fn" or (value > 0 and text.find(".") > 6):
-            text = floatToGoString(value)
-        append(f"{name}{block} {text}\n")
-    doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-    out.append(f"# HELP {name} {doc}\n# TYPE {name} {metric.type}\n")
-    out.extend(lines)
-    return True
-
-
-#: Label blocks kept between refreshes at most; beyond that the cache starts over.
-LABEL_CACHE_ENTRIES = 200_000
-
-
-def render_chunks(families: Iterable[Family], blocks: Optional[dict] = None) -> list[bytes]:
+def render_chunks(families: Iterable[Family]) -> list[bytes]:
     """Render metric families in the text format 0.0.4: one UTF-8 bytes chunk per family.
 
-    Byte-identical to prometheus_client's generate_latest (tests compare both). TableFamily
-    rows are written by compiled code; other gauges and counters escape each label set once
-    (``blocks`` is an optional cache of label blocks kept by the caller between renders).
+    Byte-identical to prometheus_client's generate_latest (tests compare both): TableFamily
+    rows (the per-scenario families, nearly all of a body) are written by compiled code, the
+    few other samples by generate_latest itself.
     """
-    if blocks is None:
-        blocks = {}
-    elif len(blocks) > LABEL_CACHE_ENTRIES:
-        blocks.clear()
-    chunks: list[bytes] = []
-    for metric in families:
-        if isinstance(metric, TableFamily):
-            chunks.append(metric.render())
-            continue
-        out: list[str] = []
-        if _render_fast(metric, out, blocks):
-            chunks.append("".join(out).encode("utf-8"))
-        else:
-            chunks.append(_generate_latest([metric]))
-    return chunks
+    return [metric.render() if isinstance(metric, TableFamily) else _generate_latest([metric])
+            for metric in families]
 
 
-def render_families(families: Iterable[Family], blocks: Optional[dict] = None) -> bytes:
+def render_families(families: Iterable[Family]) -> bytes:
     """Render metric families in the text exposition format 0.0.4 (UTF-8 bytes)."""
-    return b"".join(render_chunks(families, blocks))
+    return b"".join(render_chunks(families))
 
 
 def _gzip(data: Union[bytes, Iterable[bytes]]) -> bytes:
@@ -420,7 +360,6 @@ class ExporterState:
         self.refresh_duration: Optional[float] = None
         self.run: Optional[Run] = None
         self.scenarios_total = 0
-        self._label_blocks: dict = {}
         # (name, type, help) -> (label blocks, value bits, rendered text) of the last render
         self._tables: dict[tuple, tuple[list, bytes, bytes]] = {}
         # The latest refresh attempt of this set succeeded (a bad newer file makes up 0).
@@ -454,7 +393,7 @@ class ExporterState:
         while families:
             family = families.pop()
             if not isinstance(family, TableFamily):
-                chunks.extend(render_chunks((family,), self._label_blocks))
+                chunks.extend(render_chunks((family,)))
                 continue
             key = (family.name, family.type, family.documentation)
             blocks = [labels.block for labels in family.keys]
@@ -554,25 +493,6 @@ class ExporterState:
 # ---------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for the block (a no-op when it is already off).
-
-    A refresh builds some 10^5 objects (the parsed file, label sets, rows) that are freed by
-    reference counting, not by the collector; left on, the collector walks them again and again
-    as they age through its generations (about twenty collections, 4-5 ms at 1,000 scenarios).
-    The garbage of the block is collected at the first allocations after it.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
-
-
 class Refresher(threading.Thread):
     """Background thread: notices file changes, recomputes data parts, re-publishes bodies."""
 
@@ -630,8 +550,7 @@ class Refresher(threading.Thread):
         refreshed = changed or wants or retry or stale
         if refreshed:
             self._signature = signature
-            with _collector_paused():
-                self._refresh(signature)
+            self._refresh(signature)
         elif self.prom.enabled:
             self.prom.probe()
         process = self._process.render()
