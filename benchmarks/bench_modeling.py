@@ -90,7 +90,7 @@ _H1_LEADING = re.compile(r"^(\d+)\s+")
 
 
 def reference_stream_count(name: str):
-    """The reference's H1 heuristic (results-schema.md §5.1)."""
+    """The reference's H1 stream-count heuristic (a leading number in the name)."""
     lowered = name.lower()
     match = _H1_COUNT.search(lowered)
     if match:
@@ -283,7 +283,7 @@ def test_multivariate_synthetic_200_rows(benchmark):
 
 
 def test_multivariate_interval_only(benchmark):
-    """DECISIONS 7: one bootstrap interval (100 refits) costs a fraction of a millisecond."""
+    """README difference 7: one bootstrap interval (100 refits) costs a fraction of a ms."""
     scenarios = joined_real()
     m = MultivariatePredictor(list(KINDS), cv_folds=CV_FOLDS, n_bootstrap=N_BOOTSTRAP)
     m.fit(scenarios)

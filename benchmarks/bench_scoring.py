@@ -1,7 +1,7 @@
 """Scoring + costing + ranking of 1,000 scenarios: batch kernels vs the reference's per-call way.
 
-Baseline (same run): a plain-Python transcription of the reference procedures of
-advisor-library.md §3-§5 — every method call re-parses the bitrate/name/resolution, recomputes
+Baseline (same run): a plain-Python transcription of the reference library's scoring, costing
+and ranking procedures — every method call re-parses the bitrate/name/resolution, recomputes
 pixels, and the derived costs call the base costs again (total -> energy + compute, per-pixel ->
 total, ...), with a pure-Python trapezoid. Ours: ``TranscodingRecommender.
 analyze_and_rank_with_costs`` (ranked scored copies and all ten costs, in one pass over the

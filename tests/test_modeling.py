@@ -131,7 +131,7 @@ def sk_predict(degree, X, y, X_new):
 
 
 def sk_score(degree, X, y, folds):
-    """Mean CV R² over folds with a defined R² (DECISIONS 8), else the training R²."""
+    """Mean CV R² over folds with a defined R² (README difference 8), else the training R²."""
     n = len(y)
     if n >= folds:
         with warnings.catch_warnings():
@@ -165,7 +165,7 @@ def test_power_initial_state():  # B.1
 @pytest.mark.parametrize(("name", "streams"), [  # B.2
     ("4 Streams @ 2500k", 4), ("8 streams @ 1080p", 8), ("2 Stream Test", 2), ("12 Streams", 12),
     ("4-stream test", 4), ("Single Stream @ 2500k", 1), ("6 concurrent streams", 6),
-    # DECISIONS 1: a number with a bitrate unit is a bitrate (reference H1 said 10 and 5)
+    # README difference 1: a number with a bitrate unit is a bitrate (reference H1 said 10 and 5)
     ("10 Mbps Stream", 1), ("5 Mbps Stream", 1), ("2.5 Mbps Stream", 1),
 ])
 def test_power_uses_the_stream_count_rule(name, streams):
@@ -378,7 +378,7 @@ def test_extract_features_ladder():  # C.4
 
 def test_extract_features_without_name_is_none():  # C.5
     assert extract_features({"bitrate": "2500k"}) is None
-    assert extract_features({"name": "Multi Stream Test"}) is None  # DECISIONS 1
+    assert extract_features({"name": "Multi Stream Test"}) is None  # README difference 1
     assert extract_features(None) is None
     assert extract_features(["2 Streams"]) is None
 
@@ -423,7 +423,7 @@ def test_mv_fit_linear_poly2():  # C.6, C.16, C.17
     assert info["confidence_level"] == 0.95 and info["n_features"] == 7
 
 
-def test_mv_ties_go_to_the_simpler_model():  # DECISIONS 8 (reference: first in list)
+def test_mv_ties_go_to_the_simpler_model():  # README difference 8 (reference: first in list)
     law = [powered(f"{k} streams @ {b}k", 7.0 + 3.0 * k, bitrate=f"{b}k")
            for k in range(1, 7) for b in (1000, 2500)]
     m = MultivariatePredictor(["poly3", "poly2", "linear"])
@@ -528,7 +528,7 @@ def test_mv_hardware_id():  # C.21
     assert m.get_model_info()["hardware"] == "Intel_i7_9700K"
 
 
-def test_mv_feature_names_one_hot_hardware():  # C.22 under DECISIONS 5
+def test_mv_feature_names_one_hot_hardware():  # C.22 under README difference 5
     m = MultivariatePredictor(["linear"])
     m.fit(s3())
     assert m.feature_names == ["stream_count", "bitrate_mbps", "total_pixels", "cpu_usage_pct",
@@ -542,7 +542,7 @@ def test_mv_unknown_model_kind_raises_from_fit():  # C.24
     assert m.pipelines == {} and m.target_name is None
 
 
-def test_mv_scores_are_pooled_leave_one_out_errors():  # DECISIONS 8b
+def test_mv_scores_are_pooled_leave_one_out_errors():  # README difference 8b
     scenarios, X, y = synthetic(12, seed=3, noise=2.0)
     m = MultivariatePredictor(["linear", "poly2"], cv_folds=5)
     m.fit(scenarios)

@@ -173,7 +173,7 @@ def test_compare_identical():
 
 
 def test_compare_uses_the_unit_of_the_algorithm():
-    # Reference defect fixed (advisor-library §7.12): the unit was always "Mbps/W".
+    # Reference defect fixed (README, further differences): the unit was always "Mbps/W".
     a = {"name": "Low power 720p", "duration": 120, "vmaf_score": 90,
          "power": {"mean_watts": 50, "total_energy_joules": 6000}, **HD720}
     b = dict(a, name="High power 720p", power={"mean_watts": 100, "total_energy_joules": 12000})

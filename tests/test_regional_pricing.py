@@ -122,7 +122,7 @@ def test_zero_overrides_are_honoured(config_file):
                                                                         "default": 350}}
     pricing = RegionalPricing("us-east-1", config_file=config_file(config))
     assert pricing.get_electricity_price() == 0.0
-    # Reference defect fixed (advisor-library §7.13): it ignored a 0 intensity and gave 350.
+    # Reference defect fixed (README, further differences): it ignored a 0 intensity, gave 350.
     assert pricing.get_co2_intensity() == 0.0
 
 

@@ -1,4 +1,4 @@
-"""Tests of advisor_core.scenario: the one home of results-file parsing (DECISIONS 1-4)."""
+"""Tests of advisor_core.scenario: the one home of results-file parsing (README difference 1-4)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from advisor_core import scenario as sc
 
 # ---------------------------------------------------------------------------------------------
-# Stream count: results-schema §5.1 examples under DECISIONS 1 (one rule for everyone)
+# Stream count: the reference's examples under README difference 1 (one rule for everyone)
 # ---------------------------------------------------------------------------------------------
 
 STREAM_COUNTS = [
@@ -34,10 +34,10 @@ STREAM_COUNTS = [
     ("High Quality Test", None),
     ("", None),
     ("1 Mbps Stream", 1),
-    # DECISIONS 1: a number followed by a bitrate unit is a bitrate; H1/H2 said 5 and 10.
+    # README difference 1: a number followed by a bitrate unit is a bitrate; H1/H2 said 5 and 10.
     ("5 Mbps Stream", 1),
     ("10 Mbps Stream", 1),
-    # DECISIONS 1: one stream named after its bitrate (H1/H2 said unknown, H3 said 1).
+    # README difference 1: one stream named after its bitrate (H1/H2 said unknown, H3 said 1).
     ("2.5 Mbps Stream", 1),
     ("480p @ 2.5Mbps", None),
     ("30fps @ 5Mbps", None),
@@ -67,7 +67,7 @@ def test_stream_count_of_non_string_is_unknown(value):
 
 
 # ---------------------------------------------------------------------------------------------
-# Bitrate → Mbps (DECISIONS 2; results-schema §5.2 table)
+# Bitrate → Mbps (README difference 2; docs/results-files.md §3)
 # ---------------------------------------------------------------------------------------------
 
 BITRATES = [
@@ -86,10 +86,10 @@ BITRATES = [
     ("1000000", 1000.0),
     ("1500.5", 1.5005),
     ("2500.0", 2.5),
-    ("1e3", 1.0),  # DECISIONS 2: a bare number is kbps (B2 said 1000 Mbps; "1000" too)
+    ("1e3", 1.0),  # README difference 2: a bare number is kbps (B2 said 1000 Mbps; "1000" too)
     ("2.5m", 2.5),
     (" 2500K ", 2.5),
-    # DECISIONS 2: unit suffixes are understood (B1 gave 0.0 for these).
+    # README difference 2: unit suffixes are understood (B1 gave 0.0 for these).
     ("5Mbps", 5.0),
     ("5 mbps", 5.0),
     ("2500kbps", 2.5),
@@ -104,7 +104,7 @@ def test_bitrate_examples(text, mbps):
     assert sc.bitrate_mbps(text) == pytest.approx(mbps, rel=1e-12, abs=0.0)
 
 
-# DECISIONS 2: garbage is unknown (B1 gave 0.0; "-100k" gave -0.1), never an exception.
+# README difference 2: garbage is unknown (B1 gave 0.0; "-100k" gave -0.1), never an exception.
 @pytest.mark.parametrize("value", ["N/A", "", "abc", "-100k", "5 Mbps extra", "k", None, 2500,
                                    2.5, ["2500k"], True])
 def test_bitrate_unknown(value):
@@ -112,7 +112,7 @@ def test_bitrate_unknown(value):
 
 
 # ---------------------------------------------------------------------------------------------
-# Resolution (DECISIONS 3; reference-facts A.20, D.23, D.35)
+# Resolution (README difference 3; reference-facts A.20, D.23, D.35)
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -124,7 +124,7 @@ def test_resolution_parses(text, size):
     assert sc.resolution(text) == size
 
 
-# DECISIONS 3: positive integers only, so "0x0" (reference: (0, 0)) is unknown too.
+# README difference 3: positive integers only, so "0x0" (reference: (0, 0)) is unknown too.
 @pytest.mark.parametrize("text", ["N/A", "invalid", "", "1920x1080x3", "0x0", "-1x5",
                                   "1920.5x1080", "1920×1080", "x1080", "1920x", None, 1920,
                                   ("1920", "1080")])
@@ -206,7 +206,7 @@ def test_output_ladder_one_entry():
 def test_output_ladder_none():
     assert sc.output_ladder({"name": "x"}) is None
     assert sc.output_ladder({"resolution": "1280x720", "fps": "N/A"}) is None
-    # DECISIONS 3: the reference echoed unparsable text ("abc@30"); now unknown.
+    # README difference 3: the reference echoed unparsable text ("abc@30"); now unknown.
     assert sc.output_ladder({"resolution": "abc", "fps": 30}) is None
     assert sc.output_ladder(None) is None
 
@@ -291,7 +291,7 @@ def test_is_baseline_and_measured_duration():
 
 
 # ---------------------------------------------------------------------------------------------
-# Files (DECISIONS 4)
+# Files (README difference 4)
 # ---------------------------------------------------------------------------------------------
 
 def test_latest_results_file(tmp_path):

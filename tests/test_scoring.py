@@ -65,16 +65,16 @@ def test_unsupported_algorithm(algorithm):
           "gpu_power": {"mean_watts": 20}}, 5.0 / 100),
         ({"name": "1 Stream @ 2500k", "bitrate": "2500k", "power": power(50)}, 2.5 / 50),
         ({"name": "8 Streams @ 1000k", "bitrate": "1000k", "power": power(50)}, 8 * 1.0 / 50),
-        # DECISIONS 1: an unknown count (no name, "Baseline", "multi") is one stream here.
+        # README difference 1: an unknown count (no name, "Baseline", "multi") is one stream here.
         ({"name": "Baseline", "bitrate": "2500k", "power": power(50)}, 2.5 / 50),
         ({"bitrate": "2500k", "power": power(50)}, 2.5 / 50),
         ({"name": "Multi Stream Test", "bitrate": "2500k", "power": power(50)}, 2.5 / 50),
-        # DECISIONS 1: "10 Mbps Stream" is one stream of 10 Mbps.
+        # README difference 1: "10 Mbps Stream" is one stream of 10 Mbps.
         ({"name": "10 Mbps Stream", "bitrate": "10M", "power": power(50)}, 10.0 / 50),
         ({"name": "2.5 Mbps Stream", "bitrate": "2500k", "power": power(50)}, 2.5 / 50),
-        # DECISIONS 2: "5Mbps" is 5 Mbps (B1 gave 0 and so no score).
+        # README difference 2: "5Mbps" is 5 Mbps (B1 gave 0 and so no score).
         ({"name": "x", "bitrate": "5Mbps", "power": power(50)}, 5.0 / 50),
-        # An absurd count (beyond scenario.MAX_STREAMS) is unknown, so one stream (DECISIONS 1).
+        # An absurd count (beyond scenario.MAX_STREAMS) is unknown: one stream (difference 1).
         ({"name": "9" * 400 + " streams", "bitrate": "2500k", "power": power(50)}, 2.5 / 50),
     ],
 )

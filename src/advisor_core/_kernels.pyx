@@ -937,7 +937,7 @@ cdef inline double _total(double energy, double compute) noexcept nogil:
 
 
 cdef inline double _per_pixel(double total, double pixels) noexcept nogil:
-    # A 0.0 total means "no data" here (reference behaviour, reference-facts A.15).
+    # A 0.0 total means "no data" here: kept from the reference (advisor_core.cost docstring).
     if isnan(total) or total == 0.0 or not (pixels > 0.0):
         return NAN
     return _finite(total / pixels)

@@ -1,7 +1,7 @@
 """Cost model: legacy (duration x price) and load-aware (integrated samples) transcoding costs.
 
 Costs are in the configured currency (USD by default); energy in joules or kWh, CPU work in
-core-seconds. Every method takes one analysed scenario dict (results-schema.md §3) and returns a
+core-seconds. Every method takes one analysed scenario dict (docs/results-files.md §2) and returns a
 finite float or None when the data needed is missing or invalid; nothing raises on bad input.
 The ``*_many``/``cost_arrays`` methods compute the same numbers for many scenarios at once with
 the compiled kernels (identical results: both paths share one formula per cost).

@@ -2,7 +2,8 @@
 
 Every other module (library, CLI, exporters) asks this module how to read a scenario field;
 nothing else parses these strings. The rules are the reference's, with the fixes listed in
-DECISIONS.md (one stream-count rule, one bitrate rule, validated resolutions).
+the README's "Differences from the reference" (one stream-count rule, one bitrate rule,
+validated resolutions) and restated in docs/results-files.md.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ positive_number = _kernels.positive_number
 
 
 # ---------------------------------------------------------------------------------------------
-# Stream count (DECISIONS 1)
+# Stream count (README differences, item 1)
 # ---------------------------------------------------------------------------------------------
 
 _BITRATE_UNIT = r"(?:kbps|kb/s|k|mbps|mb/s|m|gbps|gb/s|g|bps|b/s)"
@@ -115,7 +116,7 @@ def _plausible_count(digits: str) -> Optional[int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Bitrate (DECISIONS 2)
+# Bitrate (README differences, item 2)
 # ---------------------------------------------------------------------------------------------
 
 _BITRATE = re.compile(
@@ -163,7 +164,7 @@ def _bitrate_mbps(text: str) -> Optional[float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Resolution, pixels and ladders (DECISIONS 3)
+# Resolution, pixels and ladders (README differences, item 3)
 # ---------------------------------------------------------------------------------------------
 
 _RESOLUTION = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
@@ -285,7 +286,7 @@ def measured_duration(scenario: Any) -> Optional[float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Files (DECISIONS 4)
+# Files (README differences, item 4)
 # ---------------------------------------------------------------------------------------------
 
 RESULTS_GLOB = "test_results_*.json"

@@ -7,7 +7,7 @@ input. ``score_many`` scores a list at once with the compiled kernel, with resul
 ``compute_score``.
 
 Differences from the reference: stream count, bitrate, resolution, pixels and ladders come from
-advisor_core.scenario (DECISIONS 1-3: "10 Mbps Stream" is one stream, "5Mbps" is 5 Mbps, an
+advisor_core.scenario (README differences 1-3: "10 Mbps Stream" is one stream, "5Mbps" is 5 Mbps, an
 unknown count is one stream for throughput, unparsable resolutions give no ladder/pixels); null
 nested objects count as missing; negative, NaN, infinite or non-numeric powers, energies and VMAF
 values give None; results that overflow give None instead of inf.
@@ -75,7 +75,7 @@ def _inputs(scenario: Any, algorithm: str) -> _Inputs:
         return (code, _NAN, _NAN, _NAN, _NAN, _NAN, _NAN)
     if algorithm == "throughput_per_watt":
         count = stream_count(scenario.get("name"))
-        # Unknown stream count = one stream for throughput (DECISIONS 1).
+        # Unknown stream count = one stream for throughput (README difference 1).
         streams = 1.0 if count is None else _nan(as_number(count))
         return (
             code,

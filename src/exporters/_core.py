@@ -1,7 +1,7 @@
 """Shared machinery of the exporters: settings, refresh thread, pre-rendered bodies, HTTP server.
 
-Design (DECISIONS 10): a scrape only copies pre-rendered bytes. One background refresh thread
-polls the results directory, loads the latest file once, de-duplicates scenario names, runs
+Design (README difference 10): a scrape only copies pre-rendered bytes. One background refresh
+thread polls the results directory, loads the latest file once, de-duplicates scenario names, runs
 every metric set's ``compute`` and renders each set's families once. Every tick it also
 re-renders the small self/process part, so the body served is ``data + self + process``, and
 compresses that body into one gzip member (every decoder reads one member; curl and wget stop

@@ -1,6 +1,7 @@
 """Cost exporter (port 9504): load-aware transcoding cost, hourly/monthly projections and CO₂.
 
-Families and label names are the reference's (exporters.md §2.4) with DECISIONS 10-17 applied:
+Families and label names are the reference's (docs/exporters.md §4) with the README's
+"Differences from the reference" 10-17 applied:
 raw scenario names as label values, full-precision values, duplicate names resolved by the
 infrastructure, baseline = ``advisor_core.scenario.is_baseline`` with power samples, carbon
 intensity fetched in the refresh thread.
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["CPU_QUERY", "POWER_QUERY", "CostMetrics", "main"]
 
-#: Queries of the reference cost exporter (exporters.md §2.3), range queries at a 5 s step.
+#: Queries of the reference cost exporter (docs/exporters.md §4), range queries at a 5 s step.
 CPU_QUERY = 'sum(rate(container_cpu_usage_seconds_total{name!~".*POD.*",name!=""}[30s]))'
 POWER_QUERY = "sum(rapl_power_watts)"
 QUERY_STEP_SECONDS = 5.0
@@ -58,7 +59,7 @@ def _has_own_samples(scenario: dict) -> bool:
 
 
 class CostMetrics(MetricSet):
-    """Cost families of exporters.md §2.4 computed from a Run (currency from the settings)."""
+    """Cost families (docs/exporters.md §4) computed from a Run (currency from the settings)."""
 
     name = "cost"
     default_port = 9504
@@ -70,7 +71,7 @@ class CostMetrics(MetricSet):
             self.region, settings.pricing_config, settings.electricity_maps_token
         )
         energy = float(settings.energy_cost)
-        # DECISIONS 16: 0 means "the region's price".
+        # README difference 16: 0 means "the region's price".
         if energy == 0.0:
             energy = float(self.pricing.get_electricity_price())
         self.energy_price = energy

@@ -1,6 +1,6 @@
 """QoE exporter (port 9503): VMAF, PSNR, SSIM, quality per watt, QoE efficiency, drop rate.
 
-Labels ``scenario``, ``bitrate``, ``encoder`` (DECISIONS 15: the union of the Python and Go
+Labels ``scenario``, ``bitrate``, ``encoder`` (README difference 15: the union of the Python and Go
 reference label sets; ``encoder`` = ``encoder_type``, "unknown" when absent, as in the cost
 exporter so both join on the same labels). Differences from the reference:
 
@@ -58,7 +58,7 @@ def _with_power(scenario: dict) -> dict:
 
 
 class QoEMetrics(MetricSet):
-    """Quality-of-experience families of exporters.md §3 (Python and Go versions merged)."""
+    """Quality-of-experience families (docs/exporters.md §5; Python and Go versions merged)."""
 
     name = "qoe"
     default_port = 9503

@@ -1,16 +1,16 @@
 """Results exporter (port 9502): measured power, energy, efficiency, baseline deltas, predictions.
 
-Families and label names are the Python reference's (exporters.md §4.5) plus the Go rewrite's
-extended families (§4.8), with DECISIONS 10-17 applied. Differences from the reference:
+Families and label names are the Python reference's plus the Go rewrite's extended families
+(docs/exporters.md), with the README's "Differences from the reference" 10-17 applied:
 
-* **No work on a scrape** (DECISIONS 10): ``compute`` runs in the refresh thread; model training
+* **No work on a scrape** (item 10): ``compute`` runs in the refresh thread; model training
   and the bootstrap run in a background worker owned by :class:`ResultsMetrics` (one job at a
   time, the newest request replaces a waiting one). A refresh renders with the predictions that
   are already valid for the current data (none right after a new run appears) and the worker asks
   for a re-render through :meth:`MetricSet.extra_ticks` when it has new ones.
-* **Each series once** (DECISIONS 12, 14): the infrastructure removes duplicate names (last wins);
+* **Each series once** (items 12, 14): the infrastructure removes duplicate names (last wins);
   ``power_stdev`` and both confidence bounds are written once, not twice.
-* **Power statistics** (DECISIONS 14) come from the file when it carries them: a ``power`` object
+* **Power statistics** (item 14) come from the file when it carries them: a ``power`` object
   (``mean_watts``, ``total_energy_joules``, ``stdev_watts``), else ``power_watts`` samples
   (``advisor_core.cost.scenario_power``, the rule the predictor trains with: mean, trapezoid
   energy over a valid
@@ -113,7 +113,7 @@ __all__ = [
     "main",
 ]
 
-#: Queries of the reference results exporter (exporters.md §4.3).
+#: Queries of the reference results exporter (docs/exporters.md §3).
 POWER_QUERY = 'sum(rapl_power_watts{zone=~"package.*"})'
 CONTAINER_CPU_QUERY = "docker_containers_total_cpu_percent"
 QUERY_STEP_SECONDS = 5.0
@@ -229,7 +229,7 @@ def _field_or(scenario: dict, key: str, default: str) -> str:
 
 
 def scenario_labels(run_id: str, scenario: dict) -> tuple[str, ...]:
-    """Return the ten label values of a scenario in ``LABELS`` order (exporters.md §4.5)."""
+    """Return the ten label values of a scenario in ``LABELS`` order (docs/exporters.md §1)."""
     streams = stream_count(scenario.get("name"))
     return (
         run_id,
@@ -398,7 +398,7 @@ def _throughput(scenario: dict) -> Optional[float]:
 
 
 def training_copy(scenario: dict, duration: Optional[float], stats: PowerStats) -> dict:
-    """The reference's ML copy of a scenario (results-schema.md §3.3) with measured values.
+    """The reference's ML copy of a scenario (docs/results-files.md §2.3) with measured values.
 
     The sample arrays are left out: the model reads the summaries put in ``power`` and
     ``container_usage``, and the copies outlive the run while the worker trains.
@@ -531,7 +531,7 @@ class _ModelWorker:
 
 
 class ResultsMetrics(MetricSet):
-    """Results families of exporters.md §4.5 and §4.8 computed from a Run."""
+    """Results families (docs/exporters.md §2) computed from a Run."""
 
     name = "results"
     default_port = 9502
@@ -825,7 +825,7 @@ def _prediction_values(prediction: dict, scenario: dict, duration: Optional[floa
 
 
 def _extended_values(scenario: dict, add: Callable[[tuple[str, float]], None]) -> None:
-    """The Go rewrite's per-scenario extras (exporters.md §4.8), same emptiness rules."""
+    """The Go rewrite's per-scenario extras (docs/exporters.md §2), same emptiness rules."""
     avg_fps = positive_number(scenario.get("avg_fps"))
     if avg_fps is not None:
         add(("avg_fps", avg_fps))
