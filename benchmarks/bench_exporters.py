@@ -39,7 +39,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from advisor_core.scenario import load_results
-from exporters._core import make_run, parse_settings, _StaticCollector
+from exporters.metric_set import make_run
+from exporters.settings import parse_settings
+from exporters.exposition import _StaticCollector
 from exporters._promql import PromClient
 import importlib
 kind, port, results_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
@@ -255,11 +257,13 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
     private = tmp_path / "test_results_20250101_000000.json"
     private.write_bytes((results_dir / private.name).read_bytes())
     results_dir = tmp_path
-    from exporters._core import ExporterState, Refresher, parse_settings
     from exporters._promql import PromClient
     from exporters.cost import CostMetrics
+    from exporters.publisher import ExporterState
     from exporters.qoe import QoEMetrics
+    from exporters.refresh import Refresher
     from exporters.results import ResultsMetrics
+    from exporters.settings import parse_settings
 
     classes = [CostMetrics, QoEMetrics, ResultsMetrics]
     settings = parse_settings("bench", classes, ["--results-dir", str(results_dir)])

@@ -16,20 +16,15 @@ from hypothesis import strategies as st
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters._core import (
-    ExporterState,
-    MetricSet,
-    Refresher,
-    Run,
-    _accepts_gzip,
-    _gzip,
-    make_run,
-    parse_settings,
-    render_families,
-)
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
+from exporters.exposition import gzip_member, render_families
+from exporters.metric_set import MetricSet, Run, make_run
+from exporters.publisher import ExporterState
 from exporters.qoe import QoEMetrics
+from exporters.refresh import Refresher
+from exporters.serving import _accepts_gzip
+from exporters.settings import parse_settings
 
 
 class CountingSet(MetricSet):
@@ -120,21 +115,21 @@ def test_full_precision_values() -> None:
 
 
 def test_gzip_uses_isal_when_installed_and_zlib_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
-    from exporters import _core
+    from exporters import exposition
 
     text = b"".join(b'm{scenario="s%d"} %d.5\n' % (i, i) for i in range(20000))
     # The test extra installs isal: CI measures the compressor the exporters ship with.
-    assert _core._deflate.__name__ == "isal.isal_zlib"
-    fast = _gzip(text)
-    monkeypatch.setattr(_core, "_deflate", zlib)
-    fallback = _gzip(text)
+    assert exposition._deflate.__name__ == "isal.isal_zlib"
+    fast = gzip_member(text)
+    monkeypatch.setattr(exposition, "_deflate", zlib)
+    fallback = gzip_member(text)
     assert fast != fallback  # really two encoders
     for member in (fast, fallback):
         assert gzip.decompress(member) == text
         assert member[:4] == b"\x1f\x8b\x08\x00" and member[4:8] == b"\x00\x00\x00\x00"  # mtime 0
         assert len(member) < len(text) // 5
     # Chunks compress into one member (a single-member decoder reads the whole body).
-    chunked = _gzip([text[:1000], b"", text[1000:]])
+    chunked = gzip_member([text[:1000], b"", text[1000:]])
     reader = zlib.decompressobj(31)
     assert reader.decompress(chunked) == text and reader.eof and reader.unused_data == b""
 
@@ -313,6 +308,32 @@ def test_invalid_pricing_config_exits_2(content: str, tmp_path: Path, capsys) ->
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_unknown_region_exits_2_listing_the_known_ones(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_settings("x", [CostMetrics], ["--results-dir", str(tmp_path), "--region", "mars"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'mars'" in err and "us-east-1" in err and "eu-west-1" in err
+
+
+def test_a_region_named_by_the_pricing_config_is_known(tmp_path: Path) -> None:
+    config = tmp_path / "pricing.json"
+    config.write_text('{"electricity_prices": {"mars": 0.5}}', encoding="utf-8")
+    settings = parse_settings("x", [CostMetrics], ["--results-dir", str(tmp_path), "--region",
+                                                   "mars", "--pricing-config", str(config)])
+    assert CostMetrics(settings).energy_price == 0.5
+
+
+def test_pricing_flags_belong_to_the_cost_exporter_only(capsys) -> None:
+    for sets, expected in (([QoEMetrics], False), ([CostMetrics, QoEMetrics], True)):
+        with pytest.raises(SystemExit):
+            parse_settings("x", sets, ["--help"])
+        text = capsys.readouterr().out
+        for flag in ("--region", "--energy-cost", "--pricing-config", "--disable-load-aware"):
+            assert (flag in text) is expected, (sets, flag)
+        assert text.count("pricing (cost exporter)") == int(expected)  # one group per process
+
+
 def test_env_vars_apply_and_flags_win(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("COST_EXPORTER_PORT", "9999")
     monkeypatch.setenv("RESULTS_DIR", str(tmp_path))
@@ -371,7 +392,7 @@ def test_help_documents_every_flag(capsys) -> None:
 def test_render_families_matches_generate_latest_on_edge_values() -> None:
     from prometheus_client.core import CounterMetricFamily, InfoMetricFamily
 
-    from exporters._core import _generate_latest
+    from exporters.exposition import generate_latest_of
 
     gauge = GaugeMetricFamily("edge_value", 'help with \\ and \n and "quotes"',
                               labels=["z", "a", "scenario"])
@@ -387,7 +408,7 @@ def test_render_families_matches_generate_latest_on_edge_values() -> None:
     timestamped.add_metric([], 1.0, timestamp=1700000000.5)
     info = InfoMetricFamily("edge_build", "info", value={"version": "1"})
     families = [gauge, counter, plain, timestamped, info, GaugeMetricFamily("edge_empty", "x")]
-    assert render_families(families) == _generate_latest(families)
+    assert render_families(families) == generate_latest_of(families)
 
 
 DATA_FILES = sorted((Path(__file__).parent / "data").glob("test_results_*.json"))
@@ -396,27 +417,27 @@ DATA_FILES = sorted((Path(__file__).parent / "data").glob("test_results_*.json")
 @pytest.mark.parametrize("path", DATA_FILES, ids=lambda p: p.name)
 def test_render_families_matches_generate_latest_on_real_data(path: Path) -> None:
     from advisor_core.scenario import load_results
-    from exporters._core import _generate_latest
+    from exporters.exposition import generate_latest_of
 
     run = make_run(path, load_results(path))
     settings = parse_settings("t", [CostMetrics], ["--results-dir", str(path.parent),
                                                    "--cpu-cost", "0.5"])
     for metric_set in (CostMetrics(settings), QoEMetrics()):
         families = metric_set.compute(run, PromClient(None))
-        assert render_families(families) == _generate_latest(families)
+        assert render_families(families) == generate_latest_of(families)
 
 
 def test_health_is_503_when_the_refresh_thread_is_dead(tmp_path: Path) -> None:
     import http.client
     import threading
 
-    from exporters._core import _Server
+    from exporters.serving import Server
 
     prom = PromClient(None)
     state = ExporterState(CountingSet(), prom)
     refresher = Refresher([state], tmp_path, 1.0, prom)  # never started: not alive
     refresher.tick()
-    server = _Server(("127.0.0.1", 0), state, refresher)
+    server = Server(("127.0.0.1", 0), state, refresher)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
@@ -437,7 +458,8 @@ def test_health_is_503_when_the_refresh_thread_is_dead(tmp_path: Path) -> None:
 
 
 def test_table_family_renders_like_generate_latest_on_edge_values() -> None:
-    from exporters._core import LabelSchema, TableFamily, _generate_latest
+    from exporters.exposition import generate_latest_of
+    from exporters.families import LabelSchema, TableFamily
 
     schema = LabelSchema(["z", "scenario", "a"])
     values = [0.0, -0.0, 1.0, -1.5, 1e-300, 5e-324, 123456789.0, 1234567.0, 12345678.9,
@@ -450,7 +472,7 @@ def test_table_family_renders_like_generate_latest_on_edge_values() -> None:
         gauge.add(labels, value)
         counter.add(labels, abs(value))
     families = [gauge, counter, TableFamily("edge_empty", "no rows")]
-    assert render_families(families) == _generate_latest(families)
+    assert render_families(families) == generate_latest_of(families)
     assert len(gauge) == len(values)
 
 
@@ -534,7 +556,7 @@ def test_render_rows_writes_the_longest_values_and_the_head_exactly() -> None:
 
 
 def test_label_schema_rejects_bad_names_and_counts() -> None:
-    from exporters._core import LabelSchema
+    from exporters.families import LabelSchema
 
     with pytest.raises(ValueError):
         LabelSchema(["ok", "not-ok"])
@@ -553,7 +575,8 @@ _LABEL_NAMES = st.lists(st.from_regex(r"[a-z_][a-z0-9_]{0,6}", fullmatch=True), 
 def test_label_schema_blocks_are_prometheus_client_label_blocks(data, names) -> None:
     from prometheus_client.core import GaugeMetricFamily
 
-    from exporters._core import LabelSchema, _generate_latest
+    from exporters.exposition import generate_latest_of
+    from exporters.families import LabelSchema
 
     text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12) | st.sampled_from(
         ['"', "\\", "\n", '\\"\n', "näme ✓ 🎬", ""])
@@ -561,12 +584,12 @@ def test_label_schema_blocks_are_prometheus_client_label_blocks(data, names) -> 
     block = LabelSchema(names)(values).block
     family = GaugeMetricFamily("x", "h", labels=names)
     family.add_metric(values, 1.0)
-    line = _generate_latest([family]).split(b"\n")[2]
+    line = generate_latest_of([family]).split(b"\n")[2]
     assert line == b"x" + block + b" 1.0"
 
 
 def test_label_schema_rejects_values_that_are_not_text() -> None:
-    from exporters._core import LabelSchema
+    from exporters.families import LabelSchema
 
     schema = LabelSchema(["a", "b"])
     with pytest.raises(TypeError):
@@ -577,7 +600,8 @@ def test_label_schema_rejects_values_that_are_not_text() -> None:
 
 
 def test_unchanged_tables_reuse_their_text_and_changed_ones_render_again() -> None:
-    from exporters._core import LabelSchema, TableFamily, _generate_latest
+    from exporters.exposition import generate_latest_of
+    from exporters.families import LabelSchema, TableFamily
 
     schema = LabelSchema(["scenario"])
     state = ExporterState(CountingSet(), PromClient(None))
@@ -596,11 +620,11 @@ def test_unchanged_tables_reuse_their_text_and_changed_ones_render_again() -> No
     assert state._data[0] is before[0] and state._data[1] is before[1]
     state.set_data(families(-0.0))  # equal to 0.0 as a float, different text
     state.set_data(families(0.0))
-    assert b"".join(state._data) == _generate_latest(families(0.0))
+    assert b"".join(state._data) == generate_latest_of(families(0.0))
 
 
 def test_cost_and_qoe_exporters_never_import_numpy() -> None:
-    code = ("import sys, exporters.cost, exporters.qoe, exporters._core;"
+    code = ("import sys, exporters.cost, exporters.qoe, exporters.runtime;"
             "assert 'numpy' not in sys.modules, 'numpy imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
@@ -609,7 +633,9 @@ def test_cost_and_qoe_compute_without_numpy(extended_results_path: Path) -> None
     code = (
         "import sys\n"
         "from advisor_core.scenario import load_results\n"
-        "from exporters._core import make_run, parse_settings, render_families\n"
+        "from exporters.exposition import render_families\n"
+        "from exporters.metric_set import make_run\n"
+        "from exporters.settings import parse_settings\n"
         "from exporters._promql import PromClient\n"
         "from exporters.cost import CostMetrics\n"
         "from exporters.qoe import QoEMetrics\n"
@@ -659,7 +685,7 @@ class _PlainSocket:
 
 @pytest.mark.parametrize("limit", [1, 7, 1000, 10**9])
 def test_send_all_writes_every_byte_in_order_across_partial_sends(limit):
-    from exporters._core import _send_all
+    from exporters.serving import _send_all
 
     buffers = [b"HTTP/1.1 200 OK\r\n\r\n", b"", *(bytes([i % 251]) * (i % 13) for i in range(700))]
     sock = _TrickleSocket(limit)
@@ -670,7 +696,7 @@ def test_send_all_writes_every_byte_in_order_across_partial_sends(limit):
 
 
 def test_send_all_without_sendmsg_writes_buffer_by_buffer():
-    from exporters._core import _send_all
+    from exporters.serving import _send_all
 
     sock = _PlainSocket()
     _send_all(sock, [b"ab", b"cd"])

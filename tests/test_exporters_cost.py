@@ -11,9 +11,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from advisor_core.scenario import load_results
-from exporters._core import make_run, render_families
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
+from exporters.exposition import render_families
+from exporters.metric_set import make_run
 
 DATA_DIR = Path(__file__).parent / "data"
 RESULT_FILES = sorted(DATA_DIR.glob("test_results_*.json"))

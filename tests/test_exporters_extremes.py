@@ -14,11 +14,13 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from advisor_core.scenario import load_results
-from exporters._core import make_run, parse_settings, render_families
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
+from exporters.exposition import render_families
+from exporters.metric_set import make_run
 from exporters.qoe import QoEMetrics
 from exporters.results import ResultsMetrics
+from exporters.settings import parse_settings
 
 # Values at the edges of the float range (subnormals, 1.7e308), beyond it as JSON integers
 # (10**400), and of the wrong type; plus ordinary ones so that scenarios have baselines, ladders

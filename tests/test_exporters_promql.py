@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporters._core import ExporterState, Refresher
 from exporters._promql import PromClient
 from exporters.cost import CPU_QUERY, POWER_QUERY, CostMetrics
+from exporters.publisher import ExporterState
+from exporters.refresh import Refresher
 
 PAST = 1_700_000_000.0  # a window that ended long ago: cacheable
 

@@ -9,8 +9,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from advisor_core.scenario import load_results
-from exporters._core import make_run, render_families
 from exporters._promql import PromClient
+from exporters.exposition import render_families
+from exporters.metric_set import make_run
 from exporters.qoe import QoEMetrics
 
 DATA_DIR = Path(__file__).parent / "data"

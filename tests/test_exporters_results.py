@@ -20,16 +20,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from advisor_core.scenario import load_results
 from exporters import results as results_module
-from exporters._core import (
-    ExporterState,
-    Refresher,
-    make_run,
-    parse_settings,
-    render_families,
-    start_exporters,
-)
 from exporters._promql import PromClient
+from exporters.exposition import render_families
+from exporters.metric_set import make_run
+from exporters.publisher import ExporterState
+from exporters.refresh import Refresher
 from exporters.results import LABELS, ResultsMetrics, default_predictor, energy_query
+from exporters.runtime import start_exporters
+from exporters.settings import parse_settings
 
 DATA_DIR = Path(__file__).parent / "data"
 EXTENDED = DATA_DIR / "test_results_20240115_103000.json"

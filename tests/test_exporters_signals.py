@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from exporters._core import StopSignals
+from exporters.runtime import StopSignals
 
 # Runs in a child process (a deadlocked main thread cannot be recovered in-process): raises
 # SIGTERM at the k-th bytecode of one wait(), for every k up to the bytecodes that wait runs
@@ -19,7 +19,7 @@ from exporters._core import StopSignals
 # deadlock into exit status 1 with every thread's traceback on stderr.
 INJECTION_HARNESS = r"""
 import faulthandler, signal, sys, threading, time
-from exporters._core import StopSignals
+from exporters.runtime import StopSignals
 
 class EventWaiter:
     '''The wait the exporters used before: a handler that sets a threading.Event.'''

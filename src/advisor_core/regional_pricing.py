@@ -37,9 +37,11 @@ __all__ = [
     "DEFAULT_API_URL",
     "ELECTRICITY_PRICES",
     "REGION_LOCATIONS",
+    "PricingConfigError",
     "RegionalPricing",
     "create_regional_pricing_config",
     "get_available_regions",
+    "read_pricing_config",
 ]
 
 #: Electricity price per region, USD/kWh.
@@ -138,20 +140,55 @@ def _valid(value: Any, upper: float = math.inf) -> Optional[float]:
     return number if number is not None and 0 <= number <= upper else None
 
 
-def _load_config(config_file: Optional[PathLike]) -> dict:
-    if config_file is None or not os.path.exists(config_file):
-        return {}
+class PricingConfigError(ValueError):
+    """A pricing config file that cannot be used; the message names the file and the problem."""
+
+
+#: The sections of a pricing config and the largest valid value of each (USD/kWh, gCO2/kWh).
+CONFIG_SECTIONS: Mapping[str, float] = MappingProxyType(
+    {"electricity_prices": math.inf, "co2_intensity": MAX_CO2_INTENSITY}
+)
+
+
+def read_pricing_config(path: PathLike, strict: bool = False) -> dict[str, dict[str, float]]:
+    """Read a pricing config: ``{section: {region: value}}``, prices in USD/kWh, CO2 in gCO2/kWh.
+
+    Every value must be a number in 0..the section's upper bound (``CONFIG_SECTIONS``). With
+    ``strict`` the first problem (unreadable file, bad JSON, wrong shape, bad value) raises
+    PricingConfigError; otherwise it is logged and that part is left out (a missing or unusable
+    file is an empty config, so the built-in table applies).
+    """
+    def problem(message: str) -> None:
+        if strict:
+            raise PricingConfigError(f"pricing config {path}: {message}")
+        logger.warning("pricing config %s: %s; ignored", path, message)
+
     try:
-        with open(config_file, encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError, RecursionError) as exc:
-        logger.warning("cannot read pricing config %s: %s; using the built-in table",
-                       config_file, exc)
+        with open(path, encoding="utf-8") as handle:
+            document = json.load(handle)
+    except OSError as exc:
+        problem(f"cannot read it: {exc.strerror or exc}")
         return {}
-    if not isinstance(config, dict):
-        logger.warning("pricing config %s is not a JSON object; using the built-in table",
-                       config_file)
+    except (ValueError, RecursionError) as exc:
+        problem(f"not valid JSON: {exc}")
         return {}
+    if not isinstance(document, dict):
+        problem("the top level must be an object")
+        return {}
+    config: dict[str, dict[str, float]] = {}
+    for section, upper in CONFIG_SECTIONS.items():
+        table = document.get(section, {})
+        if not isinstance(table, dict):
+            problem(f"{section} must be an object")
+            continue
+        valid: dict[str, float] = {}
+        for region, value in table.items():
+            number = _valid(value, upper)
+            if number is None:
+                problem(f"{section}.{region} = {value!r} must be a number in 0..{upper:g}")
+                continue
+            valid[str(region)] = number
+        config[section] = valid
     return config
 
 
@@ -175,7 +212,8 @@ class RegionalPricing:
             raise ValueError(f"cache_ttl must be a finite number >= 0, got {cache_ttl!r}")
         self.cache_ttl = ttl
         self.api_url = api_url
-        self.custom_config = _load_config(config_file)
+        self.custom_config = ({} if config_file is None or not os.path.exists(config_file)
+                              else read_pricing_config(config_file))
         self._cache: dict[str, tuple[float, float]] = {}  # key -> (value, monotonic expiry)
         self._lock = threading.Lock()
         self._api_lock = threading.Lock()
@@ -196,19 +234,11 @@ class RegionalPricing:
             self._cache[key] = (value, self._clock() + lifetime)
         return value
 
-    def _override(self, section: str, upper: float = math.inf) -> Optional[float]:
-        table = self.custom_config.get(section)
-        if not isinstance(table, dict):
-            return None
+    def _override(self, section: str) -> Optional[float]:
+        table = self.custom_config.get(section, {})
         for key in (self.region, "default"):
-            value = table.get(key)
-            if value is None:
-                continue
-            number = _valid(value, upper)
-            if number is not None:
-                return number
-            logger.warning("pricing config: %s[%r] = %r is not a valid value; ignored",
-                           section, key, value)
+            if key in table:
+                return table[key]
         return None
 
     # -- public -----------------------------------------------------------------------------
@@ -228,7 +258,7 @@ class RegionalPricing:
     def get_co2_intensity(self) -> float:
         """Return the grid carbon intensity in gCO2/kWh (config, cache, API, static table)."""
         key = f"co2_intensity_{self.region}"
-        value = self._override("co2_intensity", MAX_CO2_INTENSITY)
+        value = self._override("co2_intensity")
         if value is not None:
             return self._store(key, value)
         cached = self._cached(key)

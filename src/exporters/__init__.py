@@ -12,7 +12,7 @@ from typing import Any
 
 __all__ = ["MetricSet", "PromClient", "Run", "run_exporters"]
 
-_HOMES = {"MetricSet": "._core", "Run": "._core", "run_exporters": "._core",
+_HOMES = {"MetricSet": ".metric_set", "Run": ".metric_set", "run_exporters": ".runtime",
           "PromClient": "._promql"}
 
 

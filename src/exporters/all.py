@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from ._core import exporter_main
 from .cost import CostMetrics
 from .qoe import QoEMetrics
 from .results import ResultsMetrics
+from .runtime import exporter_main
 
 __all__ = ["main"]
 

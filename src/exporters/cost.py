@@ -23,19 +23,18 @@ from typing import Any, Optional
 from prometheus_client.core import GaugeMetricFamily
 
 from advisor_core.cost import CostModel, sample_series
-from advisor_core.regional_pricing import RegionalPricing
+from advisor_core.regional_pricing import (
+    RegionalPricing,
+    get_available_regions,
+    read_pricing_config,
+)
 from advisor_core.scenario import is_baseline, positive_number, stream_count
 
-from ._core import (
-    Family,
-    LabelSchema,
-    MetricSet,
-    Run,
-    TableFamily,
-    exporter_main,
-    label_text,
-)
 from ._promql import PromClient
+from .families import Family, LabelSchema, TableFamily, label_text
+from .metric_set import MetricSet, Run
+from .runtime import exporter_main
+from .settings import env, price
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +62,45 @@ class CostMetrics(MetricSet):
 
     name = "cost"
     default_port = 9504
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Pricing flags: region, prices, currency, pricing config, carbon API, load-aware."""
+        cost = parser.add_argument_group("pricing (cost exporter)")
+        cost.add_argument("--region", default=env("REGION", "default"),
+                          help="region for electricity price and grid carbon intensity; one of "
+                               "the built-in table's unless --pricing-config names it (env REGION)")
+        cost.add_argument("--energy-cost", type=price, default=env("ENERGY_COST_PER_KWH", 0.0),
+                          help="electricity price per kWh; 0 = the region's price "
+                               "(env ENERGY_COST_PER_KWH)")
+        cost.add_argument("--cpu-cost", type=price, default=env("CPU_COST_PER_HOUR", 0.0),
+                          help="price per CPU-core hour (env CPU_COST_PER_HOUR)")
+        cost.add_argument("--gpu-cost", type=price, default=env("GPU_COST_PER_HOUR", 0.0),
+                          help="price per GPU hour; reported in the pricing info only, load-aware "
+                               "costs price GPU usage like CPU cores (env GPU_COST_PER_HOUR)")
+        cost.add_argument("--currency", default=env("CURRENCY", "USD"),
+                          help="currency code used as label value (env CURRENCY)")
+        cost.add_argument("--pricing-config", default=None,
+                          help="JSON file with electricity_prices / co2_intensity per region; "
+                               "must be readable and valid when given")
+        cost.add_argument("--electricity-maps-token",
+                          default=env("ELECTRICITY_MAPS_TOKEN", None),
+                          help="Electricity Maps API token for live carbon intensity, fetched "
+                               "in the refresh thread (env ELECTRICITY_MAPS_TOKEN)")
+        cost.add_argument("--disable-load-aware", action="store_true",
+                          help="do not query VictoriaMetrics for scenarios without samples")
+
+    @classmethod
+    def check_settings(cls, settings: argparse.Namespace) -> None:
+        """Reject an unusable pricing config and a region that neither table nor config knows."""
+        known = set(get_available_regions())
+        if settings.pricing_config is not None:
+            config = read_pricing_config(settings.pricing_config, strict=True)
+            for table in config.values():
+                known.update(table)
+        if settings.region not in known:
+            raise ValueError(f"unknown region {settings.region!r}; known regions: "
+                             f"{', '.join(sorted(known))}")
 
     def __init__(self, settings: argparse.Namespace) -> None:
         self.currency = str(settings.currency)

@@ -28,17 +28,10 @@ from advisor_core.cost import scenario_power
 from advisor_core.scenario import as_number
 from advisor_core.scoring import EnergyEfficiencyScorer
 
-from ._core import (
-    Family,
-    LabelSchema,
-    LabelSet,
-    MetricSet,
-    Run,
-    TableFamily,
-    exporter_main,
-    label_text,
-)
 from ._promql import PromClient
+from .families import Family, LabelSchema, LabelSet, TableFamily, label_text
+from .metric_set import MetricSet, Run
+from .runtime import exporter_main
 
 __all__ = ["QoEMetrics", "main"]
 

@@ -49,7 +49,7 @@ Families and label names are the Python reference's plus the Go rewrite's extend
   too few rows for one) and ``results_scenario_prediction_extrapolated`` is 1 for a scenario
   outside the trained range of a feature (the model then continues its linear trend), else 0.
 * **Labels** of numbers: a whole float is written as an integer (``2500``, not ``2500.0``), the
-  rule of all three exporters (``exporters._core.label_text``), so their series join.
+  rule of all three exporters (``exporters.families.label_text``), so their series join.
 * **Extended families** (``avg_fps``, ``dropped_frames``, ``total_frames``, ``vmaf_score``,
   ``psnr_score``) carry the full label set and are **gauges**: they are per-file values that drop
   when a new file appears (the Go rewrite typed two of them as counters, defect 9).
@@ -87,17 +87,10 @@ from advisor_core.scenario import (
     total_pixels,
 )
 
-from ._core import (
-    Family,
-    LabelSchema,
-    LabelSet,
-    MetricSet,
-    Run,
-    TableFamily,
-    exporter_main,
-    label_text,
-)
 from ._promql import PromClient
+from .families import Family, LabelSchema, LabelSet, TableFamily, label_text
+from .metric_set import MetricSet, Run
+from .runtime import exporter_main
 
 if TYPE_CHECKING:
     from advisor_core.modeling import MultivariatePredictor

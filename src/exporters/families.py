@@ -1,0 +1,146 @@
+"""Metric families and label sets: the data model every exporter declares its metrics in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Optional, Union
+
+from prometheus_client import Metric
+from prometheus_client.samples import Sample
+
+from ._render import label_block, render_rows
+
+
+def label_text(value: Any) -> str:
+    """The label value of a scenario field in every exporter: text as it is, null or missing
+    as "", a whole float as an integer ("2500", not "2500.0", so series join across
+    exporters), any other value as Python prints it."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class LabelSet:
+    """One label set (e.g. a scenario's labels), escaped and encoded once for every family."""
+
+    __slots__ = ("_names", "_values", "block")
+
+    def __init__(self, labels: Mapping[str, str], block: Optional[bytes] = None) -> None:
+        self._names = tuple(labels)
+        self._values = tuple(labels.values())
+        if block is None:
+            text = _label_block(tuple(zip(self._names, self._values)))
+            if text is None:
+                raise ValueError(f"label names must match [a-zA-Z_][a-zA-Z0-9_]*: {list(labels)}")
+            block = text.encode("utf-8")
+        self.block = block
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The label values by name (built on each access; rendering only needs ``block``)."""
+        return dict(zip(self._names, self._values))
+
+
+class LabelSchema:
+    """Builds LabelSets of fixed label names: names checked and sorted once, values escaped."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        for name in names:
+            if not _LEGACY_LABEL_NAME.match(name):
+                raise ValueError(f"label name {name!r} must match [a-zA-Z_][a-zA-Z0-9_]*")
+        if len(set(names)) != len(names):
+            raise ValueError(f"repeated label name in {list(names)}")
+        self.names = tuple(names)
+        # generate_latest sorts label names; positions of the values in that order
+        self._order = tuple(sorted(range(len(names)), key=lambda i: names[i]))
+        # The encoded names and quotes around the values, written once here:
+        # {a="  ",b="  ",c="  "} (generate_latest's layout).
+        ordered = [names[i] for i in self._order]
+        texts = ([f'{{{ordered[0]}="', *(f'",{name}="' for name in ordered[1:]), '"}']
+                 if names else [""])
+        self._parts = tuple(text.encode("ascii") for text in texts)
+
+    def __call__(self, values: Sequence[str]) -> LabelSet:
+        """The LabelSet of ``values`` (one str per name, in the schema's order)."""
+        if len(values) != len(self.names):
+            raise ValueError(f"expected {len(self.names)} label values, got {len(values)}")
+        labels = LabelSet.__new__(LabelSet)
+        labels._names = self.names
+        labels._values = tuple(values)
+        labels.block = label_block(self._parts, self._order, values)
+        return labels
+
+
+class TableFamily:
+    """A gauge or counter family kept as rows of (LabelSet, value).
+
+    The per-scenario families hold tens of thousands of samples; this keeps two list slots per
+    sample instead of a Sample namedtuple and renders them in compiled code. ``samples`` builds
+    prometheus_client Samples on demand (generate_latest, the tests' oracle, reads them).
+    """
+
+    __slots__ = ("documentation", "keys", "name", "type", "values")
+
+    def __init__(self, name: str, documentation: str, typ: str = "gauge") -> None:
+        if typ not in ("gauge", "counter") or not _LEGACY_METRIC_NAME.match(name):
+            raise ValueError(f"unsupported family {name!r} of type {typ!r}")
+        self.name = name
+        self.documentation = documentation
+        self.type = typ
+        self.keys: list[LabelSet] = []
+        self.values: list[float] = []
+
+    def add(self, labels: LabelSet, value: float) -> None:
+        """Append one sample (value in the family's unit)."""
+        self.keys.append(labels)
+        self.values.append(value)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The rows as prometheus_client Samples (built on each access)."""
+        name = self.name + "_total" if self.type == "counter" else self.name
+        return [Sample(name, key.labels, value) for key, value in zip(self.keys, self.values)]
+
+    def render(self, blocks: Optional[list[bytes]] = None) -> bytes:
+        """HELP, TYPE and sample lines in the text format 0.0.4 (as generate_latest writes).
+
+        ``blocks``: the rows' label blocks when the caller has listed them already.
+        """
+        name = self.name + "_total" if self.type == "counter" else self.name
+        doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        head = f"# HELP {name} {doc}\n# TYPE {name} {self.type}\n".encode()
+        if blocks is None:
+            blocks = [key.block for key in self.keys]
+        return render_rows(name.encode("ascii"), blocks, self.values, head)
+
+
+Family = Union[Metric, TableFamily]
+
+
+_LEGACY_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LEGACY_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _escape_label_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def _label_block(items: tuple) -> Optional[str]:
+    """Return '{a="x",b="y"}' (names sorted, values escaped), or None for non-legacy names."""
+    if not items:
+        return ""
+    parts = []
+    for key, value in sorted(items):
+        if not _LEGACY_LABEL_NAME.match(key):
+            return None
+        parts.append(f'{key}="{_escape_label_value(value)}"')
+    return "{" + ",".join(parts) + "}"
+

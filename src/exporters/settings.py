@@ -1,0 +1,125 @@
+"""Command-line flags and environment variables of the exporters, validated before any bind."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from advisor_core import __version__ as VERSION
+
+from .metric_set import MetricSet
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Exit with status 2 and a one-line message (no usage dump)."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} outside 0..65535")
+    return value
+
+
+def price(text: str) -> float:
+    """argparse type: a price (currency units) that is a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid price {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"price must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid interval {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"interval must be > 0 seconds, got {text!r}")
+    return value
+
+
+def env(name: str, default: Any) -> Any:
+    """The environment variable ``name`` when set and not empty, else ``default``."""
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def build_parser(prog: str, sets: Sequence[type[MetricSet]], description: str) -> _Parser:
+    """Build the command-line parser shared by all exporters (flags win over env vars)."""
+    parser = _Parser(prog=prog, description=description,
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"{prog} {VERSION}")
+    parser.add_argument("--log-level", type=str.upper, default=env("LOG_LEVEL", "INFO"),
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+                        help="least severe log messages written to stderr (env LOG_LEVEL)")
+    net = parser.add_argument_group("server")
+    if len(sets) == 1:
+        only = sets[0]
+        variable = f"{only.name.upper()}_EXPORTER_PORT"
+        net.add_argument("--port", type=_port, default=env(variable, only.default_port),
+                         help=f"TCP port to listen on (env {variable})")
+    else:
+        for cls in sets:
+            variable = f"{cls.name.upper()}_EXPORTER_PORT"
+            net.add_argument(f"--{cls.name}-port", type=_port,
+                             default=env(variable, cls.default_port),
+                             help=f"TCP port of the {cls.name} exporter (env {variable})")
+    net.add_argument("--listen-address", default="0.0.0.0",
+                     help="address to bind (0.0.0.0 = all interfaces)")
+    net.add_argument("--results-dir", default=env("RESULTS_DIR", "./test_results"),
+                     help="directory holding test_results_*.json files; must exist (env "
+                          "RESULTS_DIR)")
+    net.add_argument("--refresh-interval", type=_interval, default=2.0,
+                     help="seconds between checks for a new or changed results file")
+    net.add_argument("--prometheus-url", default=env("PROMETHEUS_URL", None),
+                     help="VictoriaMetrics/Prometheus base URL for enrichment, e.g. "
+                          "http://victoriametrics:8428; unset = no queries (env PROMETHEUS_URL)")
+    for cls in sets:
+        cls.add_arguments(parser)
+    return parser
+
+
+def parse_settings(
+    prog: str,
+    sets: Sequence[type[MetricSet]],
+    argv: Optional[Sequence[str]] = None,
+    description: str = "",
+) -> argparse.Namespace:
+    """Parse and validate flags/env; on a bad value exit 2 with one line, before any bind."""
+    parser = build_parser(prog, sets, description)
+    settings = parser.parse_args(argv)
+    if not os.path.isdir(settings.results_dir):
+        parser.error(f"results directory {settings.results_dir!r} does not exist")
+    for cls in sets:
+        try:
+            cls.check_settings(settings)
+        except ValueError as exc:
+            parser.error(str(exc))
+    if len(sets) == 1:
+        setattr(settings, f"{sets[0].name}_port", settings.port)
+    else:
+        settings.port = None
+    settings.version = VERSION
+    return settings
+
+
+def port_of(settings: argparse.Namespace, metric_set: MetricSet) -> int:
+    """Return the port a set listens on: ``<name>_port``, else ``port``, else its default."""
+    for value in (getattr(settings, f"{metric_set.name}_port", None),
+                  getattr(settings, "port", None)):
+        if value is not None:
+            return int(value)
+    return metric_set.default_port
+
