@@ -282,10 +282,7 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
     def change() -> None:
         # The previous round's new run trains the results model on its worker thread; in service
         # the next file comes minutes later, so let it finish rather than time the overlap.
-        for state in states:
-            wait = getattr(state.metric_set, "wait_for_model", None)
-            if wait is not None:
-                assert wait(30.0)
+        assert refresher.wait_for_jobs(30.0)
         path.write_bytes(variants[next(rounds) % 2 - 1])
 
     per_set: dict[str, list[float]] = {state.metric_set.name: [] for state in states}

@@ -60,9 +60,7 @@ SCENARIO = st.fixed_dictionaries(
 def metric_sets(tmp_path_factory) -> Iterator[list]:
     settings_ = parse_settings("t", [CostMetrics], ["--results-dir",
                                                      str(tmp_path_factory.mktemp("r"))])
-    results = ResultsMetrics()
-    yield [CostMetrics(settings_), QoEMetrics(), results]
-    results.close()
+    yield [CostMetrics(settings_), QoEMetrics(), ResultsMetrics()]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))

@@ -22,6 +22,7 @@ from advisor_core.scenario import load_results
 from exporters import results as results_module
 from exporters._promql import PromClient
 from exporters.exposition import render_families
+from exporters.jobs import BackgroundJobs
 from exporters.metric_set import make_run
 from exporters.publisher import ExporterState
 from exporters.refresh import Refresher
@@ -95,10 +96,15 @@ def _trapezoid(values: list[float], step: float) -> float:
 
 
 @pytest.fixture
-def metrics() -> Iterator[ResultsMetrics]:
-    rm = ResultsMetrics()
-    yield rm
-    rm.close()
+def metrics() -> ResultsMetrics:
+    return ResultsMetrics()
+
+
+def run_job(metrics: ResultsMetrics) -> bool:
+    """Run the background job the last compute asked for, here and now; True when it changed
+    the families (False when no job was due)."""
+    job = metrics.take_job()
+    return job() if job is not None else False
 
 
 NO_DB = PromClient(None)
@@ -510,26 +516,31 @@ def _predicted(parsed: dict) -> dict:
 def test_training_runs_off_the_compute_path_then_predictions_appear(tmp_path: Path):
     factory = GatedFactory()
     metrics = ResultsMetrics(predictor_factory=factory)
+    done: list = []
+    jobs = BackgroundJobs(done.append)
     try:
         run = _run(_write(tmp_path, LINEAR_SCENARIOS))
         began = time.perf_counter()
         parsed = _parse(metrics.compute(run, NO_DB))
         assert not _predicted(parsed)
+        jobs.submit("results", metrics.take_job())
         assert factory.started.wait(10)
-        # Training is blocked in the worker: compute still returns, without predictions,
-        # and does not queue a second training.
+        # Training is blocked on the job thread: compute still returns, without predictions,
+        # and asks for no second training.
         parsed = _parse(metrics.compute(run, NO_DB))
         assert time.perf_counter() - began < 5
         assert not _predicted(parsed)
+        assert metrics.take_job() is None
         assert factory.threads == [factory.threads[0]] != [threading.get_ident()]
-        assert metrics.extra_ticks() is False
+        assert done == []
         factory.release.set()
-        assert metrics.wait_for_model(30)
-        assert metrics.extra_ticks() is True
-        assert metrics.extra_ticks() is False
-        parsed = _parse(metrics.compute(run, NO_DB))
+        assert jobs.wait_idle(30)
+        assert done == ["results"]  # the job asks its owner's re-render
+        parsed = _parse(metrics.rerender())
+        assert _parse(metrics.compute(run, NO_DB)) == parsed
+        assert metrics.take_job() is None  # the predictions fit the rows: nothing more to do
     finally:
-        metrics.close()
+        jobs.close()
     assert factory.sizes == [5]  # baseline + four measured scenarios
     predicted = _predicted(parsed)
     assert set(predicted) == {s["name"] for s in LINEAR_SCENARIOS[1:]}
@@ -563,13 +574,10 @@ NOISY_SCENARIOS = [
 
 def test_prediction_interval_and_extrapolation_are_exported(tmp_path: Path):
     metrics = ResultsMetrics()
-    try:
-        run = _run(_write(tmp_path, NOISY_SCENARIOS))
-        metrics.compute(run, NO_DB)
-        assert metrics.wait_for_model(30)
-        parsed = _parse(metrics.compute(run, NO_DB))
-    finally:
-        metrics.close()
+    run = _run(_write(tmp_path, NOISY_SCENARIOS))
+    metrics.compute(run, NO_DB)
+    assert run_job(metrics)
+    parsed = _parse(metrics.rerender())
     reference = default_predictor(6)
     assert reference.fit(NOISY_SCENARIOS)
     low = parsed["results_scenario_predicted_power_pi_low_watts"]
@@ -591,24 +599,21 @@ def test_new_run_retrains_once_and_failures_are_counted(tmp_path: Path):
     factory = GatedFactory(fail=True)
     factory.release.set()
     metrics = ResultsMetrics(predictor_factory=factory)
-    try:
-        run = _run(_write(tmp_path, LINEAR_SCENARIOS))
-        metrics.compute(run, NO_DB)
-        assert metrics.wait_for_model(30)
-        parsed = _parse(metrics.compute(run, NO_DB))
-        assert metrics.wait_for_model(30)
-        assert parsed["results_model_training_failures"][""]["value"] == 1.0
-        assert not _predicted(parsed)
-        assert len(factory.sizes) == 1  # not retried for the same run
-        factory.fail = False
-        newer = _run(_write(tmp_path, LINEAR_SCENARIOS, stamp="20250102_110000"))
-        metrics.compute(newer, NO_DB)
-        assert metrics.wait_for_model(30)
-        parsed = _parse(metrics.compute(newer, NO_DB))
-        metrics.compute(newer, NO_DB)
-        assert metrics.wait_for_model(30)
-    finally:
-        metrics.close()
+    run = _run(_write(tmp_path, LINEAR_SCENARIOS))
+    metrics.compute(run, NO_DB)
+    assert run_job(metrics)  # a counted failure changes the families too
+    parsed = _parse(metrics.rerender())
+    assert _parse(metrics.compute(run, NO_DB)) == parsed
+    assert not run_job(metrics)  # not retried for the same run
+    assert parsed["results_model_training_failures"][""]["value"] == 1.0
+    assert not _predicted(parsed)
+    assert len(factory.sizes) == 1
+    factory.fail = False
+    newer = _run(_write(tmp_path, LINEAR_SCENARIOS, stamp="20250102_110000"))
+    metrics.compute(newer, NO_DB)
+    assert run_job(metrics)
+    parsed = _parse(metrics.compute(newer, NO_DB))
+    assert not run_job(metrics)
     assert len(factory.sizes) == 2
     assert parsed["results_model_trainings"][""]["value"] == 1.0
     assert _predicted(parsed)["2 streams @ 2000k"]["run_id"] == "test_results_20250102_110000"
@@ -621,12 +626,8 @@ def test_too_few_rows_never_train(tmp_path: Path):
     factory = GatedFactory()
     factory.release.set()
     metrics = ResultsMetrics(predictor_factory=factory)
-    try:
-        metrics.compute(_run(_write(tmp_path, LINEAR_SCENARIOS[:2] + LINEAR_SCENARIOS[5:])),
-                        NO_DB)
-        assert metrics.wait_for_model(5)
-    finally:
-        metrics.close()
+    metrics.compute(_run(_write(tmp_path, LINEAR_SCENARIOS[:2] + LINEAR_SCENARIOS[5:])), NO_DB)
+    assert metrics.take_job() is None
     assert factory.sizes == []
 
 
@@ -672,14 +673,16 @@ def test_refresher_rerenders_when_the_model_is_ready(tmp_path: Path):
         assert first["results_scenarios_total"][0].value == len(LINEAR_SCENARIOS)
         skipped = {s.labels["reason"]: s.value for s in first["results_exporter_skipped_scenarios"]}
         assert skipped == {"no_power_data": 1.0}
+        loads = refresher.loads
         refresher.tick()  # nothing new: the model is still training
         assert "results_scenario_predicted_power_watts" not in _families_of(state.body[0])
         factory.release.set()
-        assert metrics.wait_for_model(30)
-        refresher.tick()  # the hook asks for a recompute without a file change
+        assert refresher.wait_for_jobs(30)
+        refresher.tick()  # the finished job asks for a re-render without a file change
         second = _families_of(state.body[0])
+        assert refresher.loads == loads  # re-rendered from the cached rows: no reload
     finally:
-        metrics.close()
+        refresher.stop()
     predicted = {s.labels["scenario"] for s in second["results_scenario_predicted_power_watts"]}
     assert predicted == {s["name"] for s in LINEAR_SCENARIOS[1:]}
 
@@ -697,7 +700,6 @@ def _serving_extended(tmp_path: Path, interval: str) -> Iterator[str]:
         yield f"http://127.0.0.1:{exporters.ports['results']}/metrics"
     finally:
         exporters.stop()
-        metrics.close()
 
 
 def test_http_serves_results_metrics(tmp_path: Path):
@@ -806,15 +808,10 @@ def test_a_float_bitrate_has_one_label_text_in_every_exporter(tmp_path: Path):
     run = _run(_write(tmp_path, [scenario]))
     seen = {}
     for metric_set in (CostMetrics(cost_settings), QoEMetrics(), ResultsMetrics()):
-        try:
-            for family in text_string_to_metric_families(
-                    render_families(metric_set.compute(run, NO_DB)).decode()):
-                for sample in family.samples:
-                    if "bitrate" in sample.labels:
-                        seen.setdefault(metric_set.name, set()).add(sample.labels["bitrate"])
-        finally:
-            close = getattr(metric_set, "close", None)
-            if close is not None:
-                close()
+        for family in text_string_to_metric_families(
+                render_families(metric_set.compute(run, NO_DB)).decode()):
+            for sample in family.samples:
+                if "bitrate" in sample.labels:
+                    seen.setdefault(metric_set.name, set()).add(sample.labels["bitrate"])
     assert set(seen) == {"cost", "qoe", "results"}
     assert all(values == {"2500"} for values in seen.values()), seen

@@ -7,10 +7,11 @@ import argparse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ._promql import PromClient
 from .families import Family
+from .jobs import Job
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,6 @@ class MetricSet(abc.ABC):
 
     name: str = ""
     default_port: int = 0
-    #: Set by the Refresher that drives the set: background work asked for in ``compute`` waits
-    #: for ``after_refresh`` (otherwise, e.g. a bare ``compute`` call, it may start at once).
-    background_deferred: bool = False
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -74,19 +72,19 @@ class MetricSet(abc.ABC):
         """Scenarios this set skipped in the last compute, by reason (default: none)."""
         return {}
 
-    def extra_ticks(self) -> bool:
-        """Return True when the set wants a recompute without a file change."""
-        return False
-
     def info_labels(self) -> Mapping[str, str]:
         """Extra labels of ``<name>_exporter_info`` besides ``version``."""
         return {}
 
-    def after_refresh(self) -> None:
-        """Called in the refresh thread once the bodies of a refresh are published.
+    def take_job(self) -> Optional[Job]:
+        """Background work the last compute asked for (e.g. model training), or None.
 
-        Background work (model training) starts here, so it competes neither for the CPU and
-        the GIL nor for memory with the compute, render and publishing of the refresh.
+        The refresh runs it on its job thread once the new bodies are published, so it competes
+        neither for the GIL nor for memory with the refresh; a job that returns True makes the
+        refresh call ``rerender`` for this set alone.
         """
         return None
 
+    def rerender(self) -> list[Family]:
+        """The last compute's families rebuilt from its cached rows with the jobs' results."""
+        raise NotImplementedError(f"{type(self).__name__} has no background jobs to show")

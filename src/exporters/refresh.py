@@ -1,4 +1,12 @@
-"""The refresh thread: watches the results directory, recomputes, re-publishes every snapshot."""
+"""The refresh thread: watches the results directory, recomputes, re-publishes every snapshot.
+
+Recompute policy: every set is recomputed from a fresh load when the newest results file changes
+(path, mtime or size), when VictoriaMetrics answered only in part and its backoff is over, and
+every ``RECOMPUTE_SECONDS``. Background work a set asks for runs on the refresh's job thread
+(``exporters.jobs``); when it has new results only that set is re-rendered, from the rows it
+cached, without loading the file again. Every tick re-publishes each snapshot with fresh
+self-metrics and process metrics.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +15,14 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Optional
 
 from advisor_core.scenario import latest_results_file, read_results
 
 from ._promql import PromClient
+from .jobs import BackgroundJobs
 from .metric_set import Run, make_run
 from .publisher import ExporterState, ProcessPart
 
@@ -41,13 +50,19 @@ class Refresher(threading.Thread):
         self.interval = interval
         self.prom = prom
         self.stop_event = threading.Event()
+        # Set by a finished background job (and by stop): the loop ticks at once, not after the
+        # interval, so new predictions show within a moment.
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._rerender: set[Hashable] = set()  # indexes into states
+        self.jobs = BackgroundJobs(self._job_done)
         self._signature: Optional[tuple] = None
         self._retry = False
         self._last_compute = -math.inf
         self._process = ProcessPart()
-        for state in self.states:
-            state.metric_set.background_deferred = True
         self.ticks = 0
+        #: Results files read so far (a re-render after a background job reads none).
+        self.loads = 0
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -55,11 +70,24 @@ class Refresher(threading.Thread):
                 self.tick()
             except Exception:  # a bug must not silently kill the thread's loop
                 logger.exception("refresh tick failed")
-            self.stop_event.wait(self.interval)
+            self._wake.wait(self.interval)
+            self._wake.clear()
 
     def stop(self) -> None:
-        """Ask the loop to end after the current tick."""
+        """Ask the loop to end after the current tick and drop queued background jobs."""
         self.stop_event.set()
+        self._wake.set()
+        self.jobs.close()
+
+    def wait_for_jobs(self, timeout: float = 30.0) -> bool:
+        """Block until no background job is queued or running (seconds); False on timeout."""
+        return self.jobs.wait_idle(timeout)
+
+    def _job_done(self, index: Hashable) -> None:
+        """Job thread: a set's background job has new results; re-render it on the next tick."""
+        with self._lock:
+            self._rerender.add(index)
+        self._wake.set()
 
     def _current_signature(self) -> Optional[tuple]:
         path = latest_results_file(self.results_dir)
@@ -76,28 +104,43 @@ class Refresher(threading.Thread):
         signature = self._current_signature()
         now = time.monotonic()
         changed = signature != self._signature
-        wants = any(state.metric_set.extra_ticks() for state in self.states)
         retry = self._retry and not self.prom.backing_off()
         stale = now - self._last_compute >= RECOMPUTE_SECONDS
-        refreshed = changed or wants or retry or stale
+        refreshed = changed or retry or stale
+        with self._lock:
+            rerender, self._rerender = self._rerender, set()
         if refreshed:
             self._signature = signature
             self._refresh(signature)
-        elif self.prom.enabled:
-            self.prom.probe()
+        else:
+            for index, state in enumerate(self.states):
+                if index in rerender:
+                    self._rerender_one(state)
+            if self.prom.enabled:
+                self.prom.probe()
         process = self._process.render()
         for state in self.states:
             state.publish(process)
         self.ticks += 1
         if refreshed:
-            # Background work (the results model) starts once the new bodies are out: started
-            # earlier, its thread would contend for the GIL with the publishing.
-            for state in self.states:
+            # Background work starts once the new bodies are out: started earlier, its thread
+            # would contend for the GIL with the publishing.
+            for index, state in enumerate(self.states):
                 try:
-                    state.metric_set.after_refresh()
+                    job = state.metric_set.take_job()
                 except Exception:
-                    logger.exception("%s: starting background work failed",
+                    logger.exception("%s: asking for background work failed",
                                      state.metric_set.name)
+                    continue
+                if job is not None:
+                    self.jobs.submit(index, job)
+
+    def _rerender_one(self, state: ExporterState) -> None:
+        """Render one set again from its cached rows (its background job has new results)."""
+        try:
+            state.set_data(state.metric_set.rerender())
+        except Exception:
+            logger.exception("%s: re-rendering failed", state.metric_set.name)
 
     def _refresh(self, signature: Optional[tuple]) -> None:
         started = time.perf_counter()
@@ -108,6 +151,7 @@ class Refresher(threading.Thread):
         else:
             path = Path(signature[0])
             try:
+                self.loads += 1
                 scenarios, entries = read_results(path)
             except ValueError as exc:
                 logger.error("skipping results file: %s", exc)

@@ -4,10 +4,11 @@ Families and label names are the Python reference's plus the Go rewrite's extend
 (docs/exporters.md), with the README's "Differences from the reference" 10-17 applied:
 
 * **No work on a scrape** (item 10): ``compute`` runs in the refresh thread; model training
-  and the bootstrap run in a background worker owned by :class:`ResultsMetrics` (one job at a
-  time, the newest request replaces a waiting one). A refresh renders with the predictions that
-  are already valid for the current data (none right after a new run appears) and the worker asks
-  for a re-render through :meth:`MetricSet.extra_ticks` when it has new ones.
+  and the bootstrap are a background job (``take_job``) that the refresh runs on its job thread
+  (``exporters.jobs``: one job at a time, the newest request replaces a waiting one). A refresh
+  renders with the predictions already valid for the current data (none right after a new run
+  appears); once the job has new ones the refresh re-renders this exporter alone from the rows
+  the compute cached.
 * **Each series once** (items 12, 14): the infrastructure removes duplicate names (last wins);
   ``power_stdev`` and both confidence bounds are written once, not twice.
 * **Power statistics** (item 14) come from the file when it carries them: a ``power`` object
@@ -64,6 +65,7 @@ Families and label names are the Python reference's plus the Go rewrite's extend
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import math
 import sys
@@ -414,7 +416,7 @@ def training_copy(scenario: dict, duration: Optional[float], stats: PowerStats) 
 
 
 # ---------------------------------------------------------------------------------------------
-# Background model worker
+# Model state and the background job
 # ---------------------------------------------------------------------------------------------
 
 
@@ -442,6 +444,16 @@ class _Request:
     signature: tuple
 
 
+@dataclass(frozen=True)
+class _Cached:
+    """What the last compute rendered, minus predictions: enough to render again without it."""
+
+    signature: tuple
+    #: (scenario name, labels, measured (family key, value) samples, prediction basis)
+    rows: tuple
+    skipped: dict
+
+
 def default_predictor(valid_rows: int) -> MultivariatePredictor:
     """The results exporter's predictor: linear/poly2/poly3, 95 % interval, 50 bootstraps."""
     # Imported on the first training, which a file with too few usable rows never needs. The
@@ -460,62 +472,18 @@ def default_predictor(valid_rows: int) -> MultivariatePredictor:
     )
 
 
-class _ModelWorker:
-    """One daemon thread running the newest request; a newer request replaces a waiting one."""
+def _count(skipped: dict[str, int], reason: str) -> None:
+    skipped[reason] = skipped.get(reason, 0) + 1
 
-    def __init__(self, handle: Callable[[_Request], None]) -> None:
-        self._handle = handle
-        self._cond = threading.Condition()
-        self._pending: Optional[_Request] = None
-        self._busy = False
-        self._closed = False
-        self._thread: Optional[threading.Thread] = None
 
-    def submit(self, request: _Request) -> None:
-        with self._cond:
-            if self._closed:
-                return
-            self._pending = request
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="results-model",
-                                                daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                request, self._pending = self._pending, None
-                self._busy = True
-            try:
-                self._handle(request)  # type: ignore[arg-type]
-            except Exception:  # a model bug must never end the worker (or the exporter)
-                logger.exception("results model worker failed")
-            finally:
-                # The request holds copies of every scenario: not kept alive while the worker
-                # waits for the next one.
-                request = None
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
-
-    def wait_idle(self, timeout: float) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self._pending is None and not self._busy,
-                                       timeout=timeout)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._pending = None
-            thread = self._thread
-            self._cond.notify_all()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5.0)
+def _finite(samples: list[tuple[str, float]], skipped: dict[str, int]) -> list[tuple[str, float]]:
+    """The finite samples; the others counted as ``non_finite_value``."""
+    kept = [sample for sample in samples if math.isfinite(sample[1])]
+    if len(kept) != len(samples):
+        # A quotient or product of valid but extreme inputs (1e-320 J, 1e300 W) left the
+        # float range: no number is better than inf or NaN.
+        skipped["non_finite_value"] = skipped.get("non_finite_value", 0) + len(samples) - len(kept)
+    return kept
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,6 +506,7 @@ class ResultsMetrics(MetricSet):
         # set has no settings of its own.
         self._predictor_factory = predictor_factory
         self._skipped: dict[str, int] = {}
+        # The model state is written by the job thread and read by compute and rerender.
         self._lock = threading.Lock()
         self._model: Optional[_Model] = None
         self._predictions: Optional[_Predictions] = None
@@ -546,41 +515,30 @@ class ResultsMetrics(MetricSet):
         self._tokens = 0
         self._trainings = 0
         self._training_failures = 0
-        self._rerender = False
-        self._deferred: Optional[_Request] = None
-        self._worker = _ModelWorker(self._handle)
+        self._job: Optional[_Request] = None
+        self._cached = _Cached(signature=(), rows=(), skipped={})
 
     # -- MetricSet hooks ------------------------------------------------------------------------
 
     def skipped(self) -> dict[str, int]:
-        """Scenarios left without some samples in the last compute, by reason."""
+        """Scenarios left without some samples in the last render, by reason."""
         return dict(self._skipped)
 
-    def extra_ticks(self) -> bool:
-        """True once after the model worker produced a new model or new predictions."""
-        with self._lock:
-            wanted, self._rerender = self._rerender, False
-        return wanted
+    def take_job(self) -> Optional[Callable[[], bool]]:
+        """The model training/prediction the last compute asked for (None when nothing is due)."""
+        request, self._job = self._job, None
+        if request is None:
+            return None
+        return functools.partial(self._handle, request)
 
-    def after_refresh(self) -> None:
-        """Hand the model request of the last compute (if any) to the worker thread."""
-        request, self._deferred = self._deferred, None
-        if request is not None:
-            self._worker.submit(request)
-
-    def wait_for_model(self, timeout: float = 30.0) -> bool:
-        """Block until the model worker has nothing to do (tests, tools); False on timeout."""
-        return self._worker.wait_idle(timeout)
-
-    def close(self) -> None:
-        """Stop the model worker thread."""
-        self._worker.close()
+    def rerender(self) -> list[Family]:
+        """The last compute's families with the model's current predictions."""
+        return self._render(self._cached)
 
     # -- compute --------------------------------------------------------------------------------
 
     def compute(self, run: Run, prom: PromClient) -> list[Family]:
         """Return the results families for a run (refresh thread only; never trains)."""
-        skipped: dict[str, int] = {}
         rows = []
         for scenario in run.scenarios:
             duration = scenario_duration(scenario)
@@ -599,25 +557,42 @@ class ResultsMetrics(MetricSet):
             if row.stats.mean_w is not None and is_baseline(row.name):
                 baseline = row.stats
                 break
-        predictions = self._current_predictions(run.run_id, rows)
+        # Within one run (one file) only the scenario set, durations and the CPU filled in from
+        # VictoriaMetrics can change the model's features between refreshes.
+        signature = (run.run_id,
+                     tuple((row.name, row.duration, row.stats.cpu_pct) for row in rows))
+        self._ask_for_job(run.run_id, rows, signature)
 
+        skipped: dict[str, int] = {}
+        cached = []
+        for row in rows:
+            if row.duration is None:
+                _count(skipped, "no_duration")
+            if not row.stats.has_power:
+                _count(skipped, "no_power_data")
+            measured, basis = _row_values(row, baseline)
+            cached.append((row.name, row.labels, _finite(measured, skipped), basis))
+        # Assigned once complete: the cache always matches the last compute that succeeded.
+        self._cached = _Cached(signature=signature, rows=tuple(cached), skipped=skipped)
+        return self._render(self._cached)
+
+    def _render(self, cached: _Cached) -> list[Family]:
+        with self._lock:
+            predictions = self._predictions
+        by_name = (predictions.by_name
+                   if predictions is not None and predictions.signature == cached.signature
+                   else {})
+        skipped = dict(cached.skipped)
         families = {key: TableFamily(name, doc) for key, name, doc in _FAMILIES}
         sinks = {key: (family.keys.append, family.values.append)
                  for key, family in families.items()}
-        for row in rows:
-            if row.duration is None:
-                skipped["no_duration"] = skipped.get("no_duration", 0) + 1
-            if not row.stats.has_power:
-                skipped["no_power_data"] = skipped.get("no_power_data", 0) + 1
-            labels = row.labels  # escaped once, shared by the scenario's samples
-            for key, value in _row_values(row, baseline, predictions.get(row.name)):
-                if not math.isfinite(value):
-                    # A quotient or product of valid but extreme inputs (1e-320 J, 1e300 W)
-                    # left the float range: no number is better than inf or NaN.
-                    skipped["non_finite_value"] = skipped.get("non_finite_value", 0) + 1
-                    continue
+        for name, labels, measured, basis in cached.rows:
+            prediction = by_name.get(name)
+            samples = (measured if prediction is None
+                       else measured + _finite(_prediction_values(prediction, *basis), skipped))
+            for key, value in samples:
                 add_key, add_value = sinks[key]
-                add_key(labels)
+                add_key(labels)  # escaped once, shared by the scenario's samples
                 add_value(value)
         self._skipped = skipped
         result: list[Family] = [f for f in families.values() if len(f)]
@@ -643,13 +618,10 @@ class ResultsMetrics(MetricSet):
             families.append(info)
         return families
 
-    # -- model scheduling -------------------------------------------------------------------------
+    # -- the background job -----------------------------------------------------------------------
 
-    def _current_predictions(self, run_id: str, rows: list[_Row]) -> dict:
-        """Predictions valid for these rows (maybe none yet); asks the worker for what is due."""
-        # Within one run (one file) only the scenario set, durations and the CPU filled in from
-        # VictoriaMetrics can change the model's features between refreshes.
-        signature = (run_id, tuple((row.name, row.duration, row.stats.cpu_pct) for row in rows))
+    def _ask_for_job(self, run_id: str, rows: list[_Row], signature: tuple) -> None:
+        """Ask for a training and/or prediction job when the current ones do not fit the rows."""
         valid = [row for row in rows if row.stats.mean_w]
         train_key = (run_id, len(valid)) if len(valid) >= MIN_TRAINING_ROWS else None
         with self._lock:
@@ -664,35 +636,30 @@ class ResultsMetrics(MetricSet):
             submit = (need_train or need_predict) and request_key != self._submitted
             if submit:
                 self._submitted = request_key
-        if submit:
-            copies = {id(r): training_copy(r.scenario, r.duration, r.stats) for r in rows}
-            request = _Request(
-                run_id=run_id,
-                train_key=train_key if need_train else None,
-                training=tuple(copies[id(r)] for r in valid) if need_train else (),
-                names=tuple(row.name for row in rows),
-                prediction=tuple(copies.values()),
-                signature=signature,
-            )
-            del copies
-            if self.background_deferred:
-                self._deferred = request  # started by after_refresh, once the render is done
-            else:
-                self._worker.submit(request)
-        if predictions is not None and predictions.signature == signature:
-            return predictions.by_name
-        return {}
+        if not submit:
+            return
+        copies = {id(r): training_copy(r.scenario, r.duration, r.stats) for r in rows}
+        self._job = _Request(
+            run_id=run_id,
+            train_key=train_key if need_train else None,
+            training=tuple(copies[id(r)] for r in valid) if need_train else (),
+            names=tuple(row.name for row in rows),
+            prediction=tuple(copies.values()),
+            signature=signature,
+        )
 
-    def _handle(self, request: _Request) -> None:
-        """Worker thread: train when due, then predict every scenario with one bootstrap."""
+    def _handle(self, request: _Request) -> bool:
+        """Job thread: train when due, then predict every scenario with one bootstrap."""
+        changed = False
         if request.train_key is not None:
             with self._lock:
                 self._attempted_train_key = request.train_key
             self._train(request)
+            changed = True  # a new model or one more counted failure
         with self._lock:
             model = self._model
         if model is None:
-            return
+            return changed
         try:
             predictor = model.predictor
             features = [predictor.extract_features(c) for c in request.prediction]
@@ -704,9 +671,10 @@ class ResultsMetrics(MetricSet):
             logger.exception("results: predicting power failed")
             by_name = {}
         with self._lock:
-            if self._model is model:
-                self._predictions = _Predictions(model.token, request.signature, by_name)
-                self._rerender = True
+            if self._model is not model:
+                return changed
+            self._predictions = _Predictions(model.token, request.signature, by_name)
+        return True
 
     def _train(self, request: _Request) -> None:
         try:
@@ -722,14 +690,12 @@ class ResultsMetrics(MetricSet):
                 self._trainings += 1
             else:
                 self._training_failures += 1
-            self._rerender = True
         if not trained:
             logger.warning("results: no power model for %s (training failed)", request.run_id)
 
 
-def _row_values(row: _Row, baseline: Optional[PowerStats],
-                prediction: Optional[dict]) -> list[tuple[str, float]]:
-    """The (family key, value) samples of one scenario."""
+def _row_values(row: _Row, baseline: Optional[PowerStats]) -> tuple[list[tuple[str, float]], tuple]:
+    """The measured (family key, value) samples of one scenario and its prediction basis."""
     scenario, duration, stats = row.scenario, row.duration, row.stats
     out: list[tuple[str, float]] = []
     add = out.append
@@ -776,22 +742,23 @@ def _row_values(row: _Row, baseline: Optional[PowerStats],
     score = _efficiency(scenario, duration, pixels, mean, energy)
     if score is not None:
         add(("efficiency", score))
-    if prediction is not None:
-        _prediction_values(prediction, scenario, duration, pixels, add)
     if mean is not None and stats.stdev_w is not None:
         add(("confidence_low", max(0.0, mean - 2.0 * stats.stdev_w)))
         add(("confidence_high", mean + 2.0 * stats.stdev_w))
     if stats.stdev_w is not None:
         add(("stdev", stats.stdev_w))
     _extended_values(scenario, add)
-    return out
+    return out, (duration, pixels, _throughput(scenario))
 
 
-def _prediction_values(prediction: dict, scenario: dict, duration: Optional[float],
-                       pixels: Optional[float], add: Callable[[tuple[str, float]], None]) -> None:
+def _prediction_values(prediction: dict, duration: Optional[float], pixels: Optional[float],
+                       throughput: Optional[float]) -> list[tuple[str, float]]:
+    """The prediction samples of one scenario (``throughput``: Mbps x streams)."""
+    out: list[tuple[str, float]] = []
+    add = out.append
     watts = as_number(prediction.get("mean"))
     if watts is None:
-        return
+        return out
     add(("predicted_power", watts))
     if duration is not None:
         add(("predicted_energy", watts * duration))
@@ -800,10 +767,8 @@ def _prediction_values(prediction: dict, scenario: dict, duration: Optional[floa
             joules = watts * duration
             if joules > 0:
                 add(("predicted_efficiency", pixels / joules))
-        else:
-            throughput = _throughput(scenario)
-            if throughput is not None:
-                add(("predicted_efficiency", throughput / watts))
+        elif throughput is not None:
+            add(("predicted_efficiency", throughput / watts))
     low, high = as_number(prediction.get("ci_low")), as_number(prediction.get("ci_high"))
     if low is not None and high is not None:
         add(("predicted_ci_low", low))
@@ -815,6 +780,7 @@ def _prediction_values(prediction: dict, scenario: dict, duration: Optional[floa
     extrapolated = prediction.get("extrapolated")
     if isinstance(extrapolated, bool):
         add(("prediction_extrapolated", 1.0 if extrapolated else 0.0))
+    return out
 
 
 def _extended_values(scenario: dict, add: Callable[[tuple[str, float]], None]) -> None:
