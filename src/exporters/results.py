@@ -1,88 +1,35 @@
 """Results exporter (port 9502): measured power, energy, efficiency, baseline deltas, predictions.
 
-Families and label names are the Python reference's plus the Go rewrite's extended families
-(docs/exporters.md), with the README's "Differences from the reference" 10-17 applied:
-
-* **No work on a scrape** (item 10): ``compute`` runs in the refresh thread; model training
-  and the bootstrap are a background job (``take_job``) that the refresh runs on its job thread
-  (``exporters.jobs``: one job at a time, the newest request replaces a waiting one). A refresh
-  renders with the predictions already valid for the current data (none right after a new run
-  appears); once the job has new ones the refresh re-renders this exporter alone from the rows
-  the compute cached.
-* **Each series once** (items 12, 14): the infrastructure removes duplicate names (last wins);
-  ``power_stdev`` and both confidence bounds are written once, not twice.
-* **Power statistics** (item 14) come from the file when it carries them: a ``power`` object
-  (``mean_watts``, ``total_energy_joules``, ``stdev_watts``), else ``power_watts`` samples
-  (``advisor_core.cost.scenario_power``, the rule the predictor trains with: mean, trapezoid
-  energy over a valid
-  ``step_seconds``, else mean x duration; sample standard deviation); container CPU from
-  ``container_usage.cpu_percent``, else the mean of ``cpu_usage_cores`` x 100 (docker-stats
-  percent: 100 % = one core). The docker-overhead estimate is the reference's container-CPU
-  share x mean power with the share capped at 1 (several busy cores would otherwise claim more
-  than the whole package's power). What the file lacks is asked from VictoriaMetrics with the
-  reference's queries, the container-CPU query once (not twice). A scenario without data from
-  either source gets **no** power-derived samples (the reference printed ``0``, a wrong number)
-  and is counted in ``results_exporter_skipped_scenarios{reason="no_power_data"}``.
-  A VictoriaMetrics energy increase <= 0 counts as no data (a running package never uses 0 J);
-  without an energy answer but with power samples, mean = sample mean and energy = mean x window.
-* **No inf or NaN**: valid but extreme inputs (a subnormal energy, 1e300 W over a tiny bitrate)
-  can push a quotient or product out of the float range. A derived mean power or energy that
-  overflows, or underflows to 0, counts as unknown; any other such value is left out and counted
-  in ``results_exporter_skipped_scenarios{reason="non_finite_value"}``.
-* **Duration** = measured window ``end_time - start_time`` when both are valid epoch times and
-  end > start, else the ``duration`` field (the reference ignored scenarios without timestamps;
-  the Go rewrite always used the field). Scenarios with neither are counted as
-  ``reason="no_duration"`` and get no duration-derived samples.
-* **Standard deviation** is emitted only when known (>= 2 samples or ``power.stdev_watts``); the
-  reference printed 0 for fewer than two samples. The confidence bounds (measured mean ± 2σ, low
-  clamped at 0 – reference meaning, kept for dashboards) need both mean and σ.
-* **Baseline** = the first scenario, in file order, for which
-  :func:`advisor_core.scenario.is_baseline` holds (``baseline`` or ``idle``) and that has a mean
-  power. Without one the six delta/net families get no samples (the reference printed ``0``);
-  the baseline itself gets true zeros. Net/delta CPU and energy need the value on both sides.
-* **Model interval and predicted efficiency** are new: ``results_scenario_predicted_power_ci_low_
-  watts`` / ``_ci_high_watts`` carry the bootstrap interval the reference computed and dropped;
-  ``results_scenario_predicted_efficiency_score`` is the scenario's efficiency formula with the
-  predicted mean power in place of the measured one: pixels / (predicted W x duration) when the
-  scenario delivers pixels, else throughput (Mbps x streams) / predicted W.
-  ``results_scenario_predicted_power_pi_low_watts`` / ``_pi_high_watts`` are the model's 95 %
-  prediction interval for one new measurement (``docs/predictions.md``; absent when the run has
-  too few rows for one) and ``results_scenario_prediction_extrapolated`` is 1 for a scenario
-  outside the trained range of a feature (the model then continues its linear trend), else 0.
-* **Labels** of numbers: a whole float is written as an integer (``2500``, not ``2500.0``), the
-  rule of all three exporters (``exporters.families.label_text``), so their series join.
-* **Extended families** (``avg_fps``, ``dropped_frames``, ``total_frames``, ``vmaf_score``,
-  ``psnr_score``) carry the full label set and are **gauges**: they are per-file values that drop
-  when a new file appears (the Go rewrite typed two of them as counters, defect 9).
-  ``results_scenarios_total`` is the infrastructure's self-metric.
-* **Labels**: missing or null text fields are ``""`` (the reference printed ``None`` for null).
-* The ML model list is ``linear, poly2, poly3`` (the reference's ``rf`` needs scikit-learn, an
-  optional extra) with the stream-count line as a candidate, chosen on out-of-fold errors,
-  50 bootstrap samples, seeded; the predictor is trained once per run (again only
-  when the number of usable rows of that run changes), never on a scrape.
+Families and label names are the Python reference's plus the Go rewrite's extended families; the
+rules (power sources, baseline, skips, predictions, labels) are docs/exporters.md §2 and the
+README's "Differences from the reference" 10-17. The measured quantities come from
+``advisor_core.measurements``, the model from ``exporters.results_model``.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import math
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-from advisor_core.cost import sample_series, sample_stdev, scenario_power
+from advisor_core.cost import sample_series, sample_stdev
+from advisor_core.measurements import (
+    PowerStats,
+    efficiency_score,
+    file_power_stats,
+    scenario_duration,
+    scenario_window,
+    throughput_mbps,
+)
 from advisor_core.scenario import (
     as_number,
     bitrate_mbps,
     encoder_class,
     is_baseline,
-    measured_duration,
     output_ladder,
     positive_number,
     stream_count,
@@ -91,11 +38,13 @@ from advisor_core.scenario import (
 
 from ._promql import PromClient
 from .families import Family, LabelSchema, LabelSet, TableFamily, label_text
+from .jobs import Job
 from .metric_set import MetricSet, Run
+from .results_model import ModelInput, ResultsModel, default_predictor
 from .runtime import exporter_main
 
 if TYPE_CHECKING:
-    from advisor_core.modeling import MultivariatePredictor
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +62,8 @@ POWER_QUERY = 'sum(rapl_power_watts{zone=~"package.*"})'
 CONTAINER_CPU_QUERY = "docker_containers_total_cpu_percent"
 QUERY_STEP_SECONDS = 5.0
 
-ML_MODELS = ("linear", "poly2", "poly3")
-ML_CONFIDENCE = 0.95
-ML_BOOTSTRAP = 50
-MIN_TRAINING_ROWS = 3
 
 JOULES_PER_WH = 3600.0
-#: Per-sample fields summarized into PowerStats (not needed by the model).
-_SAMPLE_ARRAYS = frozenset(("power_watts", "cpu_usage_cores"))
 
 LABELS = (
     "run_id",
@@ -240,79 +183,6 @@ def scenario_labels(run_id: str, scenario: dict) -> tuple[str, ...]:
     )
 
 
-def _window(scenario: dict) -> Optional[tuple[float, float]]:
-    """The measurement window (start, end) in epoch seconds when valid and end > start."""
-    start = positive_number(scenario.get("start_time"))
-    end = positive_number(scenario.get("end_time"))
-    if start is None or end is None or end <= start:
-        return None
-    return start, end
-
-
-def scenario_duration(scenario: dict) -> Optional[float]:
-    """Return the measured window length, else the ``duration`` field (seconds), else None."""
-    measured = measured_duration(scenario)
-    if measured is not None and measured > 0:
-        return measured
-    return positive_number(scenario.get("duration"))
-
-
-@dataclass
-class PowerStats:
-    """Measured power statistics of one scenario; None where no source had the value."""
-
-    energy_j: Optional[float] = None
-    mean_w: Optional[float] = None
-    stdev_w: Optional[float] = None
-    cpu_pct: Optional[float] = None
-
-    @property
-    def has_power(self) -> bool:
-        """True when the mean power or the energy is known."""
-        return self.mean_w is not None or self.energy_j is not None
-
-
-def file_power_stats(scenario: dict, duration: Optional[float]) -> PowerStats:
-    """Power statistics carried by the results file itself (watts, joules, percent)."""
-    stats = PowerStats()
-    power = scenario.get("power")
-    sampled = not (isinstance(power, dict) and power)
-    series = None
-    if sampled:
-        # Validated once: the summary and the standard deviation both read these samples.
-        series = sample_series(scenario.get("power_watts"))
-    # The library's one rule for every schema (the predictor trains with the same one).
-    power = scenario_power(scenario, series)
-    if power is not None:
-        mean = positive_number(power.get("mean_watts"))
-        energy = positive_number(power.get("total_energy_joules"))
-        # Derived values obey the fields' own rule: one that overflowed to inf or underflowed
-        # to 0 is unknown.
-        if mean is None and energy is not None and duration is not None:
-            mean = positive_number(energy / duration)
-        if energy is None and mean is not None and duration is not None:
-            energy = positive_number(mean * duration)
-        stats.mean_w, stats.energy_j = mean, energy
-        stdev = as_number(power.get("stdev_watts"))
-        if stdev is not None and stdev >= 0 and mean is not None:
-            stats.stdev_w = stdev
-    if stats.stdev_w is None and stats.mean_w is not None:
-        if not sampled:
-            series = sample_series(scenario.get("power_watts"))
-        if series is not None:
-            stats.stdev_w = sample_stdev(*series)
-    usage = scenario.get("container_usage")
-    if isinstance(usage, dict):
-        percent = as_number(usage.get("cpu_percent"))
-        if percent is not None and percent >= 0:
-            stats.cpu_pct = percent
-    if stats.cpu_pct is None:
-        cores = sample_series(scenario.get("cpu_usage_cores"))
-        if cores is not None:
-            stats.cpu_pct = as_number(cores[1] * 100.0)  # None when x 100 overflows
-    return stats
-
-
 @dataclass
 class _Row:
     """Everything compute needs about one scenario."""
@@ -370,80 +240,6 @@ def _fill_from_victoriametrics(rows: list[_Row], prom: PromClient) -> None:
                 stats.cpu_pct = cpu_samples[1]
 
 
-def _efficiency(scenario: dict, duration: Optional[float], pixels: Optional[float],
-                watts: Optional[float], joules: Optional[float]) -> Optional[float]:
-    """Pixels per joule when the scenario delivers pixels, else Mbps x streams per watt."""
-    if watts is None or watts <= 0 or joules is None or joules <= 0:
-        return None
-    if duration is None or duration <= 0:
-        return None
-    if pixels is not None and pixels > 0:
-        return pixels / joules
-    throughput = _throughput(scenario)
-    return throughput / watts if throughput is not None else None
-
-
-def _throughput(scenario: dict) -> Optional[float]:
-    """Target bitrate x stream count (Mbps) when > 0; unknown stream counts are one stream."""
-    mbps = bitrate_mbps(scenario.get("bitrate"))
-    if mbps is None or mbps <= 0:
-        return None
-    streams = stream_count(scenario.get("name"))
-    return mbps * (1 if streams is None else streams)
-
-
-def training_copy(scenario: dict, duration: Optional[float], stats: PowerStats) -> dict:
-    """The reference's ML copy of a scenario (docs/results-files.md §2.3) with measured values.
-
-    The sample arrays are left out: the model reads the summaries put in ``power`` and
-    ``container_usage``, and the copies outlive the run while the worker trains.
-    """
-    # A C-level copy minus two keys: a filtering comprehension costs 5x more per refresh.
-    copy = dict(scenario)
-    for key in _SAMPLE_ARRAYS:
-        copy.pop(key, None)
-    power: dict[str, float] = {}
-    if stats.mean_w is not None:
-        power["mean_watts"] = stats.mean_w
-    if stats.energy_j is not None:
-        power["total_energy_joules"] = stats.energy_j
-    copy["power"] = power
-    copy["container_usage"] = {"cpu_percent": 0.0 if stats.cpu_pct is None else stats.cpu_pct}
-    copy["docker_overhead"] = {"cpu_percent": 0.0}
-    if duration is not None:
-        copy["duration"] = duration
-    return copy
-
-
-# ---------------------------------------------------------------------------------------------
-# Model state and the background job
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Model:
-    predictor: Any
-    token: int
-    run_id: str
-
-
-@dataclass(frozen=True)
-class _Predictions:
-    token: int
-    signature: tuple
-    by_name: dict
-
-
-@dataclass(frozen=True)
-class _Request:
-    run_id: str
-    train_key: Optional[tuple]
-    training: tuple
-    names: tuple
-    prediction: tuple
-    signature: tuple
-
-
 @dataclass(frozen=True)
 class _Cached:
     """What the last compute rendered, minus predictions: enough to render again without it."""
@@ -452,24 +248,6 @@ class _Cached:
     #: (scenario name, labels, measured (family key, value) samples, prediction basis)
     rows: tuple
     skipped: dict
-
-
-def default_predictor(valid_rows: int) -> MultivariatePredictor:
-    """The results exporter's predictor: linear/poly2/poly3, 95 % interval, 50 bootstraps."""
-    # Imported on the first training, which a file with too few usable rows never needs. The
-    # native models train without numpy (advisor_core.linalg works on array('d') buffers), so
-    # this process never loads numpy.
-    from advisor_core.modeling import MultivariatePredictor
-
-    return MultivariatePredictor(
-        models=list(ML_MODELS),
-        confidence_level=ML_CONFIDENCE,
-        n_bootstrap=ML_BOOTSTRAP,
-        cv_folds=min(3, valid_rows),
-        random_state=0,
-        # Background work beside a serving process: one core and one set of buffers.
-        n_jobs=1,
-    )
 
 
 def _count(skipped: dict[str, int], reason: str) -> None:
@@ -504,18 +282,9 @@ class ResultsMetrics(MetricSet):
     ) -> None:
         # ``settings`` (the parsed flags) is accepted for the runner's factory call; the results
         # set has no settings of its own.
-        self._predictor_factory = predictor_factory
+        self.model = ResultsModel(predictor_factory)
         self._skipped: dict[str, int] = {}
-        # The model state is written by the job thread and read by compute and rerender.
-        self._lock = threading.Lock()
-        self._model: Optional[_Model] = None
-        self._predictions: Optional[_Predictions] = None
-        self._attempted_train_key: Optional[tuple] = None
-        self._submitted: Optional[tuple] = None
-        self._tokens = 0
-        self._trainings = 0
-        self._training_failures = 0
-        self._job: Optional[_Request] = None
+        self._job: Optional[Job] = None
         self._cached = _Cached(signature=(), rows=(), skipped={})
 
     # -- MetricSet hooks ------------------------------------------------------------------------
@@ -524,12 +293,10 @@ class ResultsMetrics(MetricSet):
         """Scenarios left without some samples in the last render, by reason."""
         return dict(self._skipped)
 
-    def take_job(self) -> Optional[Callable[[], bool]]:
+    def take_job(self) -> Optional[Job]:
         """The model training/prediction the last compute asked for (None when nothing is due)."""
-        request, self._job = self._job, None
-        if request is None:
-            return None
-        return functools.partial(self._handle, request)
+        job, self._job = self._job, None
+        return job
 
     def rerender(self) -> list[Family]:
         """The last compute's families with the model's current predictions."""
@@ -547,7 +314,7 @@ class ResultsMetrics(MetricSet):
                 name=scenario["name"],
                 labels=_SCHEMA(scenario_labels(run.run_id, scenario)),
                 duration=duration,
-                window=_window(scenario),
+                window=scenario_window(scenario),
                 stats=file_power_stats(scenario, duration),
             ))
         _fill_from_victoriametrics(rows, prom)
@@ -561,7 +328,13 @@ class ResultsMetrics(MetricSet):
         # VictoriaMetrics can change the model's features between refreshes.
         signature = (run.run_id,
                      tuple((row.name, row.duration, row.stats.cpu_pct) for row in rows))
-        self._ask_for_job(run.run_id, rows, signature)
+        job = self.model.job_for(
+            run.run_id,
+            [ModelInput(row.name, row.scenario, row.duration, row.stats) for row in rows],
+            signature,
+        )
+        if job is not None:
+            self._job = job  # else a job asked for earlier and not taken yet stays
 
         skipped: dict[str, int] = {}
         cached = []
@@ -577,11 +350,7 @@ class ResultsMetrics(MetricSet):
         return self._render(self._cached)
 
     def _render(self, cached: _Cached) -> list[Family]:
-        with self._lock:
-            predictions = self._predictions
-        by_name = (predictions.by_name
-                   if predictions is not None and predictions.signature == cached.signature
-                   else {})
+        by_name = self.model.predictions_for(cached.signature)
         skipped = dict(cached.skipped)
         families = {key: TableFamily(name, doc) for key, name, doc in _FAMILIES}
         sinks = {key: (family.keys.append, family.values.append)
@@ -596,102 +365,8 @@ class ResultsMetrics(MetricSet):
                 add_value(value)
         self._skipped = skipped
         result: list[Family] = [f for f in families.values() if len(f)]
-        result.extend(self._model_families())
+        result.extend(self.model.families())
         return result
-
-    def _model_families(self) -> list[Family]:
-        with self._lock:
-            trainings, failures = self._trainings, self._training_failures
-            model = self._model
-        done = CounterMetricFamily("results_model_trainings",
-                                   "Successful trainings of the power model")
-        done.add_metric([], float(trainings))
-        failed = CounterMetricFamily("results_model_training_failures",
-                                     "Trainings of the power model that failed")
-        failed.add_metric([], float(failures))
-        families: list[Family] = [done, failed]
-        if model is not None:
-            info = GaugeMetricFamily("results_model_info",
-                                     "The power model in use: best kind and the run it learnt",
-                                     labels=["model", "trained_run_id"])
-            info.add_metric([str(model.predictor.best_model_name), model.run_id], 1.0)
-            families.append(info)
-        return families
-
-    # -- the background job -----------------------------------------------------------------------
-
-    def _ask_for_job(self, run_id: str, rows: list[_Row], signature: tuple) -> None:
-        """Ask for a training and/or prediction job when the current ones do not fit the rows."""
-        valid = [row for row in rows if row.stats.mean_w]
-        train_key = (run_id, len(valid)) if len(valid) >= MIN_TRAINING_ROWS else None
-        with self._lock:
-            model, predictions = self._model, self._predictions
-            need_train = train_key is not None and train_key != self._attempted_train_key
-            need_predict = model is not None and (
-                predictions is None or (predictions.token, predictions.signature)
-                != (model.token, signature)
-            )
-            request_key = (train_key if need_train else None, signature,
-                           model.token if model is not None else None)
-            submit = (need_train or need_predict) and request_key != self._submitted
-            if submit:
-                self._submitted = request_key
-        if not submit:
-            return
-        copies = {id(r): training_copy(r.scenario, r.duration, r.stats) for r in rows}
-        self._job = _Request(
-            run_id=run_id,
-            train_key=train_key if need_train else None,
-            training=tuple(copies[id(r)] for r in valid) if need_train else (),
-            names=tuple(row.name for row in rows),
-            prediction=tuple(copies.values()),
-            signature=signature,
-        )
-
-    def _handle(self, request: _Request) -> bool:
-        """Job thread: train when due, then predict every scenario with one bootstrap."""
-        changed = False
-        if request.train_key is not None:
-            with self._lock:
-                self._attempted_train_key = request.train_key
-            self._train(request)
-            changed = True  # a new model or one more counted failure
-        with self._lock:
-            model = self._model
-        if model is None:
-            return changed
-        try:
-            predictor = model.predictor
-            features = [predictor.extract_features(c) for c in request.prediction]
-            index = [i for i, f in enumerate(features) if f is not None]
-            results = (predictor.predict_batch([features[i] for i in index],
-                                               return_confidence=True) if index else [])
-            by_name = {request.names[i]: r for i, r in zip(index, results)}
-        except Exception:
-            logger.exception("results: predicting power failed")
-            by_name = {}
-        with self._lock:
-            if self._model is not model:
-                return changed
-            self._predictions = _Predictions(model.token, request.signature, by_name)
-        return True
-
-    def _train(self, request: _Request) -> None:
-        try:
-            predictor = self._predictor_factory(len(request.training))
-            trained = bool(predictor.fit(list(request.training), target="mean_power_watts"))
-        except Exception:
-            logger.exception("results: training the power model on %s failed", request.run_id)
-            trained = False
-        with self._lock:
-            if trained:
-                self._tokens += 1
-                self._model = _Model(predictor, self._tokens, request.run_id)
-                self._trainings += 1
-            else:
-                self._training_failures += 1
-        if not trained:
-            logger.warning("results: no power model for %s (training failed)", request.run_id)
 
 
 def _row_values(row: _Row, baseline: Optional[PowerStats]) -> tuple[list[tuple[str, float]], tuple]:
@@ -739,7 +414,8 @@ def _row_values(row: _Row, baseline: Optional[PowerStats]) -> tuple[list[tuple[s
     pixels = total_pixels(scenario, duration=duration) if duration is not None else None
     if pixels is not None and pixels > 0:
         add(("pixels", pixels))
-    score = _efficiency(scenario, duration, pixels, mean, energy)
+    throughput = throughput_mbps(scenario)
+    score = efficiency_score(mean, energy, duration, pixels, throughput)
     if score is not None:
         add(("efficiency", score))
     if mean is not None and stats.stdev_w is not None:
@@ -748,7 +424,7 @@ def _row_values(row: _Row, baseline: Optional[PowerStats]) -> tuple[list[tuple[s
     if stats.stdev_w is not None:
         add(("stdev", stats.stdev_w))
     _extended_values(scenario, add)
-    return out, (duration, pixels, _throughput(scenario))
+    return out, (duration, pixels, throughput)
 
 
 def _prediction_values(prediction: dict, duration: Optional[float], pixels: Optional[float],
@@ -762,13 +438,10 @@ def _prediction_values(prediction: dict, duration: Optional[float], pixels: Opti
     add(("predicted_power", watts))
     if duration is not None:
         add(("predicted_energy", watts * duration))
-    if watts > 0:
-        if pixels is not None and pixels > 0 and duration is not None:
-            joules = watts * duration
-            if joules > 0:
-                add(("predicted_efficiency", pixels / joules))
-        elif throughput is not None:
-            add(("predicted_efficiency", throughput / watts))
+    score = efficiency_score(watts, None if duration is None else watts * duration, duration,
+                             pixels, throughput)
+    if score is not None:
+        add(("predicted_efficiency", score))
     low, high = as_number(prediction.get("ci_low")), as_number(prediction.get("ci_high"))
     if low is not None and high is not None:
         add(("predicted_ci_low", low))
