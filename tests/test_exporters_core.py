@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -179,6 +181,78 @@ def test_self_metrics_refresh_without_recompute(tmp_path: Path) -> None:
 
 
 # -- refresh behaviour -----------------------------------------------------------------------
+
+
+class JobSet(CountingSet):
+    """A set whose compute asks for a background job that doubles the values it renders."""
+
+    name = "jobs"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.factor = 1.0
+        self.rows: list = []
+        self.job_threads: list = []
+        self.rerenders = 0
+
+    def compute(self, run: Run, prom: PromClient) -> list:
+        self.calls += 1
+        self.rows = [(s["name"], float(s.get("value", 0))) for s in run.scenarios]
+        return self.rerender()
+
+    def take_job(self):
+        def job() -> bool:
+            self.job_threads.append(threading.get_ident())
+            self.factor = 2.0
+            return True
+        return job if self.factor == 1.0 else None
+
+    def rerender(self) -> list:
+        self.rerenders += 1
+        family = GaugeMetricFamily("jobs_value", "value field x factor", labels=["scenario"])
+        for name, value in self.rows:
+            family.add_metric([name], value * self.factor)
+        return [family]
+
+
+def test_a_finished_job_rerenders_only_its_set_without_reloading(tmp_path: Path) -> None:
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 3}])
+    prom = PromClient(None)
+    plain, with_job = ExporterState(CountingSet(), prom), ExporterState(JobSet(), prom)
+    refresher = Refresher([plain, with_job], tmp_path, 0.05, prom)
+    try:
+        refresher.tick()
+        assert families_of(with_job.body[0])["jobs_value"][0].value == 3.0
+        assert refresher.wait_for_jobs(10)
+        assert with_job.metric_set.job_threads[0] != threading.get_ident()
+        plain_data = plain._data
+        refresher.tick()
+        assert families_of(with_job.body[0])["jobs_value"][0].value == 6.0
+        assert (refresher.loads, plain.metric_set.calls, with_job.metric_set.calls) == (1, 1, 1)
+        assert plain._data is plain_data  # the other set was not rendered again
+        refresher.tick()
+        assert with_job.metric_set.rerenders == 2  # once per finished job, not per tick
+    finally:
+        refresher.stop()
+
+
+def test_the_refresh_thread_wakes_for_a_finished_job(tmp_path: Path) -> None:
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 3}])
+    prom = PromClient(None)
+    state = ExporterState(JobSet(), prom)
+    refresher = Refresher([state], tmp_path, 3600.0, prom)  # never ticks on its own interval
+    refresher.tick()
+    refresher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while families_of(state.body[0])["jobs_value"][0].value != 6.0:
+            assert time.monotonic() < deadline, "the job's result was not shown"
+            time.sleep(0.01)
+    finally:
+        refresher.stop()
+        refresher.join(5)
+    assert not refresher.is_alive()
+
 
 
 def test_truncated_newer_file_keeps_last_good_metrics(tmp_path: Path) -> None:
