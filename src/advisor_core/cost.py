@@ -343,10 +343,11 @@ class CostModel:
         if not isinstance(scenarios, list):
             scenarios = [] if scenarios is None else list(scenarios)
         ok, fields = _kernels.gather_cost_fields(scenarios, resolution)
-        return ok, _kernels.costs_batch(fields, len(ok), *self._kernel_args(viewers))
+        return ok, _kernels.costs_batch(fields, len(ok), *self.kernel_parameters(viewers))
 
-    def _kernel_args(self, viewers: Any) -> tuple:
-        """Audiences and prices for the compiled cost kernels (costs_batch after its table)."""
+    def kernel_parameters(self, viewers: Any) -> tuple:
+        """Audiences and prices (currency units) of the compiled cost kernels, in costs_batch's
+        order after its table (the recommender's one-pass ranking passes them on)."""
         legacy_viewers = self._viewers(1 if viewers is None else viewers)
         return (
             legacy_viewers, legacy_viewers, viewers is None,
@@ -355,8 +356,9 @@ class CostModel:
         )
 
     @staticmethod
-    def _cost_lists(ok: Any, table: Any) -> dict[str, list[Optional[float]]]:
-        """compute_costs_many's result from the kernels' ok flags and flat cost table."""
+    def cost_lists(ok: Any, table: Any) -> dict[str, list[Optional[float]]]:
+        """compute_costs_many's result (COST_KEYS -> lists, None = no value) from the kernels'
+        ok flags and flat cost table."""
         rows = _kernels.optional_rows(table, ok) if len(ok) else [[] for _ in COST_KEYS]
         return dict(zip(COST_KEYS, rows))
 
@@ -368,7 +370,7 @@ class CostModel:
         ``result[k][i] == compute_<k>(scenarios[i], viewers)`` (with each method's default
         audience when ``viewers`` is None), computed in one pass with the compiled kernels.
         """
-        return self._cost_lists(*self._cost_table(scenarios, viewers))
+        return self.cost_lists(*self._cost_table(scenarios, viewers))
 
     # -- internals (NaN = missing) ----------------------------------------------------------
 

@@ -58,7 +58,7 @@ class TranscodingRecommender:
         overridden."""
         scorer = self._batch_scorer()
         if scorer is not None:
-            return scorer._scores(scenarios)
+            return scorer.score_buffer(scenarios)
         values = [self.scorer.compute_score(s) for s in scenarios]
         return array("d", [math.nan if v is None else v for v in values])
 
@@ -71,7 +71,7 @@ class TranscodingRecommender:
         items = _dicts(scenarios)
         scorer = self._batch_scorer()
         if scorer is not None:
-            return _kernels.rank_with_costs(items, scorer._kernel_args(), None)[0]
+            return _kernels.rank_with_costs(items, scorer.kernel_parameters(), None)[0]
         copies, scores = self._scored_copies(items)
         # Stable: equal scores keep input order; unscored copies follow, unranked.
         return _kernels.ranked_order(copies, scores)
@@ -96,9 +96,9 @@ class TranscodingRecommender:
                 scenarios, viewers
             )
         ranked, ok, table = _kernels.rank_with_costs(
-            scenarios, scorer._kernel_args(), cost_model._kernel_args(viewers)
+            scenarios, scorer.kernel_parameters(), cost_model.kernel_parameters(viewers)
         )
-        return ranked, cost_model._cost_lists(ok, table)
+        return ranked, cost_model.cost_lists(ok, table)
 
     def analyze_and_rank_by_ladder(self, scenarios: Iterable[Any]) -> dict[str, list[dict]]:
         """Copies grouped by output ladder id (``_no_ladder_`` when none), ranked per group.

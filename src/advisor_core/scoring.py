@@ -141,19 +141,20 @@ class EnergyEfficiencyScorer:
         """Scores of many scenarios as a float64 array (NaN = None), via the batch kernel."""
         import numpy as np  # here only: score_many stays numpy-free for the exporters
 
-        return np.asarray(self._scores(scenarios), dtype=np.float64)
+        return np.asarray(self.score_buffer(scenarios), dtype=np.float64)
 
-    def _scores(self, scenarios: Iterable[Any]) -> Any:
-        """Scores as a float64 array.array (NaN = None) from the compiled batch kernel."""
+    def score_buffer(self, scenarios: Iterable[Any]) -> Any:
+        """Scores as a float64 array.array (NaN = no score) from the compiled batch kernel."""
         if isinstance(scenarios, list):
             items = scenarios
         else:
             items = [] if scenarios is None else list(scenarios)
-        algo, table = _kernels.gather_score_fields(items, *self._kernel_args())
+        algo, table = _kernels.gather_score_fields(items, *self.kernel_parameters())
         return _kernels.score_batch(algo, table)
 
-    def _kernel_args(self) -> tuple:
-        """(algorithm code or -1 for auto, parsers) of the compiled gather kernels."""
+    def kernel_parameters(self) -> tuple:
+        """(algorithm code or -1 for auto, parsers): the scoring parameters of the compiled
+        gather kernels (the recommender's one-pass ranking passes them on)."""
         fixed = -1 if self.algorithm == "auto" else _CODES[self.algorithm]
         # The kernels call the stream-count parser for str names only: its cached core, without
         # the wrapper's Python frame (names are often unique per run, so that call is per name).
@@ -161,7 +162,7 @@ class EnergyEfficiencyScorer:
 
     def score_many(self, scenarios: Iterable[Any]) -> list[Optional[float]]:
         """Scores of many scenarios (None = no score), equal to ``compute_score`` of each."""
-        scores = self._scores(scenarios)
+        scores = self.score_buffer(scenarios)
         return _kernels.optional_list(scores) if len(scores) else []
 
     def get_output_ladder(self, scenario: Any) -> Optional[str]:
