@@ -17,14 +17,13 @@ import math as _math
 import sys as _sys
 from array import array as _array
 
-from cpython.dict cimport PyDict_Copy, PyDict_Next
+from cpython.dict cimport PyDict_Copy
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_Check
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_DECREF, Py_INCREF
-from libc.math cimport NAN, fabs, isfinite, isnan, sqrt
+from cpython.ref cimport Py_INCREF
+from libc.math cimport NAN, isfinite, isnan, sqrt
 
 cdef extern from "Python.h":
     # Borrowed-reference access: the sample loop touches no reference counts on its fast path.
@@ -33,7 +32,6 @@ cdef extern from "Python.h":
     PyObject* _list_item "PyList_GET_ITEM" (object, Py_ssize_t)
     PyObject* _tuple_item "PyTuple_GET_ITEM" (object, Py_ssize_t)
     bint _is_exact_float "PyFloat_CheckExact" (PyObject*)
-    bint _is_exact_str "PyUnicode_CheckExact" (PyObject*)
     double _long_as_double "PyLong_AsDouble" (object)
     PyObject* PyErr_Occurred()
     PyObject* PyDict_GetItemWithError(object, object) except? NULL
@@ -41,15 +39,6 @@ cdef extern from "Python.h":
     double _float_value "PyFloat_AS_DOUBLE" (PyObject*)
     Py_ssize_t PY_SSIZE_T_MAX
     int _list_set_slice "PyList_SetSlice" (object, Py_ssize_t, Py_ssize_t, PyObject*) except -1
-
-cdef extern from *:
-    """
-    #define ADVISOR_LIST_ITEMS(o) (((PyListObject*)(o))->ob_item)
-    #define ADVISOR_TUPLE_ITEMS(o) (((PyTupleObject*)(o))->ob_item)
-    """
-    # The item arrays of a list/tuple (borrowed; valid until the sequence changes).
-    PyObject** _list_items "ADVISOR_LIST_ITEMS" (object)
-    PyObject** _tuple_items "ADVISOR_TUPLE_ITEMS" (object)
 
 cdef enum:
     # Scoring algorithm codes (scoring.py maps names to these).
@@ -102,9 +91,8 @@ cdef bint _plain_numbers(object values, Py_ssize_t n):
 
 cdef inline bint _all_exact_floats(list values):
     cdef Py_ssize_t i
-    cdef PyObject** items = _list_items(values)
     for i in range(_list_size(values)):
-        if not _is_exact_float(items[i]):
+        if not _is_exact_float(_list_item(values, i)):
             return False
     return True
 
@@ -117,15 +105,14 @@ def trapezoid(values, double step):
     cdef Py_ssize_t n, i
     cdef double[::1] buf
     cdef double result, inner = 0.0
-    cdef PyObject** items
     if type(values) is list and _list_size(values) > 1 and _all_exact_floats(values):
         # Validated sample lists (the exporters' case): _trapz's operations in its order, read
         # straight from the list (no buffer copy).
         n = _list_size(values)
-        items = _list_items(values)
         for i in range(1, n - 1):
-            inner += _float_value(items[i])
-        return step / 2.0 * (_float_value(items[0]) + _float_value(items[n - 1]) + 2.0 * inner)
+            inner += _float_value(_list_item(values, i))
+        return step / 2.0 * (_float_value(_list_item(values, 0))
+                             + _float_value(_list_item(values, n - 1)) + 2.0 * inner)
     if type(values) is list or type(values) is tuple:
         n = len(values)
         if _plain_numbers(values, n):
@@ -146,112 +133,27 @@ def trapezoid(values, double step):
 
 
 # ---------------------------------------------------------------------------------------------
-# Exactly rounded sums (math.fsum's algorithm): the mean and spread of sample lists
+# The spread of sample lists
 # ---------------------------------------------------------------------------------------------
-
-cdef enum:
-    # Non-overlapping partials a sum keeps in place; more (values spread over hundreds of binary
-    # orders of magnitude) hands the sum to math.fsum.
-    FSUM_PARTIALS = 64
-    FSUM_OK = 0
-    FSUM_NONFINITE = 1  # a non-finite addend or an intermediate overflow: no finite sum
-    FSUM_FULL = 2
-
-
-cdef struct FSum:
-    double partials[FSUM_PARTIALS]
-    int count
-    int status
-
-
-cdef inline void _fsum_init(FSum* acc) noexcept nogil:
-    acc.count = 0
-    acc.status = FSUM_OK
-
-
-cdef inline void _fsum_add(FSum* acc, double x) noexcept nogil:
-    # CPython's msum step (Shewchuk): x joins the partials, which stay exact and non-overlapping.
-    cdef int i = 0, j
-    cdef double y, t, hi, lo
-    if acc.status != FSUM_OK:
-        return
-    if not isfinite(x):
-        acc.status = FSUM_NONFINITE
-        return
-    for j in range(acc.count):
-        y = acc.partials[j]
-        if fabs(x) < fabs(y):
-            t = x
-            x = y
-            y = t
-        hi = x + y
-        lo = y - (hi - x)
-        if lo != 0.0:
-            acc.partials[i] = lo
-            i += 1
-        x = hi
-    acc.count = i
-    if x != 0.0:
-        if not isfinite(x):
-            acc.status = FSUM_NONFINITE
-        elif i >= FSUM_PARTIALS:
-            acc.status = FSUM_FULL
-        else:
-            acc.partials[i] = x
-            acc.count = i + 1
-
-
-cdef inline double _fsum_result(FSum* acc) noexcept nogil:
-    # Sum of the partials from the top, rounded half-even across partials, as math.fsum does.
-    cdef int n = acc.count
-    cdef double hi = 0.0, lo = 0.0, x, y, yr
-    if n > 0:
-        n -= 1
-        hi = acc.partials[n]
-        while n > 0:
-            x = hi
-            n -= 1
-            y = acc.partials[n]
-            hi = x + y
-            yr = hi - x
-            lo = y - yr
-            if lo != 0.0:
-                break
-        if n > 0 and ((lo < 0.0 and acc.partials[n - 1] < 0.0)
-                      or (lo > 0.0 and acc.partials[n - 1] > 0.0)):
-            y = lo * 2.0
-            x = hi + y
-            yr = x - hi
-            if y == yr:
-                hi = x
-    return hi
-
 
 def sample_stdev(list samples, double mean):
     """Sample standard deviation (n - 1) of float ``samples`` around ``mean``, None if n < 2.
 
-    Exactly ``sqrt(math.fsum([(x - mean) ** 2 ...]) / (n - 1))`` with the squares written as
-    ``(x - mean) * (x - mean)``; None when that is not finite (samples near the float limit).
+    ``sqrt(math.fsum([(x - mean) * (x - mean) ...]) / (n - 1))``; None when that is not finite
+    (samples near the float limit).
     """
     cdef Py_ssize_t n = len(samples)
     cdef double d, variance
-    cdef FSum acc
     if n < 2:
         return None
-    _fsum_init(&acc)
+    squares = []
     for x in samples:
         d = <double>x - mean
-        _fsum_add(&acc, d * d)
-    if acc.status == FSUM_NONFINITE:
+        squares.append(d * d)
+    try:
+        variance = _math.fsum(squares) / (n - 1)
+    except OverflowError:  # an intermediate sum beyond the float range
         return None
-    if acc.status == FSUM_FULL:
-        try:
-            variance = _math.fsum([(<double>x - mean) * (<double>x - mean) for x in samples])
-        except OverflowError:
-            return None
-    else:
-        variance = _fsum_result(&acc)
-    variance = variance / (n - 1)
     return sqrt(variance) if isfinite(variance) else None
 
 
@@ -294,7 +196,7 @@ cdef inline void _add_sample(Series* acc, double d) noexcept nogil:
     acc.n += 1
 
 
-cdef inline Py_ssize_t _float_run(PyObject** items, Py_ssize_t j, Py_ssize_t size,
+cdef inline Py_ssize_t _float_run(object seq, bint is_list, Py_ssize_t j, Py_ssize_t size,
                                   Series* acc) noexcept:
     # Consumes exact, valid floats from items[j] on; returns where it stopped (an item that is
     # not an exact float, or size), or -1 for an invalid float. No calls: the running sums stay
@@ -303,7 +205,7 @@ cdef inline Py_ssize_t _float_run(PyObject** items, Py_ssize_t j, Py_ssize_t siz
     cdef Py_ssize_t count = acc.n
     cdef PyObject* ptr
     while j < size:
-        ptr = items[j]
+        ptr = _list_item(seq, j) if is_list else _tuple_item(seq, j)
         if not _is_exact_float(ptr):
             break
         d = _float_value(ptr)
@@ -337,12 +239,10 @@ cdef Series _read_series(object item) except *:
         return out
     out.state = C_VALID
     while True:
-        # The size and item array are re-read after every slow step: converting an int
-        # subclass can run Python code that changes the list.
-        if is_list:
-            j = _float_run(_list_items(item), j, _list_size(item), &out)
-        else:
-            j = _float_run(_tuple_items(item), j, _tuple_size(item), &out)
+        # The size is re-read after every slow step: converting an int subclass can run Python
+        # code that changes the list.
+        j = _float_run(item, is_list, j, _list_size(item) if is_list else _tuple_size(item),
+                       &out)
         if j < 0:
             out.state = C_INVALID
             return out
@@ -378,31 +278,18 @@ def sample_series(object values):
     (``_read_series``: numbers, not bools, finite, >= 0); ints become floats (a new list), and
     the mean is ``math.fsum(samples) / n`` (None when that overflows).
     """
-    cdef Py_ssize_t n, i
-    cdef PyObject** items
     cdef double total
-    cdef FSum acc
     if type(values) is not list or _read_series(values).state != C_VALID:
         return None
     if not _all_exact_floats(values):
         values = [float(x) for x in values]  # valid ints convert: they passed as doubles
-    n = _list_size(values)
-    items = _list_items(values)
-    _fsum_init(&acc)
-    for i in range(n):
-        _fsum_add(&acc, _float_value(items[i]))
-    if acc.status == FSUM_NONFINITE:
+    try:
+        total = _math.fsum(values)
+    except OverflowError:
         return None
-    if acc.status == FSUM_FULL:
-        try:
-            total = _math.fsum(values)
-        except OverflowError:
-            return None
-    else:
-        total = _fsum_result(&acc)
     if not isfinite(total):
         return None
-    return values, total / n
+    return values, total / len(values)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -482,8 +369,6 @@ cdef enum:
     F_POWER_WATTS = 13
     F_VMAF = 14
     F_COUNT = 15
-    F_OTHER = -1   # a key the kernels do not read
-    F_SLOW = -2    # not an exact str: the dict is read with lookups
 
 cdef tuple _FIELD_NAMES = (
     "name", "bitrate", "resolution", "fps", "duration", "power", "gpu_power", "outputs",
@@ -491,88 +376,21 @@ cdef tuple _FIELD_NAMES = (
     "power_watts", "vmaf_score",
 )
 
-cdef enum:
-    KEY_SLOTS = 256   # open addressing on the key object's address
-    KEY_LEARNED = 128  # at most half full; further new keys are compared every time
-
-
 cdef class _Fields:
-    # One scenario's top-level fields: get(f) is ``scenario.get(key)`` (bitrate: get(key, "0k")).
-    #
-    # Read in one walk over the dict's entries instead of a hash lookup per field (about half
-    # the time). Key objects are mapped to fields by address: within a run they are the same
-    # few objects (literal keys are interned, json.load shares them per document). The map
-    # holds references to the keys it learned, so an address cannot be reused meanwhile.
-    cdef PyObject* values[F_COUNT]  # owned references, NULL when absent
-    cdef PyObject* keys[KEY_SLOTS]
-    cdef signed char fields[KEY_SLOTS]
-    cdef int learned
+    # The scenario being read: get(f) is ``scenario.get(key)`` (bitrate: ``get(key, "0k")``).
+    cdef dict scenario
 
-    def __dealloc__(self):
-        cdef int h
-        self._clear()
-        for h in range(KEY_SLOTS):
-            if self.keys[h] != NULL:
-                Py_DECREF(<object>self.keys[h])
+    def __cinit__(self):
+        self.scenario = {}
 
     cdef inline object get(self, int f):
-        cdef PyObject* value = self.values[f]
+        cdef PyObject* value = PyDict_GetItemWithError(self.scenario, _FIELD_NAMES[f])
         if value == NULL:
             return "0k" if f == F_BITRATE else None
         return <object>value
 
-    cdef inline void _clear(self) noexcept:
-        cdef int f
-        cdef PyObject* value
-        for f in range(F_COUNT):
-            value = self.values[f]
-            if value != NULL:
-                self.values[f] = NULL
-                Py_DECREF(<object>value)
-
-    cdef int _field_of(self, PyObject* key) except -3:
-        cdef size_t h = (<size_t>key >> 4) % KEY_SLOTS
-        cdef int f, i
-        while self.keys[h] != NULL:
-            if self.keys[h] == key:
-                return self.fields[h]
-            h = (h + 1) % KEY_SLOTS
-        f = F_SLOW
-        if _is_exact_str(key):
-            f = F_OTHER
-            for i in range(F_COUNT):
-                if <object>key == _FIELD_NAMES[i]:  # str == str: no user code
-                    f = i
-                    break
-        if self.learned < KEY_LEARNED:
-            Py_INCREF(<object>key)
-            self.keys[h] = key
-            self.fields[h] = f
-            self.learned += 1
-        return f
-
     cdef int read(self, dict s) except -1:
-        cdef Py_ssize_t pos = 0
-        cdef size_t h
-        cdef PyObject* key
-        cdef PyObject* value
-        cdef int f
-        self._clear()
-        while PyDict_Next(s, &pos, &key, &value):
-            h = (<size_t>key >> 4) % KEY_SLOTS
-            f = self.fields[h] if self.keys[h] == key else self._field_of(key)
-            if f >= 0:
-                Py_INCREF(<object>value)
-                self.values[f] = value
-            elif f == F_SLOW:
-                # A key that is not an exact str might equal a field name: look them all up.
-                self._clear()
-                for f in range(F_COUNT):
-                    value = PyDict_GetItemWithError(s, _FIELD_NAMES[f])
-                    if value != NULL:
-                        Py_INCREF(<object>value)
-                        self.values[f] = value
-                return 0
+        self.scenario = s
         return 0
 
 
@@ -1085,64 +903,6 @@ def scored_copies(list scenarios, const double[::1] scores):
     return out
 
 
-cdef struct Keyed:
-    double key
-    Py_ssize_t index
-
-
-cdef inline bint _before(Keyed a, Keyed b) noexcept nogil:
-    # descending key, ties by input position: the order of a stable sort
-    return a.key > b.key or (a.key == b.key and a.index < b.index)
-
-
-cdef Keyed* _sort_keyed(Keyed* items, Keyed* tmp, Py_ssize_t n) noexcept nogil:
-    # Bottom-up merge sort (insertion-sorted runs of 16, then merges); returns the buffer that
-    # holds the result. Ties are broken by index, so this is the stable order.
-    cdef Py_ssize_t start, i, j, width, lo, mid, hi, a, b, k
-    cdef Keyed item
-    cdef Keyed* swap
-    for start in range(0, n, 16):
-        hi = start + 16 if start + 16 < n else n
-        for i in range(start + 1, hi):
-            item = items[i]
-            j = i
-            while j > start and _before(item, items[j - 1]):
-                items[j] = items[j - 1]
-                j -= 1
-            items[j] = item
-    width = 16
-    while width < n:
-        lo = 0
-        while lo < n:
-            mid = lo + width if lo + width < n else n
-            hi = lo + 2 * width if lo + 2 * width < n else n
-            a = lo
-            b = mid
-            k = lo
-            while a < mid and b < hi:
-                if _before(items[b], items[a]):
-                    tmp[k] = items[b]
-                    b += 1
-                else:
-                    tmp[k] = items[a]
-                    a += 1
-                k += 1
-            while a < mid:
-                tmp[k] = items[a]
-                a += 1
-                k += 1
-            while b < hi:
-                tmp[k] = items[b]
-                b += 1
-                k += 1
-            lo = hi
-        swap = items
-        items = tmp
-        tmp = swap
-        width *= 2
-    return items
-
-
 def ranked_order(list copies, const double[::1] scores):
     """Copies best score first (stable, NaN last) with ``efficiency_rank`` 1..k on scored ones."""
     if scores.shape[0] != len(copies):
@@ -1151,36 +911,18 @@ def ranked_order(list copies, const double[::1] scores):
 
 
 cdef list _ranked(list copies, const double[::1] scores):
-    cdef Py_ssize_t n = len(copies), i, k = 0, scored
-    cdef Keyed* sorted_items
-    cdef Keyed* buf = <Keyed*>PyMem_Malloc((2 * n + 1) * sizeof(Keyed))
-    if buf == NULL:
-        raise MemoryError()
-    cdef list out = PyList_New(n)
-    try:
-        for i in range(n):
-            if not isnan(scores[i]):
-                buf[k].key = scores[i]
-                buf[k].index = i
-                k += 1
-        scored = k
-        with nogil:
-            sorted_items = _sort_keyed(buf, buf + n, scored)
-        for k in range(scored):
-            item = copies[sorted_items[k].index]
-            (<dict?>item)["efficiency_rank"] = k + 1
-            Py_INCREF(item)
-            PyList_SET_ITEM(out, k, item)
-        # unscored copies follow in input order
-        k = scored
-        for i in range(n):
-            if isnan(scores[i]):
-                item = copies[i]
-                Py_INCREF(item)
-                PyList_SET_ITEM(out, k, item)
-                k += 1
-    finally:
-        PyMem_Free(buf)
+    cdef Py_ssize_t n = len(copies), i, rank = 0
+    cdef list keys = [scores[i] for i in range(n)]
+    cdef list scored = [i for i in range(n) if not isnan(scores[i])]
+    # list.sort is stable, also with reverse=True: equal scores keep their input order.
+    scored.sort(key=keys.__getitem__, reverse=True)
+    cdef list out = []
+    for i in scored:
+        item = copies[i]
+        rank += 1
+        (<dict?>item)["efficiency_rank"] = rank
+        out.append(item)
+    out.extend([copies[i] for i in range(n) if isnan(scores[i])])  # unscored, in input order
     return out
 
 
