@@ -14,9 +14,10 @@ import logging
 import math
 import os
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 from . import _kernels
 
@@ -25,8 +26,10 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MAX_RESULTS_FILE_BYTES",
     "MAX_STREAMS",
+    "Deduplicated",
     "as_number",
     "bitrate_mbps",
+    "deduplicate",
     "encoder_class",
     "is_baseline",
     "latest_results_file",
@@ -283,6 +286,39 @@ def measured_duration(scenario: Any) -> Optional[float]:
     if start is None or end is None:
         return None
     return max(0.0, end - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# Duplicate names (README differences, item 12)
+# ---------------------------------------------------------------------------------------------
+
+
+class Deduplicated(NamedTuple):
+    """Scenarios with one entry per name, and what was left out (counts)."""
+
+    scenarios: list[dict]
+    duplicates: int
+    skipped: dict[str, int]
+
+
+def deduplicate(entries: Iterable[Any]) -> Deduplicated:
+    """Keep the last entry of each scenario name, in file order; count what is dropped.
+
+    Entries that are not objects are skipped as ``not_an_object``, objects without a string
+    ``name`` as ``invalid_name``; an earlier entry of a repeated name counts as a duplicate.
+    """
+    skipped: dict[str, int] = {}
+    named: list[dict] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
+        elif not isinstance(entry.get("name"), str):
+            skipped["invalid_name"] = skipped.get("invalid_name", 0) + 1
+        else:
+            named.append(entry)
+    last = {entry["name"]: index for index, entry in enumerate(named)}
+    kept = [entry for index, entry in enumerate(named) if last[entry["name"]] == index]
+    return Deduplicated(kept, len(named) - len(kept), skipped)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from advisor_core.scenario import deduplicate
+
 from ._promql import PromClient
 from .families import Family
 from .jobs import Job
@@ -26,24 +28,14 @@ class Run:
 
 
 def make_run(path: Path, scenarios: Sequence[Any]) -> Run:
-    """Build a Run: drop entries without a string name, keep the last of each name (in place)."""
-    skipped: dict[str, int] = {}
-    named: list[dict] = []
-    for scenario in scenarios:
-        if not isinstance(scenario, dict):
-            skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
-        elif not isinstance(scenario.get("name"), str):
-            skipped["invalid_name"] = skipped.get("invalid_name", 0) + 1
-        else:
-            named.append(scenario)
-    last = {scenario["name"]: index for index, scenario in enumerate(named)}
-    kept = tuple(s for index, s in enumerate(named) if last[s["name"]] == index)
+    """Build a Run: one scenario per name, the last one (``advisor_core.scenario.deduplicate``)."""
+    kept = deduplicate(scenarios)
     return Run(
         path=Path(path),
         run_id=Path(path).stem,
-        scenarios=kept,
-        duplicates=len(named) - len(kept),
-        skipped=skipped,
+        scenarios=tuple(kept.scenarios),
+        duplicates=kept.duplicates,
+        skipped=kept.skipped,
     )
 
 

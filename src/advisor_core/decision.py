@@ -1,0 +1,261 @@
+"""What to run and what it costs: per-configuration figures, rankings of like with like, the best
+configuration per output ladder and the quality/energy Pareto front.
+
+``evaluate`` turns a run's scenarios into one ``Evaluation`` per configuration (duplicate names:
+the last entry wins, ``advisor_core.scenario.deduplicate``). Scores are only compared within one
+score algorithm, which fixes their unit (``advisor_core.scoring``): a ladder scored in pixels/J
+is never ranked against stream tests scored in Mbps/W. The rules are docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Optional
+
+from advisor_core.cost import sample_series, scenario_power
+from advisor_core.regional_pricing import RegionalPricing
+from advisor_core.scenario import as_number, deduplicate, output_ladder, stream_count
+from advisor_core.scoring import SCORE_UNITS, EnergyEfficiencyScorer
+
+__all__ = [
+    "Evaluation",
+    "Evaluations",
+    "Prices",
+    "RankingGroup",
+    "best_per_ladder",
+    "evaluate",
+    "pareto_front",
+    "ranking_groups",
+]
+
+#: A scenario with no ``outputs`` and no resolution has no ladder; its group is this key.
+NO_LADDER = "_no_ladder_"
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Prices of a decision: electricity (currency/kWh), compute (currency per CPU-core hour and
+    per GPU hour) and the grid's carbon intensity (gCO2/kWh)."""
+
+    energy_per_kwh: float
+    cpu_core_per_hour: float = 0.0
+    gpu_per_hour: float = 0.0
+    co2_g_per_kwh: Optional[float] = None
+    currency: str = "USD"
+    region: str = "default"
+
+    @classmethod
+    def for_region(cls, pricing: RegionalPricing, energy_per_kwh: float = 0.0,
+                   cpu_core_per_hour: float = 0.0, gpu_per_hour: float = 0.0,
+                   currency: str = "USD") -> Prices:
+        """Prices of a region: an electricity price of 0 means the region's (USD/kWh)."""
+        energy = energy_per_kwh if energy_per_kwh > 0 else pricing.get_electricity_price()
+        return cls(energy_per_kwh=float(energy), cpu_core_per_hour=float(cpu_core_per_hour),
+                   gpu_per_hour=float(gpu_per_hour), co2_g_per_kwh=pricing.get_co2_intensity(),
+                   currency=currency, region=pricing.region)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One configuration's figures; None where the run does not say.
+
+    Power in W, costs in the prices' currency per hour of running the configuration, CO2 in
+    grams per hour; ``per_stream_hour`` divides by the configuration's concurrent streams.
+    """
+
+    name: str
+    index: int  # position among the evaluated scenarios (file order)
+    streams: int  # concurrent streams (an unknown count is one stream)
+    output_ladder: Optional[str]
+    algorithm: str  # the score algorithm, which fixes the score's unit
+    unit: str
+    score: Optional[float]
+    mean_power_watts: Optional[float]
+    cpu_cores: Optional[float]  # mean CPU cores in use, when measured
+    vmaf: Optional[float]
+    energy_cost_per_hour: Optional[float]
+    compute_cost_per_hour: Optional[float]
+    cost_per_hour: Optional[float]
+    cost_per_stream_hour: Optional[float]
+    co2_grams_per_hour: Optional[float]
+    power_per_stream_watts: Optional[float]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as plain data (JSON)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Evaluations:
+    """The evaluated configurations of a run and what was left out of them (counts)."""
+
+    items: list[Evaluation]
+    duplicates: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def by_name(self, name: str) -> Optional[Evaluation]:
+        """The configuration of this scenario name, or None."""
+        return next((item for item in self.items if item.name == name), None)
+
+
+@dataclass(frozen=True)
+class RankingGroup:
+    """Configurations scored with one algorithm (one unit), best first.
+
+    ``ranks[i]`` is the competition rank of ``items[i]``: one more than the number of strictly
+    better scores, so equal scores share a rank (1, 1, 3).
+    """
+
+    algorithm: str
+    unit: str
+    items: list[Evaluation]
+    ranks: list[int]
+
+
+def _cpu_cores(scenario: dict) -> Optional[float]:
+    """Mean cores in use: ``container_usage.cpu_percent`` / 100 (docker-stats percent: 100 % =
+    one core), else the mean of ``cpu_usage_cores`` samples; plus the mean of
+    ``gpu_usage_cores`` samples, priced like CPU cores (the cost exporter's load-aware rule)."""
+    cores = None
+    usage = scenario.get("container_usage")
+    if isinstance(usage, dict):
+        percent = as_number(usage.get("cpu_percent"))
+        if percent is not None and percent >= 0:
+            cores = percent / 100.0
+    if cores is None:
+        series = sample_series(scenario.get("cpu_usage_cores"))
+        cores = series[1] if series is not None else None
+    gpu = sample_series(scenario.get("gpu_usage_cores"))
+    if gpu is not None:
+        cores = (cores or 0.0) + gpu[1]
+    return cores
+
+
+def _vmaf(scenario: dict) -> Optional[float]:
+    value = as_number(scenario.get("vmaf_score"))
+    return value if value is not None and 0 < value <= 100 else None
+
+
+def _finite(value: Optional[float]) -> Optional[float]:
+    return value if value is not None and value == value and abs(value) != float("inf") else None
+
+
+def _evaluation(index: int, scenario: dict, scorer: EnergyEfficiencyScorer,
+                prices: Prices) -> Evaluation:
+    power = scenario_power(scenario)
+    watts = as_number(power.get("mean_watts")) if power is not None else None
+    if watts is not None and watts < 0:
+        watts = None
+    count = stream_count(scenario.get("name"))
+    streams = 1 if count is None or count < 1 else count
+    cores = _cpu_cores(scenario)
+    energy = None if watts is None else _finite(watts / 1000.0 * prices.energy_per_kwh)
+    # Compute: the measured cores at the per-core-hour price; without a measurement the
+    # instance's hourly prices (CPU + GPU), as the reference's duration-based compute cost.
+    if cores is not None:
+        compute = _finite(cores * prices.cpu_core_per_hour)
+    else:
+        compute = prices.cpu_core_per_hour + prices.gpu_per_hour
+    total = None if energy is None else _finite(energy + (compute or 0.0))
+    co2 = (None if watts is None or prices.co2_g_per_kwh is None
+           else _finite(watts / 1000.0 * prices.co2_g_per_kwh))
+    algorithm = scorer.algorithm_for(scenario)
+    return Evaluation(
+        name=scenario["name"],
+        index=index,
+        streams=streams,
+        output_ladder=output_ladder(scenario),
+        algorithm=algorithm,
+        unit=SCORE_UNITS[algorithm],
+        score=scorer.compute_score(scenario),
+        mean_power_watts=watts,
+        cpu_cores=cores,
+        vmaf=_vmaf(scenario),
+        energy_cost_per_hour=energy,
+        compute_cost_per_hour=compute,
+        cost_per_hour=total,
+        cost_per_stream_hour=None if total is None else total / streams,
+        co2_grams_per_hour=co2,
+        power_per_stream_watts=None if watts is None else watts / streams,
+    )
+
+
+def evaluate(scenarios: Iterable[Any], prices: Prices) -> Evaluations:
+    """One Evaluation per scenario name (the last entry wins); skips counted by reason.
+
+    A scenario without a mean power (``advisor_core.cost.scenario_power``: a ``power`` object,
+    else ``power_watts`` samples) is counted as ``no_power_data`` and left out.
+    """
+    kept = deduplicate(scenarios)
+    skipped = dict(kept.skipped)
+    scorer = EnergyEfficiencyScorer("auto")
+    items = []
+    for scenario in kept.scenarios:
+        item = _evaluation(len(items), scenario, scorer, prices)
+        if item.mean_power_watts is None:
+            skipped["no_power_data"] = skipped.get("no_power_data", 0) + 1
+            continue
+        items.append(item)
+    return Evaluations(items, kept.duplicates, skipped)
+
+
+def _competition_ranks(scores: Sequence[float]) -> list[int]:
+    """Ranks of scores sorted best first: equal scores share the rank of the first of them."""
+    ranks: list[int] = []
+    for position, score in enumerate(scores):
+        ranks.append(ranks[-1] if position and score == scores[position - 1] else position + 1)
+    return ranks
+
+
+def ranking_groups(items: Iterable[Evaluation]) -> list[RankingGroup]:
+    """One ranking per score algorithm (unit), best first; unscored items are left out.
+
+    Groups are ordered by the first appearance of their algorithm; within a group equal
+    scores keep file order and share a rank.
+    """
+    grouped: dict[str, list[Evaluation]] = {}
+    for item in items:
+        if item.score is not None:
+            grouped.setdefault(item.algorithm, []).append(item)
+    groups = []
+    for algorithm, members in grouped.items():
+        ordered = sorted(members, key=lambda e: -e.score)  # type: ignore[operator]
+        ranks = _competition_ranks([e.score for e in ordered])  # type: ignore[misc]
+        groups.append(RankingGroup(algorithm, SCORE_UNITS[algorithm], ordered, ranks))
+    return groups
+
+
+def best_per_ladder(items: Iterable[Evaluation]) -> list[tuple[str, RankingGroup]]:
+    """For each output ladder, its configurations ranked per score algorithm.
+
+    Returns (ladder id or ``NO_LADDER``, ranking) pairs in order of first appearance; the best
+    configuration of a pair is ``ranking.items[0]`` (several when they share rank 1).
+    """
+    by_ladder: dict[str, list[Evaluation]] = {}
+    for item in items:
+        by_ladder.setdefault(item.output_ladder or NO_LADDER, []).append(item)
+    return [(ladder, group) for ladder, members in by_ladder.items()
+            for group in ranking_groups(members)]
+
+
+def pareto_front(items: Iterable[Evaluation],
+                 cost: Callable[[Evaluation], Optional[float]]) -> list[Evaluation]:
+    """Configurations with a VMAF score that no other beats on both quality and ``cost``.
+
+    ``cost`` is what to minimise (e.g. power per stream in W, or cost per stream-hour). An item
+    is dominated when another has VMAF >= and cost <= with at least one strict; equal points
+    are all on the front. Sorted by ascending cost (then descending VMAF, then file order).
+    """
+    points = [(c, item.vmaf, item) for item in items
+              if item.vmaf is not None and (c := cost(item)) is not None]
+    front = []
+    for c, quality, item in points:
+        dominated = any(
+            oc <= c and oq >= quality and (oc < c or oq > quality)  # type: ignore[operator]
+            for oc, oq, _ in points
+        )
+        if not dominated:
+            front.append((c, quality, item))
+    front.sort(key=lambda p: (p[0], -p[1], p[2].index))  # type: ignore[operator]
+    return [item for _, _, item in front]
