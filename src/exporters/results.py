@@ -80,6 +80,12 @@ LABELS = (
 
 _SCHEMA = LabelSchema(LABELS)
 
+#: Families of the model's predictions (rebuilt when new predictions arrive).
+_PREDICTED = frozenset((
+    "predicted_power", "predicted_energy", "predicted_efficiency", "predicted_ci_low",
+    "predicted_ci_high", "predicted_pi_low", "predicted_pi_high", "prediction_extrapolated",
+))
+
 # (key, metric name, help) in the reference's declaration order, new families last.
 _FAMILIES = (
     ("duration", "results_scenario_duration_seconds",
@@ -245,23 +251,15 @@ class _Cached:
     """What the last compute rendered, minus predictions: enough to render again without it."""
 
     signature: tuple
-    #: (scenario name, labels, measured (family key, value) samples, prediction basis)
+    #: The measured families by key (rendered again as they are).
+    measured: dict
+    #: (scenario name, labels, prediction basis) of every row
     rows: tuple
     skipped: dict
 
 
 def _count(skipped: dict[str, int], reason: str) -> None:
     skipped[reason] = skipped.get(reason, 0) + 1
-
-
-def _finite(samples: list[tuple[str, float]], skipped: dict[str, int]) -> list[tuple[str, float]]:
-    """The finite samples; the others counted as ``non_finite_value``."""
-    kept = [sample for sample in samples if math.isfinite(sample[1])]
-    if len(kept) != len(samples):
-        # A quotient or product of valid but extreme inputs (1e-320 J, 1e300 W) left the
-        # float range: no number is better than inf or NaN.
-        skipped["non_finite_value"] = skipped.get("non_finite_value", 0) + len(samples) - len(kept)
-    return kept
 
 
 # ---------------------------------------------------------------------------------------------
@@ -285,7 +283,7 @@ class ResultsMetrics(MetricSet):
         self.model = ResultsModel(predictor_factory)
         self._skipped: dict[str, int] = {}
         self._job: Optional[Job] = None
-        self._cached = _Cached(signature=(), rows=(), skipped={})
+        self._cached = _Cached(signature=(), measured={}, rows=(), skipped={})
 
     # -- MetricSet hooks ------------------------------------------------------------------------
 
@@ -337,36 +335,55 @@ class ResultsMetrics(MetricSet):
             self._job = job  # else a job asked for earlier and not taken yet stays
 
         skipped: dict[str, int] = {}
-        cached = []
+        measured = {key: TableFamily(name, doc) for key, name, doc in _FAMILIES
+                    if key not in _PREDICTED}
+        sinks = {key: (family.keys.append, family.values.append)
+                 for key, family in measured.items()}
+        rows_basis = []
         for row in rows:
             if row.duration is None:
                 _count(skipped, "no_duration")
             if not row.stats.has_power:
                 _count(skipped, "no_power_data")
-            measured, basis = _row_values(row, baseline)
-            cached.append((row.name, row.labels, _finite(measured, skipped), basis))
+            samples, basis = _row_values(row, baseline)
+            _add_finite(row.labels, samples, sinks, skipped)
+            rows_basis.append((row.name, row.labels, basis))
         # Assigned once complete: the cache always matches the last compute that succeeded.
-        self._cached = _Cached(signature=signature, rows=tuple(cached), skipped=skipped)
+        self._cached = _Cached(signature=signature, measured=measured, rows=tuple(rows_basis),
+                               skipped=skipped)
         return self._render(self._cached)
 
     def _render(self, cached: _Cached) -> list[Family]:
         by_name = self.model.predictions_for(cached.signature)
         skipped = dict(cached.skipped)
-        families = {key: TableFamily(name, doc) for key, name, doc in _FAMILIES}
+        predicted = {key: TableFamily(name, doc) for key, name, doc in _FAMILIES
+                     if key in _PREDICTED}
         sinks = {key: (family.keys.append, family.values.append)
-                 for key, family in families.items()}
-        for name, labels, measured, basis in cached.rows:
-            prediction = by_name.get(name)
-            samples = (measured if prediction is None
-                       else measured + _finite(_prediction_values(prediction, *basis), skipped))
-            for key, value in samples:
-                add_key, add_value = sinks[key]
-                add_key(labels)  # escaped once, shared by the scenario's samples
-                add_value(value)
+                 for key, family in predicted.items()}
+        if by_name:
+            for name, labels, basis in cached.rows:
+                prediction = by_name.get(name)
+                if prediction is not None:
+                    _add_finite(labels, _prediction_values(prediction, *basis), sinks, skipped)
         self._skipped = skipped
-        result: list[Family] = [f for f in families.values() if len(f)]
+        families = {**cached.measured, **predicted}
+        result: list[Family] = [families[key] for key, _, _ in _FAMILIES if len(families[key])]
         result.extend(self.model.families())
         return result
+
+
+def _add_finite(labels: LabelSet, samples: list[tuple[str, float]], sinks: dict,
+                skipped: dict[str, int]) -> None:
+    """Append a scenario's samples to their families; non-finite ones are counted instead."""
+    for key, value in samples:
+        if not math.isfinite(value):
+            # A quotient or product of valid but extreme inputs (1e-320 J, 1e300 W) left the
+            # float range: no number is better than inf or NaN.
+            _count(skipped, "non_finite_value")
+            continue
+        add_key, add_value = sinks[key]
+        add_key(labels)  # escaped once, shared by the scenario's samples
+        add_value(value)
 
 
 def _row_values(row: _Row, baseline: Optional[PowerStats]) -> tuple[list[tuple[str, float]], tuple]:
@@ -414,7 +431,8 @@ def _row_values(row: _Row, baseline: Optional[PowerStats]) -> tuple[list[tuple[s
     pixels = total_pixels(scenario, duration=duration) if duration is not None else None
     if pixels is not None and pixels > 0:
         add(("pixels", pixels))
-    throughput = throughput_mbps(scenario)
+    # Only scenarios without pixels are scored (and predicted) by throughput.
+    throughput = throughput_mbps(scenario) if pixels is None or pixels <= 0 else None
     score = efficiency_score(mean, energy, duration, pixels, throughput)
     if score is not None:
         add(("efficiency", score))
