@@ -1,9 +1,17 @@
-"""`advisor report`: rank the configurations of one benchmark run, for people and scripts."""
+"""``advisor``: what to run and what it costs, from one benchmark run (docs/recommend.md).
+
+Subcommands: ``recommend`` (rankings of like with like, best per ladder, Pareto fronts),
+``predict`` (power of N streams with its interval, energy, cost, CO2), ``compare`` (two
+configurations side by side), ``plot`` (PNG/SVG figures) and ``report`` (recommend plus the
+power model's table). A table for people, ``--format json`` for scripts; bad input exits 2
+with one line on stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,22 +19,96 @@ from typing import Any, Optional
 
 from . import __version__
 from .analysis import join_analysis, read_analysis
+from .commands import InputError, compare, predict, recommend
 from .cost import scenario_power
-from .modeling import PowerPredictor
-from .recommender import TranscodingRecommender
-from .regional_pricing import RegionalPricing, get_available_regions
-from .scenario import as_number, load_results, output_ladder
+from .decision import Prices, evaluate
+from .power import PowerPredictor
+from .regional_pricing import RegionalPricing, get_available_regions, read_pricing_config
+from .scenario import read_results
 
 PREDICTION_STREAMS = range(1, 17)
 CONFIDENCE_LEVEL = 0.95
-HOURS_PER_MONTH = 720.0
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Exit 2 with a one-line message (no usage dump)."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _price(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid price {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"price must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", type=Path, help="a test_results_*.json file")
+    parser.add_argument("--analysis", type=Path,
+                        help="its _analysis.csv (measured power for a basic-schema run)")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    prices = parser.add_argument_group("pricing")
+    prices.add_argument("--region", default="default",
+                        help="electricity price and grid carbon region (default: default)")
+    prices.add_argument("--energy-cost", type=_price, default=0.0,
+                        help="electricity price per kWh; 0 = the region's price")
+    prices.add_argument("--cpu-cost", type=_price, default=0.0,
+                        help="price per CPU-core hour (measured cores, else one instance)")
+    prices.add_argument("--gpu-cost", type=_price, default=0.0,
+                        help="price per GPU hour (when cores are not measured)")
+    prices.add_argument("--currency", default="USD", help="currency of the prices")
+    prices.add_argument("--pricing-config", type=Path,
+                        help="JSON file with electricity_prices / co2_intensity per region")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="advisor", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"advisor-core {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, text in (("recommend", "rank configurations, best per ladder, Pareto front"),
+                       ("report", "recommend plus the power model's table")):
+        _common(commands.add_parser(name, help=text, description=text))
+    pred = commands.add_parser("predict", help="predict the power of N streams")
+    _common(pred)
+    pred.add_argument("--streams", type=int, required=True, help="concurrent streams (>= 1)")
+    pred.add_argument("--bitrate", help="train on scenarios of this bitrate (e.g. 2500k)")
+    pred.add_argument("--resolution", help="train on scenarios of this resolution (WxH)")
+    pred.add_argument("--encoder", help="train on scenarios of this encoder (type or name)")
+    pred.add_argument("--duration", type=_positive, default=3600.0,
+                      help="seconds of running for energy, cost and CO2 (default 3600)")
+    pred.add_argument("--confidence", type=float, default=CONFIDENCE_LEVEL,
+                      help="prediction-interval level, in (0, 1) (default 0.95)")
+    comp = commands.add_parser("compare", help="two configurations side by side")
+    _common(comp)
+    comp.add_argument("a", help="scenario name A")
+    comp.add_argument("b", help="scenario name B")
+    fig = commands.add_parser("plot", help="draw a figure (needs the 'plot' extra)")
+    _common(fig)
+    fig.add_argument("-o", "--output", type=Path, required=True, help="FILE.png or FILE.svg")
+    fig.add_argument("--kind", choices=("power", "ranking", "pareto"), default="power")
+    return parser
 
 
 def _with_power(scenarios: list[dict]) -> list[dict]:
     """Give scenarios the ``power`` summary (W, J) the library reads in every schema."""
     result = []
     for scenario in scenarios:
-        if isinstance(scenario, dict) and not isinstance(scenario.get("power"), dict):
+        if not isinstance(scenario.get("power"), dict):
             power = scenario_power(scenario)
             if power is not None:
                 scenario = {**scenario, "power": power}
@@ -34,149 +116,92 @@ def _with_power(scenarios: list[dict]) -> list[dict]:
     return result
 
 
-def _mean_watts(scenario: dict) -> Optional[float]:
-    power = scenario.get("power")
-    return as_number(power.get("mean_watts")) if isinstance(power, dict) else None
+def _load(args: argparse.Namespace) -> tuple[list[dict], int]:
+    """The run's scenarios (with the analysis joined) and its entry count; InputError/ValueError."""
+    scenarios, entries = read_results(args.results)
+    if args.analysis is not None:
+        rows = read_analysis(args.analysis)
+        names = {s.get("name") for s in scenarios}
+        if not names.intersection(rows):
+            raise InputError(f"{args.analysis}: no row names a scenario of {args.results}")
+        scenarios = join_analysis(scenarios, rows)
+    return _with_power(scenarios), entries
 
 
-def build_report(scenarios: list[dict], region: str) -> dict[str, Any]:
-    """Return the report as plain data: ranking, best per ladder and the power model."""
-    pricing = RegionalPricing(region)
-    price = pricing.get_electricity_price()
-    intensity = pricing.get_co2_intensity()
-    recommender = TranscodingRecommender()
-
-    ranked = []
-    for item in recommender.analyze_and_rank(scenarios):
-        watts = _mean_watts(item)
-        ranked.append({
-            "rank": item.get("efficiency_rank"),
-            "name": item.get("name"),
-            "efficiency_score": item.get("efficiency_score"),
-            "output_ladder": output_ladder(item),
-            "mean_power_watts": watts,
-            "cost_per_hour_usd": watts / 1000.0 * price if watts is not None else None,
-            "co2_grams_per_hour": watts / 1000.0 * intensity if watts is not None else None,
-        })
-
-    best_per_ladder = {}
-    for ladder, best in recommender.get_best_per_ladder(scenarios).items():
-        best_per_ladder[ladder] = None if best is None else {
-            "name": best.get("name"),
-            "efficiency_score": best.get("efficiency_score"),
-        }
-
-    return {
-        "version": __version__,
-        "region": region,
-        "electricity_price_usd_per_kwh": price,
-        "co2_intensity_g_per_kwh": intensity,
-        "scenarios": len(scenarios),
-        "ranking": ranked,
-        "best_per_ladder": best_per_ladder,
-        "power_model": _power_model(scenarios),
-    }
+def _prices(args: argparse.Namespace) -> Prices:
+    known = set(get_available_regions())
+    if args.pricing_config is not None:
+        for table in read_pricing_config(args.pricing_config, strict=True).values():
+            known.update(table)
+    if args.region not in known:
+        raise InputError(f"unknown region {args.region!r}; known regions: "
+                         f"{', '.join(sorted(known))}")
+    pricing = RegionalPricing(args.region, args.pricing_config)
+    return Prices.for_region(pricing, args.energy_cost, args.cpu_cost, args.gpu_cost,
+                             args.currency)
 
 
 def _power_model(scenarios: list[dict]) -> Optional[dict[str, Any]]:
-    predictor = PowerPredictor()
-    if not predictor.fit(scenarios):
+    model = PowerPredictor()
+    if not model.fit(scenarios):
         return None
-    info = predictor.get_model_info()
-    predictions = []
+    info = model.get_model_info()
+    rows = []
     for n in PREDICTION_STREAMS:
-        interval = predictor.predict_interval(n, CONFIDENCE_LEVEL)
-        predictions.append({
-            "streams": n,
-            "watts": interval["mean"],
-            "pi_low_watts": interval["pi_low"],
-            "pi_high_watts": interval["pi_high"],
-            "extrapolated": interval["extrapolated"],
-        })
-    return {
-        "model_type": info["model_type"],
-        "n_samples": info["n_samples"],
-        "stream_range": list(info["stream_range"]),
-        "confidence_level": CONFIDENCE_LEVEL,
-        "predictions": predictions,
-    }
+        interval = model.predict_interval(n, CONFIDENCE_LEVEL)
+        rows.append({"streams": n, "watts": interval["mean"], "pi_low_watts": interval["pi_low"],
+                     "pi_high_watts": interval["pi_high"],
+                     "extrapolated": interval["extrapolated"]})
+    return {"model_type": info["model_type"], "n_samples": info["n_samples"],
+            "stream_range": list(info["stream_range"]), "confidence_level": CONFIDENCE_LEVEL,
+            "predictions": rows}
 
 
-def _fmt(value: Optional[float], spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def render_table(report: dict[str, Any]) -> str:
-    """Return the report as aligned plain-text tables."""
-    lines = [
-        f"advisor-core {report['version']} report: {report['scenarios']} scenarios, "
-        f"region {report['region']} ({report['electricity_price_usd_per_kwh']:.4g} USD/kWh, "
-        f"{report['co2_intensity_g_per_kwh']:.4g} gCO2/kWh)",
-        "",
-        "Ranked configurations",
-        f"{'rank':>4}  {'scenario':<54} {'score':>12} {'power W':>9} {'USD/h':>10} {'gCO2/h':>9}",
-    ]
-    for row in report["ranking"]:
-        lines.append(
-            f"{_fmt(row['rank'], 'd'):>4}  {str(row['name'])[:54]:<54} "
-            f"{_fmt(row['efficiency_score'], '.6g'):>12} {_fmt(row['mean_power_watts'], '.2f'):>9} "
-            f"{_fmt(row['cost_per_hour_usd'], '.5f'):>10} "
-            f"{_fmt(row['co2_grams_per_hour'], '.2f'):>9}"
-        )
-    lines += ["", "Best configuration per output ladder"]
-    for ladder, best in report["best_per_ladder"].items():
-        text = "-" if best is None else f"{best['name']} (score {best['efficiency_score']:.6g})"
-        lines.append(f"  {ladder}: {text}")
-    model = report["power_model"]
-    lines.append("")
-    if model is None:
-        lines.append("Power model: not enough scenarios with power and a stream count")
-    else:
-        lo, hi = model["stream_range"]
-        lines.append(
-            f"Power model: {model['model_type']} in streams, {model['n_samples']} samples, "
-            f"trained on {lo}..{hi} streams; {model['confidence_level']:.0%} prediction "
-            "interval for one new measurement"
-        )
-        lines.append(f"{'streams':>7} {'watts':>9} {'low':>9} {'high':>9}")
-        for p in model["predictions"]:
-            lines.append(
-                f"{p['streams']:>7} {_fmt(p['watts'], '.2f'):>9} "
-                f"{_fmt(p['pi_low_watts'], '.2f'):>9} {_fmt(p['pi_high_watts'], '.2f'):>9}"
-                + ("  extrapolated: outside the trained range" if p["extrapolated"] else "")
-            )
-    return "\n".join(lines) + "\n"
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="advisor", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"advisor-core {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="rank the configurations of a results file")
-    report.add_argument("results", type=Path, help="a test_results_*.json file")
-    report.add_argument("--analysis", type=Path, help="its _analysis.csv (measured power)")
-    report.add_argument("--region", default="default", choices=get_available_regions(),
-                        help="electricity price and grid carbon region (default: default)")
-    report.add_argument("--format", choices=("table", "json"), default="table")
-    return parser
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The result of one parsed command as plain data (plot: where the figure went)."""
+    scenarios, entries = _load(args)
+    prices = _prices(args)
+    if args.command == "predict":
+        if not 0 < args.confidence < 1:
+            raise InputError(f"--confidence must be in (0, 1), got {args.confidence}")
+        return predict(scenarios, args.streams, prices, args.duration, args.confidence,
+                       args.bitrate, args.resolution, args.encoder)
+    evaluations = evaluate(scenarios, prices)
+    if entries > len(scenarios):  # read_results keeps objects only
+        evaluations.skipped["not_an_object"] = entries - len(scenarios)
+    if args.command == "compare":
+        return compare(evaluations, prices, args.a, args.b)
+    if args.command == "plot":
+        try:
+            from .plotting import PlotError, plot
+        except ImportError:
+            raise InputError("matplotlib is not installed; install the 'plot' extra: "
+                             "pip install 'advisor-core[plot]'") from None
+        try:
+            plot(args.kind, args.output, scenarios, evaluations.items)
+        except PlotError as exc:
+            raise InputError(f"nothing to plot ({args.kind}): {exc}") from None
+        return {"version": __version__, "kind": args.kind, "output": str(args.output)}
+    result = recommend(evaluations, prices, entries)
+    if args.command == "report":
+        result["power_model"] = _power_model(scenarios)
+    return result
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the ``advisor`` command; return its exit code."""
+    """Run the ``advisor`` command; return its exit status (2 for bad input)."""
     args = _parser().parse_args(argv)
     try:
-        scenarios = load_results(args.results)
-        if args.analysis is not None:
-            scenarios = join_analysis(scenarios, read_analysis(args.analysis))
-        scenarios = _with_power(scenarios)
-    except ValueError as exc:
+        result = run(args)
+    except ValueError as exc:  # InputError, unreadable files, a bad pricing config
         print(f"advisor: error: {exc}", file=sys.stderr)
         return 2
-    report = build_report(scenarios, args.region)
     if args.format == "json":
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
     else:
-        sys.stdout.write(render_table(report))
+        from .cli_tables import render
+
+        sys.stdout.write(render(args.command, result))
     return 0
 
 

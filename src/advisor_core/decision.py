@@ -190,7 +190,7 @@ def evaluate(scenarios: Iterable[Any], prices: Prices) -> Evaluations:
     kept = deduplicate(scenarios)
     skipped = dict(kept.skipped)
     scorer = EnergyEfficiencyScorer("auto")
-    items = []
+    items: list[Evaluation] = []
     for scenario in kept.scenarios:
         item = _evaluation(len(items), scenario, scorer, prices)
         if item.mean_power_watts is None:

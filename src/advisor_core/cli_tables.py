@@ -1,0 +1,133 @@
+"""Plain-text tables of the ``advisor`` subcommands' results (``advisor_core.commands``)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+__all__ = ["render"]
+
+
+def _fmt(value: Optional[float], spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _head(result: dict[str, Any]) -> list[str]:
+    p = result["prices"]
+    co2 = "-" if p["co2_g_per_kwh"] is None else f"{p['co2_g_per_kwh']:.4g}"
+    return [
+        f"advisor-core {result['version']}: region {p['region']} "
+        f"({p['energy_per_kwh']:.4g} {p['currency']}/kWh, {co2} gCO2/kWh, "
+        f"{p['cpu_core_per_hour']:.4g} {p['currency']}/core-h, "
+        f"{p['gpu_per_hour']:.4g} {p['currency']}/GPU-h)",
+    ]
+
+
+def _recommend(result: dict[str, Any]) -> list[str]:
+    cur = result["prices"]["currency"]
+    lines = _head(result)
+    skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(result["skipped"].items()))
+    lines.append(f"{result['entries']} entries, {result['evaluated']} configurations evaluated, "
+                 f"{result['duplicates']} duplicates (last entry wins)"
+                 + (f"; left out: {skipped}" if skipped else ""))
+    for group in result["rankings"]:
+        lines += ["", f"Ranking by {group['algorithm']} ({group['unit']}, higher is better)",
+                  f"{'rank':>4}  {'scenario':<54} {'score':>11} {'W':>8} {cur + '/h':>10} "
+                  f"{cur + '/stream-h':>15} {'gCO2/h':>8} {'VMAF':>5}"]
+        for e in group["entries"]:
+            lines.append(
+                f"{e['rank']:>4}  {str(e['name'])[:54]:<54} {_fmt(e['score'], '.5g'):>11} "
+                f"{_fmt(e['mean_power_watts'], '.1f'):>8} {_fmt(e['cost_per_hour'], '.4g'):>10} "
+                f"{_fmt(e['cost_per_stream_hour'], '.4g'):>15} "
+                f"{_fmt(e['co2_grams_per_hour'], '.1f'):>8} {_fmt(e['vmaf'], '.1f'):>5}")
+    if result["best_per_ladder"]:
+        lines += ["", "Best configuration per output ladder (within one score unit)"]
+        for entry in result["best_per_ladder"]:
+            lines.append(f"  {entry['output_ladder']} [{entry['unit']}]: "
+                         f"{' = '.join(entry['best'])} (score {_fmt(entry['score'], '.5g')}, "
+                         f"{entry['candidates']} candidates)")
+    energy, cost = result["pareto"]["energy"], result["pareto"]["cost"]
+    lines.append("")
+    if not energy:
+        lines.append("Pareto front: no configuration has both a VMAF score and a mean power")
+    else:
+        lines.append("Pareto front, VMAF against power per stream (no other is better on both)")
+        lines += [f"  {p['name']}: VMAF {p['vmaf']:.2f}, {p['power_per_stream_watts']:.2f} W/stream"
+                  for p in energy]
+        lines.append(f"Pareto front, VMAF against {cur} per stream-hour")
+        lines += [f"  {p['name']}: VMAF {p['vmaf']:.2f}, "
+                  f"{_fmt(p['cost_per_stream_hour'], '.4g')} {cur}/stream-h" for p in cost]
+    return lines
+
+
+def _model(model: Optional[dict[str, Any]]) -> list[str]:
+    if model is None:
+        return ["", "Power model: not enough scenarios with power and a stream count"]
+    lo, hi = model["stream_range"]
+    lines = ["", f"Power model: {model['model_type']} in streams, {model['n_samples']} samples, "
+                 f"trained on {lo}..{hi} streams; {model['confidence_level']:.0%} prediction "
+                 "interval for one new measurement",
+             f"{'streams':>7} {'watts':>9} {'low':>9} {'high':>9}"]
+    for p in model["predictions"]:
+        lines.append(f"{p['streams']:>7} {_fmt(p['watts'], '.2f'):>9} "
+                     f"{_fmt(p['pi_low_watts'], '.2f'):>9} {_fmt(p['pi_high_watts'], '.2f'):>9}"
+                     + ("  extrapolated: outside the trained range" if p["extrapolated"] else ""))
+    if any(p["extrapolated"] for p in model["predictions"]):
+        lines.append(f"Warning: rows marked extrapolated lie outside {lo}..{hi} streams; the "
+                     "model continues its fitted curve there and the interval may not hold.")
+    return lines
+
+
+def _predict(result: dict[str, Any]) -> list[str]:
+    cur = result["prices"]["currency"]
+    m = result["model"]
+    config = ", ".join(f"{k} {v}" for k, v in result["configuration"].items() if v) or "all"
+    lines = [
+        *_head(result),
+        f"Model: {m['type']} in streams, trained on {m['trained_on']} scenarios ({config}), "
+        f"streams {m['stream_range'][0]}..{m['stream_range'][1]}",
+        f"{result['streams']} streams: {result['mean_power_watts']:.2f} W, "
+        f"{result['confidence_level']:.0%} prediction interval "
+        f"{_fmt(result['pi_low_watts'], '.2f')}..{_fmt(result['pi_high_watts'], '.2f')} W",
+        f"Over {result['duration_seconds']:g} s: {result['energy_wh']:.2f} Wh, "
+        f"cost {result['cost']:.4g} {cur} (energy {result['energy_cost']:.4g}, compute "
+        f"{result['compute_cost']:.4g}), {_fmt(result['co2_grams'], '.1f')} gCO2",
+    ]
+    if result["warning"]:
+        lines.append(f"Warning: {result['warning']}")
+    return lines
+
+
+_LABELS = {
+    "mean_power_watts": "power (W)", "power_per_stream_watts": "power per stream (W)",
+    "cost_per_hour": "cost per hour", "cost_per_stream_hour": "cost per stream-hour",
+    "co2_grams_per_hour": "CO2 (g/h)", "vmaf": "VMAF", "score": "score",
+}
+
+
+def _compare(result: dict[str, Any]) -> list[str]:
+    a, b = result["a"], result["b"]
+    lines = [*_head(result), f"A: {a['name']} [{a['unit']}]", f"B: {b['name']} [{b['unit']}]",
+             f"{'':<22} {'A':>12} {'B':>12} {'B - A':>12} {'change':>8}"]
+    for row in result["rows"]:
+        change = "-" if row["percent"] is None else f"{row['percent']:+.1f}%"
+        lines.append(f"{_LABELS[row['field']]:<22} {_fmt(row['a'], '.5g'):>12} "
+                     f"{_fmt(row['b'], '.5g'):>12} {_fmt(row['difference'], '+.4g'):>12} "
+                     f"{change:>8}")
+    if not result["scores_comparable"]:
+        lines.append(f"Scores are not compared: {a['unit']} and {b['unit']} are different units.")
+    return lines
+
+
+def render(command: str, result: dict[str, Any]) -> str:
+    """The table of one subcommand's result."""
+    if command == "plot":
+        lines = [f"wrote {result['kind']} plot to {result['output']}"]
+    elif command == "predict":
+        lines = _predict(result)
+    elif command == "compare":
+        lines = _compare(result)
+    else:
+        lines = _recommend(result)
+        if command == "report":
+            lines += _model(result["power_model"])
+    return "\n".join(lines) + "\n"

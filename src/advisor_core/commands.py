@@ -1,0 +1,209 @@
+"""The data behind the ``advisor`` subcommands, as plain JSON-ready dicts.
+
+``recommend``, ``predict`` and ``compare`` are built from ``advisor_core.decision`` (figures,
+rankings of like with like, best per ladder, Pareto fronts) and ``advisor_core.power`` (the
+stream-count power model with its prediction interval). docs/recommend.md describes every
+field; the command (``advisor_core.cli``) only reads arguments and prints these.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from advisor_core import __version__
+from advisor_core.decision import (
+    Evaluation,
+    Evaluations,
+    Prices,
+    best_per_ladder,
+    pareto_front,
+    ranking_groups,
+)
+from advisor_core.power import PowerPredictor
+from advisor_core.scenario import bitrate_mbps, encoder_class, resolution
+
+__all__ = ["InputError", "compare", "predict", "recommend"]
+
+class InputError(ValueError):
+    """Input the command cannot work with (exit status 2, one line)."""
+
+
+def _prices(prices: Prices) -> dict[str, Any]:
+    return {
+        "region": prices.region,
+        "currency": prices.currency,
+        "energy_per_kwh": prices.energy_per_kwh,
+        "cpu_core_per_hour": prices.cpu_core_per_hour,
+        "gpu_per_hour": prices.gpu_per_hour,
+        "co2_g_per_kwh": prices.co2_g_per_kwh,
+    }
+
+
+def _entry(item: Evaluation, rank: Optional[int] = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"rank": rank} if rank is not None else {}
+    entry.update({
+        "name": item.name,
+        "score": item.score,
+        "streams": item.streams,
+        "output_ladder": item.output_ladder,
+        "mean_power_watts": item.mean_power_watts,
+        "power_per_stream_watts": item.power_per_stream_watts,
+        "cost_per_hour": item.cost_per_hour,
+        "cost_per_stream_hour": item.cost_per_stream_hour,
+        "co2_grams_per_hour": item.co2_grams_per_hour,
+        "vmaf": item.vmaf,
+    })
+    return entry
+
+
+def recommend(evaluations: Evaluations, prices: Prices, entries: int) -> dict[str, Any]:
+    """Rankings per score unit, best configuration per ladder, Pareto fronts (docs/recommend.md).
+
+    ``entries``: the results file's scenario entries (objects or not).
+    """
+    items = evaluations.items
+    unscored = sum(1 for item in items if item.score is None)
+    rankings = [
+        {"algorithm": group.algorithm, "unit": group.unit,
+         "entries": [_entry(item, rank) for item, rank in zip(group.items, group.ranks)]}
+        for group in ranking_groups(items)
+    ]
+    ladders = []
+    for ladder, group in best_per_ladder(items):
+        top = [item.name for item, rank in zip(group.items, group.ranks) if rank == 1]
+        ladders.append({"output_ladder": ladder, "algorithm": group.algorithm,
+                        "unit": group.unit, "best": top, "score": group.items[0].score,
+                        "candidates": len(group.items)})
+    fronts = {
+        "energy": [{"name": i.name, "vmaf": i.vmaf,
+                    "power_per_stream_watts": i.power_per_stream_watts}
+                   for i in pareto_front(items, lambda e: e.power_per_stream_watts)],
+        "cost": [{"name": i.name, "vmaf": i.vmaf, "cost_per_stream_hour": i.cost_per_stream_hour}
+                 for i in pareto_front(items, lambda e: e.cost_per_stream_hour)],
+    }
+    skipped = dict(evaluations.skipped)
+    if unscored:
+        skipped["no_score"] = unscored
+    return {
+        "version": __version__,
+        "prices": _prices(prices),
+        "entries": entries,
+        "evaluated": len(items),
+        "duplicates": evaluations.duplicates,
+        "skipped": skipped,
+        "rankings": rankings,
+        "best_per_ladder": ladders,
+        "pareto": fronts,
+    }
+
+
+def _matches(scenario: dict, bitrate: Optional[str], size: Optional[str],
+             encoder: Optional[str]) -> bool:
+    if bitrate is not None and bitrate_mbps(scenario.get("bitrate")) != bitrate_mbps(bitrate):
+        return False
+    if size is not None and resolution(scenario.get("resolution")) != resolution(size):
+        return False
+    if encoder is not None:
+        names = {encoder_class(scenario).lower(), str(scenario.get("encoder", "")).lower()}
+        if encoder.lower() not in names:
+            return False
+    return True
+
+
+def predict(scenarios: Sequence[dict], streams: int, prices: Prices, duration_seconds: float,
+            confidence_level: float = 0.95, bitrate: Optional[str] = None,
+            size: Optional[str] = None, encoder: Optional[str] = None) -> dict[str, Any]:
+    """Mean power (W) of ``streams`` concurrent streams with its prediction interval, energy
+    (Wh), cost (currency) and CO2 (g) over ``duration_seconds``.
+
+    The stream-count model is trained on the run's scenarios of the same configuration (the
+    ``bitrate``/``size``/``encoder`` filters, when given). InputError when ``streams`` < 1,
+    the filters match nothing, or no model can be trained.
+    """
+    if streams < 1:
+        raise InputError(f"--streams must be >= 1, got {streams}")
+    if bitrate is not None and bitrate_mbps(bitrate) is None:
+        raise InputError(f"--bitrate {bitrate!r} is not a bitrate (e.g. 2500k, 5M)")
+    if size is not None and resolution(size) is None:
+        raise InputError(f"--resolution {size!r} is not WIDTHxHEIGHT")
+    matching = [s for s in scenarios if _matches(s, bitrate, size, encoder)]
+    if not matching:
+        raise InputError("no scenario of the run matches the given configuration")
+    model = PowerPredictor()
+    if not model.fit(matching):
+        raise InputError("no scenario of that configuration has a stream count and a mean "
+                         "power to train on")
+    info = model.get_model_info()
+    interval = model.predict_interval(streams, confidence_level)
+    mean = interval["mean"]
+    low, high = info["stream_range"]
+    hours = duration_seconds / 3600.0
+    energy_wh = mean * hours
+    energy_cost = energy_wh / 1000.0 * prices.energy_per_kwh
+    compute_cost = (prices.cpu_core_per_hour + prices.gpu_per_hour) * hours
+    warning = None
+    if interval["extrapolated"]:
+        warning = (f"{streams} streams is outside the trained range {low}..{high}: the model "
+                   "continues its fitted curve there and the interval may not hold")
+    return {
+        "version": __version__,
+        "streams": streams,
+        "configuration": {"bitrate": bitrate, "resolution": size, "encoder": encoder},
+        "model": {"type": info["model_type"], "trained_on": info["n_samples"],
+                  "stream_range": [low, high]},
+        "confidence_level": confidence_level,
+        "mean_power_watts": mean,
+        "pi_low_watts": interval["pi_low"],
+        "pi_high_watts": interval["pi_high"],
+        "extrapolated": bool(interval["extrapolated"]),
+        "warning": warning,
+        "duration_seconds": duration_seconds,
+        "energy_wh": energy_wh,
+        "energy_cost": energy_cost,
+        "compute_cost": compute_cost,
+        "cost": energy_cost + compute_cost,
+        "co2_grams": (None if prices.co2_g_per_kwh is None
+                      else energy_wh / 1000.0 * prices.co2_g_per_kwh),
+        "prices": _prices(prices),
+    }
+
+
+_COMPARED = ("mean_power_watts", "power_per_stream_watts", "cost_per_hour",
+             "cost_per_stream_hour", "co2_grams_per_hour", "vmaf")
+
+
+def _lookup(evaluations: Evaluations, name: str) -> Evaluation:
+    item = evaluations.by_name(name)
+    if item is None:
+        close = difflib.get_close_matches(name, [i.name for i in evaluations.items], n=3)
+        hint = f"; did you mean: {', '.join(repr(c) for c in close)}" if close else ""
+        raise InputError(f"no evaluated scenario named {name!r}{hint}")
+    return item
+
+
+def compare(evaluations: Evaluations, prices: Prices, first: str,
+            second: str) -> dict[str, Any]:
+    """Two configurations side by side: figures of each, B - A and B / A - 1 (percent).
+
+    Scores are compared only when both use the same algorithm (same unit).
+    """
+    a, b = _lookup(evaluations, first), _lookup(evaluations, second)
+    rows = []
+    for key in (*_COMPARED, "score"):
+        left, right = getattr(a, key), getattr(b, key)
+        comparable = key != "score" or a.algorithm == b.algorithm
+        difference = right - left if comparable and None not in (left, right) else None
+        percent = (difference / left * 100.0
+                   if difference is not None and left not in (None, 0) else None)
+        rows.append({"field": key, "a": left, "b": right, "difference": difference,
+                     "percent": percent})
+    return {
+        "version": __version__,
+        "prices": _prices(prices),
+        "a": {"name": a.name, "algorithm": a.algorithm, "unit": a.unit},
+        "b": {"name": b.name, "algorithm": b.algorithm, "unit": b.unit},
+        "scores_comparable": a.algorithm == b.algorithm,
+        "rows": rows,
+    }
