@@ -20,35 +20,72 @@ RESULTS = EXAMPLES / "test_results_20251229_125651.json"
 ANALYSIS = EXAMPLES / "test_results_20251229_125651_analysis.csv"
 
 
-def _report(capsys, *args: str) -> dict:
-    assert main(["report", str(RESULTS), "--analysis", str(ANALYSIS), "--format", "json",
-                 *args]) == 0
+DATA = Path(__file__).resolve().parent / "data"
+EXTENDED = DATA / "test_results_20240115_103000.json"
+
+
+def _json(capsys, *args: str) -> dict:
+    assert main([*args, "--format", "json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
-def test_json_report_ranks_by_score(capsys):
-    report = _report(capsys)
-    assert report["scenarios"] == 15
-    ranked = [row for row in report["ranking"] if row["rank"] is not None]
-    assert [row["rank"] for row in ranked] == list(range(1, len(ranked) + 1))
-    scores = [row["efficiency_score"] for row in ranked]
-    assert scores == sorted(scores, reverse=True)
-    # The idle baseline has no throughput, so it is unranked and listed last.
-    assert report["ranking"][-1]["name"] == "Baseline (Idle)"
-    assert report["ranking"][-1]["rank"] is None
+def _report(capsys, *args: str) -> dict:
+    return _json(capsys, "report", str(RESULTS), "--analysis", str(ANALYSIS), *args)
 
 
-def test_cost_and_co2_follow_the_region(capsys):
-    report = _report(capsys, "--region", "eu-central-1")
-    assert report["electricity_price_usd_per_kwh"] == pytest.approx(0.28)
-    assert report["co2_intensity_g_per_kwh"] == pytest.approx(380.0)
+def _measured() -> dict[str, float]:
     with open(ANALYSIS, newline="") as handle:
-        measured = {row["name"]: float(row["mean_power_w"]) for row in csv.DictReader(handle)}
-    for row in report["ranking"]:
-        watts = measured[row["name"]]
-        assert row["mean_power_watts"] == pytest.approx(watts)
-        assert row["cost_per_hour_usd"] == pytest.approx(watts / 1000 * 0.28)
-        assert row["co2_grams_per_hour"] == pytest.approx(watts / 1000 * 380.0)
+        return {row["name"]: float(row["mean_power_w"]) for row in csv.DictReader(handle)}
+
+
+def test_rankings_never_mix_units(capsys):
+    report = _report(capsys)
+    assert (report["entries"], report["evaluated"], report["duplicates"]) == (15, 15, 0)
+    assert report["skipped"] == {"no_score": 1}  # the idle baseline has no throughput
+    units = [(g["algorithm"], g["unit"]) for g in report["rankings"]]
+    assert units == [("throughput_per_watt", "Mbps/W"), ("pixels_per_joule", "pixels/J")]
+    streams, ladders = report["rankings"]
+    assert all(e["name"].split()[1] == "Streams" for e in streams["entries"])
+    assert all(e["name"].startswith("Multi-resolution ladder") for e in ladders["entries"])
+    for group in report["rankings"]:
+        scores = [e["score"] for e in group["entries"]]
+        assert scores == sorted(scores, reverse=True)
+        assert [e["rank"] for e in group["entries"]] == list(range(1, len(scores) + 1))
+    # "8 Streams @ 5000k": 8 x 5 Mbps / 34.07 W
+    top = streams["entries"][0]
+    assert top["name"] == "8 Streams @ 5000k"
+    assert top["score"] == pytest.approx(40 / 34.07)
+
+
+def test_cost_and_co2_follow_the_region_and_prices(capsys):
+    report = _report(capsys, "--region", "eu-central-1", "--cpu-cost", "0.5")
+    assert report["prices"]["energy_per_kwh"] == pytest.approx(0.28)
+    assert report["prices"]["co2_g_per_kwh"] == pytest.approx(380.0)
+    measured = _measured()
+    with open(ANALYSIS, newline="") as handle:
+        cpu = {row["name"]: float(row["container_cpu_pct"]) for row in csv.DictReader(handle)}
+    for group in report["rankings"]:
+        for row in group["entries"]:
+            watts = measured[row["name"]]
+            hourly = watts / 1000 * 0.28 + cpu[row["name"]] / 100 * 0.5
+            assert row["mean_power_watts"] == pytest.approx(watts)
+            assert row["cost_per_hour"] == pytest.approx(hourly)
+            assert row["cost_per_stream_hour"] == pytest.approx(hourly / row["streams"])
+            assert row["co2_grams_per_hour"] == pytest.approx(watts / 1000 * 380.0)
+
+
+def test_energy_cost_flag_wins_over_the_region(capsys):
+    report = _report(capsys, "--energy-cost", "1.5")
+    row = report["rankings"][0]["entries"][0]
+    assert row["cost_per_hour"] == pytest.approx(row["mean_power_watts"] / 1000 * 1.5)
+
+
+def test_pricing_config_regions_are_accepted(capsys, tmp_path):
+    config = tmp_path / "pricing.json"
+    config.write_text('{"electricity_prices": {"mars": 2.0}, "co2_intensity": {"mars": 10}}')
+    report = _report(capsys, "--region", "mars", "--pricing-config", str(config))
+    assert report["prices"]["energy_per_kwh"] == 2.0
+    assert report["prices"]["co2_g_per_kwh"] == 10.0
 
 
 def test_power_model_matches_the_published_predictions(capsys):
@@ -77,18 +114,152 @@ def test_power_model_matches_the_published_predictions(capsys):
 
 def test_ladders_get_their_best_configuration(capsys):
     report = _report(capsys)
-    ladder = "1920x1080@30,1280x720@30,854x480@30"
-    assert report["best_per_ladder"][ladder]["name"].startswith("Multi-resolution ladder")
-    assert report["best_per_ladder"]["1280x720@30"] is not None
+    best = {entry["output_ladder"]: entry for entry in report["best_per_ladder"]}
+    ladder = best["1920x1080@30,1280x720@30,854x480@30"]
+    assert ladder["unit"] == "pixels/J" and ladder["candidates"] == 2
+    assert ladder["best"][0].startswith("Multi-resolution ladder")
+    assert best["1280x720@30"]["best"] == ["8 Streams @ 5000k"]
+    assert report["pareto"] == {"energy": [], "cost": []}  # no VMAF in this run
 
 
 def test_table_output_is_readable(capsys):
     assert main(["report", str(RESULTS), "--analysis", str(ANALYSIS)]) == 0
     out = capsys.readouterr().out
-    assert "Ranked configurations" in out
+    assert "Ranking by throughput_per_watt (Mbps/W, higher is better)" in out
+    assert "Ranking by pixels_per_joule (pixels/J, higher is better)" in out
     assert "8 Streams @ 5000k" in out
     assert "Power model: linear" in out
     assert out.count("extrapolated: outside the trained range") == 8  # 9..16 streams
+    assert "Warning: rows marked extrapolated lie outside 1..8 streams" in out
+
+
+def test_extended_run_counts_duplicates_and_skips_instead_of_printing_them(capsys):
+    report = _json(capsys, "recommend", str(EXTENDED))
+    assert report["entries"] == 240
+    kept = len({s["name"] for s in load_results(EXTENDED)})
+    assert report["duplicates"] == 240 - kept
+    assert report["evaluated"] + report["skipped"]["no_power_data"] == kept
+    names = [e["name"] for g in report["rankings"] for e in g["entries"]]
+    assert len(names) == len(set(names))  # each configuration once
+    front = report["pareto"]["energy"]
+    assert front, "the extended run has VMAF scores"
+    rated = [e for g in report["rankings"] for e in g["entries"] if e["vmaf"] is not None]
+    for point in front:  # nobody beats a front member on both
+        assert not any(o["vmaf"] >= point["vmaf"]
+                       and o["power_per_stream_watts"] <= point["power_per_stream_watts"]
+                       and (o["vmaf"], o["power_per_stream_watts"])
+                       != (point["vmaf"], point["power_per_stream_watts"]) for o in rated)
+    assert main(["recommend", str(EXTENDED)]) == 0
+    table = capsys.readouterr().out
+    assert "Pareto front, VMAF against power per stream" in table
+    assert "no_power_data" in table and " - " not in table.split("Best configuration")[0][-2000:]
+
+
+def test_predict_gives_interval_energy_cost_and_a_warning(capsys):
+    result = _json(capsys, "predict", str(RESULTS), "--analysis", str(ANALYSIS), "--streams",
+                   "12", "--duration", "1800", "--energy-cost", "0.3", "--cpu-cost", "0.5")
+    power = PowerPredictor()
+    assert power.fit(join_analysis(load_results(RESULTS), read_analysis(ANALYSIS)))
+    expected = power.predict_interval(12)
+    assert result["mean_power_watts"] == pytest.approx(expected["mean"])
+    assert result["pi_low_watts"] == pytest.approx(expected["pi_low"])
+    assert result["pi_high_watts"] == pytest.approx(expected["pi_high"])
+    assert result["extrapolated"] is True and "outside the trained range 1..8" in result["warning"]
+    assert result["energy_wh"] == pytest.approx(expected["mean"] / 2)
+    assert result["cost"] == pytest.approx(expected["mean"] / 2 / 1000 * 0.3 + 0.5 / 2)
+    inside = _json(capsys, "predict", str(RESULTS), "--analysis", str(ANALYSIS), "--streams", "4")
+    assert inside["extrapolated"] is False and inside["warning"] is None
+
+
+def test_predict_trains_on_the_configuration_asked_for(capsys):
+    result = _json(capsys, "predict", str(RESULTS), "--analysis", str(ANALYSIS), "--streams",
+                   "3", "--bitrate", "5M")
+    assert result["model"]["trained_on"] == 4  # 1, 2, 4 and 8 streams @ 5000k
+    five = [s for s in join_analysis(load_results(RESULTS), read_analysis(ANALYSIS))
+            if s["name"].endswith("Streams @ 5000k")]
+    power = PowerPredictor()
+    assert power.fit(five)
+    assert result["mean_power_watts"] == pytest.approx(power.predict(3))
+
+
+def test_compare_shows_differences_and_refuses_mixed_units(capsys):
+    result = _json(capsys, "compare", str(RESULTS), "--analysis", str(ANALYSIS),
+                   "4 Streams @ 2500k", "8 Streams @ 5000k")
+    rows = {row["field"]: row for row in result["rows"]}
+    measured = _measured()
+    a, b = measured["4 Streams @ 2500k"], measured["8 Streams @ 5000k"]
+    assert rows["mean_power_watts"]["difference"] == pytest.approx(b - a)
+    assert rows["mean_power_watts"]["percent"] == pytest.approx((b / a - 1) * 100)
+    assert rows["power_per_stream_watts"]["b"] == pytest.approx(b / 8)
+    assert result["scores_comparable"] is True and rows["score"]["difference"] is not None
+    mixed = _json(capsys, "compare", str(RESULTS), "--analysis", str(ANALYSIS),
+                  "4 Streams @ 2500k", "Multi-resolution ladder test 1080p+720p+480p @ 5000k")
+    assert mixed["scores_comparable"] is False
+    assert {row["field"]: row for row in mixed["rows"]}["score"]["difference"] is None
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--streams", "0"], "--streams must be >= 1"),
+        (["--streams", "-3"], "--streams must be >= 1"),
+        (["--streams", "4", "--bitrate", "fast"], "not a bitrate"),
+        (["--streams", "4", "--bitrate", "9999k"], "no scenario of the run matches"),
+    ],
+)
+def test_predict_bad_input_exits_2(capsys, args, message):
+    assert main(["predict", str(RESULTS), "--analysis", str(ANALYSIS), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+def test_unknown_names_regions_and_analysis_exit_2(capsys, tmp_path):
+    assert main(["compare", str(RESULTS), "--analysis", str(ANALYSIS), "4 Streams @ 2500",
+                 "8 Streams @ 5000k"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "did you mean: '4 Streams @ 2500k'" in err
+    assert main(["recommend", str(RESULTS), "--region", "atlantis"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'atlantis'" in err and "eu-central-1" in err
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("name,mean_power_w\nsomething else,10\n")
+    for analysis in (empty, wrong):
+        assert main(["recommend", str(RESULTS), "--analysis", str(analysis)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "no row names a scenario" in err
+
+
+@pytest.mark.parametrize("kind", ["power", "ranking", "pareto"])
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_plot_writes_a_decodable_figure_of_the_right_size(tmp_path, capsys, kind, suffix):
+    import xml.etree.ElementTree as ET
+
+    import matplotlib.image
+
+    source = ["--analysis", str(ANALYSIS)] if kind != "pareto" else []
+    results = str(RESULTS) if kind != "pareto" else str(EXTENDED)
+    output = tmp_path / f"figure{suffix}"
+    assert main(["plot", results, *source, "-o", str(output), "--kind", kind]) == 0
+    assert output.stat().st_size > 1000
+    if suffix == ".png":
+        image = matplotlib.image.imread(output)
+        assert image.shape[:2] == (750, 1200)  # 8 x 5 in at 150 dpi
+        assert image[..., :3].std() > 0.01  # something was drawn
+    else:
+        root = ET.parse(output).getroot()
+        assert root.tag.endswith("svg")
+        assert root.get("width") == "576pt" and root.get("height") == "360pt"  # 8 x 5 in
+
+
+def test_plot_without_anything_to_draw_exits_2(tmp_path, capsys):
+    output = tmp_path / "figure.png"
+    assert main(["plot", str(RESULTS), "--analysis", str(ANALYSIS), "-o", str(output),
+                 "--kind", "pareto"]) == 2
+    assert "no configuration has both a VMAF score" in capsys.readouterr().err
+    assert not output.exists()
+    assert main(["plot", str(RESULTS), "-o", str(tmp_path / "figure.pdf")]) == 2
 
 
 @pytest.mark.parametrize(
