@@ -138,7 +138,8 @@ def results_dir(tmp_path: Path) -> Path:
     ("advisor-results-exporter", "results"), ("exporters.cost", "cost"),
 ])
 def test_http_surface_refresh_and_sigterm(module: str, prefix: str, results_dir: Path) -> None:
-    exporter = Exporter(module, results_dir, "--region", "us-east-1", "--cpu-cost", "0.5")
+    pricing = ["--region", "us-east-1", "--cpu-cost", "0.5"] if prefix == "cost" else []
+    exporter = Exporter(module, results_dir, *pricing)
     try:
         port = exporter.port
         status, headers, body = request(port, "/health")

@@ -815,3 +815,32 @@ def test_a_float_bitrate_has_one_label_text_in_every_exporter(tmp_path: Path):
                     seen.setdefault(metric_set.name, set()).add(sample.labels["bitrate"])
     assert set(seen) == {"cost", "qoe", "results"}
     assert all(values == {"2500"} for values in seen.values()), seen
+
+
+def test_recommendation_families_equal_advisor_recommend(tmp_path: Path, capsys):
+    from advisor_core.cli import main as advisor
+
+    path = tmp_path / EXTENDED.name
+    path.write_bytes(EXTENDED.read_bytes())
+    families = ResultsMetrics().compute(_run(path), NO_DB)
+    text = render_families(families).decode("utf-8")
+    parsed = {f.name: f.samples for f in text_string_to_metric_families(text)}
+    assert advisor(["recommend", str(path), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    ranks = {(s.labels["scenario"], s.labels["algorithm"]): s.value
+             for s in parsed["results_recommendation_efficiency_rank"]}
+    expected = {(e["name"], g["algorithm"]): float(e["rank"])
+                for g in report["rankings"] for e in g["entries"]}
+    assert ranks == expected and ranks
+    best = {(s.labels["scenario"], s.labels["algorithm"])
+            for s in parsed["results_recommendation_best_per_ladder"]}
+    assert best == {(name, entry["algorithm"]) for entry in report["best_per_ladder"]
+                    for name in entry["best"]}
+    pareto = {s.labels["scenario"]: s.value
+              for s in parsed["results_recommendation_pareto_optimal"]}
+    assert {name for name, value in pareto.items() if value == 1.0} == {
+        p["name"] for p in report["pareto"]["energy"]}
+    assert set(pareto) == {e["name"] for g in report["rankings"] for e in g["entries"]
+                           if e["vmaf"] is not None}
+    for sample in parsed["results_recommendation_pareto_optimal"]:
+        assert set(sample.labels) == set(LABELS)

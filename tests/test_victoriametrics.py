@@ -375,12 +375,14 @@ class Exporter:
     def __init__(self, module: str, results_dir: Path, url: str, log: Path) -> None:
         self.module, self.log = module, log
         self.port = free_port()
+        # Pricing flags exist where they mean something: the cost exporter only.
+        pricing = (["--region", "us-east-1", "--energy-cost", str(ENERGY_PRICE), "--cpu-cost",
+                    str(CPU_PRICE)] if module.endswith("cost") else [])
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", module, "--port", str(self.port), "--listen-address",
                  "127.0.0.1", "--results-dir", str(results_dir), "--refresh-interval", "0.1",
-                 "--prometheus-url", url, "--region", "us-east-1",
-                 "--energy-cost", str(ENERGY_PRICE), "--cpu-cost", str(CPU_PRICE)],
+                 "--prometheus-url", url, *pricing],
                 env=clean_env(), stdout=out, stderr=subprocess.STDOUT)
 
     def alive(self) -> None:

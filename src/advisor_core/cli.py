@@ -20,7 +20,6 @@ from typing import Any, Optional
 from . import __version__
 from .analysis import join_analysis, read_analysis
 from .commands import InputError, compare, predict, recommend
-from .cost import scenario_power
 from .decision import Prices, evaluate
 from .power import PowerPredictor
 from .regional_pricing import RegionalPricing, get_available_regions, read_pricing_config
@@ -104,18 +103,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _with_power(scenarios: list[dict]) -> list[dict]:
-    """Give scenarios the ``power`` summary (W, J) the library reads in every schema."""
-    result = []
-    for scenario in scenarios:
-        if not isinstance(scenario.get("power"), dict):
-            power = scenario_power(scenario)
-            if power is not None:
-                scenario = {**scenario, "power": power}
-        result.append(scenario)
-    return result
-
-
 def _load(args: argparse.Namespace) -> tuple[list[dict], int]:
     """The run's scenarios (with the analysis joined) and its entry count; InputError/ValueError."""
     scenarios, entries = read_results(args.results)
@@ -125,7 +112,7 @@ def _load(args: argparse.Namespace) -> tuple[list[dict], int]:
         if not names.intersection(rows):
             raise InputError(f"{args.analysis}: no row names a scenario of {args.results}")
         scenarios = join_analysis(scenarios, rows)
-    return _with_power(scenarios), entries
+    return scenarios, entries
 
 
 def _prices(args: argparse.Namespace) -> Prices:

@@ -41,6 +41,11 @@ class LabelSet:
         self.block = block
 
     @property
+    def values(self) -> tuple[str, ...]:
+        """The label values in the order of the names."""
+        return self._values
+
+    @property
     def labels(self) -> dict[str, str]:
         """The label values by name (built on each access; rendering only needs ``block``)."""
         return dict(zip(self._names, self._values))

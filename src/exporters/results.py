@@ -41,6 +41,7 @@ from .families import Family, LabelSchema, LabelSet, TableFamily, label_text
 from .jobs import Job
 from .metric_set import MetricSet, Run
 from .results_model import ModelInput, ResultsModel, default_predictor
+from .results_recommendation import recommendation_families
 from .runtime import exporter_main
 
 if TYPE_CHECKING:
@@ -256,6 +257,8 @@ class _Cached:
     #: (scenario name, labels, prediction basis) of every row
     rows: tuple
     skipped: dict
+    #: The recommendation families (exporters.results_recommendation)
+    recommendation: list
 
 
 def _count(skipped: dict[str, int], reason: str) -> None:
@@ -283,7 +286,7 @@ class ResultsMetrics(MetricSet):
         self.model = ResultsModel(predictor_factory)
         self._skipped: dict[str, int] = {}
         self._job: Optional[Job] = None
-        self._cached = _Cached(signature=(), measured={}, rows=(), skipped={})
+        self._cached = _Cached(signature=(), measured={}, rows=(), skipped={}, recommendation=[])
 
     # -- MetricSet hooks ------------------------------------------------------------------------
 
@@ -349,8 +352,10 @@ class ResultsMetrics(MetricSet):
             _add_finite(row.labels, samples, sinks, skipped)
             rows_basis.append((row.name, row.labels, basis))
         # Assigned once complete: the cache always matches the last compute that succeeded.
+        recommendation = recommendation_families(
+            run.scenarios, {row.name: row.labels.values for row in rows}, LABELS)
         self._cached = _Cached(signature=signature, measured=measured, rows=tuple(rows_basis),
-                               skipped=skipped)
+                               skipped=skipped, recommendation=recommendation)
         return self._render(self._cached)
 
     def _render(self, cached: _Cached) -> list[Family]:
@@ -368,6 +373,7 @@ class ResultsMetrics(MetricSet):
         self._skipped = skipped
         families = {**cached.measured, **predicted}
         result: list[Family] = [families[key] for key, _, _ in _FAMILIES if len(families[key])]
+        result.extend(cached.recommendation)
         result.extend(self.model.families())
         return result
 

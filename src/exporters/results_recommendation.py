@@ -1,0 +1,53 @@
+"""The results exporter's recommendation families (docs/exporters.md §2): the rank of each
+configuration within its score unit, the best configuration per output ladder and membership of
+the VMAF / power-per-stream Pareto front, from ``advisor_core.decision``.
+
+They read the results file (power from ``advisor_core.cost.scenario_power``), not the
+VictoriaMetrics enrichment, so they equal what ``advisor recommend`` says for the same file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from advisor_core.decision import Prices, best_per_ladder, evaluate, pareto_front, ranking_groups
+
+from .families import LabelSchema, LabelSet, TableFamily
+
+__all__ = ["recommendation_families"]
+
+#: Costs play no part in these families: no prices needed.
+_NO_PRICES = Prices(energy_per_kwh=0.0)
+
+
+def recommendation_families(scenarios: Sequence[dict], labels: dict[str, tuple[str, ...]],
+                            names: Sequence[str]) -> list[TableFamily]:
+    """Rank, best-per-ladder and Pareto families; ``labels``: the usual label values by name.
+
+    ``names`` (the scenario label names) plus ``algorithm`` label the ranked families.
+    """
+    ranked_schema = LabelSchema((*names, "algorithm"))
+    plain_schema = LabelSchema(names)
+    items = evaluate(scenarios, _NO_PRICES).items
+    rank = TableFamily("results_recommendation_efficiency_rank",
+                       "Rank of the configuration among those scored with the same algorithm "
+                       "(unit); 1 = best, equal scores share a rank")
+    best = TableFamily("results_recommendation_best_per_ladder",
+                       "1 for the best configuration of its output ladder within one score "
+                       "algorithm (several when they tie)")
+    pareto = TableFamily("results_recommendation_pareto_optimal",
+                         "1 when no other configuration has both a higher or equal VMAF and a "
+                         "lower or equal power per stream (one strictly), else 0")
+    for group in ranking_groups(items):
+        for item, position in zip(group.items, group.ranks):
+            rank.add(ranked_schema((*labels[item.name], group.algorithm)), float(position))
+    for _, group in best_per_ladder(items):
+        for item, position in zip(group.items, group.ranks):
+            if position == 1:
+                best.add(ranked_schema((*labels[item.name], group.algorithm)), 1.0)
+    front = {id(item) for item in pareto_front(items, lambda e: e.power_per_stream_watts)}
+    for item in items:
+        if item.vmaf is not None and item.power_per_stream_watts is not None:
+            block: LabelSet = plain_schema(labels[item.name])
+            pareto.add(block, 1.0 if id(item) in front else 0.0)
+    return [family for family in (rank, best, pareto) if len(family)]
