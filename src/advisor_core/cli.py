@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,10 +18,11 @@ from typing import Any, Optional
 
 from . import __version__
 from .analysis import join_analysis, read_analysis
+from .argtypes import positive_seconds, price
 from .commands import InputError, compare, predict, recommend
 from .decision import Prices, evaluate
 from .power import PowerPredictor
-from .regional_pricing import RegionalPricing, get_available_regions, read_pricing_config
+from .regional_pricing import RegionalPricing, check_region
 from .scenario import read_results
 
 PREDICTION_STREAMS = range(1, 17)
@@ -35,26 +35,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _price(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid price {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"price must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
-
-
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", type=Path, help="a test_results_*.json file")
     parser.add_argument("--analysis", type=Path,
@@ -63,11 +43,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     prices = parser.add_argument_group("pricing")
     prices.add_argument("--region", default="default",
                         help="electricity price and grid carbon region (default: default)")
-    prices.add_argument("--energy-cost", type=_price, default=0.0,
+    prices.add_argument("--energy-cost", type=price, default=0.0,
                         help="electricity price per kWh; 0 = the region's price")
-    prices.add_argument("--cpu-cost", type=_price, default=0.0,
+    prices.add_argument("--cpu-cost", type=price, default=0.0,
                         help="price per CPU-core hour (measured cores, else one instance)")
-    prices.add_argument("--gpu-cost", type=_price, default=0.0,
+    prices.add_argument("--gpu-cost", type=price, default=0.0,
                         help="price per GPU hour (when cores are not measured)")
     prices.add_argument("--currency", default="USD", help="currency of the prices")
     prices.add_argument("--pricing-config", type=Path,
@@ -88,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("--bitrate", help="train on scenarios of this bitrate (e.g. 2500k)")
     pred.add_argument("--resolution", help="train on scenarios of this resolution (WxH)")
     pred.add_argument("--encoder", help="train on scenarios of this encoder (type or name)")
-    pred.add_argument("--duration", type=_positive, default=3600.0,
+    pred.add_argument("--duration", type=positive_seconds, default=3600.0,
                       help="seconds of running for energy, cost and CO2 (default 3600)")
     pred.add_argument("--confidence", type=float, default=CONFIDENCE_LEVEL,
                       help="prediction-interval level, in (0, 1) (default 0.95)")
@@ -116,13 +96,7 @@ def _load(args: argparse.Namespace) -> tuple[list[dict], int]:
 
 
 def _prices(args: argparse.Namespace) -> Prices:
-    known = set(get_available_regions())
-    if args.pricing_config is not None:
-        for table in read_pricing_config(args.pricing_config, strict=True).values():
-            known.update(table)
-    if args.region not in known:
-        raise InputError(f"unknown region {args.region!r}; known regions: "
-                         f"{', '.join(sorted(known))}")
+    check_region(args.region, args.pricing_config)
     pricing = RegionalPricing(args.region, args.pricing_config)
     return Prices.for_region(pricing, args.energy_cost, args.cpu_cost, args.gpu_cost,
                              args.currency)

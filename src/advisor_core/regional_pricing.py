@@ -39,6 +39,7 @@ __all__ = [
     "REGION_LOCATIONS",
     "PricingConfigError",
     "RegionalPricing",
+    "check_region",
     "create_regional_pricing_config",
     "get_available_regions",
     "read_pricing_config",
@@ -190,6 +191,17 @@ def read_pricing_config(path: PathLike, strict: bool = False) -> dict[str, dict[
             valid[str(region)] = number
         config[section] = valid
     return config
+
+
+def check_region(region: str, config_file: Optional[PathLike] = None) -> None:
+    """Raise ValueError (one line, listing the known regions) unless the built-in table or the
+    pricing config (read strictly) knows ``region``."""
+    known = set(get_available_regions())
+    if config_file is not None:
+        for table in read_pricing_config(config_file, strict=True).values():
+            known.update(table)
+    if region not in known:
+        raise ValueError(f"unknown region {region!r}; known regions: {', '.join(sorted(known))}")
 
 
 class RegionalPricing:

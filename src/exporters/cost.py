@@ -22,11 +22,11 @@ from typing import Any, Optional
 
 from prometheus_client.core import GaugeMetricFamily
 
+from advisor_core.argtypes import price
 from advisor_core.cost import CostModel, sample_series
 from advisor_core.regional_pricing import (
     RegionalPricing,
-    get_available_regions,
-    read_pricing_config,
+    check_region,
 )
 from advisor_core.scenario import is_baseline, positive_number, stream_count
 
@@ -34,7 +34,7 @@ from ._promql import PromClient
 from .families import Family, LabelSchema, TableFamily, label_text
 from .metric_set import MetricSet, Run
 from .runtime import exporter_main
-from .settings import env, price
+from .settings import env
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +93,7 @@ class CostMetrics(MetricSet):
     @classmethod
     def check_settings(cls, settings: argparse.Namespace) -> None:
         """Reject an unusable pricing config and a region that neither table nor config knows."""
-        known = set(get_available_regions())
-        if settings.pricing_config is not None:
-            config = read_pricing_config(settings.pricing_config, strict=True)
-            for table in config.values():
-                known.update(table)
-        if settings.region not in known:
-            raise ValueError(f"unknown region {settings.region!r}; known regions: "
-                             f"{', '.join(sorted(known))}")
+        check_region(settings.region, settings.pricing_config)
 
     def __init__(self, settings: argparse.Namespace) -> None:
         self.currency = str(settings.currency)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 from collections.abc import Sequence
 from typing import Any, Optional
 
 from advisor_core import __version__ as VERSION
+from advisor_core.argtypes import positive_seconds as interval
 
 from .metric_set import MetricSet
 
@@ -26,27 +26,6 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} outside 0..65535")
-    return value
-
-
-def price(text: str) -> float:
-    """argparse type: a price (currency units) that is a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid price {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"price must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid interval {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"interval must be > 0 seconds, got {text!r}")
     return value
 
 
@@ -81,7 +60,7 @@ def build_parser(prog: str, sets: Sequence[type[MetricSet]], description: str) -
     net.add_argument("--results-dir", default=env("RESULTS_DIR", "./test_results"),
                      help="directory holding test_results_*.json files; must exist (env "
                           "RESULTS_DIR)")
-    net.add_argument("--refresh-interval", type=_interval, default=2.0,
+    net.add_argument("--refresh-interval", type=interval, default=2.0,
                      help="seconds between checks for a new or changed results file")
     net.add_argument("--prometheus-url", default=env("PROMETHEUS_URL", None),
                      help="VictoriaMetrics/Prometheus base URL for enrichment, e.g. "
