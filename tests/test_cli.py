@@ -304,3 +304,34 @@ def test_python_dash_m_advisor_core_runs_the_cli():
     proc = subprocess.run([sys.executable, "-m", "advisor_core", "--version"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.startswith("advisor-core ")
+
+
+def test_json_documents_have_the_documented_fields(capsys):
+    """The field sets docs/recommend.md §5 lists, exactly (scripts read them)."""
+    entry = {"rank", "name", "score", "streams", "output_ladder", "mean_power_watts",
+             "power_per_stream_watts", "cost_per_hour", "cost_per_stream_hour",
+             "co2_grams_per_hour", "vmaf"}
+    for command in ("recommend", "report"):
+        result = _json(capsys, command, str(EXTENDED))
+        top = {"version", "prices", "entries", "evaluated", "duplicates", "skipped", "rankings",
+               "best_per_ladder", "pareto"} | ({"power_model"} if command == "report" else set())
+        assert set(result) == top
+        assert set(result["prices"]) == {"region", "currency", "energy_per_kwh",
+                                         "cpu_core_per_hour", "gpu_per_hour", "co2_g_per_kwh"}
+        for group in result["rankings"]:
+            assert set(group) == {"algorithm", "unit", "entries"}
+            assert all(set(e) == entry for e in group["entries"])
+        assert all(set(b) == {"output_ladder", "algorithm", "unit", "best", "score", "candidates"}
+                   for b in result["best_per_ladder"])
+        assert all(set(p) == {"name", "vmaf", "power_per_stream_watts"}
+                   for p in result["pareto"]["energy"])
+        assert all(set(p) == {"name", "vmaf", "cost_per_stream_hour"}
+                   for p in result["pareto"]["cost"])
+    predicted = _json(capsys, "predict", str(EXTENDED), "--streams", "3")
+    assert set(predicted) == {"version", "streams", "configuration", "model", "confidence_level",
+                              "mean_power_watts", "pi_low_watts", "pi_high_watts",
+                              "extrapolated", "warning", "duration_seconds", "energy_wh",
+                              "energy_cost", "compute_cost", "cost", "co2_grams", "prices"}
+    compared = _json(capsys, "compare", str(EXTENDED), "2 streams @ 2500k", "4 streams @ 5000k")
+    assert set(compared) == {"version", "prices", "a", "b", "scores_comparable", "rows"}
+    assert all(set(r) == {"field", "a", "b", "difference", "percent"} for r in compared["rows"])
