@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from advisor_core.decision import (
@@ -99,6 +101,23 @@ def test_pareto_front_keeps_equal_points_and_drops_dominated_ones():
     assert [i.name for i in front] == ["A", "D", "B"]
     by_cost = pareto_front(items, lambda e: e.cost_per_stream_hour)
     assert [i.name for i in by_cost] == ["A", "D", "B"]  # one stream each: cost follows power
+
+
+def test_pareto_front_equals_the_pairwise_definition_on_random_runs_with_ties():
+    rng = random.Random(7)
+    for _ in range(200):
+        # Few distinct values: many equal costs, equal VMAFs and equal points.
+        run = [stream(f"s{i}", 2000, float(rng.randint(1, 6)),
+                      vmaf_score=float(rng.randint(80, 84)))
+               for i in range(rng.randint(1, 25))]
+        items = evaluate(run, PRICES).items
+        power = [(i.power_per_stream_watts, i.vmaf) for i in items]
+        expected = [
+            item for item, (c, q) in zip(items, power)
+            if not any(oc <= c and oq >= q and (oc < c or oq > q) for oc, oq in power)
+        ]
+        expected.sort(key=lambda e: (e.power_per_stream_watts, -e.vmaf, e.index))
+        assert pareto_front(items, lambda e: e.power_per_stream_watts) == expected
 
 
 def test_nothing_to_rank_gives_empty_results():

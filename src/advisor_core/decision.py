@@ -9,6 +9,7 @@ is never ranked against stream tests scored in Mbps/W. The rules are docs/decisi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
@@ -260,13 +261,19 @@ def pareto_front(items: Iterable[Evaluation],
     """
     points = [(c, item.vmaf, item) for item in items
               if item.vmaf is not None and (c := cost(item)) is not None]
+    # Sweep by ascending cost, best VMAF first within a cost: a point is on the front when it
+    # has the best VMAF of its cost and beats every VMAF seen at a strictly lower cost.
+    points.sort(key=lambda p: (p[0], -p[1], p[2].index))  # type: ignore[operator]
     front = []
-    for c, quality, item in points:
-        dominated = any(
-            oc <= c and oq >= quality and (oc < c or oq > quality)  # type: ignore[operator]
-            for oc, oq, _ in points
-        )
-        if not dominated:
-            front.append((c, quality, item))
-    front.sort(key=lambda p: (p[0], -p[1], p[2].index))  # type: ignore[operator]
+    best_below = -math.inf  # the best VMAF among strictly lower costs
+    position = 0
+    while position < len(points):
+        cost_here, top = points[position][0], points[position][1]
+        end = position
+        while end < len(points) and points[end][0] == cost_here:
+            end += 1
+        if top > best_below:  # type: ignore[operator]
+            front.extend(p for p in points[position:end] if p[1] == top)
+            best_below = top  # type: ignore[assignment]
+        position = end
     return [item for _, _, item in front]

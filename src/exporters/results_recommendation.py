@@ -38,13 +38,16 @@ def recommendation_families(scenarios: Sequence[dict], labels: dict[str, tuple[s
     pareto = TableFamily("results_recommendation_pareto_optimal",
                          "1 when no other configuration has both a higher or equal VMAF and a "
                          "lower or equal power per stream (one strictly), else 0")
+    # A configuration has one algorithm: its ranked label set serves both families.
+    ranked: dict[str, LabelSet] = {}
     for group in ranking_groups(items):
         for item, position in zip(group.items, group.ranks):
-            rank.add(ranked_schema((*labels[item.name], group.algorithm)), float(position))
+            block = ranked[item.name] = ranked_schema((*labels[item.name], group.algorithm))
+            rank.add(block, float(position))
     for _, group in best_per_ladder(items):
         for item, position in zip(group.items, group.ranks):
             if position == 1:
-                best.add(ranked_schema((*labels[item.name], group.algorithm)), 1.0)
+                best.add(ranked[item.name], 1.0)
     front = {id(item) for item in pareto_front(items, lambda e: e.power_per_stream_watts)}
     for item in items:
         if item.vmaf is not None and item.power_per_stream_watts is not None:
