@@ -4,9 +4,10 @@
 in the past). Everything runs on loopback; each loop is bounded. Targets: gzip scrape median
 < 1 ms and p99 < 5 ms, plain p99 < 10 ms, >= 5x faster than the baseline (a minimal http.server
 handler that renders the same families with prometheus_client on every request, measured in the
-same run), refresh of all three sets after a file change < 150 ms, peak RSS cost/QoE < 35 MB,
-results < 60 MB, all three < 70 MB. The figures are printed; the refresh and memory asserts are
-the targets, the scrape asserts regression guards with headroom (CI machines are shared).
+same run; and, as a floor, the same handler answering bytes rendered once), refresh of all three
+sets after a file change < 150 ms, peak RSS cost/QoE < 35 MB, results < 60 MB, all three
+< 70 MB. The figures are printed; the refresh and memory asserts are the targets, the scrape
+asserts regression guards with headroom (CI machines are shared).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from exporters.settings import parse_settings
 from exporters.exposition import _StaticCollector
 from exporters._promql import PromClient
 import importlib
-kind, port, results_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+kind, port, results_dir, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 module = importlib.import_module("exporters." + kind)
 cls = {"cost": "CostMetrics", "qoe": "QoEMetrics", "results": "ResultsMetrics"}[kind]
 cls = getattr(module, cls)
@@ -52,16 +53,26 @@ settings = parse_settings("baseline", [cls], ["--results-dir", results_dir, "--p
 path = sorted(Path(results_dir).glob("test_results_*.json"))[-1]
 families = cls(settings).compute(make_run(path, load_results(path)), PromClient(None))
 
+def render():
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_StaticCollector(families))
+    return generate_latest(registry)
+
+# "static": the same bytes rendered and compressed once, the least a Python server can do
+static = render()
+static = (static, gzip.compress(static, 1))
+
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
     def do_GET(self):
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_StaticCollector(families))
-        body = generate_latest(registry)
         gz = "gzip" in self.headers.get("Accept-Encoding", "")
-        if gz:
-            body = gzip.compress(body)
+        if mode == "static":
+            body = static[1] if gz else static[0]
+        else:
+            body = render()
+            if gz:
+                body = gzip.compress(body)
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
         if gz:
@@ -210,17 +221,22 @@ def exporters(results_dir: Path):
 
 @pytest.fixture(scope="module")
 def baselines(results_dir: Path):
+    """{mode: {kind: port}}: per exporter, a minimal http.server that re-renders the families
+    with prometheus_client on every request ("rerender") or answers bytes rendered once
+    ("static")."""
     procs = {}
     try:
-        for kind in MODULES:
-            port = free_port()
-            proc = subprocess.Popen(
-                [sys.executable, "-c", BASELINE, kind, str(port), str(results_dir)],
-                env=env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            procs[kind] = (proc, port)
+        for mode in ("rerender", "static"):
+            for kind in MODULES:
+                port = free_port()
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", BASELINE, kind, str(port), str(results_dir), mode],
+                    env=env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                procs[mode, kind] = (proc, port)
         for proc, _ in procs.values():
             assert proc.stdout.readline().strip() == b"ready"
-        yield {kind: port for kind, (_, port) in procs.items()}
+        yield {mode: {kind: port for (m, kind), (_, port) in procs.items() if m == mode}
+               for mode in ("rerender", "static")}
     finally:
         for proc, _ in procs.values():
             proc.terminate()
@@ -228,27 +244,37 @@ def baselines(results_dir: Path):
 
 
 @pytest.mark.parametrize("kind", list(MODULES))
-def test_scrape_latency_vs_rerender_baseline(benchmark, kind: str, exporters, baselines) -> None:
+def test_scrape_latency_vs_baselines(benchmark, kind: str, exporters, baselines) -> None:
     port = exporters[kind][1][kind]
     benchmark.pedantic(scrape, args=(port, True), rounds=SCRAPES, warmup_rounds=5)
     gz = list(benchmark.stats.stats.data)
     plain = timings(port, False, SCRAPES)
-    base_gz = timings(baselines[kind], True, BASELINE_SCRAPES)
-    base_plain = timings(baselines[kind], False, BASELINE_SCRAPES)
+    base_gz = timings(baselines["rerender"][kind], True, BASELINE_SCRAPES)
+    base_plain = timings(baselines["rerender"][kind], False, BASELINE_SCRAPES)
+    static_gz = timings(baselines["static"][kind], True, SCRAPES)
     sizes = scrape(port, False), scrape(port, True)
     ratio_gz = statistics.median(base_gz) / statistics.median(gz)
     ratio_plain = statistics.median(base_plain) / statistics.median(plain)
+    versus_static = statistics.median(gz) / statistics.median(static_gz)
     print(f"\n{kind}: body {sizes[0]} B plain / {sizes[1]} B gzip; "
           f"gzip median {statistics.median(gz) * 1e3:.3f} ms p99 {p99(gz) * 1e3:.3f} ms; "
           f"plain median {statistics.median(plain) * 1e3:.3f} ms p99 {p99(plain) * 1e3:.3f} ms; "
-          f"baseline gzip median {statistics.median(base_gz) * 1e3:.2f} ms "
+          f"re-render baseline gzip median {statistics.median(base_gz) * 1e3:.2f} ms "
           f"plain {statistics.median(base_plain) * 1e3:.2f} ms; "
-          f"speed-up gzip {ratio_gz:.1f}x plain {ratio_plain:.1f}x")
+          f"speed-up gzip {ratio_gz:.1f}x plain {ratio_plain:.1f}x; "
+          f"same-bytes baseline gzip median {statistics.median(static_gz) * 1e3:.3f} ms "
+          f"(ours / it {versus_static:.2f})")
     timing_target(statistics.median(gz) < 2e-3, f"{kind}: gzip median >= 2 ms")  # target 1 ms
     timing_target(p99(gz) < 15e-3, f"{kind}: gzip p99 >= 15 ms")  # target 5 ms
     timing_target(p99(plain) < 25e-3, f"{kind}: plain p99 >= 25 ms")  # target 10 ms
     timing_target(ratio_gz >= 3.0 and ratio_plain >= 3.0,
                   f"{kind}: speed-up below 3x")  # target 5x
+    # The 1.5x target is not met by any event-driven candidate measured (benchmarks/README.md:
+    # ~2.7x here, uvicorn 2.2-2.8x, the former thread per connection 2.9x): asyncio spends a
+    # few loop iterations on each new connection that a blocking accept-and-answer loop does
+    # not. This guard catches a regression.
+    timing_target(versus_static <= 5.0,
+                  f"{kind}: gzip median {versus_static:.2f}x the same-bytes server's (> 5x)")
 
 
 def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_path: Path) -> None:

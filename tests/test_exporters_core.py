@@ -25,7 +25,7 @@ from exporters.metric_set import MetricSet, Run, make_run
 from exporters.publisher import ExporterState
 from exporters.qoe import QoEMetrics
 from exporters.refresh import Refresher
-from exporters.serving import _accepts_gzip
+from exporters.serving import accepts_gzip
 from exporters.settings import parse_settings
 
 
@@ -137,13 +137,13 @@ def test_gzip_uses_isal_when_installed_and_zlib_otherwise(monkeypatch: pytest.Mo
 
 
 def test_accepts_gzip_header_rules() -> None:
-    assert _accepts_gzip("gzip")
-    assert _accepts_gzip("deflate, gzip;q=0.5")
-    assert _accepts_gzip("*")
-    assert not _accepts_gzip("gzip;q=0")
-    assert not _accepts_gzip("identity")
-    assert not _accepts_gzip(None)
-    assert not _accepts_gzip("")
+    assert accepts_gzip("gzip")
+    assert accepts_gzip("deflate, gzip;q=0.5")
+    assert accepts_gzip("*")
+    assert not accepts_gzip("gzip;q=0")
+    assert not accepts_gzip("identity")
+    assert not accepts_gzip(None)
+    assert not accepts_gzip("")
 
 
 def _state_after_tick(tmp_path: Path, scenarios: list) -> tuple[ExporterState, Refresher]:
@@ -305,6 +305,92 @@ def test_empty_directory_serves_self_metrics(tmp_path: Path) -> None:
     parsed = families_of(state.body[0])
     assert parsed["demo_scenarios_total"][0].value == 0.0
     assert parsed["demo_value"] == []
+    # Nothing recorded yet is the reference's up 1 (docs/exporters.md "Results directory").
+    assert parsed["demo_exporter_up"][0].value == 1.0
+
+
+def _served(state: ExporterState) -> tuple[list, float, dict]:
+    """(demo_value samples, up, refresh failures by reason) of the served body."""
+    parsed = families_of(state.body[0])
+    failures = {s.labels["reason"]: s.value for s in parsed["demo_exporter_refresh_failures"]}
+    return ([(s.labels["scenario"], s.value) for s in parsed["demo_value"]],
+            parsed["demo_exporter_up"][0].value, failures)
+
+
+def test_a_directory_that_cannot_be_listed_keeps_the_last_good_metrics(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    results.mkdir()
+    state, refresher = _state_after_tick(results, [{"name": "a", "value": 7}])
+    results.rename(tmp_path / "away")  # listing fails (as for EACCES or EMFILE)
+    refresher.tick()
+    assert _served(state) == ([("a", 7.0)], 0.0, {"list_failed": 1.0})
+    (tmp_path / "away").rename(results)
+    refresher.tick()
+    assert _served(state) == ([("a", 7.0)], 1.0, {"list_failed": 1.0})
+
+
+def test_every_file_gone_after_one_was_served_keeps_it_and_says_so(tmp_path: Path) -> None:
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 7}])
+    (tmp_path / "test_results_20250101_000000.json").unlink()
+    refresher.tick()
+    assert _served(state) == ([("a", 7.0)], 0.0, {"no_results_file": 1.0})
+    write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "value": 1}])
+    refresher.tick()
+    assert _served(state)[:2] == ([("b", 1.0)], 1.0)
+
+
+def test_a_newest_file_that_vanishes_while_read_is_replaced_by_the_new_newest(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import exporters.refresh as refresh_module
+    from advisor_core.scenario import ResultsFileError
+
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 7}])
+    real = refresh_module.read_results
+    write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "value": 2}])
+
+    def rotated_away(path):
+        # A rotation between the listing and the open: the file is gone, a newer one is in.
+        monkeypatch.setattr(refresh_module, "read_results", real)
+        Path(path).unlink()
+        write_results(tmp_path, "test_results_20250103_000000.json", [{"name": "c", "value": 3}])
+        raise ResultsFileError(f"{path}: cannot read: no such file", "vanished")
+
+    monkeypatch.setattr(refresh_module, "read_results", rotated_away)
+    refresher.tick()
+    assert _served(state) == ([("c", 3.0)], 1.0, {})
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_as_the_newest_file_neither_blocks_nor_replaces_good_data(tmp_path: Path) -> None:
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 7}])
+    os.mkfifo(tmp_path / "test_results_20250102_000000.json")
+    (tmp_path / "test_results_20250103_000000.json").symlink_to(
+        tmp_path / "test_results_20250102_000000.json")
+    started = time.monotonic()
+    refresher.tick()
+    assert time.monotonic() - started < 1.0
+    assert _served(state) == ([("a", 7.0)], 1.0, {})  # neither is a candidate when listed
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_name_flipped_to_a_fifo_after_listing_is_refused_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import exporters.refresh as refresh_module
+
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 7}])
+    real = refresh_module.read_results
+    newer = write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b"}])
+
+    def flipped(path):
+        newer.unlink()
+        os.mkfifo(newer)  # no writer: a blocking open would hang the refresh thread
+        return real(path)
+
+    monkeypatch.setattr(refresh_module, "read_results", flipped)
+    started = time.monotonic()
+    refresher.tick()
+    assert time.monotonic() - started < 1.0
+    assert _served(state) == ([("a", 7.0)], 0.0, {"not_a_file": 1.0})
 
 
 def test_failing_compute_is_counted_and_isolated(tmp_path: Path) -> None:
@@ -503,7 +589,6 @@ def test_render_families_matches_generate_latest_on_real_data(path: Path) -> Non
 
 def test_health_is_503_when_the_refresh_thread_is_dead(tmp_path: Path) -> None:
     import http.client
-    import threading
 
     from exporters.serving import Server
 
@@ -511,11 +596,10 @@ def test_health_is_503_when_the_refresh_thread_is_dead(tmp_path: Path) -> None:
     state = ExporterState(CountingSet(), prom)
     refresher = Refresher([state], tmp_path, 1.0, prom)  # never started: not alive
     refresher.tick()
-    server = Server(("127.0.0.1", 0), state, refresher)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+    server = Server([(("127.0.0.1", 0), state)], refresher)
+    server.start()
     try:
-        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=5)
+        conn = http.client.HTTPConnection("127.0.0.1", server.ports["demo"], timeout=5)
         conn.request("GET", "/health")
         response = conn.getresponse()
         assert response.status == 503 and response.read() == b"refresh thread stopped\n"
@@ -524,8 +608,7 @@ def test_health_is_503_when_the_refresh_thread_is_dead(tmp_path: Path) -> None:
         assert response.status == 200 and b"demo_exporter_up 1.0" in response.read()
         conn.close()
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 # -- lean tables, label schemas, numpy-free processes ------------------------------------------
@@ -724,59 +807,6 @@ def test_cost_and_qoe_compute_without_numpy(extended_results_path: Path) -> None
                     str(extended_results_path.parent)], check=True, timeout=60)
 
 
-class _TrickleSocket:
-    """Takes at most ``limit`` bytes per call, like a socket with a full send buffer."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.received = bytearray()
-        self.calls = 0
-
-    def sendmsg(self, buffers) -> int:
-        self.calls += 1
-        assert len(buffers) <= 512
-        room = self.limit
-        for buffer in buffers:
-            take = bytes(buffer[:room])
-            self.received += take
-            room -= len(take)
-            if room == 0:
-                break
-        return self.limit - room
-
-
-class _PlainSocket:
-    """A socket without sendmsg (Windows)."""
-
-    def __init__(self) -> None:
-        self.received = bytearray()
-        self.calls = 0
-
-    def sendall(self, data) -> None:
-        self.calls += 1
-        self.received += data
-
-
-@pytest.mark.parametrize("limit", [1, 7, 1000, 10**9])
-def test_send_all_writes_every_byte_in_order_across_partial_sends(limit):
-    from exporters.serving import _send_all
-
-    buffers = [b"HTTP/1.1 200 OK\r\n\r\n", b"", *(bytes([i % 251]) * (i % 13) for i in range(700))]
-    sock = _TrickleSocket(limit)
-    _send_all(sock, buffers)
-    assert bytes(sock.received) == b"".join(buffers)
-    if limit == 10**9:
-        assert sock.calls == 2  # 700 chunks in two gathering calls of at most 512 buffers
-
-
-def test_send_all_without_sendmsg_writes_buffer_by_buffer():
-    from exporters.serving import _send_all
-
-    sock = _PlainSocket()
-    _send_all(sock, [b"ab", b"cd"])
-    assert bytes(sock.received) == b"abcd" and sock.calls == 2
-
-
 def test_scenarios_total_counts_every_entry_objects_or_not(tmp_path: Path) -> None:
     entries = [{"name": "a", "value": 1}, 7, None, "text", [1], {"name": "a", "value": 2}]
     state, _ = _state_after_tick(tmp_path, entries)
@@ -784,3 +814,18 @@ def test_scenarios_total_counts_every_entry_objects_or_not(tmp_path: Path) -> No
     assert parsed["demo_scenarios_total"][0].value == 6.0  # as its HELP says
     assert parsed["demo_duplicate_scenarios"][0].value == 1.0
     assert len(parsed["demo_value"]) == 1
+
+
+def test_a_lone_surrogate_repairs_its_scenario_not_the_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text('{"scenarios": [{"name": "bad \\ud800 name", "value": 1},'
+                    ' {"name": "good", "value": 2}]}', encoding="utf-8")
+    prom = PromClient(None)
+    state = ExporterState(CountingSet(), prom)
+    Refresher([state], tmp_path, 1.0, prom).tick()
+    parsed = families_of(state.body[0])
+    assert sorted((s.labels["scenario"], s.value) for s in parsed["demo_value"]) == [
+        ("bad \ufffd\ufffd\ufffd name", 1.0), ("good", 2.0)]
+    assert parsed["demo_exporter_up"][0].value == 1.0
+    skipped = {s.labels["reason"]: s.value for s in parsed["demo_exporter_skipped_scenarios"]}
+    assert skipped == {"text_repaired": 1.0}

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import gzip
-import http.client
 import json
-import os
 import shutil
 import signal
 import socket
@@ -19,112 +17,14 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from _process import EXTENDED, Exporter, clean_env, free_port, metrics, request
+
 pytestmark = [
     pytest.mark.slow,
     # The exporters run on the Linux master node: SIGTERM handling and /proc-based process
     # metrics are Linux behaviour (the wheels built for macOS/Windows still run every other test).
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux process semantics"),
 ]
-
-DATA_DIR = Path(__file__).parent / "data"
-EXTENDED = DATA_DIR / "test_results_20240115_103000.json"
-ENV_VARS = ("COST_EXPORTER_PORT", "QOE_EXPORTER_PORT", "RESULTS_EXPORTER_PORT", "RESULTS_DIR",
-            "PROMETHEUS_URL", "REGION", "CURRENCY", "ENERGY_COST_PER_KWH", "CPU_COST_PER_HOUR",
-            "GPU_COST_PER_HOUR", "ELECTRICITY_MAPS_TOKEN")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT on a hung stop dumps every thread's stack
-    return env
-
-
-def request(port: int, path: str, method: str = "GET", headers: dict | None = None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
-
-
-def metrics(port: int) -> dict:
-    _, _, body = request(port, "/metrics")
-    return {f.name: f for f in text_string_to_metric_families(body.decode())}
-
-
-def command(name: str) -> list[str]:
-    """An installed console script (``advisor-...``, beside this interpreter) or a module."""
-    if name.startswith("advisor-"):
-        script = Path(sys.executable).parent / name
-        assert script.is_file(), f"console script {name} is not installed next to {sys.executable}"
-        return [str(script)]
-    return [sys.executable, "-m", name]
-
-
-class Exporter:
-    """A console script as a child process, its stderr in a file (a pipe nobody reads can fill)."""
-
-    def __init__(self, module: str, results_dir: Path, *extra: str,
-                 ports: dict[str, int] | None = None) -> None:
-        self.port = free_port()
-        port_flags = ["--port", str(self.port)]
-        if ports is not None:
-            port_flags = [flag for name, port in ports.items()
-                          for flag in (f"--{name}-port", str(port))]
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            [*command(module), *port_flags, "--listen-address", "127.0.0.1",
-             "--results-dir", str(results_dir), "--refresh-interval", "0.1", *extra],
-            env=clean_env(), stdout=subprocess.DEVNULL, stderr=self.log,
-        )
-        deadline = time.monotonic() + 30
-        for port in ports.values() if ports else (self.port,):
-            while True:
-                try:
-                    if request(port, "/health")[0] == 200:
-                        break
-                except OSError:
-                    time.sleep(0.05)
-                if self.proc.poll() is not None:
-                    raise AssertionError(self.output())
-                if time.monotonic() > deadline:
-                    self.kill()
-                    raise AssertionError(f"exporter did not come up:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def kill(self) -> None:
-        """Dump every thread's stack (faulthandler on SIGABRT), then kill."""
-        self.proc.send_signal(signal.SIGABRT)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stop(self) -> float:
-        """SIGTERM; return the seconds to a clean exit (status 0), else fail with its stacks."""
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"no exit 5 s after SIGTERM:\n{self.output()}") from None
-        elapsed = time.monotonic() - started
-        assert self.proc.returncode == 0, self.output()
-        return elapsed
 
 
 @pytest.fixture

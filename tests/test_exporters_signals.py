@@ -106,17 +106,36 @@ def test_signal_before_the_wait_is_kept() -> None:
         assert stop_signals.wait(timeout=0) is None  # consumed once
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX signal")
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="POSIX signal")
 def test_other_signals_keep_their_handlers_and_do_not_end_the_wait() -> None:
     calls = []
-    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: calls.append(signum))
+    previous = signal.signal(signal.SIGALRM, lambda signum, frame: calls.append(signum))
     try:
         with StopSignals() as stop_signals:
-            signal.raise_signal(signal.SIGUSR1)
+            signal.raise_signal(signal.SIGALRM)
             assert stop_signals.wait(timeout=0.2) is None
-        assert calls == [signal.SIGUSR1]
+        assert calls == [signal.SIGALRM]
     finally:
-        signal.signal(signal.SIGUSR1, previous)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signal")
+def test_hup_and_usr_signals_are_ignored_while_serving_and_restored_after() -> None:
+    calls = []
+    previous = {s: signal.signal(s, lambda signum, frame: calls.append(signum))
+                for s in (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)}
+    try:
+        with StopSignals() as stop_signals:
+            for signum in previous:
+                assert signal.getsignal(signum) is signal.SIG_IGN
+                signal.raise_signal(signum)  # the default action would end the process
+            assert stop_signals.wait(timeout=0.2) is None
+        assert calls == []
+        signal.raise_signal(signal.SIGHUP)
+        assert calls == [signal.SIGHUP]  # the previous handler is back
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def test_exit_restores_previous_handlers_and_wakeup_fd() -> None:

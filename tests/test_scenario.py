@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -299,10 +300,41 @@ def test_latest_results_file(tmp_path):
                  "test_results_20251229_125651_analysis.csv", "other.json"]:
         (tmp_path / name).write_text("{}")
     assert sc.latest_results_file(tmp_path) == tmp_path / "test_results_20251229_125651.json"
-    assert sc.latest_results_file(tmp_path / "missing") is None
+    with pytest.raises(OSError):  # not "no file": the caller keeps what it had
+        sc.latest_results_file(tmp_path / "missing")
     empty = tmp_path / "empty"
     empty.mkdir()
     assert sc.latest_results_file(empty) is None
+    (empty / "test_results_99999999_999999.json").mkdir()  # not a file: not a candidate
+    assert sc.latest_results_file(empty) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_under_a_results_name_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "test_results_fifo.json"
+    os.mkfifo(fifo)  # no writer: a blocking open would wait forever
+    started = time.monotonic()
+    with pytest.raises(sc.ResultsFileError, match="not a regular file") as info:
+        sc.read_results(fifo)
+    assert info.value.reason == "not_a_file" and time.monotonic() - started < 1.0
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/urandom"), reason="needs /dev/urandom")
+def test_a_name_flipped_to_an_endless_device_is_refused_not_read(tmp_path):
+    link = tmp_path / "test_results_flip.json"
+    link.symlink_to("/dev/urandom")
+    with pytest.raises(sc.ResultsFileError) as info:
+        sc.read_results(link)
+    assert info.value.reason == "not_a_file"
+
+
+def test_a_file_over_the_cap_is_refused_and_at_most_cap_plus_one_bytes_are_read(tmp_path):
+    path = tmp_path / "test_results_big.json"
+    path.write_text(json.dumps({"scenarios": [{"name": "a" * 200}]}))
+    with pytest.raises(sc.ResultsFileError, match="more than the 100 allowed") as info:
+        sc.read_results(path, max_bytes=100)
+    assert info.value.reason == "too_large"
+    assert sc.read_results(path, max_bytes=path.stat().st_size)[1] == 1
 
 
 def test_load_results_valid(tmp_path):

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +28,7 @@ __all__ = [
     "MAX_RESULTS_FILE_BYTES",
     "MAX_STREAMS",
     "Deduplicated",
+    "ResultsFileError",
     "as_number",
     "bitrate_mbps",
     "deduplicate",
@@ -38,6 +40,7 @@ __all__ = [
     "output_ladder",
     "positive_number",
     "read_results",
+    "read_results_bytes",
     "resolution",
     "stream_count",
     "total_pixels",
@@ -301,11 +304,33 @@ class Deduplicated(NamedTuple):
     skipped: dict[str, int]
 
 
+def _repaired_text(entry: dict) -> dict:
+    """The entry with lone surrogates (``"\\ud800"`` in JSON: no valid UTF-8) in its text
+    fields replaced by U+FFFD, or the entry itself when there are none."""
+    bad = [key for key, value in entry.items()
+           if isinstance(value, str) and not value.isascii() and _has_surrogates(value)]
+    if not bad:
+        return entry
+    fixed = dict(entry)
+    for key in bad:
+        fixed[key] = fixed[key].encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return fixed
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def deduplicate(entries: Iterable[Any]) -> Deduplicated:
     """Keep the last entry of each scenario name, in file order; count what is dropped.
 
     Entries that are not objects are skipped as ``not_an_object``, objects without a string
     ``name`` as ``invalid_name``; an earlier entry of a repeated name counts as a duplicate.
+    Text that is not valid Unicode (lone surrogates) is repaired, counted as ``text_repaired``.
     """
     skipped: dict[str, int] = {}
     named: list[dict] = []
@@ -315,7 +340,10 @@ def deduplicate(entries: Iterable[Any]) -> Deduplicated:
         elif not isinstance(entry.get("name"), str):
             skipped["invalid_name"] = skipped.get("invalid_name", 0) + 1
         else:
-            named.append(entry)
+            repaired = _repaired_text(entry)
+            if repaired is not entry:
+                skipped["text_repaired"] = skipped.get("text_repaired", 0) + 1
+            named.append(repaired)
     last = {entry["name"]: index for index, entry in enumerate(named)}
     kept = [entry for index, entry in enumerate(named) if last[entry["name"]] == index]
     return Deduplicated(kept, len(named) - len(kept), skipped)
@@ -328,16 +356,64 @@ def deduplicate(entries: Iterable[Any]) -> Deduplicated:
 RESULTS_GLOB = "test_results_*.json"
 
 
+class ResultsFileError(ValueError):
+    """A results file that cannot be used; ``reason`` names why, for counting.
+
+    Reasons: ``vanished`` (gone between listing and opening), ``unreadable``, ``not_a_file``
+    (a FIFO, device or directory), ``too_large``, ``malformed_json``, ``bad_schema``.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def latest_results_file(directory: PathLike) -> Optional[Path]:
-    """Return the lexicographically greatest ``test_results_*.json`` in ``directory``, or None."""
-    try:
-        names = [entry.name for entry in os.scandir(directory) if entry.is_file()]
-    except OSError:
-        return None
-    candidates = [n for n in names if fnmatch.fnmatchcase(n, RESULTS_GLOB)]
+    """Return the lexicographically greatest ``test_results_*.json`` in ``directory``, or None.
+
+    Raises OSError when the directory cannot be listed (callers keep what they had).
+    """
+    with os.scandir(directory) as entries:
+        candidates = [entry.name for entry in entries
+                      if fnmatch.fnmatchcase(entry.name, RESULTS_GLOB) and entry.is_file()]
     if not candidates:
         return None
     return Path(directory) / max(candidates)
+
+
+def read_results_bytes(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES) -> bytes:
+    """The bytes of a results file, opened once and checked on the open descriptor.
+
+    The descriptor must be a regular file of at most ``max_bytes``; at most ``max_bytes + 1``
+    bytes are read (a file growing meanwhile is refused, not read without bound) and opening
+    never blocks (a FIFO is refused, not waited on). Raises ResultsFileError.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) \
+        | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise ResultsFileError(f"{path}: cannot read: no such file", "vanished") from exc
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot open: {exc.strerror or exc}",
+                               "unreadable") from exc
+    with open(fd, "rb", closefd=True) as handle:
+        try:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ResultsFileError(f"{path}: not a regular file", "not_a_file")
+            if info.st_size > max_bytes:
+                raise ResultsFileError(
+                    f"{path}: file is {info.st_size} bytes, more than the {max_bytes} allowed",
+                    "too_large")
+            raw = handle.read(max_bytes + 1)
+        except OSError as exc:
+            raise ResultsFileError(f"{path}: cannot read: {exc.strerror or exc}",
+                                   "unreadable") from exc
+    if len(raw) > max_bytes:
+        raise ResultsFileError(f"{path}: grew beyond the {max_bytes} bytes allowed while read",
+                               "too_large")
+    return raw
 
 
 def _reject_constant(token: str) -> float:
@@ -354,29 +430,29 @@ def load_results(path: PathLike) -> list[dict]:
     return read_results(path)[0]
 
 
-def read_results(path: PathLike) -> tuple[list[dict], int]:
-    """``load_results`` and the number of entries of ``scenarios``, objects or not."""
-    path = Path(path)
+def read_results(path: PathLike,
+                 max_bytes: int = MAX_RESULTS_FILE_BYTES) -> tuple[list[dict], int]:
+    """``load_results`` and the number of entries of ``scenarios``, objects or not.
+
+    Raises ResultsFileError (a ValueError) naming the file, the problem and its reason.
+    """
+    raw = read_results_bytes(path, max_bytes)
     try:
-        size = path.stat().st_size
-        if size > MAX_RESULTS_FILE_BYTES:
-            raise ValueError(
-                f"{path}: file is {size} bytes, more than the {MAX_RESULTS_FILE_BYTES} allowed"
-            )
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    try:
-        document = json.loads(raw, parse_constant=_reject_constant)
+        # Decoded here rather than by json.loads so the bytes are freed before the objects
+        # are built (the memory peak of a load).
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")
+        del raw
+        document = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError(f"{path}: malformed JSON: {exc}") from exc
+        raise ResultsFileError(f"{path}: malformed JSON: {exc}", "malformed_json") from exc
+    del text
     if not isinstance(document, dict):
-        raise ValueError(f"{path}: top level is {type(document).__name__}, expected an object")
+        raise ResultsFileError(
+            f"{path}: top level is {type(document).__name__}, expected an object", "bad_schema")
     scenarios = document.get("scenarios")
     if not isinstance(scenarios, list):
         what = "missing" if "scenarios" not in document else type(scenarios).__name__
-        raise ValueError(f"{path}: 'scenarios' is {what}, expected a list")
+        raise ResultsFileError(f"{path}: 'scenarios' is {what}, expected a list", "bad_schema")
     valid = [s for s in scenarios if isinstance(s, dict)]
     if len(valid) != len(scenarios):
         logger.warning("%s: dropped %d scenario entries that are not objects", path,

@@ -9,7 +9,7 @@ from types import ModuleType
 __all__ = ["all_exporters", "cost", "qoe", "results"]
 
 #: Modules the exporters need that only the ``exporters`` extra installs.
-_EXTRA_MODULES = frozenset({"prometheus_client"})
+_EXTRA_MODULES = frozenset({"prometheus_client", "h11"})
 
 
 def _load(module: str, prog: str) -> ModuleType:

@@ -42,6 +42,11 @@ class ExporterState:
         self.scenarios_total = 0
         # (name, type, help) -> (label blocks, value bits, rendered text) of the last render
         self._tables: dict[tuple, tuple[list, bytes, bytes]] = {}
+        # Written by the HTTP thread (exporters.serving), read when the self part renders.
+        self.http_connections = 0
+        self.http_client_errors: dict[str, int] = {}
+        #: Failed refreshes by reason (docs/exporters.md "Results directory").
+        self.refresh_failures: dict[str, int] = {}
         # The latest refresh attempt of this set succeeded (a bad newer file makes up 0).
         self.refresh_errors_last_ok = True
         # The rendered data part: plain chunks, one per family.
@@ -49,6 +54,12 @@ class ExporterState:
         # The one object a scrape reads, replaced as a whole: (plain chunks, gzip chunks). The
         # chunks are sent back to back; the big data part is never copied into a joined body.
         self.chunks: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
+
+    def failed(self, reason: str) -> None:
+        """Count a refresh that failed for ``reason``; the last good data part stays."""
+        self.refresh_errors += 1
+        self.refresh_failures[reason] = self.refresh_failures.get(reason, 0) + 1
+        self.refresh_errors_last_ok = False
 
     @property
     def body(self) -> tuple[bytes, bytes]:
@@ -126,6 +137,14 @@ class ExporterState:
         )
         errors.add_metric([], float(self.refresh_errors))
         families.append(errors)
+        failures = CounterMetricFamily(
+            f"{name}_exporter_refresh_failures",
+            "Failed refreshes by reason: the directory or newest file could not be used",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self.refresh_failures.items()):
+            failures.add_metric([reason], float(count))
+        families.append(failures)
         skipped = GaugeMetricFamily(
             f"{name}_exporter_skipped_scenarios",
             "Scenarios (or their samples) left out of the last refresh, by reason",
@@ -151,6 +170,19 @@ class ExporterState:
         )
         total.add_metric([], float(self.scenarios_total))
         families.append(total)
+        connections = GaugeMetricFamily(
+            f"{name}_exporter_http_connections", "Open HTTP connections to this exporter's port"
+        )
+        connections.add_metric([], float(self.http_connections))
+        families.append(connections)
+        client_errors = CounterMetricFamily(
+            f"{name}_exporter_http_client_errors",
+            "HTTP connections closed for misbehaving or for lack of room, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(dict(self.http_client_errors).items()):
+            client_errors.add_metric([reason], float(count))
+        families.append(client_errors)
         if self.prom.enabled:
             vm = GaugeMetricFamily(
                 f"{name}_exporter_victoriametrics_up",

@@ -19,7 +19,12 @@ from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Optional
 
-from advisor_core.scenario import latest_results_file, read_results
+from advisor_core.scenario import (
+    RESULTS_GLOB,
+    ResultsFileError,
+    latest_results_file,
+    read_results,
+)
 
 from ._promql import PromClient
 from .jobs import BackgroundJobs
@@ -32,6 +37,8 @@ logger = logging.getLogger("exporters")
 #: Even without a file change every set is recomputed this often (seconds), so slowly changing
 #: inputs (grid carbon intensity, windows still being ingested) reach the metrics.
 RECOMPUTE_SECONDS = 600.0
+#: Looks at the directory for a newest file that vanished (a rotation) before giving up.
+_ATTEMPTS = 3
 
 
 class Refresher(threading.Thread):
@@ -57,6 +64,8 @@ class Refresher(threading.Thread):
         self._rerender: set[Hashable] = set()  # indexes into states
         self.jobs = BackgroundJobs(self._job_done)
         self._signature: Optional[tuple] = None
+        self._served_file = False  # a results file has been loaded since the start
+        self._last_failure: Optional[str] = None
         self._retry = False
         self._last_compute = -math.inf
         self._process = ProcessPart()
@@ -89,24 +98,61 @@ class Refresher(threading.Thread):
             self._rerender.add(index)
         self._wake.set()
 
-    def _current_signature(self) -> Optional[tuple]:
-        path = latest_results_file(self.results_dir)
-        if path is None:
-            return None
+    def _current_signature(self) -> tuple:
+        """(path, mtime, size, inode) of the newest results file; () when there is none.
+
+        A newest file that vanishes between listing and ``stat`` (a rotation) is looked for
+        again. Raises OSError (listing) or ResultsFileError.
+        """
+        for _ in range(_ATTEMPTS):
+            path = latest_results_file(self.results_dir)
+            if path is None:
+                return ()
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise ResultsFileError(f"{path}: cannot stat: {exc.strerror or exc}",
+                                       "unreadable") from exc
+            return (str(path), info.st_mtime_ns, info.st_size, info.st_ino)
+        raise ResultsFileError(f"{self.results_dir}: the newest results file keeps vanishing",
+                               "vanished")
+
+    def _newest_after_vanish(self) -> tuple:
         try:
-            info = os.stat(path)
-        except OSError:
-            return None
-        return (str(path), info.st_mtime_ns, info.st_size)
+            return self._current_signature()
+        except (OSError, ResultsFileError):
+            return ()
+
+    def _fail(self, reason: str, message: str, again: bool = True) -> None:
+        """Every set keeps its last good data and says up 0; logged once per reason change.
+
+        ``again``: load whatever the next tick finds, so up returns to 1 once the cause is gone.
+        """
+        if reason != self._last_failure:
+            logger.error("keeping the last good metrics: %s", message)
+        self._last_failure = reason
+        if again:
+            self._signature = None
+        for state in self.states:
+            state.failed(reason)
 
     def tick(self) -> None:
         """One refresh step: recompute when needed, then re-publish every set's body."""
-        signature = self._current_signature()
+        try:
+            signature: Optional[tuple] = self._current_signature()
+        except ResultsFileError as exc:
+            self._fail(exc.reason, str(exc))
+            signature = None
+        except OSError as exc:  # the directory cannot be listed (permissions, no descriptors)
+            self._fail("list_failed", f"cannot list {self.results_dir}: {exc.strerror or exc}")
+            signature = None
         now = time.monotonic()
-        changed = signature != self._signature
+        changed = signature is not None and signature != self._signature
         retry = self._retry and not self.prom.backing_off()
         stale = now - self._last_compute >= RECOMPUTE_SECONDS
-        refreshed = changed or retry or stale
+        refreshed = signature is not None and (changed or retry or stale)
         with self._lock:
             rerender, self._rerender = self._rerender, set()
         if refreshed:
@@ -142,25 +188,39 @@ class Refresher(threading.Thread):
         except Exception:
             logger.exception("%s: re-rendering failed", state.metric_set.name)
 
-    def _refresh(self, signature: Optional[tuple]) -> None:
+    def _refresh(self, signature: tuple) -> None:
         started = time.perf_counter()
         self._last_compute = time.monotonic()
-        if signature is None:
+        if not signature:
+            if self._served_file:
+                # Every file gone after one was served: a rotation between its delete and its
+                # rename, or a mistake; neither is a reason to serve nothing as healthy.
+                self._fail("no_results_file", f"no {RESULTS_GLOB} in {self.results_dir} any more")
+                return
             run = Run(path=self.results_dir, run_id="", scenarios=())
             entries = 0
         else:
             path = Path(signature[0])
-            try:
-                self.loads += 1
-                scenarios, entries = read_results(path)
-            except ValueError as exc:
-                logger.error("skipping results file: %s", exc)
-                for state in self.states:
-                    state.refresh_errors += 1
-                    state.refresh_errors_last_ok = False
-                return
+            for attempt in range(_ATTEMPTS):
+                try:
+                    self.loads += 1
+                    scenarios, entries = read_results(path)
+                    break
+                except ResultsFileError as exc:
+                    if exc.reason == "vanished" and attempt + 1 < _ATTEMPTS:
+                        again = self._newest_after_vanish()
+                        if again:
+                            self._signature, path = again, Path(again[0])
+                            continue
+                    # A file that is there but unusable keeps its signature: it is not read
+                    # again until it changes. A vanished one is looked for on the next tick.
+                    self._fail(exc.reason, str(exc),
+                               again=exc.reason in ("vanished", "unreadable"))
+                    return
             run = make_run(path, scenarios)
             del scenarios
+            self._served_file = True
+            self._last_failure = None
         load_seconds = time.perf_counter() - started
         incomplete = self.prom.incomplete
         # What the self-metrics need of the run, shared by every set; the scenario objects (the

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import select
 import signal
 import socket
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,63 +18,89 @@ from ._promql import PromClient
 from .metric_set import MetricSet
 from .publisher import ExporterState
 from .refresh import Refresher
-from .serving import Server
+from .serving import HttpLimits, Server
 from .settings import parse_settings, port_of
 
 logger = logging.getLogger("exporters")
 
 
 class Exporters:
-    """Running servers plus their refresh thread; ``stop()`` ends everything."""
+    """The running HTTP server and refresh thread; ``stop()`` ends everything."""
 
-    def __init__(self, servers: list[Server], refresher: Refresher, prom: PromClient) -> None:
-        self.servers = servers
+    def __init__(self, server: Server, refresher: Refresher, prom: PromClient) -> None:
+        self.server = server
         self.refresher = refresher
         self.prom = prom
-        self._threads: list[threading.Thread] = []
 
     @property
     def ports(self) -> dict[str, int]:
         """Bound port of each set, by set name."""
-        return {s.state.metric_set.name: s.server_address[1] for s in self.servers}
+        return self.server.ports
 
     def start(self) -> None:
-        """Run the first refresh synchronously, then start the refresh thread and servers."""
+        """Run the first refresh synchronously, then start the refresh thread and the server."""
         self.refresher.tick()
         self.refresher.start()
-        for server in self.servers:
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                      name=f"http-{server.state.metric_set.name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.server.start()
 
     def stop(self) -> None:
-        """Stop serving and refreshing (returns within a fraction of a second)."""
+        """Stop serving and refreshing (returns within about a second whatever the clients do)."""
         self.refresher.stop()
-        for server in self.servers:
-            server.shutdown()
-            server.server_close()
+        self.server.stop()
         self.refresher.join(timeout=0.3)
         self.prom.close()
 
 
+def raise_fd_limit(wanted: int) -> int:
+    """Raise the soft open-file limit towards ``wanted`` (within the hard limit); return it."""
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (OSError, ValueError):
+        return wanted
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):
+            pass
+    return wanted if soft == resource.RLIM_INFINITY else soft
+
+
+#: Descriptors kept for files, the VictoriaMetrics client, logging and the loop itself.
+_RESERVED_FDS = 64
+
+
+def http_limits(settings: argparse.Namespace) -> HttpLimits:
+    """The HTTP bounds of the flags; connections capped by what the fd limit allows."""
+    wanted = int(settings.max_connections)
+    allowed = raise_fd_limit(wanted + _RESERVED_FDS) - _RESERVED_FDS
+    if allowed < wanted:
+        logger.warning("open-file limit allows %d connections, not the %d asked for",
+                       max(allowed, 1), wanted)
+    return HttpLimits(max_connections=max(1, min(wanted, allowed)),
+                      header_timeout=settings.header_timeout,
+                      idle_timeout=settings.idle_timeout)
+
+
 def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace) -> Exporters:
-    """Bind every set's port, then start one refresh thread and one server thread per set."""
+    """Bind every set's port, then start the refresh thread and the HTTP thread."""
     prom = PromClient(getattr(settings, "prometheus_url", None))
     states = [ExporterState(metric_set, prom) for metric_set in metric_sets]
     refresher = Refresher(states, Path(settings.results_dir), settings.refresh_interval, prom)
-    servers: list[Server] = []
-    try:
-        for state in states:
-            address = (settings.listen_address, port_of(settings, state.metric_set))
-            servers.append(Server(address, state, refresher))
-    except OSError:
-        for server in servers:
-            server.server_close()
-        raise
-    exporters = Exporters(servers, refresher, prom)
+    sites = [((settings.listen_address, port_of(settings, state.metric_set)), state)
+             for state in states]
+    server = Server(sites, refresher, http_limits(settings))
+    exporters = Exporters(server, refresher, prom)
     exporters.start()
     return exporters
+
+
+#: Signals whose default action (ending the process) an exporter must not take: SIGHUP from a
+#: closed terminal or a ``systemctl reload``, SIGUSR1/SIGUSR2 from log tools. The results file
+#: is re-read whenever it changes, so there is nothing to reload on request.
+IGNORED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP", "SIGUSR1", "SIGUSR2")
+                        if hasattr(signal, name))
 
 
 def _no_op_handler(signum: int, frame: Any) -> None:
@@ -82,7 +108,8 @@ def _no_op_handler(signum: int, frame: Any) -> None:
 
 
 class StopSignals:
-    """Context manager: SIGTERM/SIGINT become bytes on a socket that ``wait()`` reads.
+    """Context manager: SIGTERM/SIGINT become bytes on a socket that ``wait()`` reads, and
+    ``ignored`` signals are ignored.
 
     Python runs a signal handler in the main thread between two bytecodes, also while that
     thread holds a lock; a handler that sets a ``threading.Event`` deadlocks when it interrupts
@@ -92,8 +119,10 @@ class StopSignals:
     in the socket. Main thread only.
     """
 
-    def __init__(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> None:
+    def __init__(self, signals: Sequence[int] = (signal.SIGTERM, signal.SIGINT),
+                 ignored: Sequence[int] = IGNORED_SIGNALS) -> None:
         self.signals = frozenset(int(s) for s in signals)
+        self.ignored = frozenset(int(s) for s in ignored)
         self._reader: Optional[socket.socket] = None
         self._writer: Optional[socket.socket] = None
         self._previous_fd = -1
@@ -106,6 +135,8 @@ class StopSignals:
         self._previous_fd = signal.set_wakeup_fd(self._writer.fileno(), warn_on_full_buffer=False)
         for signum in self.signals:
             self._previous_handlers[signum] = signal.signal(signum, _no_op_handler)
+        for signum in self.ignored:
+            self._previous_handlers[signum] = signal.signal(signum, signal.SIG_IGN)
         return self
 
     def __exit__(self, *exc_info: Any) -> None:

@@ -6,9 +6,10 @@ import argparse
 import os
 from collections.abc import Sequence
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 from advisor_core import __version__ as VERSION
-from advisor_core.argtypes import positive_seconds as interval
+from advisor_core.argtypes import positive_seconds
 
 from .metric_set import MetricSet
 
@@ -27,6 +28,51 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} outside 0..65535")
     return value
+
+
+#: The longest refresh interval or timeout accepted (seconds): one day.
+MAX_SECONDS = 86_400.0
+
+
+def interval(text: str) -> float:
+    """A refresh interval or timeout: seconds > 0, at most a day."""
+    value = positive_seconds(text)
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{value:g} s is more than a day ({MAX_SECONDS:g} s)")
+    return value
+
+
+def _connections(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid connection count {text!r}") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"connection count {value} outside 1..1000000")
+    return value
+
+
+def _address(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty listen address (0.0.0.0 listens everywhere)")
+    return text
+
+
+def _base_url(text: str) -> Optional[str]:
+    """A VictoriaMetrics/Prometheus base URL: http(s)://host[:port][/path]; '' = none."""
+    if text == "":
+        return None
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port in URL {text!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"URL {text!r} must be http://host[:port] or https://host[:port]")
+    if parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError(f"URL {text!r} must not have a query or fragment")
+    return text
 
 
 def env(name: str, default: Any) -> Any:
@@ -55,14 +101,21 @@ def build_parser(prog: str, sets: Sequence[type[MetricSet]], description: str) -
             net.add_argument(f"--{cls.name}-port", type=_port,
                              default=env(variable, cls.default_port),
                              help=f"TCP port of the {cls.name} exporter (env {variable})")
-    net.add_argument("--listen-address", default="0.0.0.0",
+    net.add_argument("--listen-address", type=_address, default="0.0.0.0",
                      help="address to bind (0.0.0.0 = all interfaces)")
+    net.add_argument("--max-connections", type=_connections, default=512,
+                     help="open HTTP connections per process; a new one evicts the oldest "
+                          "connection waiting for a request")
+    net.add_argument("--header-timeout", type=interval, default=10.0,
+                     help="seconds a client has to send a whole request")
+    net.add_argument("--idle-timeout", type=interval, default=30.0,
+                     help="seconds an idle keep-alive connection stays open")
     net.add_argument("--results-dir", default=env("RESULTS_DIR", "./test_results"),
                      help="directory holding test_results_*.json files; must exist (env "
                           "RESULTS_DIR)")
     net.add_argument("--refresh-interval", type=interval, default=2.0,
                      help="seconds between checks for a new or changed results file")
-    net.add_argument("--prometheus-url", default=env("PROMETHEUS_URL", None),
+    net.add_argument("--prometheus-url", type=_base_url, default=env("PROMETHEUS_URL", None),
                      help="VictoriaMetrics/Prometheus base URL for enrichment, e.g. "
                           "http://victoriametrics:8428; unset = no queries (env PROMETHEUS_URL)")
     for cls in sets:

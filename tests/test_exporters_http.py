@@ -1,0 +1,256 @@
+"""The HTTP layer against hostile and broken clients: bounded, deadlines, no tracebacks."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import re
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporters._promql import PromClient
+from exporters.metric_set import MetricSet, Run
+from exporters.publisher import ExporterState
+from exporters.refresh import Refresher
+from exporters.serving import ClientLog, HttpLimits, Server
+
+
+class OneGauge(MetricSet):
+    name = "demo"
+    default_port = 9999
+
+    def compute(self, run: Run, prom: PromClient) -> list:
+        return []
+
+
+#: Bigger than every socket buffer on the way: a client that does not read blocks the answer.
+BIG = b"x" * (48 * 1024 * 1024)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator:
+    servers: list[Server] = []
+
+    def start(limits: HttpLimits | None = None, body: bytes | None = None) -> tuple:
+        prom = PromClient(None)
+        state = ExporterState(OneGauge(), prom)
+        refresher = Refresher([state], tmp_path, 1.0, prom)
+        refresher.tick()
+        if body is not None:
+            state.chunks = ((body[: len(body) // 2], body[len(body) // 2:]), (body,))
+        server = Server([(("127.0.0.1", 0), state)], refresher, limits or HttpLimits())
+        server.start()
+        servers.append(server)
+        return server.ports["demo"], state, server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def raw(port: int, data: bytes = b"", rcvbuf: int | None = None) -> socket.socket:
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", port))
+    if data:
+        sock.sendall(data)
+    return sock
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    chunks = []
+    try:
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+def scrape(port: int, path: str = "/metrics") -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
+    assert [r for r in caplog.records if r.exc_info] == []
+
+
+def test_http_0_9_and_garbage_get_400_one_line_and_no_traceback(serve, caplog) -> None:
+    port, state, _ = serve()
+    with caplog.at_level(logging.WARNING):
+        for request in (b"GET /\r\n\r\n", b"\x16\x03\x01\x00\xa5garbage\r\n\r\n",
+                        b"GET / HTTP/1.1\r\n\r\n"):  # HTTP/1.1 without Host
+            sock = raw(port, request)
+            answer = read_until_closed(sock)
+            sock.close()
+            assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer[:80]
+        assert scrape(port)[0] == 200  # the server is unaffected
+    assert state.http_client_errors["bad_request"] == 3
+    no_tracebacks(caplog)
+    assert len([r for r in caplog.records if "malformed request" in r.getMessage()]) == 3
+
+
+def test_a_head_that_never_ends_is_closed_at_the_header_deadline(serve) -> None:
+    port, state, _ = serve(HttpLimits(header_timeout=0.4))
+    sock = raw(port, b"GET /metrics HTTP/1.1\r\n")
+    started = time.monotonic()
+    for _ in range(20):  # slowloris: a byte now and then never extends the deadline
+        try:
+            sock.sendall(b"X")
+        except OSError:
+            break
+        time.sleep(0.05)
+    assert read_until_closed(sock) == b""
+    assert 0.3 < time.monotonic() - started < 2.0
+    sock.close()
+    assert state.http_client_errors["header_timeout"] == 1
+
+
+def test_an_idle_keep_alive_connection_is_closed_quietly(serve) -> None:
+    port, state, _ = serve(HttpLimits(idle_timeout=0.3))
+    sock = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"</html>\n")
+    started = time.monotonic()
+    assert read_until_closed(sock) == b""  # closed by the server
+    assert 0.2 < time.monotonic() - started < 2.0
+    assert state.http_client_errors == {}  # idling is not misbehaving
+
+
+def test_at_the_limit_a_new_connection_evicts_the_oldest_waiting_one(serve) -> None:
+    port, state, _ = serve(HttpLimits(max_connections=4))
+    held = []
+    for _ in range(4):
+        held.append(raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"))
+        time.sleep(0.05)  # admitted in this order
+    assert scrape(port)[0] == 200  # room made by closing held[0]
+    for _ in range(2):  # the second one closes held[1]
+        held.append(raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n"))
+        time.sleep(0.05)
+    assert read_until_closed(held[0]) == b"" and read_until_closed(held[1]) == b""
+    for sock in held[2:]:
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):  # still open, still waiting for their requests
+            sock.recv(1)
+        sock.close()
+    assert state.http_client_errors["evicted"] == 2
+
+
+def test_when_every_connection_is_answering_a_new_one_gets_503(serve) -> None:
+    port, state, _ = serve(HttpLimits(max_connections=1), body=BIG)
+    slow = raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", rcvbuf=4096)
+    assert slow.recv(100).startswith(b"HTTP/1.1 200 OK")  # the answer started; then no reads
+    time.sleep(0.2)
+    answer = read_until_closed(raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert answer.startswith(b"HTTP/1.1 503 Service Unavailable")
+    slow.close()
+    assert state.http_client_errors["over_capacity"] == 1
+
+
+def test_a_client_that_stops_reading_is_cut_at_the_write_deadline(serve, caplog) -> None:
+    port, state, _ = serve(HttpLimits(write_timeout=0.5), body=BIG)
+    slow = raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", rcvbuf=4096)
+    assert slow.recv(100).startswith(b"HTTP/1.1 200 OK")
+    deadline = time.monotonic() + 5
+    while state.http_client_errors.get("write_timeout") != 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.http_client_errors.get("write_timeout") == 1
+    assert state.http_connections == 0
+    slow.close()
+    assert scrape(port, "/")[0] == 200
+    no_tracebacks(caplog)
+
+
+def test_a_client_that_disconnects_mid_body_leaves_no_traceback(serve, caplog) -> None:
+    port, state, _ = serve(body=BIG)
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(5):
+            sock = raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.recv(100_000)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # RST while the server writes
+        status, body = scrape(port)
+        assert status == 200 and body == BIG
+    no_tracebacks(caplog)
+    deadline = time.monotonic() + 5
+    while state.http_connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.http_connections == 0
+
+
+def test_pipelined_requests_are_answered_in_order(serve) -> None:
+    port, _, _ = serve()
+    sock = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\n"
+                     b"\r\nHEAD /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = read_until_closed(sock)
+    heads = re.findall(rb"HTTP/1\.1 \d{3} [^\r]*", answer)
+    assert heads == [b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found", b"HTTP/1.1 200 OK"]
+    assert answer.endswith(b"\r\n\r\n")  # HEAD: headers only
+
+
+def test_methods_other_than_get_and_head_get_405(serve) -> None:
+    port, _, _ = serve()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("POST", "/metrics", body=b"x" * 1000)
+    response = conn.getresponse()
+    assert response.status == 405 and response.getheader("Allow") == "GET, HEAD"
+    response.read()
+    conn.close()
+
+
+def test_an_oversized_head_is_refused(serve) -> None:
+    port, state, _ = serve()
+    sock = raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n")
+    answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert state.http_client_errors["bad_request"] == 1
+
+
+def test_stop_returns_quickly_with_hundreds_of_clients_attached(serve) -> None:
+    port, _, server = serve(body=BIG)
+    held = [raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n") for _ in range(200)]
+    readers = [raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", rcvbuf=4096)
+               for _ in range(5)]
+    time.sleep(0.2)
+    started = time.monotonic()
+    server.stop()
+    assert time.monotonic() - started < 1.0
+    for sock in held + readers:
+        sock.close()
+
+
+def test_connections_and_client_errors_are_self_metrics(serve) -> None:
+    port, state, _ = serve()
+    read_until_closed(raw(port, b"GET /\r\n\r\n"))
+    held = raw(port, b"GET /metrics HTTP/1.1\r\n")
+    time.sleep(0.1)
+    state.publish(b"")
+    plain = state.body[0].decode()
+    assert "demo_exporter_http_connections 1.0" in plain
+    assert 'demo_exporter_http_client_errors_total{reason="bad_request"} 1.0' in plain
+    held.close()
+
+
+def test_client_log_writes_a_burst_then_counts_what_it_suppressed(caplog) -> None:
+    log = ClientLog(burst=3, period=0.3)
+    with caplog.at_level(logging.WARNING, logger="exporters.http"):
+        for index in range(20):
+            log.warning("client %d misbehaved", index)
+        assert len(caplog.records) == 3
+        time.sleep(0.35)
+        log.warning("client %d misbehaved", 99)
+    assert len(caplog.records) == 4
+    assert caplog.records[-1].getMessage() == "client 99 misbehaved (17 similar lines suppressed)"
