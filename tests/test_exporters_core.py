@@ -436,6 +436,18 @@ def test_shared_refresh_loads_once_for_all_sets(tmp_path: Path, extended_results
         ["--refresh-interval", "0"],
         ["--refresh-interval", "-2"],
         ["--refresh-interval", "nan"],
+        ["--refresh-interval", "1e308"],  # more than a day: would kill the refresh thread
+        ["--refresh-interval", "86401"],
+        ["--listen-address", ""],
+        ["--listen-address", " "],
+        ["--prometheus-url", "victoriametrics"],  # no scheme
+        ["--prometheus-url", "ftp://vm:8428"],
+        ["--prometheus-url", "http://vm:port"],
+        ["--prometheus-url", "http://"],
+        ["--max-connections", "0"],
+        ["--max-connections", "many"],
+        ["--header-timeout", "0"],
+        ["--idle-timeout", "-1"],
         ["--energy-cost", "-0.1"],
         ["--cpu-cost", "-1"],
         ["--gpu-cost", "inf"],
