@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from _process import request
 from exporters._promql import PromClient
 from exporters.metric_set import MetricSet, Run
 from exporters.publisher import ExporterState
@@ -75,13 +76,8 @@ def read_until_closed(sock: socket.socket) -> bytes:
 
 
 def scrape(port: int, path: str = "/metrics") -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+    status, _, body = request(port, path)
+    return status, body
 
 
 def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
