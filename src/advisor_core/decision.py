@@ -264,7 +264,7 @@ def pareto_front(items: Iterable[Evaluation],
     # Sweep by ascending cost, best VMAF first within a cost: a point is on the front when it
     # has the best VMAF of its cost and beats every VMAF seen at a strictly lower cost.
     points.sort(key=lambda p: (p[0], -p[1], p[2].index))  # type: ignore[operator]
-    front = []
+    front: list[tuple[float, float, Evaluation]] = []
     best_below = -math.inf  # the best VMAF among strictly lower costs
     position = 0
     while position < len(points):

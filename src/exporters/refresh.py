@@ -156,6 +156,7 @@ class Refresher(threading.Thread):
         with self._lock:
             rerender, self._rerender = self._rerender, set()
         if refreshed:
+            assert signature is not None  # refreshed implies a listing that worked
             self._signature = signature
             self._refresh(signature)
         else:

@@ -42,8 +42,8 @@ def recommendation_families(scenarios: Sequence[dict], labels: dict[str, tuple[s
     ranked: dict[str, LabelSet] = {}
     for group in ranking_groups(items):
         for item, position in zip(group.items, group.ranks):
-            block = ranked[item.name] = ranked_schema((*labels[item.name], group.algorithm))
-            rank.add(block, float(position))
+            ranked_set = ranked[item.name] = ranked_schema((*labels[item.name], group.algorithm))
+            rank.add(ranked_set, float(position))
     for _, group in best_per_ladder(items):
         for item, position in zip(group.items, group.ranks):
             if position == 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import html
 import logging
 import socket
@@ -233,6 +234,7 @@ class _Connection(asyncio.Protocol):
     def _answer(self, request: h11.Request) -> None:
         site = self.site
         headers: list[tuple[bytes, bytes]] = []
+        body: Sequence[bytes]
         method = request.method
         path = urlsplit(request.target.decode("latin-1")).path
         if method not in (b"GET", b"HEAD"):
@@ -301,8 +303,8 @@ class _Connection(asyncio.Protocol):
         for chunk in body:
             view = memoryview(chunk)
             for start in range(0, len(view), _SLICE):
-                for part in self.http.send_with_data_passthrough(
-                        h11.Data(data=view[start:start + _SLICE])) or ():
+                piece: Any = view[start:start + _SLICE]  # h11 passes any bytes-like through
+                for part in self.http.send_with_data_passthrough(h11.Data(data=piece)) or ():
                     if len(part) <= _JOIN and len(pending) + len(part) <= _SLICE:
                         pending += part
                         continue
@@ -448,7 +450,7 @@ class Server:
             asyncio.set_event_loop(self.loop)
             for site in self.sites:
                 self._servers.append(self.loop.run_until_complete(self.loop.create_server(
-                    lambda site=site: _Connection(self, site), sock=site.sock)))
+                    functools.partial(_Connection, self, site), sock=site.sock)))
             self.loop.call_soon(ready.set)
             self.loop.run_forever()
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
