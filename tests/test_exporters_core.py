@@ -841,3 +841,43 @@ def test_a_lone_surrogate_repairs_its_scenario_not_the_whole_file(tmp_path: Path
     assert parsed["demo_exporter_up"][0].value == 1.0
     skipped = {s.labels["reason"]: s.value for s in parsed["demo_exporter_skipped_scenarios"]}
     assert skipped == {"text_repaired": 1.0}
+
+
+def test_read_limits_refuse_a_file_or_skip_a_scenario_and_count_why(tmp_path: Path) -> None:
+    from exporters.refresh import ReadLimits
+
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 7}])
+    prom = PromClient(None)
+    state = ExporterState(CountingSet(), prom)
+    refresher = Refresher([state], tmp_path, 1.0, prom,
+                          ReadLimits(max_bytes=2000, max_scenarios=5, max_text=20))
+    refresher.tick()
+    write_results(tmp_path, "test_results_20250102_000000.json",
+                  [{"name": f"s{i}"} for i in range(6)])
+    refresher.tick()
+    assert _served(state) == ([("a", 7.0)], 0.0, {"too_many_scenarios": 1.0})
+    write_results(tmp_path, "test_results_20250103_000000.json", [{"name": "x" * 3000}])
+    refresher.tick()
+    assert _served(state) == ([("a", 7.0)], 0.0, {"too_many_scenarios": 1.0, "too_large": 1.0})
+    write_results(tmp_path, "test_results_20250104_000000.json",
+                  [{"name": "n" * 21, "value": 1}, {"name": "ok", "encoder": "e" * 21},
+                   {"name": "fine", "value": 3}])
+    refresher.tick()
+    assert _served(state)[:2] == ([("fine", 3.0)], 1.0)
+    skipped = {s.labels["reason"]: s.value
+               for s in families_of(state.body[0])["demo_exporter_skipped_scenarios"]}
+    assert skipped == {"text_too_long": 2.0}
+
+
+def test_read_limit_flags_reach_the_refresher(tmp_path: Path) -> None:
+    from exporters.runtime import start_exporters
+
+    settings = parse_settings("t", [CostMetrics], [
+        "--results-dir", str(tmp_path), "--port", "0", "--listen-address", "127.0.0.1",
+        "--max-file-bytes", "1000", "--max-scenarios", "3", "--max-label-length", "9"])
+    exporters = start_exporters([CostMetrics(settings)], settings)
+    try:
+        limits = exporters.refresher.limits
+        assert (limits.max_bytes, limits.max_scenarios, limits.max_text) == (1000, 3, 9)
+    finally:
+        exporters.stop()

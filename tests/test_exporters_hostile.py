@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import resource
 import socket
@@ -173,3 +174,100 @@ def test_rotations_never_serve_fewer_scenarios_while_up(tmp_path: Path) -> None:
     finally:
         if exporter.proc.poll() is None:
             exporter.kill()
+
+
+def _wait_for(port: int, series: str, predicate, timeout: float = 15.0) -> float:
+    deadline = time.monotonic() + timeout
+    while True:
+        _, _, body = request(port, "/metrics")
+        for line in body.decode().splitlines():
+            if line.startswith(series + " ") and predicate(float(line.split()[-1])):
+                return float(line.split()[-1])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{series} never matched")
+        time.sleep(0.1)
+
+
+def test_huge_files_are_refused_or_served_within_their_caps_in_bounded_memory(big_results):
+    exporter = Exporter("advisor-results-exporter", big_results)
+    try:
+        port = exporter.port
+        _wait_for(port, "results_scenarios_total", lambda v: v == 1000)
+        # 250 MB of valid, tiny scenarios: over the 16 MiB cap, refused on the descriptor.
+        huge = big_results / "test_results_20250102_000000.json"
+        block = '{"name": "x"},' * 1_000_000
+        with huge.open("w") as out:
+            out.write('{"scenarios": [')
+            for _ in range(19):
+                out.write(block)
+            out.write('{"name": "y"}]}')
+        assert huge.stat().st_size > 250 * 1024 * 1024
+        _wait_for(port, 'results_exporter_refresh_failures_total{reason="too_large"}',
+                  lambda v: v >= 1)
+        assert _wait_for(port, "results_scenarios_total", lambda v: True) == 1000  # last good
+        assert _wait_for(port, "results_exporter_up", lambda v: True) == 0.0
+        huge.unlink()
+        # 100 KB names within the byte cap: those scenarios are skipped, the rest served.
+        named = big_results / "test_results_20250103_000000.json"
+        scenarios = [{"name": f"{i} " + "n" * 100_000, "power": {"mean_watts": 10.0}}
+                     for i in range(140)]
+        scenarios += [{"name": f"short {i}", "power": {"mean_watts": 10.0}} for i in range(5)]
+        named.write_text(json.dumps({"scenarios": scenarios}))
+        _wait_for(port, "results_scenarios_total", lambda v: v == 145)
+        assert _wait_for(port, 'results_exporter_skipped_scenarios{reason="text_too_long"}',
+                         lambda v: True) == 140
+        assert _wait_for(port, "results_exporter_up", lambda v: True) == 1.0
+        peak_kb = int(proc_status(exporter.proc.pid)["VmHWM"].split()[0])
+        assert peak_kb < 1024 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+        assert exporter.stop() < 1.0
+    finally:
+        if exporter.proc.poll() is None:
+            exporter.kill()
+
+
+@pytest.mark.parametrize("mode", ["trickle", "hang", "huge", "error"])
+def test_a_stalling_victoriametrics_neither_blocks_scrapes_nor_new_files(tmp_path, mode):
+    from _fakeprom import FakeProm
+
+    entries = [e for e in json.loads(EXTENDED.read_text())["scenarios"] if isinstance(e, dict)]
+    # No power in the file: the exporter asks VictoriaMetrics for every scenario.
+    bare = [{k: v for k, v in e.items() if k not in ("power", "power_watts")} for e in entries]
+    (tmp_path / "test_results_20250101_000000.json").write_text(json.dumps({"scenarios": bare}))
+    with FakeProm() as fake:
+        exporter = Exporter("advisor-results-exporter", tmp_path, "--prometheus-url", fake.url)
+        try:
+            port = exporter.port
+            fake.mode = mode
+            newer = tmp_path / "test_results_20250102_000000.json"
+            newer.write_text(json.dumps({"scenarios": bare[:10]}))
+            started = time.monotonic()
+            latencies = []
+            while time.monotonic() - started < 10:
+                latencies.append(timed_metrics(port))
+                if _current(port, "results_scenarios_total") == 10:
+                    break
+            assert _current(port, "results_scenarios_total") == 10, "new file not served in 10 s"
+            assert max(latencies) < 0.5
+            _wait_for(port, "results_exporter_victoriametrics_up", lambda v: v == 0.0)
+            fake.mode = "ok"
+            _wait_for(port, "results_exporter_victoriametrics_up", lambda v: v == 1.0,
+                      timeout=90)
+            assert exporter.stop() < 1.0
+        finally:
+            if exporter.proc.poll() is None:
+                exporter.kill()
+
+
+def timed_metrics(port: int) -> float:
+    started = time.perf_counter()
+    status, _, _ = request(port, "/metrics")
+    assert status == 200
+    return time.perf_counter() - started
+
+
+def _current(port: int, series: str) -> float:
+    _, _, body = request(port, "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return math.nan

@@ -3,102 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from _fakeprom import FakeProm
 from exporters._promql import PromClient
 from exporters.cost import CPU_QUERY, POWER_QUERY, CostMetrics
 from exporters.publisher import ExporterState
 from exporters.refresh import Refresher
 
 PAST = 1_700_000_000.0  # a window that ended long ago: cacheable
-
-
-class FakeProm:
-    """A loopback Prometheus API: records requests, answers per query, can fail or stall."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict]] = []
-        self.mode = "ok"  # ok | error | slow
-        self.error_status = 503  # the HTTP status of mode "error"
-        self.range_values = {CPU_QUERY: [2.0, 3.0, 4.0], POWER_QUERY: [100.0, 110.0, 120.0]}
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                url = urlsplit(self.path)
-                params = {k: v[0] for k, v in parse_qs(url.query).items()}
-                fake.requests.append((url.path, params))
-                if fake.mode == "error":
-                    self.send_response(fake.error_status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                if fake.mode == "slow":
-                    time.sleep(0.5)
-                if url.path == "/api/v1/query_range" and params["query"] == "grid":
-                    # Two series with a sample on every step, refused beyond Prometheus' limit
-                    start, end = float(params["start"]), float(params["end"])
-                    step = float(params["step"].rstrip("s"))
-                    count = int((end - start) // step) + 1
-                    if count > 11_000:
-                        self.send_response(422)
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                    times = [start + i * step for i in range(count)]
-                    result = [{"metric": {"s": name}, "values": [[t, str(sign * t)] for t in times]}
-                              for name, sign in (("a", 1), ("b", -1))]
-                    data = {"resultType": "matrix", "result": result}
-                elif url.path == "/api/v1/query_range":
-                    values = fake.range_values.get(params["query"], [])
-                    start = float(params["start"])
-                    result = [{"metric": {}, "values": [[start + 5 * i, str(v)]
-                                                        for i, v in enumerate(values)]}]
-                    if values:
-                        result.append({"metric": {"x": "2"}, "values": [[start, "NaNx"]]})
-                    data = {"resultType": "matrix", "result": result if values else []}
-                else:
-                    data = {"resultType": "vector",
-                            "result": [{"metric": {}, "value": [params.get("time", 0), "42.5"]}]}
-                body = json.dumps({"status": "success", "data": data}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    self.wfile.write(body)
-                except OSError:
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
-                                       daemon=True)
-
-    def __enter__(self) -> FakeProm:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -199,6 +121,20 @@ def test_timeout_marks_unhealthy(fake: FakeProm) -> None:
     assert client.query_range(CPU_QUERY, PAST, PAST + 60) is None
     assert time.perf_counter() - started < 0.45
     assert not client.healthy and client.backing_off()
+
+
+@pytest.mark.parametrize("mode", ["hang", "trickle", "huge", "huge_unannounced"])
+def test_a_stalling_or_flooding_database_costs_one_deadline_then_recovers(
+        fake: FakeProm, mode: str) -> None:
+    client = PromClient(fake.url, timeout=0.5, backoff_initial=0.0)
+    assert client.query("vector(1)", PAST) == 42.5 and client.healthy
+    fake.mode = mode
+    started = time.monotonic()
+    assert client.query("vector(1)", PAST + 1) is None
+    assert time.monotonic() - started < 1.0  # one overall deadline, however the bytes come
+    assert not client.healthy  # victoriametrics_up 0
+    fake.mode = "ok"
+    assert client.query("vector(1)", PAST + 2) == 42.5 and client.healthy
 
 
 def test_down_database_is_a_none_not_an_exception() -> None:
@@ -341,16 +277,6 @@ def test_absurd_windows_send_no_request_and_answer_no_data():
         assert len(values) == 2 * 64 * 11_000
 
 
-class _Answer(io.BytesIO):
-    """urlopen's response for a canned body."""
-
-    def __enter__(self) -> _Answer:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 _JSON = st.recursive(
     st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=4),
     lambda children: st.lists(children, max_size=3)
@@ -381,7 +307,7 @@ def test_any_json_answer_gives_finite_floats_or_none(monkeypatch, answer) -> Non
         body = json.dumps(answer).encode()
     except ValueError:  # circular or unserialisable: not an answer a server can send
         return
-    monkeypatch.setattr(urllib.request, "urlopen", lambda request, timeout: _Answer(body))
+    monkeypatch.setattr(PromClient, "_fetch", lambda self, target: (200, body))
     client = PromClient("http://prometheus.invalid", backoff_initial=0.0)
     values = client.query_range(CPU_QUERY, PAST, PAST + 60)
     assert values is None or all(type(v) is float and math.isfinite(v) for v in values)
@@ -396,6 +322,6 @@ def test_series_with_non_text_label_values_are_skipped(monkeypatch) -> None:
         {"values": [[PAST, "2.5"]]},
     ]}}
     body = json.dumps(answer).encode()
-    monkeypatch.setattr(urllib.request, "urlopen", lambda request, timeout: _Answer(body))
+    monkeypatch.setattr(PromClient, "_fetch", lambda self, target: (200, body))
     assert PromClient("http://prometheus.invalid").query_range(CPU_QUERY, PAST, PAST + 60) == [
         1.5, 2.5]

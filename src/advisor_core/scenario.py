@@ -325,12 +325,14 @@ def _has_surrogates(text: str) -> bool:
     return False
 
 
-def deduplicate(entries: Iterable[Any]) -> Deduplicated:
+def deduplicate(entries: Iterable[Any], max_text: Optional[int] = None) -> Deduplicated:
     """Keep the last entry of each scenario name, in file order; count what is dropped.
 
     Entries that are not objects are skipped as ``not_an_object``, objects without a string
     ``name`` as ``invalid_name``; an earlier entry of a repeated name counts as a duplicate.
-    Text that is not valid Unicode (lone surrogates) is repaired, counted as ``text_repaired``.
+    Text that is not valid Unicode (lone surrogates) is repaired, counted as ``text_repaired``;
+    an entry with a text field longer than ``max_text`` characters (the fields labels are made
+    of) is skipped as ``text_too_long``.
     """
     skipped: dict[str, int] = {}
     named: list[dict] = []
@@ -339,6 +341,9 @@ def deduplicate(entries: Iterable[Any]) -> Deduplicated:
             skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
         elif not isinstance(entry.get("name"), str):
             skipped["invalid_name"] = skipped.get("invalid_name", 0) + 1
+        elif max_text is not None and any(isinstance(value, str) and len(value) > max_text
+                                          for value in entry.values()):
+            skipped["text_too_long"] = skipped.get("text_too_long", 0) + 1
         else:
             repaired = _repaired_text(entry)
             if repaired is not entry:
@@ -430,11 +435,12 @@ def load_results(path: PathLike) -> list[dict]:
     return read_results(path)[0]
 
 
-def read_results(path: PathLike,
-                 max_bytes: int = MAX_RESULTS_FILE_BYTES) -> tuple[list[dict], int]:
+def read_results(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES,
+                 max_scenarios: Optional[int] = None) -> tuple[list[dict], int]:
     """``load_results`` and the number of entries of ``scenarios``, objects or not.
 
-    Raises ResultsFileError (a ValueError) naming the file, the problem and its reason.
+    Raises ResultsFileError (a ValueError) naming the file, the problem and its reason; a file
+    of more than ``max_scenarios`` entries is refused as ``too_many_scenarios``.
     """
     raw = read_results_bytes(path, max_bytes)
     try:
@@ -453,6 +459,10 @@ def read_results(path: PathLike,
     if not isinstance(scenarios, list):
         what = "missing" if "scenarios" not in document else type(scenarios).__name__
         raise ResultsFileError(f"{path}: 'scenarios' is {what}, expected a list", "bad_schema")
+    if max_scenarios is not None and len(scenarios) > max_scenarios:
+        raise ResultsFileError(
+            f"{path}: {len(scenarios)} scenarios, more than the {max_scenarios} allowed",
+            "too_many_scenarios")
     valid = [s for s in scenarios if isinstance(s, dict)]
     if len(valid) != len(scenarios):
         logger.warning("%s: dropped %d scenario entries that are not objects", path,

@@ -3,19 +3,20 @@
 Used only from the exporters' refresh thread, never on a scrape. Short timeouts, bounded
 concurrency, a cache for windows that ended in the past (a finished scenario's window never
 changes), and exponential backoff while the database is down (no requests while backing off).
-urllib only: no third-party HTTP dependency.
+Each request has one overall deadline (a server trickling bytes cannot stall a refresh) and a
+size cap. The standard library's http.client only: no third-party HTTP dependency.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import math
+import socket
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -84,6 +85,28 @@ def _pieces(start: float, end: float, step: float) -> list[tuple[float, float]]:
         index += 1
         first = start + index * MAX_POINTS_PER_REQUEST * step
     return pieces
+
+
+#: The largest answer read (bytes): a window's answer is ~0.3 MB; more is a broken server.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
+
+def _remaining(connection: http.client.HTTPConnection, deadline: float) -> None:
+    """Give the connection's next socket operation only what is left of the deadline."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("no complete answer within the deadline")
+    if connection.sock is not None:
+        connection.sock.settimeout(left)
+
+
+def _shut(sock: Optional[socket.socket]) -> None:
+    """End a blocked read: the request's deadline has passed."""
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _float_or_none(value: Any) -> Optional[float]:
@@ -172,25 +195,24 @@ class PromClient:
         if self.backing_off():
             self._bump_incomplete()
             raise _QueryFailed("backing off")
-        url = f"{self.base_url}{path}?{urllib.parse.urlencode(params)}"
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        target = f"{path}?{urllib.parse.urlencode(params)}"
         with self._lock:
             self.requests += 1
             self._last_request = self._clock()
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read()
-            document = json.loads(body)
-        except urllib.error.HTTPError as exc:
-            if exc.code in _QUERY_REFUSALS:
+            status, body = self._fetch(target)
+            if status in _QUERY_REFUSALS:
                 # The database is up but refuses the query: no backoff, just no data.
                 self._record_success()
-                logger.warning("query %s rejected: HTTP %d", params.get("query"), exc.code)
-                raise _QueryRefused(f"HTTP {exc.code}") from exc
-            self._record_failure()
-            logger.warning("database error on %s: HTTP %d", path, exc.code)
-            raise _QueryFailed(f"HTTP {exc.code}") from exc
-        except (OSError, ValueError) as exc:  # URLError, timeouts, resets, bad JSON
+                logger.warning("query %s rejected: HTTP %d", params.get("query"), status)
+                raise _QueryRefused(f"HTTP {status}")
+            if status != 200:
+                self._record_failure()
+                logger.warning("database error on %s: HTTP %d", path, status)
+                raise _QueryFailed(f"HTTP {status}")
+            document = json.loads(body)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # refused connections, the overall deadline, resets, oversized or bad JSON
             self._record_failure()
             logger.warning("database unreachable at %s: %s", self.base_url, exc)
             raise _QueryFailed(str(exc)) from exc
@@ -203,6 +225,46 @@ class PromClient:
             raise _QueryFailed("answer without data.result")
         self._record_success()
         return data
+
+    def _fetch(self, target: str) -> tuple[int, bytes]:
+        """GET ``target`` (path and query) within one overall deadline of ``timeout`` seconds
+        and at most ``MAX_ANSWER_BYTES``; return (status, body). Raises OSError or
+        http.client.HTTPException (TimeoutError when the deadline passes, e.g. a trickle)."""
+        deadline = time.monotonic() + self.timeout
+        parts = urllib.parse.urlsplit(str(self.base_url))
+        connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
+                            else http.client.HTTPConnection)
+        connection = connection_class(parts.netloc, timeout=self.timeout)
+        watchdog: Optional[threading.Timer] = None
+        try:
+            connection.request("GET", parts.path + target,
+                               headers={"Accept": "application/json"})
+            _remaining(connection, deadline)
+            # A socket timeout bounds each read, not their sum: a server trickling its head
+            # a byte at a time would pass it. At the deadline the socket is shut down.
+            watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut,
+                                       (connection.sock,))
+            watchdog.daemon = True
+            watchdog.start()
+            response = connection.getresponse()
+            declared = response.getheader("Content-Length")
+            if declared is not None and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+                raise ValueError(f"answer of {declared} bytes, more than {MAX_ANSWER_BYTES}")
+            chunks, size = [], 0
+            while True:
+                _remaining(connection, deadline)
+                chunk = response.read1(65536)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise ValueError(f"answer of more than {MAX_ANSWER_BYTES} bytes")
+                chunks.append(chunk)
+            return response.status, b"".join(chunks)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            connection.close()
 
     def _cached(self, key: tuple, end: float, fetch: Callable[[], T]) -> Optional[T]:
         with self._lock:

@@ -27,9 +27,10 @@ class Run:
     skipped: Mapping[str, int] = field(default_factory=dict)
 
 
-def make_run(path: Path, scenarios: Sequence[Any]) -> Run:
-    """Build a Run: one scenario per name, the last one (``advisor_core.scenario.deduplicate``)."""
-    kept = deduplicate(scenarios)
+def make_run(path: Path, scenarios: Sequence[Any], max_text: Optional[int] = None) -> Run:
+    """Build a Run: one scenario per name, the last one (``advisor_core.scenario.deduplicate``;
+    ``max_text``: the longest text field, in characters, a kept scenario may have)."""
+    kept = deduplicate(scenarios, max_text)
     return Run(
         path=Path(path),
         run_id=Path(path).stem,

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -41,6 +42,16 @@ RECOMPUTE_SECONDS = 600.0
 _ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class ReadLimits:
+    """What one results file may hold (docs/exporters.md §7): bytes, scenario entries and
+    characters per text field (label value). Together they bound a refresh's memory."""
+
+    max_bytes: int = 16 * 1024 * 1024
+    max_scenarios: int = 20_000
+    max_text: int = 1024
+
+
 class Refresher(threading.Thread):
     """Background thread: notices file changes, recomputes data parts, re-publishes bodies."""
 
@@ -50,8 +61,10 @@ class Refresher(threading.Thread):
         results_dir: Path,
         interval: float,
         prom: PromClient,
+        limits: Optional[ReadLimits] = None,
     ) -> None:
         super().__init__(name="exporter-refresh", daemon=True)
+        self.limits = limits or ReadLimits()
         self.states = list(states)
         self.results_dir = Path(results_dir)
         self.interval = interval
@@ -205,7 +218,8 @@ class Refresher(threading.Thread):
             for attempt in range(_ATTEMPTS):
                 try:
                     self.loads += 1
-                    scenarios, entries = read_results(path)
+                    scenarios, entries = read_results(path, self.limits.max_bytes,
+                                                      self.limits.max_scenarios)
                     break
                 except ResultsFileError as exc:
                     if exc.reason == "vanished" and attempt + 1 < _ATTEMPTS:
@@ -218,7 +232,7 @@ class Refresher(threading.Thread):
                     self._fail(exc.reason, str(exc),
                                again=exc.reason in ("vanished", "unreadable"))
                     return
-            run = make_run(path, scenarios)
+            run = make_run(path, scenarios, self.limits.max_text)
             del scenarios
             self._served_file = True
             self._last_failure = None

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 from ._promql import PromClient
 from .metric_set import MetricSet
 from .publisher import ExporterState
-from .refresh import Refresher
+from .refresh import ReadLimits, Refresher
 from .serving import HttpLimits, Server
 from .settings import parse_settings, port_of
 
@@ -87,7 +87,10 @@ def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespa
     """Bind every set's port, then start the refresh thread and the HTTP thread."""
     prom = PromClient(getattr(settings, "prometheus_url", None))
     states = [ExporterState(metric_set, prom) for metric_set in metric_sets]
-    refresher = Refresher(states, Path(settings.results_dir), settings.refresh_interval, prom)
+    limits = ReadLimits(max_bytes=settings.max_file_bytes, max_scenarios=settings.max_scenarios,
+                        max_text=settings.max_label_length)
+    refresher = Refresher(states, Path(settings.results_dir), settings.refresh_interval, prom,
+                          limits)
     sites = [((settings.listen_address, port_of(settings, state.metric_set)), state)
              for state in states]
     server = Server(sites, refresher, http_limits(settings))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
@@ -42,14 +42,19 @@ def interval(text: str) -> float:
     return value
 
 
-def _connections(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid connection count {text!r}") from None
-    if not 1 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"connection count {value} outside 1..1000000")
-    return value
+def _count(what: str, lower: int, upper: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``lower..upper``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {what} {text!r}") from None
+        if not lower <= value <= upper:
+            raise argparse.ArgumentTypeError(f"{what} {value} outside {lower}..{upper}")
+        return value
+
+    return parse
 
 
 def _address(text: str) -> str:
@@ -103,7 +108,8 @@ def build_parser(prog: str, sets: Sequence[type[MetricSet]], description: str) -
                              help=f"TCP port of the {cls.name} exporter (env {variable})")
     net.add_argument("--listen-address", type=_address, default="0.0.0.0",
                      help="address to bind (0.0.0.0 = all interfaces)")
-    net.add_argument("--max-connections", type=_connections, default=512,
+    net.add_argument("--max-connections", type=_count("connection count", 1, 1_000_000),
+                     default=512,
                      help="open HTTP connections per process; a new one evicts the oldest "
                           "connection waiting for a request")
     net.add_argument("--header-timeout", type=interval, default=10.0,
@@ -113,6 +119,14 @@ def build_parser(prog: str, sets: Sequence[type[MetricSet]], description: str) -
     net.add_argument("--results-dir", default=env("RESULTS_DIR", "./test_results"),
                      help="directory holding test_results_*.json files; must exist (env "
                           "RESULTS_DIR)")
+    net.add_argument("--max-file-bytes", type=_count("file size", 1, 2**40),
+                     default=16 * 1024 * 1024,
+                     help="largest results file read (bytes); a bigger one is refused")
+    net.add_argument("--max-scenarios", type=_count("scenario count", 1, 10**8), default=20_000,
+                     help="most scenario entries a results file may have")
+    net.add_argument("--max-label-length", type=_count("label length", 1, 10**7), default=1024,
+                     help="longest text field of a scenario (characters): a longer one skips "
+                          "the scenario")
     net.add_argument("--refresh-interval", type=interval, default=2.0,
                      help="seconds between checks for a new or changed results file")
     net.add_argument("--prometheus-url", type=_base_url, default=env("PROMETHEUS_URL", None),

@@ -1,0 +1,121 @@
+"""A fake Prometheus HTTP API on loopback for the enrichment tests: it answers, fails, stalls,
+trickles or floods on request."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+from exporters.cost import CPU_QUERY, POWER_QUERY
+
+
+class FakeProm:
+    """A loopback Prometheus API: records requests, answers per query, can fail or stall."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict]] = []
+        self.mode = "ok"  # ok | error | slow | hang | trickle | huge | huge_unannounced
+        self.release = threading.Event()  # ends a hanging or trickling answer
+        self.error_status = 503  # the HTTP status of mode "error"
+        self.range_values = {CPU_QUERY: [2.0, 3.0, 4.0], POWER_QUERY: [100.0, 110.0, 120.0]}
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                url = urlsplit(self.path)
+                params = {k: v[0] for k, v in parse_qs(url.query).items()}
+                fake.requests.append((url.path, params))
+                if fake.mode == "error":
+                    self.send_response(fake.error_status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if fake.mode == "slow":
+                    time.sleep(0.5)
+                if fake.mode == "hang":  # accepts the request, never answers
+                    fake.release.wait(10)
+                    return
+                if fake.mode == "trickle":  # a head that never ends, one byte every 50 ms
+                    try:
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+                        while not fake.release.wait(0.05):
+                            self.wfile.write(b"a")
+                            self.wfile.flush()
+                    except OSError:
+                        pass
+                    return
+                if fake.mode == "huge":  # 100 MB announced and sent until the client leaves
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(100 * 1024 * 1024))
+                    self.end_headers()
+                    try:
+                        for _ in range(1600):
+                            self.wfile.write(b"[" * 65536)
+                    except OSError:
+                        pass
+                    return
+                if fake.mode == "huge_unannounced":  # the same without a Content-Length
+                    self.send_response(200)
+                    self.end_headers()
+                    try:
+                        for _ in range(1600):
+                            self.wfile.write(b"[" * 65536)
+                    except OSError:
+                        pass
+                    self.close_connection = True
+                    return
+                if url.path == "/api/v1/query_range" and params["query"] == "grid":
+                    # Two series with a sample on every step, refused beyond Prometheus' limit
+                    start, end = float(params["start"]), float(params["end"])
+                    step = float(params["step"].rstrip("s"))
+                    count = int((end - start) // step) + 1
+                    if count > 11_000:
+                        self.send_response(422)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    times = [start + i * step for i in range(count)]
+                    result = [{"metric": {"s": name}, "values": [[t, str(sign * t)] for t in times]}
+                              for name, sign in (("a", 1), ("b", -1))]
+                    data = {"resultType": "matrix", "result": result}
+                elif url.path == "/api/v1/query_range":
+                    values = fake.range_values.get(params["query"], [])
+                    start = float(params["start"])
+                    result = [{"metric": {}, "values": [[start + 5 * i, str(v)]
+                                                        for i, v in enumerate(values)]}]
+                    if values:
+                        result.append({"metric": {"x": "2"}, "values": [[start, "NaNx"]]})
+                    data = {"resultType": "matrix", "result": result if values else []}
+                else:
+                    data = {"resultType": "vector",
+                            "result": [{"metric": {}, "value": [params.get("time", 0), "42.5"]}]}
+                body = json.dumps({"status": "success", "data": data}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       daemon=True)
+
+    def __enter__(self) -> FakeProm:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
