@@ -348,7 +348,7 @@ def test_a_newest_file_that_vanishes_while_read_is_replaced_by_the_new_newest(
     real = refresh_module.read_results
     write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "value": 2}])
 
-    def rotated_away(path):
+    def rotated_away(path, *limits):
         # A rotation between the listing and the open: the file is gone, a newer one is in.
         monkeypatch.setattr(refresh_module, "read_results", real)
         Path(path).unlink()
@@ -381,10 +381,10 @@ def test_a_name_flipped_to_a_fifo_after_listing_is_refused_at_once(
     real = refresh_module.read_results
     newer = write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b"}])
 
-    def flipped(path):
+    def flipped(path, *limits):
         newer.unlink()
         os.mkfifo(newer)  # no writer: a blocking open would hang the refresh thread
-        return real(path)
+        return real(path, *limits)
 
     monkeypatch.setattr(refresh_module, "read_results", flipped)
     started = time.monotonic()

@@ -411,7 +411,11 @@ def read_results_bytes(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES) 
                 raise ResultsFileError(
                     f"{path}: file is {info.st_size} bytes, more than the {max_bytes} allowed",
                     "too_large")
-            raw = handle.read(max_bytes + 1)
+            # As many bytes as fstat says plus one (a read of the cap would allocate it all);
+            # a file that grew meanwhile is read on, up to the cap plus one.
+            raw = handle.read(info.st_size + 1)
+            if len(raw) > info.st_size:
+                raw += handle.read(max_bytes + 1 - len(raw))
         except OSError as exc:
             raise ResultsFileError(f"{path}: cannot read: {exc.strerror or exc}",
                                    "unreadable") from exc
