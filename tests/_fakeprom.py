@@ -50,25 +50,18 @@ class FakeProm:
                     except OSError:
                         pass
                     return
-                if fake.mode == "huge":  # 100 MB announced and sent until the client leaves
+                if fake.mode in ("huge", "huge_unannounced"):
+                    # 100 MB sent until the client leaves, announced or not
                     self.send_response(200)
-                    self.send_header("Content-Length", str(100 * 1024 * 1024))
+                    if fake.mode == "huge":
+                        self.send_header("Content-Length", str(100 * 1024 * 1024))
                     self.end_headers()
-                    try:
-                        for _ in range(1600):
-                            self.wfile.write(b"[" * 65536)
-                    except OSError:
-                        pass
-                    return
-                if fake.mode == "huge_unannounced":  # the same without a Content-Length
-                    self.send_response(200)
-                    self.end_headers()
-                    try:
-                        for _ in range(1600):
-                            self.wfile.write(b"[" * 65536)
-                    except OSError:
-                        pass
                     self.close_connection = True
+                    try:
+                        for _ in range(1600):
+                            self.wfile.write(b"[" * 65536)
+                    except OSError:
+                        pass
                     return
                 if url.path == "/api/v1/query_range" and params["query"] == "grid":
                     # Two series with a sample on every step, refused beyond Prometheus' limit
