@@ -435,8 +435,10 @@ class Server:
         # retries a second later; one line, rate-limited, no traceback.
         exc = context.get("exception")
         if isinstance(exc, OSError):
+            failed = context.get("socket")  # asyncio's wrapper of the listening socket
+            fileno = failed.fileno() if failed is not None else -1
             for site in self.sites:
-                if context.get("socket") is site.sock or len(self.sites) == 1:
+                if site.sock.fileno() == fileno:
                     site.count("accept_failed")
             self.client_log.warning("http: %s: %s", context.get("message"), exc)
             return
