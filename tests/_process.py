@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -62,7 +63,7 @@ class Exporter:
     """A console script as a child process, its stderr in a file (a pipe nobody reads can fill)."""
 
     def __init__(self, module: str, results_dir: Path, *extra: str,
-                 ports: dict[str, int] | None = None) -> None:
+                 ports: dict[str, int] | None = None, fd_limit: int | None = None) -> None:
         self.port = free_port()
         port_flags = ["--port", str(self.port)]
         if ports is not None:
@@ -73,6 +74,8 @@ class Exporter:
             [*command(module), *port_flags, "--listen-address", "127.0.0.1",
              "--results-dir", str(results_dir), "--refresh-interval", "0.1", *extra],
             env=clean_env(), stdout=subprocess.DEVNULL, stderr=self.log,
+            preexec_fn=None if fd_limit is None else lambda: resource.setrlimit(
+                resource.RLIMIT_NOFILE, (fd_limit, fd_limit)),
         )
         deadline = time.monotonic() + 30
         for port in ports.values() if ports else (self.port,):

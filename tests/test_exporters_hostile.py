@@ -271,3 +271,30 @@ def _current(port: int, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.split()[-1])
     return math.nan
+
+
+def test_a_low_descriptor_limit_bounds_connections_before_it_is_reached(tmp_path: Path) -> None:
+    """With 128 descriptors the server keeps 64 for files and logs, so neither the accept
+    loop nor the refresh ever meets EMFILE: floods are evicted, new files still served."""
+    entries = [e for e in json.loads(EXTENDED.read_text())["scenarios"] if isinstance(e, dict)]
+    (tmp_path / "test_results_20250101_000000.json").write_text(
+        json.dumps({"scenarios": entries[:20]}))
+    exporter = Exporter("advisor-cost-exporter", tmp_path, fd_limit=128)
+    try:
+        port = exporter.port
+        held = hold(port, 400)  # far more than the process could hold open
+        assert timed_metrics(port) < 0.5
+        (tmp_path / "test_results_20250102_000000.json").write_text(
+            json.dumps({"scenarios": entries[:7]}))
+        assert _wait_for(port, "cost_scenarios_total", lambda v: v == 7) == 7
+        assert _wait_for(port, "cost_exporter_http_connections", lambda v: True) <= 64
+        assert _wait_for(port, "cost_exporter_up", lambda v: True) == 1.0
+        for sock in held:
+            sock.close()
+        assert exporter.stop() < 1.0
+        log = exporter.output()
+        assert "open-file limit allows 64 connections" in log and "Traceback" not in log
+    finally:
+        if exporter.proc.poll() is None:
+            exporter.kill()
+
