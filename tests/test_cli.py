@@ -225,10 +225,10 @@ def test_unknown_names_regions_and_analysis_exit_2(capsys, tmp_path):
     empty.write_text("")
     wrong = tmp_path / "wrong.csv"
     wrong.write_text("name,mean_power_w\nsomething else,10\n")
-    for analysis in (empty, wrong):
+    for analysis, message in ((empty, "no 'name' column"), (wrong, "no row names a scenario")):
         assert main(["recommend", str(RESULTS), "--analysis", str(analysis)]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "no row names a scenario" in err
+        assert err.count("\n") == 1 and message in err
 
 
 @pytest.mark.parametrize("kind", ["power", "ranking", "pareto"])

@@ -736,3 +736,41 @@ def test_power_from_samples_with_the_callers_series_is_the_same_summary():
     # The given series is used as is (the caller validated it): no second pass over the list.
     assert power_from_samples({"power_watts": [9.0], "step_seconds": 2}, ([1.0, 3.0], 2.0)) == {
         "mean_watts": 2.0, "total_energy_joules": 4.0}
+
+
+def test_audience_is_viewers_else_the_stream_count_else_one() -> None:
+    from advisor_core.cost import audience
+
+    assert audience({"name": "4 Streams @ 2500k", "viewers": 250}) == 250.0
+    assert audience({"name": "4 Streams @ 2500k"}) == 4.0
+    for bad in (0, -3, float("nan"), "many", True, None):
+        assert audience({"name": "4 Streams @ 2500k", "viewers": bad}) == 4.0
+    assert audience({"name": "Multi-resolution ladder test 1080p+720p+480p @ 5000k"}) == 1.0
+    assert audience({}) == 1.0 and audience(None) == 1.0
+
+
+def test_measured_costs_price_energy_and_container_cpu() -> None:
+    from advisor_core.cost import container_core_seconds
+
+    model = CostModel(energy_cost_per_kwh=0.20, cpu_cost_per_hour=0.36)
+    scenario = {"name": "2 Streams @ 1000k", "duration": 600, "viewers": 3,
+                "power": {"mean_watts": 30.0, "total_energy_joules": 18_000.0},
+                "container_usage": {"cpu_percent": 150.0}}
+    assert container_core_seconds(scenario) == 900.0  # 1.5 cores x 600 s
+    costs = model.measured_costs(scenario)
+    energy, compute = 18_000 / 3.6e6 * 0.20, 900 * 0.36 / 3600
+    assert costs["energy_cost_load_aware"] == pytest.approx(energy, rel=1e-15)
+    assert costs["compute_cost_load_aware"] == pytest.approx(compute, rel=1e-15)
+    assert costs["total_cost_load_aware"] == pytest.approx(energy + compute, rel=1e-15)
+    assert costs["cost_per_watch_hour_load_aware"] == pytest.approx(
+        (energy + compute) / (600 / 3600 * 3), rel=1e-15)
+    no_cpu = {k: v for k, v in scenario.items() if k != "container_usage"}
+    assert container_core_seconds(no_cpu) is None
+    assert model.measured_costs(no_cpu)["compute_cost_load_aware"] is None
+    assert model.measured_costs(no_cpu)["total_cost_load_aware"] == pytest.approx(energy)
+    for bad in (-1.0, float("nan"), "50", None):
+        assert container_core_seconds({**scenario, "container_usage": {"cpu_percent": bad}}) \
+            is None
+    nothing = model.measured_costs({"name": "x"})
+    assert nothing["energy_cost_load_aware"] is None and nothing["total_cost_load_aware"] is None
+    assert set(model.measured_costs("junk").values()) == {None}

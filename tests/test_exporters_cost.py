@@ -108,10 +108,12 @@ def test_extended_file_matches_reference_facts_j2(extended_results_path: Path) -
     assert round(value(parsed, "co2_monthly_projection", name), 2) == 12.95
     assert round(value(parsed, "co2_monthly_avoided", name), 2) == -5.87
     # No fps, so no rendition: the cost per pixel divides by the scheduler's pixels_processed
-    # (the Go reference's rule, J.3); no viewers -> no cost per watch hour.
+    # (the Go reference's rule, J.3); no viewers -> the audience is the stream count (Go's rule).
     assert value(parsed, "cost_per_pixel", name) == pytest.approx(
         (energy + compute) / 8957952000, rel=rel)
-    assert name not in {s.labels["scenario"] for s in parsed["cost_per_watch_hour"].samples}
+    assert "viewers" not in two
+    assert value(parsed, "cost_per_watch_hour", name) == pytest.approx(
+        (energy + compute) / (two["duration"] / 3600 * 2), rel=rel)
     labels = next(s.labels for s in parsed["cost_total_load_aware"].samples
                   if s.labels["scenario"] == name)
     assert labels == {"scenario": name, "currency": "USD", "streams": "2", "bitrate": "2500k",

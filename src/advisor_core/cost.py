@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _kernels
-from .scenario import as_number, positive_number, resolution, total_pixels
+from .scenario import as_number, positive_number, resolution, stream_count, total_pixels
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "COST_KEYS",
     "CostModel",
+    "audience",
+    "container_core_seconds",
     "energy_joules",
     "mean_power_watts",
     "power_from_samples",
@@ -177,6 +179,34 @@ def energy_joules(scenario: Any) -> Optional[float]:
     return positive_number(power.get("total_energy_joules"))
 
 
+def container_core_seconds(scenario: Any) -> Optional[float]:
+    """CPU work in core-seconds from ``container_usage.cpu_percent`` (Docker's convention: 100 =
+    one core) x ``duration`` (s); None when either is missing or invalid."""
+    if not isinstance(scenario, dict):
+        return None
+    usage = scenario.get("container_usage")
+    if not isinstance(usage, dict):
+        return None
+    percent = _non_negative(usage.get("cpu_percent"))
+    duration = positive_number(scenario.get("duration"))
+    if percent is None or duration is None:
+        return None
+    core_seconds = percent / 100.0 * duration
+    return core_seconds if math.isfinite(core_seconds) else None
+
+
+def audience(scenario: Any) -> float:
+    """Viewers of a scenario for costs per viewer-hour: ``viewers`` when a positive number, else
+    the stream count of its name ("4 Streams @ 2500k": 4), else 1 (one output ladder)."""
+    if not isinstance(scenario, dict):
+        return 1.0
+    viewers = positive_number(scenario.get("viewers"))
+    if viewers is not None:
+        return viewers
+    name = scenario.get("name")
+    return float((stream_count(name) if isinstance(name, str) else None) or 1)
+
+
 def _nan(value: Optional[float]) -> float:
     return _NAN if value is None else value
 
@@ -310,6 +340,26 @@ class CostModel:
                 self._la_total(scenario), self._duration(scenario), count
             )
         )
+
+    def measured_costs(self, scenario: Any, viewers: Any = None) -> dict[str, Optional[float]]:
+        """Load-aware costs (currency) of a scenario priced from measured totals, not samples.
+
+        Energy: ``power.total_energy_joules`` x price per joule; compute:
+        ``container_core_seconds`` x price per core-second (None when CPU is unknown); total,
+        per pixel and per viewer-hour as from samples (``viewers``: the argument, else the
+        scenario's). Keys: the five ``*_load_aware`` keys of COST_KEYS.
+        """
+        if not isinstance(scenario, dict):
+            return dict.fromkeys(COST_KEYS[5:])
+        energy = _kernels.load_aware_energy_cost(_nan(energy_joules(scenario)),
+                                                 self.price_per_joule)
+        compute = _kernels.load_aware_compute_cost(_nan(container_core_seconds(scenario)), 0.0,
+                                                   self.price_per_core_second)
+        total = _kernels.total_cost(energy, compute)
+        pixel = _kernels.cost_per_pixel(total, _nan(total_pixels(scenario)))
+        count = self._viewers(scenario.get("viewers") if viewers is None else viewers)
+        watch = _kernels.cost_per_watch_hour(total, self._duration(scenario), count)
+        return dict(zip(COST_KEYS[5:], map(_none, (energy, compute, total, pixel, watch))))
 
     def get_pricing_info(self) -> dict:
         """Return the prices in use (per kWh, per CPU/GPU hour, per core-second, per joule)."""

@@ -6,10 +6,15 @@ raw scenario names as label values, full-precision values, duplicate names resol
 infrastructure, baseline = ``advisor_core.scenario.is_baseline`` with power samples, carbon
 intensity fetched in the refresh thread.
 
-Scenarios without load-aware data (no ``power_watts`` *and* ``cpu_usage_cores`` lists, from the
-file or from VictoriaMetrics) get **no** cost samples: the reference printed a literal ``0``,
-which is a wrong number (nothing was measured, it did not cost nothing). They are counted in
-``cost_exporter_skipped_scenarios{reason="no_load_aware_data"}`` instead.
+A scenario is priced from its ``power_watts`` and ``cpu_usage_cores`` samples (from the file or
+from VictoriaMetrics); without samples, from its measured energy (``power.total_energy_joules``,
+from the file or its analysis CSV) with compute from ``container_usage`` where known
+(``CostModel.measured_costs``). Scenarios with neither get **no** cost samples: the reference
+printed a literal ``0``, which is a wrong number (nothing was measured, it did not cost
+nothing). They are counted in ``cost_exporter_skipped_scenarios{reason="no_load_aware_data"}``.
+The audience of ``cost_per_watch_hour`` is ``viewers``, else the stream count
+(``advisor_core.cost.audience``: the rule of the reference's Go exporter, whose dashboards draw
+that panel).
 """
 
 from __future__ import annotations
@@ -23,7 +28,13 @@ from typing import Any, Optional
 from prometheus_client.core import GaugeMetricFamily
 
 from advisor_core.argtypes import price
-from advisor_core.cost import CostModel, sample_series
+from advisor_core.cost import (
+    CostModel,
+    audience,
+    energy_joules,
+    mean_power_watts,
+    sample_series,
+)
 from advisor_core.regional_pricing import (
     RegionalPricing,
     check_region,
@@ -49,6 +60,29 @@ HOURS_PER_MONTH = 720.0  # 24 h x 30 d, as the reference
 LABELS = ["scenario", "currency", "streams", "bitrate", "encoder", "service"]
 SERVICE = "cost-analysis"
 _SCHEMA = LabelSchema(LABELS)
+#: Load-aware family key -> its CostModel column.
+COLUMNS = {
+    "total": "total_cost_load_aware",
+    "energy": "energy_cost_load_aware",
+    "compute": "compute_cost_load_aware",
+    "pixel": "cost_per_pixel_load_aware",
+    "watch": "cost_per_watch_hour_load_aware",
+}
+
+
+def _mean_watts(scenario: dict) -> Optional[float]:
+    """Mean power (W): of the samples when the scenario has them, else its ``power`` object."""
+    samples = sample_series(scenario.get("power_watts"))
+    if samples is not None:
+        return samples[1]
+    if isinstance(scenario.get("power_watts"), list):
+        return None  # invalid samples are not replaced by a summary that may disagree
+    return mean_power_watts(scenario)
+
+
+def _has_sample_pair(scenario: dict) -> bool:
+    return (isinstance(scenario.get("power_watts"), list)
+            and isinstance(scenario.get("cpu_usage_cores"), list))
 
 
 def _has_own_samples(scenario: dict) -> bool:
@@ -168,16 +202,17 @@ class CostMetrics(MetricSet):
             bitrate = scenario.get("bitrate")
             if bitrate is None or bitrate == "":
                 skip("missing_bitrate")
-            else:
+            elif positive_number(scenario.get("viewers")) is not None:
                 priced.append(scenario)
+            else:
+                priced.append({**scenario, "viewers": audience(scenario)})
         priced = self._enrich(priced, prom)
 
         baseline_watts: Optional[float] = None
         for scenario in priced:
             if is_baseline(scenario["name"]):
-                samples = sample_series(scenario.get("power_watts"))
-                if samples is not None:
-                    baseline_watts = samples[1]
+                baseline_watts = _mean_watts(scenario)
+                if baseline_watts is not None:
                     break
         intensity = self._intensity()
         costs = self.model.compute_costs_many(priced)
@@ -236,8 +271,11 @@ class CostMetrics(MetricSet):
         )
         for index, scenario in enumerate(priced):
             name = scenario["name"]
-            if not (isinstance(scenario.get("power_watts"), list)
-                    and isinstance(scenario.get("cpu_usage_cores"), list)):
+            if _has_sample_pair(scenario):
+                row = {key: costs[key][index] for key in COLUMNS.values()}
+            elif energy_joules(scenario) is not None:
+                row = self.model.measured_costs(scenario)
+            else:
                 skip("no_load_aware_data")
                 continue
             labels = _SCHEMA((
@@ -248,21 +286,15 @@ class CostMetrics(MetricSet):
                 label_text(scenario.get("encoder_type") or "unknown"),
                 SERVICE,
             ))
-            total = costs["total_cost_load_aware"][index]
-            if total is None:
+            if row["total_cost_load_aware"] is None:
                 skip("invalid_samples")
-            for key, column in (("total", "total_cost_load_aware"),
-                                ("energy", "energy_cost_load_aware"),
-                                ("compute", "compute_cost_load_aware"),
-                                ("pixel", "cost_per_pixel_load_aware"),
-                                ("watch", "cost_per_watch_hour_load_aware")):
-                value = costs[column][index]
+            for key, column in COLUMNS.items():
+                value = row[column]
                 if value is not None:
                     fam[key].add(labels, value)
-            power = sample_series(scenario.get("power_watts"))
-            if power is None:
+            watts = _mean_watts(scenario)
+            if watts is None:
                 continue
-            watts = power[1]
             hourly = watts / 1000 * price
             monthly = hourly * HOURS_PER_MONTH
             fam["hourly"].add(labels, hourly)

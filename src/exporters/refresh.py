@@ -1,11 +1,11 @@
 """The refresh thread: watches the results directory, recomputes, re-publishes every snapshot.
 
-Recompute policy: every set is recomputed from a fresh load when the newest results file changes
-(path, mtime or size), when VictoriaMetrics answered only in part and its backoff is over, and
-every ``RECOMPUTE_SECONDS``. Background work a set asks for runs on the refresh's job thread
-(``exporters.jobs``); when it has new results only that set is re-rendered, from the rows it
-cached, without loading the file again. Every tick re-publishes each snapshot with fresh
-self-metrics and process metrics.
+Recompute policy: every set is recomputed from a fresh load when the newest results file or the
+analysis CSV beside it changes (path, mtime, size or inode), when VictoriaMetrics answered only
+in part and its backoff is over, and every ``RECOMPUTE_SECONDS``. Background work a set asks
+for runs on the refresh's job thread (``exporters.jobs``); when it has new results only that
+set is re-rendered, from the rows it cached, without loading the file again. Every tick
+re-publishes each snapshot with fresh self-metrics and process metrics.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from advisor_core.analysis import analysis_path, join_analysis, read_analysis
 from advisor_core.scenario import (
     RESULTS_GLOB,
     ResultsFileError,
@@ -40,6 +41,14 @@ logger = logging.getLogger("exporters")
 RECOMPUTE_SECONDS = 600.0
 #: Looks at the directory for a newest file that vanished (a rotation) before giving up.
 _ATTEMPTS = 3
+
+
+def _analysis_signature(results_path: Path) -> Optional[tuple]:
+    try:
+        info = os.stat(analysis_path(results_path))
+    except OSError:  # absent, or unreadable: reading it says which, and counts it
+        return None
+    return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
 @dataclass(frozen=True)
@@ -112,7 +121,8 @@ class Refresher(threading.Thread):
         self._wake.set()
 
     def _current_signature(self) -> tuple:
-        """(path, mtime, size, inode) of the newest results file; () when there is none.
+        """(path, mtime, size, inode) of the newest results file and (mtime, size, inode) of
+        its analysis CSV (None when absent); () when there is no results file.
 
         A newest file that vanishes between listing and ``stat`` (a rotation) is looked for
         again. Raises OSError (listing) or ResultsFileError.
@@ -128,7 +138,8 @@ class Refresher(threading.Thread):
             except OSError as exc:
                 raise ResultsFileError(f"{path}: cannot stat: {exc.strerror or exc}",
                                        "unreadable") from exc
-            return (str(path), info.st_mtime_ns, info.st_size, info.st_ino)
+            return (str(path), info.st_mtime_ns, info.st_size, info.st_ino,
+                    _analysis_signature(path))
         raise ResultsFileError(f"{self.results_dir}: the newest results file keeps vanishing",
                                "vanished")
 
@@ -195,6 +206,28 @@ class Refresher(threading.Thread):
                 if job is not None:
                     self.jobs.submit(index, job)
 
+    def _join_analysis(self, path: Path, scenarios: list[dict]) -> list[dict]:
+        """The scenarios with the power of the analysis CSV beside the file, where it exists.
+
+        An unusable CSV is logged and counted (``analysis_unreadable``); the run is served from
+        its JSON alone, which is right if incomplete.
+        """
+        csv_path = analysis_path(path)
+        try:
+            rows = read_analysis(csv_path, self.limits.max_bytes)
+        except ResultsFileError as exc:
+            if exc.reason == "vanished":
+                return scenarios
+            message = str(exc)
+        except ValueError as exc:
+            message = str(exc)
+        else:
+            return join_analysis(scenarios, rows)
+        logger.error("serving %s without its analysis: %s", path.name, message)
+        for state in self.states:
+            state.failed("analysis_unreadable")
+        return scenarios
+
     def _rerender_one(self, state: ExporterState) -> None:
         """Render one set again from its cached rows (its background job has new results)."""
         try:
@@ -232,6 +265,7 @@ class Refresher(threading.Thread):
                     self._fail(exc.reason, str(exc),
                                again=exc.reason in ("vanished", "unreadable"))
                     return
+            scenarios = self._join_analysis(path, scenarios)
             run = make_run(path, scenarios, self.limits.max_text)
             del scenarios
             self._served_file = True

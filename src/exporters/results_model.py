@@ -161,6 +161,10 @@ class ResultsModel:
                                      labels=["model", "trained_run_id"])
             info.add_metric([str(model.predictor.best_model_name), model.run_id], 1.0)
             families.append(info)
+            rows = GaugeMetricFamily("results_model_training_rows",
+                                     "Scenarios the power model in use was trained on")
+            rows.add_metric([], float(model.predictor.selection["rows"]))
+            families.append(rows)
         return families
 
     def _run(self, request: _Request) -> bool:
