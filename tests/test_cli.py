@@ -15,7 +15,7 @@ from advisor_core.cli import main
 from advisor_core.modeling import PowerPredictor
 from advisor_core.scenario import load_results
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "report"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "results"
 RESULTS = EXAMPLES / "test_results_20251229_125651.json"
 ANALYSIS = EXAMPLES / "test_results_20251229_125651_analysis.csv"
 
