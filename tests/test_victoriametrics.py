@@ -294,8 +294,8 @@ def terminate(proc: subprocess.Popen, timeout: float) -> None:
 class VictoriaMetrics:
     """A real single-node VictoriaMetrics on loopback with its data in a temporary directory."""
 
-    def __init__(self, binary: str, data_dir: Path, log: Path) -> None:
-        self.binary, self.data_dir, self.log = binary, data_dir, log
+    def __init__(self, binary: str, data_dir: Path, log: Path, *extra: str) -> None:
+        self.binary, self.data_dir, self.log, self.extra = binary, data_dir, log, extra
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: Optional[subprocess.Popen] = None
@@ -306,7 +306,8 @@ class VictoriaMetrics:
                 [self.binary, f"-httpListenAddr=127.0.0.1:{self.port}",
                  f"-storageDataPath={self.data_dir}", "-retentionPeriod=100y",
                  # Answer with what was just written: no response cache, no latency offset.
-                 "-search.disableCache", "-search.latencyOffset=0s", "-loggerLevel=WARN"],
+                 "-search.disableCache", "-search.latencyOffset=0s", "-loggerLevel=WARN",
+                 *self.extra],
                 stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: self._get("/health") == b"OK", "VictoriaMetrics /health",
                  alive=self._alive)
