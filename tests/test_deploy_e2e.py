@@ -111,7 +111,7 @@ def test_every_dashboard_expression_returns_data(tmp_path: Path) -> None:
         # The quick start's run: wait for the model's predictions, then every expression.
         wait_for(lambda: scraped(vm, "results_scenario_predicted_power_pi_high_watts"),
                  "predictions scraped", timeout=60)
-        wait_for(lambda: scraped(vm, 'up{job="cost-exporter"} == 1'), "cost scraped")
+        wait_for(lambda: scraped(vm, "up == 1", lambda r: len(r) == 3), "every job scraped")
         jobs = {r["metric"]["job"] for r in instant(vm, "up == 1")}
         assert jobs == {"results-exporter", "qoe-exporter", "cost-exporter"}
         for run in ("quick start", "extended"):
