@@ -89,16 +89,27 @@ def instant(vm: VictoriaMetrics, expr: str) -> list:
 
 
 def scraped(vm: VictoriaMetrics, expr: str, predicate=lambda r: bool(r)) -> bool:
-    vm._get("/internal/force_flush")
+    vm.flush()
     return bool(predicate(instant(vm, expr)))
 
 
-def test_every_dashboard_expression_returns_data(tmp_path: Path) -> None:
-    results = tmp_path / "results"
-    results.mkdir()
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    """A results directory holding the run the quick start serves, with its analysis."""
+    directory = tmp_path / "results"
+    directory.mkdir()
     for name in (f"{QUICK_START}.json", f"{QUICK_START}_analysis.csv"):
-        shutil.copy(EXAMPLES / name, results)
-    ports = {"cost": free_port(), "qoe": free_port(), "results": free_port()}
+        shutil.copy(EXAMPLES / name, directory)
+    return directory
+
+
+@pytest.fixture
+def ports() -> dict[str, int]:
+    return {"cost": free_port(), "qoe": free_port(), "results": free_port()}
+
+
+def test_every_dashboard_expression_returns_data(tmp_path: Path, results: Path,
+                                                 ports: dict[str, int]) -> None:
     binary = victoria_metrics_binary()
     vm = VictoriaMetrics(binary, tmp_path / "vm", tmp_path / "vm.log",
                          f"-promscrape.config={scrape_config(tmp_path, ports)}")
@@ -145,12 +156,8 @@ def test_every_dashboard_expression_returns_data(tmp_path: Path) -> None:
         vm.stop()
 
 
-def test_vmagent_remote_writes_what_the_scrape_config_scrapes(tmp_path: Path) -> None:
-    results = tmp_path / "results"
-    results.mkdir()
-    for name in (f"{QUICK_START}.json", f"{QUICK_START}_analysis.csv"):
-        shutil.copy(EXAMPLES / name, results)
-    ports = {"cost": free_port(), "qoe": free_port(), "results": free_port()}
+def test_vmagent_remote_writes_what_the_scrape_config_scrapes(
+        tmp_path: Path, results: Path, ports: dict[str, int]) -> None:
     storage = VictoriaMetrics(victoria_metrics_binary(), tmp_path / "vm", tmp_path / "vm.log")
     storage.start()
     vmagent = shutil.which("vmagent")

@@ -283,6 +283,9 @@ def test_a_low_descriptor_limit_bounds_connections_before_it_is_reached(tmp_path
     try:
         port = exporter.port
         held = hold(port, 400)  # far more than the process could hold open
+        # The first scrape queues behind the flood in the listen backlog (each one accepted and
+        # evicted in turn): answered, not hung; once the backlog is drained, at once.
+        assert timed_metrics(port) < 5.0
         assert timed_metrics(port) < 0.5
         (tmp_path / "test_results_20250102_000000.json").write_text(
             json.dumps({"scenarios": entries[:7]}))

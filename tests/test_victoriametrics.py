@@ -337,7 +337,10 @@ class VictoriaMetrics:
                                          data="\n".join(lines).encode(), method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             assert response.status == 204
-        # Make the rows searchable now instead of at the next periodic flush.
+        self.flush()
+
+    def flush(self) -> None:
+        """Make the rows written so far searchable now, not at the next periodic flush."""
         self._get("/internal/force_flush")
 
     def stop(self) -> None:
