@@ -28,18 +28,12 @@ from typing import Any, Optional
 from prometheus_client.core import GaugeMetricFamily
 
 from advisor_core.argtypes import price
-from advisor_core.cost import (
-    CostModel,
-    audience,
-    energy_joules,
-    mean_power_watts,
-    sample_series,
-)
+from advisor_core.cost import CostModel, audience, energy_joules, scenario_power
 from advisor_core.regional_pricing import (
     RegionalPricing,
     check_region,
 )
-from advisor_core.scenario import is_baseline, positive_number, stream_count
+from advisor_core.scenario import as_number, is_baseline, positive_number, stream_count
 
 from ._promql import PromClient
 from .families import Family, LabelSchema, TableFamily, label_text
@@ -71,13 +65,10 @@ COLUMNS = {
 
 
 def _mean_watts(scenario: dict) -> Optional[float]:
-    """Mean power (W): of the samples when the scenario has them, else its ``power`` object."""
-    samples = sample_series(scenario.get("power_watts"))
-    if samples is not None:
-        return samples[1]
-    if isinstance(scenario.get("power_watts"), list):
-        return None  # invalid samples are not replaced by a summary that may disagree
-    return mean_power_watts(scenario)
+    """Mean power (W) by the library's one rule for every schema (``scenario_power``)."""
+    power = scenario_power(scenario)
+    watts = as_number(power.get("mean_watts")) if power is not None else None
+    return watts if watts is not None and watts >= 0 else None
 
 
 def _has_sample_pair(scenario: dict) -> bool:
