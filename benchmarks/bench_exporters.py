@@ -5,13 +5,16 @@ in the past). Everything runs on loopback; each loop is bounded. Targets: gzip s
 < 1 ms and p99 < 5 ms, plain p99 < 10 ms, >= 5x faster than the baseline (a minimal http.server
 handler that renders the same families with prometheus_client on every request, measured in the
 same run; and, as a floor, the same handler answering bytes rendered once), refresh of all three
-sets after a file change < 150 ms, peak RSS cost/QoE < 35 MB, results < 60 MB, all three
-< 70 MB. The figures are printed; the refresh and memory asserts are the targets, the scrape
-asserts regression guards with headroom (CI machines are shared).
+sets after a file change (load + compute + render + gzip) >= 5x faster than only loading the file
+and serialising the same families with prometheus_client (``generate_latest`` + ``gzip.compress``,
+what the reference paid on every scrape), measured in the same run; peak RSS cost/QoE < 35 MB,
+results < 60 MB, all three < 70 MB. The figures are printed; the refresh ratio and memory asserts
+are the targets, the scrape asserts regression guards with headroom (CI machines are shared).
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -303,13 +306,35 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
     # (not timed): every family really changes, so nothing rendered before can be reused.
     variants = [path.read_bytes(),
                 json.dumps({"scenarios": generate_scenarios(SCENARIOS, seed=1)}).encode()]
+    from advisor_core.scenario import load_results
+    from exporters.exposition import generate_latest_of
+    from exporters.metric_set import make_run
+
+    def families_of(content: bytes) -> list:
+        path.write_bytes(content)
+        run = make_run(path, load_results(path))
+        return [cls(settings).compute(run, prom) for cls in classes]  # fresh: no shared state
+
+    outputs = [families_of(content) for content in variants]
     rounds = iter(range(1_000_000))
+    baseline: list[float] = []
+
+    def prometheus_client_way(content: bytes, families: list) -> None:
+        """Load the file and serialise the same families as prometheus_client's exposition does."""
+        start = time.perf_counter()
+        json.loads(content)
+        for family in families:
+            gzip.compress(generate_latest_of(family))
+        baseline.append(time.perf_counter() - start)
 
     def change() -> None:
         # The previous round's new run trains the results model on its worker thread; in service
         # the next file comes minutes later, so let it finish rather than time the overlap.
         assert refresher.wait_for_jobs(30.0)
-        path.write_bytes(variants[next(rounds) % 2 - 1])
+        index = next(rounds) % 2 - 1
+        if index == 0 and len(baseline) < 5:  # interleaved, so a slow spell hits both sides
+            prometheus_client_way(variants[index], outputs[index])
+        path.write_bytes(variants[index])
 
     per_set: dict[str, list[float]] = {state.metric_set.name: [] for state in states}
 
@@ -320,15 +345,27 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
 
     benchmark.pedantic(measured, setup=change, rounds=15, warmup_rounds=1)
     median = benchmark.stats.stats.median
+    base = statistics.median(baseline)
     parts = {name: statistics.median(values) for name, values in per_set.items()}
     print(f"\nrefresh of cost+qoe+results after a file change ({SCENARIOS} scenarios): "
           f"median {median * 1e3:.1f} ms, max {benchmark.stats.stats.max * 1e3:.1f} ms; "
           "per set (each incl. the shared load): "
-          + ", ".join(f"{name} {value * 1e3:.1f} ms" for name, value in parts.items()))
+          + ", ".join(f"{name} {value * 1e3:.1f} ms" for name, value in parts.items())
+          + f"; load + prometheus_client render + gzip of the same families {base * 1e3:.0f} ms, "
+          f"ratio {base / median:.1f}x (target >= 5x); machine speed: {machine_speed_ms():.0f} ms "
+          "for a fixed pure-Python loop (~100-150 ms on a usual day)")
     assert all(state.refresh_errors == 0 for state in states)
-    # The target itself: the median is ~60 ms in quiet spells of a 2-core CI machine and ~100
-    # ms in its slowest ones (benchmarks/README.md records the figures).
-    timing_target(median < 0.150, f"refresh median {median * 1e3:.1f} ms >= 150 ms")
+    # A same-run ratio, not a wall-clock bound: the CI machine's speed varies up to 3x from one
+    # day to the next (benchmarks/README.md); 5x is where the 150 ms bound sat on a usual day.
+    timing_target(base / median >= 5.0, f"refresh only {base / median:.1f}x faster than "
+                  f"prometheus_client's serialisation of its output (need 5x)")
+
+
+def machine_speed_ms() -> float:
+    """Milliseconds for a fixed pure-Python loop: printed beside timings as the machine's pace."""
+    start = time.perf_counter()
+    sum(range(10**7))
+    return (time.perf_counter() - start) * 1e3
 
 
 def import_floor_mb(module: str) -> float:
