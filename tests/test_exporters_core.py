@@ -21,11 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.exposition import gzip_member, render_families
+from exporters.http_policy import accepts_gzip
 from exporters.metric_set import MetricSet, Run, make_run
 from exporters.publisher import ExporterState
 from exporters.qoe import QoEMetrics
 from exporters.refresh import Refresher
-from exporters.serving import accepts_gzip
 from exporters.settings import parse_settings
 
 

@@ -15,10 +15,11 @@ import pytest
 
 from _process import request
 from exporters._promql import PromClient
+from exporters.http_policy import ClientLog, HttpLimits
 from exporters.metric_set import MetricSet, Run
 from exporters.publisher import ExporterState
 from exporters.refresh import Refresher
-from exporters.serving import ClientLog, HttpLimits, Server
+from exporters.serving import Server
 
 
 class OneGauge(MetricSet):

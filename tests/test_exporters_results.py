@@ -26,7 +26,9 @@ from exporters.jobs import BackgroundJobs
 from exporters.metric_set import make_run
 from exporters.publisher import ExporterState
 from exporters.refresh import Refresher
-from exporters.results import LABELS, ResultsMetrics, default_predictor, energy_query
+from exporters.results import LABELS, ResultsMetrics
+from exporters.results_model import default_predictor
+from exporters.results_victoriametrics import energy_query
 from exporters.runtime import start_exporters
 from exporters.settings import parse_settings
 

@@ -2,8 +2,10 @@
 
 Families and label names are the Python reference's plus the Go rewrite's extended families; the
 rules (power sources, baseline, skips, predictions, labels) are docs/exporters.md §2 and the
-README's "Differences from the reference" 10-17. The measured quantities come from
-``advisor_core.measurements``, the model from ``exporters.results_model``.
+README's "Differences from the reference" 10-17. This module declares the families and their
+labels and runs the compute; the samples of one scenario are ``exporters.results_values``,
+what VictoriaMetrics fills in ``exporters.results_victoriametrics``, the model
+``exporters.results_model``.
 """
 
 from __future__ import annotations
@@ -14,27 +16,15 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
-from advisor_core.cost import sample_series, sample_stdev
 from advisor_core.measurements import (
     PowerStats,
-    efficiency_score,
     file_power_stats,
     scenario_duration,
     scenario_window,
-    throughput_mbps,
 )
-from advisor_core.scenario import (
-    as_number,
-    bitrate_mbps,
-    encoder_class,
-    is_baseline,
-    output_ladder,
-    positive_number,
-    stream_count,
-    total_pixels,
-)
+from advisor_core.scenario import encoder_class, is_baseline, output_ladder, stream_count
 
 from ._promql import PromClient
 from .families import Family, LabelSchema, LabelSet, TableFamily, label_text
@@ -42,29 +32,13 @@ from .jobs import Job
 from .metric_set import MetricSet, Run
 from .results_model import ModelInput, ResultsModel, default_predictor
 from .results_recommendation import recommendation_families
+from .results_values import measured_values, prediction_values
+from .results_victoriametrics import fill_from_victoriametrics
 from .runtime import exporter_main
-
-if TYPE_CHECKING:
-    pass
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "CONTAINER_CPU_QUERY",
-    "LABELS",
-    "POWER_QUERY",
-    "ResultsMetrics",
-    "energy_query",
-    "main",
-]
-
-#: Queries of the reference results exporter (docs/exporters.md §3).
-POWER_QUERY = 'sum(rapl_power_watts{zone=~"package.*"})'
-CONTAINER_CPU_QUERY = "docker_containers_total_cpu_percent"
-QUERY_STEP_SECONDS = 5.0
-
-
-JOULES_PER_WH = 3600.0
+__all__ = ["LABELS", "ResultsMetrics", "main", "scenario_labels"]
 
 LABELS = (
     "run_id",
@@ -157,12 +131,6 @@ _FAMILIES = (
 )
 
 
-def energy_query(window_seconds: float) -> str:
-    """Return the reference's package-energy increase query over a window (joules)."""
-    window = max(1, int(window_seconds))
-    return f'sum(increase(rapl_energy_joules_total{{zone=~"package.*"}}[{window}s]))'
-
-
 # ---------------------------------------------------------------------------------------------
 # Per-scenario inputs
 # ---------------------------------------------------------------------------------------------
@@ -200,51 +168,6 @@ class _Row:
     duration: Optional[float]
     window: Optional[tuple[float, float]]
     stats: PowerStats
-
-
-def _fill_from_victoriametrics(rows: list[_Row], prom: PromClient) -> None:
-    """Ask VictoriaMetrics for what the file lacks (one request per missing quantity)."""
-    if not prom.enabled:
-        return
-    wanted: list[tuple[_Row, float, float, bool, bool, bool]] = []
-    for row in rows:
-        if row.window is None:
-            continue
-        stats = row.stats
-        need_energy = not stats.has_power
-        need_samples = need_energy or (stats.stdev_w is None and stats.mean_w is not None)
-        need_cpu = stats.cpu_pct is None
-        if need_energy or need_samples or need_cpu:
-            wanted.append((row, *row.window, need_energy, need_samples, need_cpu))
-
-    def fetch(item: tuple[_Row, float, float, bool, bool, bool]) -> tuple[Any, Any, Any]:
-        _, start, end, need_energy, need_samples, need_cpu = item
-        energy = prom.query(energy_query(end - start), end) if need_energy else None
-        power = (prom.query_range(POWER_QUERY, start, end, QUERY_STEP_SECONDS)
-                 if need_samples else None)
-        cpu = (prom.query_range(CONTAINER_CPU_QUERY, start, end, QUERY_STEP_SECONDS)
-               if need_cpu else None)
-        return energy, power, cpu
-
-    for (row, start, end, need_energy, _, _), (energy, power, cpu) in zip(
-        wanted, prom.map_windows(fetch, wanted)
-    ):
-        stats = row.stats
-        samples = sample_series(power)
-        if need_energy:
-            joules = positive_number(energy)
-            watts = None if joules is None else positive_number(joules / (end - start))
-            if watts is not None:
-                stats.energy_j, stats.mean_w = joules, watts
-            elif samples is not None and samples[1] > 0:
-                stats.mean_w = samples[1]
-                stats.energy_j = positive_number(stats.mean_w * (end - start))
-        if stats.stdev_w is None and stats.mean_w is not None and samples is not None:
-            stats.stdev_w = sample_stdev(*samples)
-        if stats.cpu_pct is None:
-            cpu_samples = sample_series(cpu)
-            if cpu_samples is not None:
-                stats.cpu_pct = cpu_samples[1]
 
 
 @dataclass(frozen=True)
@@ -318,7 +241,7 @@ class ResultsMetrics(MetricSet):
                 window=scenario_window(scenario),
                 stats=file_power_stats(scenario, duration),
             ))
-        _fill_from_victoriametrics(rows, prom)
+        fill_from_victoriametrics([(row.window, row.stats) for row in rows], prom)
 
         baseline: Optional[PowerStats] = None
         for row in rows:
@@ -348,7 +271,7 @@ class ResultsMetrics(MetricSet):
                 _count(skipped, "no_duration")
             if not row.stats.has_power:
                 _count(skipped, "no_power_data")
-            samples, basis = _row_values(row, baseline)
+            samples, basis = measured_values(row.scenario, row.duration, row.stats, baseline)
             _add_finite(row.labels, samples, sinks, skipped)
             rows_basis.append((row.name, row.labels, basis))
         # Assigned once complete: the cache always matches the last compute that succeeded.
@@ -369,7 +292,7 @@ class ResultsMetrics(MetricSet):
             for name, labels, basis in cached.rows:
                 prediction = by_name.get(name)
                 if prediction is not None:
-                    _add_finite(labels, _prediction_values(prediction, *basis), sinks, skipped)
+                    _add_finite(labels, prediction_values(prediction, *basis), sinks, skipped)
         self._skipped = skipped
         families = {**cached.measured, **predicted}
         result: list[Family] = [families[key] for key, _, _ in _FAMILIES if len(families[key])]
@@ -390,113 +313,6 @@ def _add_finite(labels: LabelSet, samples: list[tuple[str, float]], sinks: dict,
         add_key, add_value = sinks[key]
         add_key(labels)  # escaped once, shared by the scenario's samples
         add_value(value)
-
-
-def _row_values(row: _Row, baseline: Optional[PowerStats]) -> tuple[list[tuple[str, float]], tuple]:
-    """The measured (family key, value) samples of one scenario and its prediction basis."""
-    scenario, duration, stats = row.scenario, row.duration, row.stats
-    out: list[tuple[str, float]] = []
-    add = out.append
-    mean, energy = stats.mean_w, stats.energy_j
-    if duration is not None:
-        add(("duration", duration))
-    if mean is not None:
-        add(("mean_power", mean))
-        add(("measured_power", mean))
-        if stats.cpu_pct is not None:
-            # A share above one (several busy cores) would claim more than the whole package.
-            add(("docker_overhead", min(1.0, stats.cpu_pct / 100.0) * mean))
-    energy_wh = None
-    if energy is not None:
-        energy_wh = energy / JOULES_PER_WH
-        add(("energy_j", energy))
-        add(("energy_wh", energy_wh))
-    if stats.cpu_pct is not None:
-        add(("container_cpu", stats.cpu_pct))
-    if energy_wh is not None and energy_wh != 0:
-        if duration is not None:
-            add(("wh_per_min", energy_wh * 60.0 / duration))
-        mbps = bitrate_mbps(scenario.get("bitrate"))
-        if mbps is not None and mbps > 0:
-            add(("wh_per_mbps", energy_wh / mbps))
-        fps = positive_number(scenario.get("fps"))
-        frames = fps * duration if fps is not None and duration is not None else 0.0
-        if frames > 0:  # the product of two tiny positives can underflow to 0
-            add(("mj_per_frame", energy / frames * 1000.0))  # type: ignore[operator]
-    if baseline is not None and mean is not None:
-        delta = mean - baseline.mean_w  # type: ignore[operator]
-        add(("net_power", delta))
-        add(("delta_power", delta))
-        add(("pct_increase", delta / baseline.mean_w * 100.0))  # type: ignore[operator]
-        if energy_wh is not None and baseline.energy_j is not None:
-            delta_wh = energy_wh - baseline.energy_j / JOULES_PER_WH
-            add(("net_energy", delta_wh))
-            add(("delta_energy", delta_wh))
-        if stats.cpu_pct is not None and baseline.cpu_pct is not None:
-            add(("net_cpu", stats.cpu_pct - baseline.cpu_pct))
-    pixels = total_pixels(scenario, duration=duration) if duration is not None else None
-    if pixels is not None and pixels > 0:
-        add(("pixels", pixels))
-    # Only scenarios without pixels are scored (and predicted) by throughput.
-    throughput = throughput_mbps(scenario) if pixels is None or pixels <= 0 else None
-    score = efficiency_score(mean, energy, duration, pixels, throughput)
-    if score is not None:
-        add(("efficiency", score))
-    if mean is not None and stats.stdev_w is not None:
-        add(("confidence_low", max(0.0, mean - 2.0 * stats.stdev_w)))
-        add(("confidence_high", mean + 2.0 * stats.stdev_w))
-    if stats.stdev_w is not None:
-        add(("stdev", stats.stdev_w))
-    _extended_values(scenario, add)
-    return out, (duration, pixels, throughput)
-
-
-def _prediction_values(prediction: dict, duration: Optional[float], pixels: Optional[float],
-                       throughput: Optional[float]) -> list[tuple[str, float]]:
-    """The prediction samples of one scenario (``throughput``: Mbps x streams)."""
-    out: list[tuple[str, float]] = []
-    add = out.append
-    watts = as_number(prediction.get("mean"))
-    if watts is None:
-        return out
-    add(("predicted_power", watts))
-    if duration is not None:
-        add(("predicted_energy", watts * duration))
-    score = efficiency_score(watts, None if duration is None else watts * duration, duration,
-                             pixels, throughput)
-    if score is not None:
-        add(("predicted_efficiency", score))
-    low, high = as_number(prediction.get("ci_low")), as_number(prediction.get("ci_high"))
-    if low is not None and high is not None:
-        add(("predicted_ci_low", low))
-        add(("predicted_ci_high", high))
-    low, high = as_number(prediction.get("pi_low")), as_number(prediction.get("pi_high"))
-    if low is not None and high is not None:
-        add(("predicted_pi_low", low))
-        add(("predicted_pi_high", high))
-    extrapolated = prediction.get("extrapolated")
-    if isinstance(extrapolated, bool):
-        add(("prediction_extrapolated", 1.0 if extrapolated else 0.0))
-    return out
-
-
-def _extended_values(scenario: dict, add: Callable[[tuple[str, float]], None]) -> None:
-    """The Go rewrite's per-scenario extras (docs/exporters.md §2), same emptiness rules."""
-    avg_fps = positive_number(scenario.get("avg_fps"))
-    if avg_fps is not None:
-        add(("avg_fps", avg_fps))
-    total = positive_number(scenario.get("total_frames"))
-    if total is not None:
-        add(("total_frames", total))
-        dropped = as_number(scenario.get("dropped_frames"))
-        if dropped is not None and dropped >= 0:
-            add(("dropped_frames", dropped))
-    vmaf = positive_number(scenario.get("vmaf_score"))
-    if vmaf is not None and vmaf <= 100:
-        add(("vmaf", vmaf))
-    psnr = positive_number(scenario.get("psnr_score"))
-    if psnr is not None:
-        add(("psnr", psnr))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._promql import PromClient
+from .http_policy import HttpLimits
 from .metric_set import MetricSet
 from .publisher import ExporterState
 from .refresh import ReadLimits, Refresher
 from .settings import parse_settings, port_of
 
 if TYPE_CHECKING:
-    from .serving import HttpLimits, Server
+    from .serving import Server
 
 logger = logging.getLogger("exporters")
 
@@ -74,8 +75,6 @@ _RESERVED_FDS = 64
 
 def http_limits(settings: argparse.Namespace) -> HttpLimits:
     """The HTTP bounds of the flags; connections capped by what the fd limit allows."""
-    from .serving import HttpLimits
-
     wanted = int(settings.max_connections)
     allowed = raise_fd_limit(wanted + _RESERVED_FDS) - _RESERVED_FDS
     if allowed < wanted:

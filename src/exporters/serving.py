@@ -19,7 +19,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -29,6 +28,7 @@ import h11
 from advisor_core import __version__ as VERSION
 
 from .exposition import CONTENT_TYPE
+from .http_policy import ClientLog, HttpLimits, accepts_gzip
 from .publisher import ExporterState
 from .refresh import Refresher
 
@@ -54,64 +54,6 @@ _LISTEN_BACKLOG = 1024
 #: Answered to a connection over the limit when no open one can be evicted.
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
          b"Retry-After: 1\r\n\r\n")
-
-
-@dataclass(frozen=True)
-class HttpLimits:
-    """Bounds of the HTTP layer: connections per process and deadlines in seconds."""
-
-    max_connections: int = 512
-    header_timeout: float = 10.0
-    idle_timeout: float = 30.0
-    write_timeout: float = 30.0
-
-
-def accepts_gzip(header: Optional[str]) -> bool:
-    """Return True when an Accept-Encoding header allows gzip (q > 0)."""
-    if not header:
-        return False
-    for part in header.split(","):
-        token, _, params = part.strip().partition(";")
-        if token.strip().lower() not in ("gzip", "*"):
-            continue
-        quality = 1.0
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        return quality > 0
-    return False
-
-
-class ClientLog:
-    """One log line per misbehaving client, at most ``burst`` lines per ``period`` seconds.
-
-    Lines beyond the budget are counted and the count is added to the next line written.
-    """
-
-    def __init__(self, burst: int = 5, period: float = 10.0) -> None:
-        self.burst, self.period = burst, period
-        self._window_start = -period
-        self._written = 0
-        self._suppressed = 0
-
-    def warning(self, message: str, *args: Any) -> None:
-        """Log ``message % args`` as a warning unless the budget of this period is spent."""
-        now = time.monotonic()
-        if now - self._window_start >= self.period:
-            self._window_start, self._written = now, 0
-        if self._written >= self.burst:
-            self._suppressed += 1
-            return
-        self._written += 1
-        if self._suppressed:
-            message += " (%d similar lines suppressed)"
-            args = (*args, self._suppressed)
-            self._suppressed = 0
-        logger.warning(message, *args)
 
 
 class _Site:
@@ -381,9 +323,9 @@ class Server:
     """
 
     def __init__(self, sites: Sequence[tuple[tuple[str, int], ExporterState]],
-                 refresher: Refresher, limits: HttpLimits = HttpLimits()) -> None:
+                 refresher: Refresher, limits: Optional[HttpLimits] = None) -> None:
         self.refresher = refresher
-        self.limits = limits
+        self.limits = HttpLimits() if limits is None else limits
         self.client_log = ClientLog()
         self.sites: list[_Site] = []
         try:
