@@ -1104,6 +1104,25 @@ def test_fit_predict_never_raise(scenarios, target, queries):
         assert loaded.predict_batch(valid, True) == m.predict_batch(valid, True)
 
 
+def test_targets_whose_squared_errors_overflow_fit_without_raising():
+    # Found by test_fit_predict_never_raise: out-of-fold errors of ~1e154 square beyond the float
+    # range. The kinds they judge cannot be scored (infinite MSE), which is not an exception.
+    scenarios = [
+        {"name": "1 streams", "power": {"mean_watts": 0.0}, "efficiency_score": 0.0},
+        {"name": "1 streams", "power": {"mean_watts": 0.0}, "efficiency_score": 0.0,
+         "bitrate": "2500k"},
+        {"name": "1 streams", "power": {"mean_watts": 0.0}, "efficiency_score": 1.34e154,
+         "bitrate": "2500k", "fps": 0.0},
+    ]
+    m = MultivariatePredictor(["linear", "poly2"], n_bootstrap=5, cv_folds=3)
+    trained = m.fit(scenarios, target="efficiency_score")
+    info = m.get_model_info()
+    assert info["trained"] is trained
+    if trained:
+        scores = info["models"].values()
+        assert not any(s["eligible"] and not math.isfinite(s["rmse"]) for s in scores)
+
+
 def test_bootstrap_threads_do_not_change_the_interval():
     rng = np.random.default_rng(11)
     scenarios = [

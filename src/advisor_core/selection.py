@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import random
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -84,6 +84,19 @@ def _eligible(kind: str, rows: int, terms: Optional[int], features: int) -> bool
     return rows >= POLYNOMIAL_ROWS_PER_TERM * terms
 
 
+def _square(d: float) -> float:
+    # d * d is +inf beyond the float range; d ** 2 raises OverflowError
+    return d * d
+
+
+def _sum(values: Iterable[float]) -> float:
+    """Exactly rounded sum of non-negative values, +inf beyond the float range (no raise)."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return math.inf
+
+
 def score_kind(kind: str, y: Sequence[float], oof: Sequence[float], terms: Optional[int],
                features: int) -> KindScore:
     """Pooled out-of-fold RMSE, R², mean squared error and its standard error of one kind.
@@ -92,15 +105,15 @@ def score_kind(kind: str, y: Sequence[float], oof: Sequence[float], terms: Optio
     """
     n = len(y)
     finite = all(math.isfinite(v) for v in oof)
-    squared = [(t - p) ** 2 for t, p in zip(y, oof)] if finite else [math.inf] * n
-    mse = math.fsum(squared) / n
-    if n > 1 and finite:
-        spread = math.fsum((s - mse) ** 2 for s in squared) / (n - 1)
+    squared = [_square(t - p) for t, p in zip(y, oof)] if finite else [math.inf] * n
+    mse = _sum(squared) / n
+    if n > 1 and finite and math.isfinite(mse):
+        spread = _sum(_square(s - mse) for s in squared) / (n - 1)
         se = math.sqrt(spread / n)
     else:
         se = math.inf
-    mean_y = math.fsum(y) / n
-    sst = math.fsum((t - mean_y) ** 2 for t in y)
+    mean_y = math.fsum(t / n for t in y)  # divided first: a sum of huge targets cannot overflow
+    sst = _sum(_square(t - mean_y) for t in y)
     sse = mse * n
     if not finite:
         r2 = math.nan
