@@ -3,8 +3,8 @@
 Costs are in the configured currency (USD by default); energy in joules or kWh, CPU work in
 core-seconds. Every method takes one analysed scenario dict (docs/results-files.md §2) and returns a
 finite float or None when the data needed is missing or invalid; nothing raises on bad input.
-The ``*_many``/``cost_arrays`` methods compute the same numbers for many scenarios at once with
-the compiled kernels (identical results: both paths share one formula per cost).
+Both the per-scenario methods and the ``*_many``/``cost_arrays`` ones read the scenarios into
+columns (``advisor_core.columns``) and price them with one compiled kernel, so they agree.
 
 Kept from the reference on purpose: a zero price gives 0.0 before any data is looked at; a 0.0
 total has no cost per pixel (None) but a 0.0 cost per watch hour; the legacy watch-hour cost
@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _kernels
-from .scenario import as_number, positive_number, resolution, stream_count, total_pixels
+from .columns import ScenarioColumns, energy_joules, mean_power_watts, read_columns
+from .scenario import as_number, non_negative_number, positive_number, stream_count, total_pixels
 
 if TYPE_CHECKING:
     import numpy as np
@@ -132,51 +133,8 @@ def scenario_power(
 
 
 # ---------------------------------------------------------------------------------------------
-# Scenario fields shared with the scorer
+# Scenario fields of the measured-totals costs (mean power and energy: advisor_core.columns)
 # ---------------------------------------------------------------------------------------------
-
-
-def _non_negative(value: Any) -> Optional[float]:
-    number = as_number(value)
-    return number if number is not None and number >= 0 else None
-
-
-def mean_power_watts(scenario: Any) -> Optional[float]:
-    """Return ``power.mean_watts`` + ``gpu_power.mean_watts`` in watts, or None.
-
-    A missing, null or empty ``power`` object, or a mean that is not a finite number >= 0, is
-    None; a ``gpu_power`` object that is absent or null adds nothing, one holding an invalid
-    mean makes the whole value None.
-    """
-    if not isinstance(scenario, dict):
-        return None
-    power = scenario.get("power")
-    if not isinstance(power, dict) or not power:
-        return None
-    watts = _non_negative(power.get("mean_watts"))
-    if watts is None:
-        return None
-    gpu = scenario.get("gpu_power")
-    if isinstance(gpu, dict):
-        raw = gpu.get("mean_watts")
-        if raw is not None:
-            gpu_watts = _non_negative(raw)
-            if gpu_watts is None:
-                return None
-            watts += gpu_watts
-            if not math.isfinite(watts):
-                return None
-    return watts
-
-
-def energy_joules(scenario: Any) -> Optional[float]:
-    """Return ``power.total_energy_joules`` in joules when it is a finite number > 0, else None."""
-    if not isinstance(scenario, dict):
-        return None
-    power = scenario.get("power")
-    if not isinstance(power, dict):
-        return None
-    return positive_number(power.get("total_energy_joules"))
 
 
 def container_core_seconds(scenario: Any) -> Optional[float]:
@@ -187,7 +145,7 @@ def container_core_seconds(scenario: Any) -> Optional[float]:
     usage = scenario.get("container_usage")
     if not isinstance(usage, dict):
         return None
-    percent = _non_negative(usage.get("cpu_percent"))
+    percent = non_negative_number(usage.get("cpu_percent"))
     duration = positive_number(scenario.get("duration"))
     if percent is None or duration is None:
         return None
@@ -254,92 +212,64 @@ class CostModel:
         self.price_per_core_second = _price("price_per_core_second", price_per_core_second)
         self.price_per_joule = _price("price_per_joule", price_per_joule)
 
-    # -- legacy (duration-based) ------------------------------------------------------------
+    # -- one scenario: the batch kernel over a one-scenario column table ------------------------
+
+    def _one(self, scenario: Any, key: str, viewers: Any = None) -> Optional[float]:
+        """Cost ``key`` of COST_KEYS for one scenario (None for anything but a dict)."""
+        if not isinstance(scenario, dict):
+            return None
+        table = self.cost_columns(read_columns([scenario]), viewers)
+        return _none(table[COST_KEYS.index(key)])
 
     def compute_energy_cost(self, scenario: Any) -> Optional[float]:
         """Energy cost (currency): (power W / 1000) x (duration s / 3600) x price per kWh.
 
         A zero energy price gives 0.0 whatever the data (reference rule).
         """
-        if not isinstance(scenario, dict):
-            return None
-        return _none(self._energy(scenario, self._duration(scenario)))
+        return self._one(scenario, "energy_cost")
 
     def compute_compute_cost(self, scenario: Any) -> Optional[float]:
         """Compute cost (currency): duration h x (CPU + GPU hourly price); 0.0 with zero prices."""
-        if not isinstance(scenario, dict):
-            return None
-        return _none(self._compute(self._duration(scenario)))
+        return self._one(scenario, "compute_cost")
 
     def compute_total_cost(self, scenario: Any) -> Optional[float]:
         """Energy + compute cost (currency), a missing part counting 0; None when both are."""
-        if not isinstance(scenario, dict):
-            return None
-        return _none(self._total(scenario, self._duration(scenario)))
+        return self._one(scenario, "total_cost")
 
     def compute_cost_per_pixel(self, scenario: Any) -> Optional[float]:
         """Total cost per delivered pixel (currency/pixel); None for a missing or 0.0 total."""
-        if not isinstance(scenario, dict):
-            return None
-        total = self._total(scenario, self._duration(scenario))
-        if total != total or total == 0.0:
-            return None
-        return _none(_kernels.cost_per_pixel(total, _nan(total_pixels(scenario))))
+        return self._one(scenario, "cost_per_pixel")
 
     def compute_cost_per_watch_hour(self, scenario: Any, viewers: Any = 1) -> Optional[float]:
         """Total cost per viewer-hour (currency/h/viewer): total / (duration h x viewers)."""
-        if not isinstance(scenario, dict):
+        if viewers is None:  # an explicit "no audience" (the batch's None means one viewer)
             return None
-        duration = self._duration(scenario)
-        count = self._viewers(viewers)
-        return _none(
-            _kernels.cost_per_watch_hour(self._total(scenario, duration), duration, count)
-        )
-
-    # -- load-aware (integrated samples) ----------------------------------------------------
+        return self._one(scenario, "cost_per_watch_hour", viewers)
 
     def compute_compute_cost_load_aware(self, scenario: Any) -> Optional[float]:
         """Compute cost (currency): core-seconds of ``cpu_usage_cores`` (+ ``gpu_usage_cores``)
         integrated over ``step_seconds`` x price per core-second; 0.0 with a zero price."""
-        if not isinstance(scenario, dict):
-            return None
-        return _none(self._la_compute(scenario, self._step(scenario)))
+        return self._one(scenario, "compute_cost_load_aware")
 
     def compute_energy_cost_load_aware(self, scenario: Any) -> Optional[float]:
         """Energy cost (currency): joules of ``power_watts`` integrated over ``step_seconds`` x
         price per joule; 0.0 with a zero price."""
-        if not isinstance(scenario, dict):
-            return None
-        return _none(self._la_energy(scenario, self._step(scenario)))
+        return self._one(scenario, "energy_cost_load_aware")
 
     def compute_total_cost_load_aware(self, scenario: Any) -> Optional[float]:
         """Load-aware energy + compute cost (currency); None when both parts are missing."""
-        if not isinstance(scenario, dict):
-            return None
-        return _none(self._la_total(scenario))
+        return self._one(scenario, "total_cost_load_aware")
 
     def compute_cost_per_pixel_load_aware(self, scenario: Any) -> Optional[float]:
         """Load-aware total cost per delivered pixel (currency/pixel); None for a 0.0 total."""
-        if not isinstance(scenario, dict):
-            return None
-        total = self._la_total(scenario)
-        if total != total or total == 0.0:
-            return None
-        return _none(_kernels.cost_per_pixel(total, _nan(total_pixels(scenario))))
+        return self._one(scenario, "cost_per_pixel_load_aware")
 
     def compute_cost_per_watch_hour_load_aware(
         self, scenario: Any, viewers: Any = None
     ) -> Optional[float]:
         """Load-aware total per viewer-hour (currency/h/viewer); viewers = argument, else the
         scenario's ``viewers``; None without a positive audience (no default)."""
-        if not isinstance(scenario, dict):
-            return None
-        count = self._viewers(scenario.get("viewers") if viewers is None else viewers)
-        return _none(
-            _kernels.cost_per_watch_hour(
-                self._la_total(scenario), self._duration(scenario), count
-            )
-        )
+        return self._one(scenario, "cost_per_watch_hour_load_aware", viewers)
 
     def measured_costs(self, scenario: Any, viewers: Any = None) -> dict[str, Optional[float]]:
         """Load-aware costs (currency) of a scenario priced from measured totals, not samples.
@@ -382,34 +312,29 @@ class CostModel:
         """
         import numpy as np  # here only: the exporters use the list form and never load numpy
 
-        ok, flat = self._cost_table(scenarios, viewers)
-        table = np.asarray(flat).reshape(len(COST_KEYS), len(ok))
+        columns = read_columns(scenarios)
+        table = np.asarray(self.cost_columns(columns, viewers)).reshape(len(COST_KEYS), columns.n)
         # Not a scenario at all: None everywhere, even where a zero price would say 0.0.
-        table[:, np.asarray(ok) == 0] = _NAN
+        table[:, np.asarray(columns.ok) == 0] = _NAN
         return dict(zip(COST_KEYS, table))
 
-    def _cost_table(self, scenarios: Iterable[Any], viewers: Any) -> tuple[Any, Any]:
-        """(ok flags, flat [10, n] cost table) of the compiled kernels, without numpy."""
-        if not isinstance(scenarios, list):
-            scenarios = [] if scenarios is None else list(scenarios)
-        ok, fields = _kernels.gather_cost_fields(scenarios, resolution)
-        return ok, _kernels.costs_batch(fields, len(ok), *self.kernel_parameters(viewers))
-
-    def kernel_parameters(self, viewers: Any) -> tuple:
-        """Audiences and prices (currency units) of the compiled cost kernels, in costs_batch's
-        order after its table (the recommender's one-pass ranking passes them on)."""
+    def cost_columns(self, columns: ScenarioColumns, viewers: Any = None) -> Any:
+        """The ten costs (currency) of read scenarios: flat float64 [COST_KEYS, n] array.array,
+        NaN = none (``viewers`` as in compute_costs_many; ``columns.ok`` is not applied)."""
         legacy_viewers = self._viewers(1 if viewers is None else viewers)
-        return (
-            legacy_viewers, legacy_viewers, viewers is None,
+        return _kernels.costs_batch(
+            columns.table, columns.n, legacy_viewers, legacy_viewers, viewers is None,
             self.energy_cost_per_kwh, self.cpu_cost_per_hour, self.gpu_cost_per_hour,
             self.price_per_core_second, self.price_per_joule,
         )
 
-    @staticmethod
-    def cost_lists(ok: Any, table: Any) -> dict[str, list[Optional[float]]]:
-        """compute_costs_many's result (COST_KEYS -> lists, None = no value) from the kernels'
-        ok flags and flat cost table."""
-        rows = _kernels.optional_rows(table, ok) if len(ok) else [[] for _ in COST_KEYS]
+    def cost_lists(
+        self, columns: ScenarioColumns, viewers: Any = None
+    ) -> dict[str, list[Optional[float]]]:
+        """compute_costs_many of read scenarios: COST_KEYS -> lists (None = no value)."""
+        if not columns.n:
+            return {key: [] for key in COST_KEYS}
+        rows = _kernels.optional_rows(self.cost_columns(columns, viewers), columns.ok)
         return dict(zip(COST_KEYS, rows))
 
     def compute_costs_many(
@@ -418,19 +343,15 @@ class CostModel:
         """All ten costs of many scenarios as lists (None = no value), keys COST_KEYS.
 
         ``result[k][i] == compute_<k>(scenarios[i], viewers)`` (with each method's default
-        audience when ``viewers`` is None), computed in one pass with the compiled kernels.
+        audience when ``viewers`` is None), from one read of the scenarios into columns.
         """
-        return self.cost_lists(*self._cost_table(scenarios, viewers))
+        return self.cost_lists(read_columns(scenarios), viewers)
 
     # -- internals (NaN = missing) ----------------------------------------------------------
 
     @staticmethod
     def _duration(scenario: dict) -> float:
         return _nan(positive_number(scenario.get("duration")))
-
-    @staticmethod
-    def _step(scenario: dict) -> float:
-        return _nan(positive_number(scenario.get("step_seconds")))
 
     @staticmethod
     def _viewers(viewers: Any) -> float:
@@ -441,35 +362,3 @@ class CostModel:
                 logger.warning("viewers must be a positive number, got %r", viewers)
             return _NAN
         return count
-
-    def _energy(self, scenario: dict, duration: float) -> float:
-        return _kernels.energy_cost(
-            _nan(mean_power_watts(scenario)), duration, self.energy_cost_per_kwh
-        )
-
-    def _compute(self, duration: float) -> float:
-        return _kernels.compute_cost(duration, self.cpu_cost_per_hour, self.gpu_cost_per_hour)
-
-    def _total(self, scenario: dict, duration: float) -> float:
-        return _kernels.total_cost(self._energy(scenario, duration), self._compute(duration))
-
-    def _la_compute(self, scenario: dict, step: float) -> float:
-        if self.price_per_core_second == 0.0:
-            return 0.0
-        _, cpu = _kernels.series_integral(scenario.get("cpu_usage_cores"), step)
-        state, gpu = _kernels.series_integral(scenario.get("gpu_usage_cores"), step)
-        if state == _kernels.SERIES_ABSENT:
-            gpu = 0.0
-        return _kernels.load_aware_compute_cost(cpu, gpu, self.price_per_core_second)
-
-    def _la_energy(self, scenario: dict, step: float) -> float:
-        if self.price_per_joule == 0.0:
-            return 0.0
-        _, joules = _kernels.series_integral(scenario.get("power_watts"), step)
-        return _kernels.load_aware_energy_cost(joules, self.price_per_joule)
-
-    def _la_total(self, scenario: dict) -> float:
-        step = self._step(scenario)
-        return _kernels.total_cost(
-            self._la_energy(scenario, step), self._la_compute(scenario, step)
-        )

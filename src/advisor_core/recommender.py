@@ -20,7 +20,9 @@ from collections.abc import Iterable
 from typing import Any, NoReturn, Optional
 
 from . import _kernels
-from .cost import CostModel, _non_negative
+from .columns import ScenarioColumns, read_columns
+from .cost import CostModel
+from .scenario import non_negative_number
 from .scoring import EnergyEfficiencyScorer
 
 logger = logging.getLogger(__name__)
@@ -53,12 +55,12 @@ class TranscodingRecommender:
             return scorer
         return None
 
-    def _scores(self, scenarios: list[dict]) -> array:
+    def _scores(self, scenarios: list[dict], columns: Optional[ScenarioColumns] = None) -> array:
         """Scores as float64 array.array (NaN = none): the batch path unless compute_score is
-        overridden."""
+        overridden (``columns``: the scenarios already read, for the batch path)."""
         scorer = self._batch_scorer()
         if scorer is not None:
-            return scorer.score_buffer(scenarios)
+            return scorer.score_columns(read_columns(scenarios) if columns is None else columns)
         values = [self.scorer.compute_score(s) for s in scenarios]
         return array("d", [math.nan if v is None else v for v in values])
 
@@ -68,11 +70,7 @@ class TranscodingRecommender:
 
     def analyze_and_rank(self, scenarios: Iterable[Any]) -> list[dict]:
         """Scored copies best first (``efficiency_rank`` 1, 2, ...), then unscored copies."""
-        items = _dicts(scenarios)
-        scorer = self._batch_scorer()
-        if scorer is not None:
-            return _kernels.rank_with_costs(items, scorer.kernel_parameters(), None)[0]
-        copies, scores = self._scored_copies(items)
+        copies, scores = self._scored_copies(_dicts(scenarios))
         # Stable: equal scores keep input order; unscored copies follow, unranked.
         return _kernels.ranked_order(copies, scores)
 
@@ -81,24 +79,23 @@ class TranscodingRecommender:
     ) -> tuple[list[dict], dict[str, list[Optional[float]]]]:
         """``(analyze_and_rank(scenarios), cost_model.compute_costs_many(scenarios, viewers))``.
 
-        One pass over the scenarios (currency units as in CostModel): the fields that scores and
-        costs share are read once.
+        The scenarios are read into columns once for both (currency units as in CostModel).
         """
         if not isinstance(scenarios, list):
             scenarios = [] if scenarios is None else list(scenarios)
-        scorer = self._batch_scorer()
         if (
-            scorer is None
-            or not isinstance(cost_model, CostModel)
+            not isinstance(cost_model, CostModel)
             or type(cost_model).compute_costs_many is not CostModel.compute_costs_many
         ):
             return self.analyze_and_rank(scenarios), cost_model.compute_costs_many(
                 scenarios, viewers
             )
-        ranked, ok, table = _kernels.rank_with_costs(
-            scenarios, scorer.kernel_parameters(), cost_model.kernel_parameters(viewers)
-        )
-        return ranked, cost_model.cost_lists(ok, table)
+        columns = read_columns(scenarios)
+        dicts = _dicts(scenarios)
+        # Entries that are not dicts are costed (as None) but never ranked: read the dicts apart.
+        scores = self._scores(dicts, columns if len(dicts) == columns.n else None)
+        ranked = _kernels.ranked_order(_kernels.scored_copies(dicts, scores), scores)
+        return ranked, cost_model.cost_lists(columns, viewers)
 
     def analyze_and_rank_by_ladder(self, scenarios: Iterable[Any]) -> dict[str, list[dict]]:
         """Copies grouped by output ladder id (``_no_ladder_`` when none), ranked per group.
@@ -135,7 +132,7 @@ class TranscodingRecommender:
 
     def get_top_n(self, scenarios: Iterable[Any], n: int = 5) -> list[dict]:
         """The ``n`` best scored copies in rank order (fewer when fewer are scored)."""
-        count = _non_negative(n)
+        count = non_negative_number(n)
         if count is None:
             return []
         ranked = self.analyze_and_rank(scenarios)
@@ -151,7 +148,7 @@ class TranscodingRecommender:
         for s in items:
             power = s.get("power")
             if isinstance(power, dict):
-                mean = _non_negative(power.get("mean_watts"))
+                mean = non_negative_number(power.get("mean_watts"))
                 if mean is not None:
                     watts.append(mean)
         return {
@@ -223,7 +220,7 @@ class TranscodingRecommender:
         values = []
         for config in (config_a, config_b):
             power = config.get("power")
-            mean = _non_negative(power.get("mean_watts")) if isinstance(power, dict) else None
+            mean = non_negative_number(power.get("mean_watts")) if isinstance(power, dict) else None
             if mean is None:
                 return None
             values.append(mean)

@@ -20,8 +20,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, Optional, Union
 
-from . import _kernels
-
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -37,6 +35,7 @@ __all__ = [
     "latest_results_file",
     "load_results",
     "measured_duration",
+    "non_negative_number",
     "output_ladder",
     "positive_number",
     "read_results",
@@ -62,12 +61,45 @@ PathLike = Union[str, "os.PathLike[str]"]
 # ---------------------------------------------------------------------------------------------
 
 
-#: ``as_number(value)``: a finite float, or None for null, bools, strings, NaN and infinities
-#: (ints become floats; ints beyond the float range are None). Compiled: the exporters ask
-#: tens of thousands of times per refresh.
-as_number = _kernels.as_number
-#: ``positive_number(value)``: ``as_number(value)`` when it is > 0, else None.
-positive_number = _kernels.positive_number
+# Looked up once: these run for every field of every scenario of every refresh. int.__float__
+# is the int's own value, whatever a subclass overrides.
+_int_to_float = int.__float__
+_float_value = float.__float__
+_isfinite = math.isfinite
+
+
+def as_number(value: Any) -> Optional[float]:
+    """``value`` as a finite float, or None for null, bools, strings, NaN and infinities.
+
+    Exact floats come back as the same object; ints (not bools) are converted, and ints beyond
+    the float range are None.
+    """
+    kind = type(value)
+    if kind is float:
+        return value if _isfinite(value) else None
+    if kind is int or (isinstance(value, int) and kind is not bool):
+        try:
+            return _int_to_float(value)
+        except OverflowError:
+            return None
+    if isinstance(value, float):
+        number = _float_value(value)
+        return number if _isfinite(number) else None
+    return None
+
+
+def positive_number(value: Any) -> Optional[float]:
+    """``as_number(value)`` when it is > 0 (durations, steps, fps, viewers), else None."""
+    if type(value) is float:  # as_number's first case, without its call
+        return value if value > 0 and _isfinite(value) else None
+    number = as_number(value)
+    return number if number is not None and number > 0 else None
+
+
+def non_negative_number(value: Any) -> Optional[float]:
+    """``as_number(value)`` when it is >= 0 (watts, percentages), else None."""
+    number = as_number(value)
+    return number if number is not None and number >= 0 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +266,12 @@ def total_pixels(scenario: Any, duration: Optional[float] = None) -> Optional[fl
     renditions = _renditions(scenario) if seconds is not None else None
     if seconds is None or not renditions:
         return positive_number(scenario.get("pixels_processed"))
-    pixels = float(sum(w * h * fps for w, h, fps, _ in renditions) * seconds)
+    if len(renditions) == 1:  # the usual case, without sum()'s generator (the same number)
+        width, height, fps, _ = renditions[0]
+        per_second = width * height * fps
+    else:
+        per_second = sum(w * h * fps for w, h, fps, _ in renditions)
+    pixels = float(per_second * seconds)
     return pixels if math.isfinite(pixels) else None
 
 

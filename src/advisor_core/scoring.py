@@ -3,8 +3,8 @@
 Four scores, higher is better: throughput per watt (Mbps/W), pixels per joule (pixels/J),
 quality per watt (VMAF points/W) and QoE efficiency (VMAF-weighted pixels/J). ``auto`` picks
 one per scenario. Scores are finite floats or None (missing/invalid data); nothing raises on bad
-input. ``score_many`` scores a list at once with the compiled kernel, with results identical to
-``compute_score``.
+input. One scenario or many, the fields are read into columns (``advisor_core.columns``) and
+scored by one compiled kernel, so ``score_many`` equals ``compute_score`` of each.
 
 Differences from the reference: stream count, bitrate, resolution, pixels and ladders come from
 advisor_core.scenario (README differences 1-3: "10 Mbps Stream" is one stream, "5Mbps" is 5 Mbps, an
@@ -15,21 +15,13 @@ values give None; results that overflow give None instead of inf.
 
 from __future__ import annotations
 
-import math
+from array import array
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from . import _kernels
-from .cost import energy_joules, mean_power_watts
-from .scenario import (
-    _stream_count,
-    as_number,
-    bitrate_mbps,
-    output_ladder,
-    resolution,
-    stream_count,
-    total_pixels,
-)
+from .columns import ScenarioColumns, auto_algorithm, read_columns
+from .scenario import output_ladder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -60,44 +52,7 @@ _CODES = {
     "qoe_efficiency_score": _kernels.ALGO_QOE_EFFICIENCY,
 }
 
-_NAN = math.nan
-_Inputs = tuple  # (code, bitrate Mbps, streams, watts, joules, pixels, vmaf); NaN = missing
-
-
-def _nan(value: Optional[float]) -> float:
-    return _NAN if value is None else value
-
-
-def _inputs(scenario: Any, algorithm: str) -> _Inputs:
-    """Kernel arguments for one scenario; only the fields the algorithm needs are read."""
-    code = _CODES[algorithm]
-    if not isinstance(scenario, dict):
-        return (code, _NAN, _NAN, _NAN, _NAN, _NAN, _NAN)
-    if algorithm == "throughput_per_watt":
-        count = stream_count(scenario.get("name"))
-        # Unknown stream count = one stream for throughput (README difference 1).
-        streams = 1.0 if count is None else _nan(as_number(count))
-        return (
-            code,
-            _nan(bitrate_mbps(scenario.get("bitrate", "0k"))),
-            streams,
-            _nan(mean_power_watts(scenario)),
-            _NAN,
-            _NAN,
-            _NAN,
-        )
-    if algorithm == "quality_per_watt":
-        return (
-            code, _NAN, _NAN, _nan(mean_power_watts(scenario)), _NAN, _NAN,
-            _nan(as_number(scenario.get("vmaf_score"))),
-        )
-    energy = energy_joules(scenario)
-    # Pixels are the expensive part; without energy the score is None anyway.
-    pixels = _NAN if energy is None else _nan(total_pixels(scenario))
-    vmaf = _NAN
-    if algorithm == "qoe_efficiency_score":
-        vmaf = _nan(as_number(scenario.get("vmaf_score")))
-    return (code, _NAN, _NAN, _NAN, _nan(energy), pixels, vmaf)
+_NAMES = {code: name for name, code in _CODES.items()}
 
 
 class EnergyEfficiencyScorer:
@@ -119,14 +74,7 @@ class EnergyEfficiencyScorer:
         """
         if self.algorithm != "auto":
             return self.algorithm
-        if not isinstance(scenario, dict):
-            return "throughput_per_watt"
-        if scenario.get("vmaf_score") is not None:
-            return "qoe_efficiency_score"
-        outputs = scenario.get("outputs")
-        if isinstance(outputs, list) and len(outputs) > 1:
-            return "pixels_per_joule"
-        return "throughput_per_watt"
+        return _NAMES[auto_algorithm(scenario)]
 
     def unit_for(self, scenario: Any) -> str:
         """Return the unit of ``scenario``'s score ("Mbps/W", "pixels/J", "VMAF/W", ...)."""
@@ -134,7 +82,7 @@ class EnergyEfficiencyScorer:
 
     def compute_score(self, scenario: Any) -> Optional[float]:
         """Return the efficiency score of one scenario (unit: see unit_for), or None."""
-        value = _kernels.score(*_inputs(scenario, self.algorithm_for(scenario)))
+        value = self.score_columns(read_columns([scenario]))[0]
         return None if value != value else value
 
     def score_array(self, scenarios: Iterable[Any]) -> np.ndarray:
@@ -145,20 +93,15 @@ class EnergyEfficiencyScorer:
 
     def score_buffer(self, scenarios: Iterable[Any]) -> Any:
         """Scores as a float64 array.array (NaN = no score) from the compiled batch kernel."""
-        if isinstance(scenarios, list):
-            items = scenarios
-        else:
-            items = [] if scenarios is None else list(scenarios)
-        algo, table = _kernels.gather_score_fields(items, *self.kernel_parameters())
-        return _kernels.score_batch(algo, table)
+        return self.score_columns(read_columns(scenarios))
 
-    def kernel_parameters(self) -> tuple:
-        """(algorithm code or -1 for auto, parsers): the scoring parameters of the compiled
-        gather kernels (the recommender's one-pass ranking passes them on)."""
-        fixed = -1 if self.algorithm == "auto" else _CODES[self.algorithm]
-        # The kernels call the stream-count parser for str names only: its cached core, without
-        # the wrapper's Python frame (names are often unique per run, so that call is per name).
-        return (fixed, bitrate_mbps, _stream_count, resolution)
+    def score_columns(self, columns: ScenarioColumns) -> Any:
+        """Scores of read scenarios as a float64 array.array (NaN = no score)."""
+        if self.algorithm == "auto":
+            algorithms = columns.auto
+        else:
+            algorithms = array("b", [_CODES[self.algorithm]]) * columns.n
+        return _kernels.score_batch(algorithms, columns.table)
 
     def score_many(self, scenarios: Iterable[Any]) -> list[Optional[float]]:
         """Scores of many scenarios (None = no score), equal to ``compute_score`` of each."""
@@ -177,8 +120,7 @@ class EnergyEfficiencyScorer:
             return None
         rated = dict(scenario)
         rated["vmaf_score"] = vmaf_score
-        value = _kernels.score(*_inputs(rated, "qoe_efficiency_score"))
-        return None if value != value else value
+        return EnergyEfficiencyScorer("qoe_efficiency_score").compute_score(rated)
 
     def compute_cost_adjusted_score(self, *args: Any, **kwargs: Any) -> NoReturn:
         """Not implemented (as in the reference)."""

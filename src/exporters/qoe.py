@@ -24,6 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
+from advisor_core.columns import read_columns
 from advisor_core.cost import scenario_power
 from advisor_core.scenario import as_number
 from advisor_core.scoring import EnergyEfficiencyScorer
@@ -96,8 +97,8 @@ class QoEMetrics(MetricSet):
                 return None
             return value
 
-        # Scenarios with a VMAF score (and their labels): scored after the loop, in one batch
-        # per scorer (compiled, the same numbers as compute_score of each).
+        # Scenarios with a VMAF score (and their labels): scored after the loop, read into
+        # columns once (the same numbers as compute_score of each).
         rated: list[dict] = []
         rated_labels: list[LabelSet] = []
         for scenario in run.scenarios:
@@ -125,9 +126,10 @@ class QoEMetrics(MetricSet):
                     drop_f.add(labels, dropped / total)
                 else:
                     skip("dropped_frames_invalid")
+        columns = read_columns(rated)  # read once, scored by both
         for scorer, family in ((self._per_watt, per_watt_f), (self._efficiency, efficiency_f)):
-            for labels, value in zip(rated_labels, scorer.score_many(rated)):
-                if value is not None:
+            for labels, value in zip(rated_labels, scorer.score_columns(columns)):
+                if value == value:  # NaN: no score
                     family.add(labels, value)
         self._skipped = skipped
         return [vmaf_f, psnr_f, ssim_f, per_watt_f, efficiency_f, drop_f]
