@@ -17,11 +17,8 @@ import os
 from pathlib import Path
 from typing import Optional, Union
 
-from advisor_core.scenario import (
-    MAX_RESULTS_FILE_BYTES,
-    as_number,
-    read_results_bytes,
-)
+from advisor_core.results_files import MAX_RESULTS_FILE_BYTES, read_results_bytes
+from advisor_core.scenario import as_number
 
 __all__ = ["ANALYSIS_SUFFIX", "JOULES_PER_WATT_HOUR", "analysis_path", "join_analysis",
            "read_analysis"]
@@ -44,7 +41,7 @@ def read_analysis(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES
 
     Read like a results file (one open, a regular file of at most ``max_bytes``, never blocking);
     raises ValueError naming the file when it is unreadable, not UTF-8 or not CSV with a
-    ``name`` column (``advisor_core.scenario.ResultsFileError``, with its reason, when the
+    ``name`` column (``advisor_core.results_files.ResultsFileError``, with its reason, when the
     file itself is refused).
     """
     raw = read_results_bytes(path, max_bytes)

@@ -23,7 +23,7 @@ from .commands import InputError, compare, predict, recommend
 from .decision import Prices, evaluate
 from .power import PowerPredictor
 from .regional_pricing import RegionalPricing, check_region
-from .scenario import read_results
+from .results_files import read_results
 
 PREDICTION_STREAMS = range(1, 17)
 CONFIDENCE_LEVEL = 0.95

@@ -2,7 +2,7 @@
 configuration per output ladder and the quality/energy Pareto front.
 
 ``evaluate`` turns a run's scenarios into one ``Evaluation`` per configuration (duplicate names:
-the last entry wins, ``advisor_core.scenario.deduplicate``). Scores are only compared within one
+the last entry wins, ``results_files.deduplicate``). Scores are only compared within one
 score algorithm, which fixes their unit (``advisor_core.scoring``): a ladder scored in pixels/J
 is never ranked against stream tests scored in Mbps/W. The rules are docs/decisions.md.
 """
@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional
 
 from advisor_core.cost import sample_series, scenario_power
 from advisor_core.regional_pricing import RegionalPricing
-from advisor_core.scenario import as_number, deduplicate, output_ladder, stream_count
+from advisor_core.results_files import deduplicate
+from advisor_core.scenario import as_number, output_ladder, stream_count
 from advisor_core.scoring import SCORE_UNITS, EnergyEfficiencyScorer
 
 __all__ = [

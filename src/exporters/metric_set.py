@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from advisor_core.scenario import deduplicate
+from advisor_core.results_files import deduplicate
 
 from ._promql import PromClient
 from .families import Family
@@ -28,7 +28,7 @@ class Run:
 
 
 def make_run(path: Path, scenarios: Sequence[Any], max_text: Optional[int] = None) -> Run:
-    """Build a Run: one scenario per name, the last one (``advisor_core.scenario.deduplicate``;
+    """Build a Run: one scenario per name, the last one (``advisor_core.results_files.deduplicate``;
     ``max_text``: the longest text field, in characters, a kept scenario may have)."""
     kept = deduplicate(scenarios, max_text)
     return Run(

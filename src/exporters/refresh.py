@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Optional
 
 from advisor_core.analysis import analysis_path, join_analysis, read_analysis
-from advisor_core.scenario import (
+from advisor_core.results_files import (
     RESULTS_GLOB,
     ResultsFileError,
     latest_results_file,
