@@ -1,19 +1,169 @@
-"""Validation helpers of the JSON model file (``MultivariatePredictor.save`` / ``load``).
+"""The JSON model file of ``MultivariatePredictor.save`` / ``load``: writing, reading, checking.
 
 Every field of a loaded document is checked for type, shape and finiteness before use; nothing
-in a model file is ever executed.
+in a model file is ever executed (a pickle is refused before it is parsed).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
+import os
+import tempfile
 from array import array
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, NamedTuple, Optional, Union
 
 from advisor_core import linalg
-from advisor_core.kinds import SIMPLICITY
+from advisor_core.features import feature_names
+from advisor_core.kinds import NATIVE_DEGREES, SIMPLICITY
 from advisor_core.linalg import Rows
 from advisor_core.scenario import as_number
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Name and version of the JSON model file written by ``MultivariatePredictor.save``.
+FORMAT_NAME = "advisor-core/multivariate-predictor"
+FORMAT_VERSION = 2
+#: Older format versions this advisor-core still reads.
+READABLE_VERSIONS = (1, 2)
+
+MAX_MODEL_FILE_BYTES = 256 * 1024 * 1024
+
+
+def write(path: PathLike, document: dict) -> None:
+    """Write ``document`` as compact JSON to ``path`` atomically (a temporary file renamed over
+    it); parent directories are created. ValueError for what JSON cannot hold (NaN, objects)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        text = json.dumps(document, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model cannot be saved as JSON: {exc}") from exc
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read(path: PathLike) -> Any:
+    """The parsed JSON of a model file; ValueError (naming the file) for an unreadable, oversized,
+    pickled or malformed one."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_MODEL_FILE_BYTES:
+            raise ValueError(f"{path}: model file too large")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read model file: {exc}") from exc
+    if raw[:1] == b"\x80":
+        raise ValueError(f"{path}: looks like a pickle; only advisor-core JSON model files "
+                         "are accepted (pickles can execute code)")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path}: not a valid JSON model file: {exc}") from exc
+
+
+class SavedModel(NamedTuple):
+    """The checked fields of a model document (``parse``); ``settings`` are constructor keywords."""
+
+    settings: dict
+    version: str
+    target_name: Optional[str]
+    hardware_model: Optional[str]
+    encoder_categories: list[str]
+    hardware_categories: list[str]
+    feature_names: list[str]
+    pipelines: dict[str, Any]
+    model_scores: dict[str, dict]
+    best_model_name: Optional[str]
+    X_train: Optional[Rows]
+    y_train: Optional[array]
+    selection: Optional[dict]
+    omitted_models: list[str]
+
+
+def parse(document: Any) -> SavedModel:
+    """Check a ``MultivariatePredictor.to_dict`` document; ValueError saying what is wrong."""
+    if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
+        raise ValueError(f"not an advisor-core model file (format must be {FORMAT_NAME!r})")
+    version = document.get("format_version")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise ValueError(f"unsupported model format version {version!r} "
+                         f"(this advisor-core reads versions {READABLE_VERSIONS})")
+    settings = field(document, "settings", dict)
+    models = field(settings, "models", list)
+    if not all(isinstance(m, str) for m in models):
+        raise ValueError("settings.models must be a list of strings")
+    keywords = {
+        "models": models,
+        "confidence_level": number_field(settings, "confidence_level"),
+        "n_bootstrap": int_field(settings, "n_bootstrap"),
+        "cv_folds": int_field(settings, "cv_folds"),
+        "random_state": optional_int_field(settings, "random_state"),
+    }
+    encoders = string_list(document, "encoder_categories")
+    hardware = string_list(document, "hardware_categories")
+    names = string_list(document, "feature_names")
+    untrained = not names and not encoders and not hardware
+    if not untrained and names != feature_names(encoders, hardware):
+        raise ValueError("feature_names do not match the saved categories")
+    n_features = len(names)
+    if untrained and (document.get("pipelines") or document.get("X_train") is not None):
+        raise ValueError("a trained model file must name its features")
+
+    scores = field(document, "model_scores", dict)
+    pipelines_doc = field(document, "pipelines", dict)
+    if set(scores) != set(pipelines_doc):
+        raise ValueError("model_scores and pipelines name different models")
+    pipelines: dict[str, Any] = {}
+    for kind, model_doc in pipelines_doc.items():
+        if kind not in NATIVE_DEGREES:
+            raise ValueError(f"unsupported saved model kind {kind!r}")
+        pipelines[kind] = native_from_dict(model_doc, NATIVE_DEGREES[kind],
+                                           1 if kind == "streams" else n_features)
+        scores[kind] = read_score(scores[kind], kind)
+    best = optional_field(document, "best_model_name", str)
+    if (best is None) != (not pipelines) or (best is not None and best not in pipelines):
+        raise ValueError("best_model_name must name a saved model")
+
+    X_doc, y_doc = document.get("X_train"), document.get("y_train")
+    if (X_doc is None) != (y_doc is None):
+        raise ValueError("X_train and y_train must both be present or both be null")
+    X: Optional[Rows] = None
+    y: Optional[array] = None
+    if X_doc is not None:
+        X = finite_rows(X_doc, "X_train")
+        y = finite_numbers(y_doc, "y_train")
+        if X.shape[1] != n_features or X.shape[0] != len(y):
+            raise ValueError("X_train/y_train shapes do not match the features")
+    elif pipelines:
+        raise ValueError("a trained model file must carry X_train and y_train")
+    selection = document.get("selection")
+    omitted = document.get("omitted_models", {})
+    return SavedModel(
+        settings=keywords,
+        version=field(document, "version", str),
+        target_name=optional_field(document, "target_name", str),
+        hardware_model=optional_field(document, "hardware_model", str),
+        encoder_categories=encoders,
+        hardware_categories=hardware,
+        feature_names=names,
+        pipelines=pipelines,
+        model_scores=scores,
+        best_model_name=best,
+        X_train=X,
+        y_train=y,
+        selection=dict(selection) if isinstance(selection, dict) else None,
+        omitted_models=sorted(omitted) if isinstance(omitted, dict) else [],
+    )
 
 
 def json_score(score: dict) -> dict:

@@ -25,18 +25,15 @@ Differences from the reference (the README's list):
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import math
 import os
-import tempfile
 from array import array
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 from advisor_core import _model_file as model_file
 from advisor_core import linalg
+from advisor_core._model_file import FORMAT_NAME, FORMAT_VERSION
 from advisor_core.features import (
     DEFAULT_ENCODER,
     DEFAULT_HARDWARE,
@@ -130,15 +127,6 @@ def _readonly_numpy(values: Any) -> Optional[np.ndarray]:
 # ---------------------------------------------------------------------------------------------
 # MultivariatePredictor
 # ---------------------------------------------------------------------------------------------
-
-#: Name and version of the JSON model file written by ``MultivariatePredictor.save``.
-FORMAT_NAME = "advisor-core/multivariate-predictor"
-FORMAT_VERSION = 2
-#: Older format versions this advisor-core still reads.
-_READABLE_VERSIONS = (1, 2)
-
-_MAX_MODEL_FILE_BYTES = 256 * 1024 * 1024
-
 
 class MultivariatePredictor:
     """Multi-feature model of power/energy/efficiency with model selection and bootstrap CIs."""
@@ -433,8 +421,8 @@ class MultivariatePredictor:
         best = state["best_model_name"] if state["best_model_name"] in native else (
             model_file.best_saved(scores) if scores else None)
         return {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
+            "format": model_file.FORMAT_NAME,
+            "format_version": model_file.FORMAT_VERSION,
             "version": state["version"],
             "settings": {
                 "models": list(state["models"]),
@@ -467,39 +455,12 @@ class MultivariatePredictor:
         Tree models ('rf', 'gbm') are not written: they are listed under ``omitted_models`` and
         the saved best model is the best native one. Raises ValueError for non-finite values.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            text = json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":"))
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"model cannot be saved as JSON: {exc}") from exc
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        model_file.write(path, self.to_dict())
 
     @classmethod
     def load(cls, path: PathLike) -> MultivariatePredictor:
         """Read a model written by ``save``; ValueError for a pickle, corrupt file, bad version."""
-        path = Path(path)
-        try:
-            if path.stat().st_size > _MAX_MODEL_FILE_BYTES:
-                raise ValueError(f"{path}: model file too large")
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ValueError(f"{path}: cannot read model file: {exc}") from exc
-        if raw[:1] == b"\x80":
-            raise ValueError(f"{path}: looks like a pickle; only advisor-core JSON model files "
-                             "are accepted (pickles can execute code)")
-        try:
-            document = json.loads(raw.decode("utf-8"), parse_constant=model_file.reject_constant)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise ValueError(f"{path}: not a valid JSON model file: {exc}") from exc
+        document = model_file.read(path)
         try:
             return cls.from_dict(document)
         except ValueError as exc:
@@ -508,83 +469,28 @@ class MultivariatePredictor:
     @classmethod
     def from_dict(cls, document: Any) -> MultivariatePredictor:
         """Rebuild a predictor from the ``to_dict`` document; ValueError when it is not one."""
-        if not isinstance(document, dict) or document.get("format") != FORMAT_NAME:
-            raise ValueError(f"not an advisor-core model file (format must be {FORMAT_NAME!r})")
-        version = document.get("format_version")
-        if version not in _READABLE_VERSIONS or isinstance(version, bool):
-            raise ValueError(f"unsupported model format version {version!r} "
-                             f"(this advisor-core reads versions {_READABLE_VERSIONS})")
-        settings = model_file.field(document, "settings", dict)
-        models = model_file.field(settings, "models", list)
-        if not all(isinstance(m, str) for m in models):
-            raise ValueError("settings.models must be a list of strings")
-        predictor = cls(
-            models=models,
-            confidence_level=model_file.number_field(settings, "confidence_level"),
-            n_bootstrap=model_file.int_field(settings, "n_bootstrap"),
-            cv_folds=model_file.int_field(settings, "cv_folds"),
-            random_state=model_file.optional_int_field(settings, "random_state"),
-        )
-        predictor.version = model_file.field(document, "version", str)
-        predictor.target_name = model_file.optional_field(document, "target_name", str)
-        predictor.hardware_model = model_file.optional_field(document, "hardware_model", str)
-        encoders = model_file.string_list(document, "encoder_categories")
-        hardware = model_file.string_list(document, "hardware_categories")
-        names = model_file.string_list(document, "feature_names")
-        untrained = not names and not encoders and not hardware
-        if not untrained and names != feature_names(encoders, hardware):
-            raise ValueError("feature_names do not match the saved categories")
-        n_features = len(names)
-        if untrained and (document.get("pipelines") or document.get("X_train") is not None):
-            raise ValueError("a trained model file must name its features")
-
-        scores = model_file.field(document, "model_scores", dict)
-        pipelines_doc = model_file.field(document, "pipelines", dict)
-        if set(scores) != set(pipelines_doc):
-            raise ValueError("model_scores and pipelines name different models")
-        pipelines: dict[str, Any] = {}
-        for kind, model_doc in pipelines_doc.items():
-            if kind not in NATIVE_DEGREES:
-                raise ValueError(f"unsupported saved model kind {kind!r}")
-            pipelines[kind] = model_file.native_from_dict(model_doc, NATIVE_DEGREES[kind],
-                                                1 if kind == "streams" else n_features)
-            scores[kind] = model_file.read_score(scores[kind], kind)
-        best = model_file.optional_field(document, "best_model_name", str)
-        if (best is None) != (not pipelines) or (best is not None and best not in pipelines):
-            raise ValueError("best_model_name must name a saved model")
-
-        X_doc, y_doc = document.get("X_train"), document.get("y_train")
-        if (X_doc is None) != (y_doc is None):
-            raise ValueError("X_train and y_train must both be present or both be null")
-        X: Any = None
-        y: Any = None
-        if X_doc is not None:
-            X = model_file.finite_rows(X_doc, "X_train")
-            y = model_file.finite_numbers(y_doc, "y_train")
-            if X.shape[1] != n_features or X.shape[0] != len(y):
-                raise ValueError("X_train/y_train shapes do not match the features")
-            predictor._X_train, predictor._y_train = X, y
-        elif pipelines:
-            raise ValueError("a trained model file must carry X_train and y_train")
-
-        predictor.encoder_categories = encoders
-        predictor.hardware_categories = hardware
-        predictor.feature_names = names
-        predictor.pipelines = pipelines
-        predictor.model_scores = scores
-        predictor.best_model_name = best
-        predictor.best_model_score = dict(scores[best]) if best is not None else None
-        selection = document.get("selection")
-        predictor.selection = dict(selection) if isinstance(selection, dict) else None
-        if pipelines:
+        saved = model_file.parse(document)
+        predictor = cls(**saved.settings)
+        predictor.version = saved.version
+        predictor.target_name = saved.target_name
+        predictor.hardware_model = saved.hardware_model
+        predictor.encoder_categories = saved.encoder_categories
+        predictor.hardware_categories = saved.hardware_categories
+        predictor.feature_names = saved.feature_names
+        predictor.pipelines = saved.pipelines
+        predictor.model_scores = saved.model_scores
+        predictor.best_model_name = saved.best_model_name
+        predictor.best_model_score = (dict(saved.model_scores[saved.best_model_name])
+                                      if saved.best_model_name is not None else None)
+        predictor.selection = saved.selection
+        X, y = saved.X_train, saved.y_train
+        predictor._X_train, predictor._y_train = X, y
+        if saved.pipelines and X is not None and y is not None:  # parse: pipelines need rows
             non_negative = predictor.target_name in NON_NEGATIVE_TARGETS
-            rising = bytes([1 if non_negative else 0]) + bytes(n_features - 1)
-            predictor._fits = {k: describe(k, m, X, y, rising) for k, m in pipelines.items()}
+            rising = bytes([1 if non_negative else 0]) + bytes(len(saved.feature_names) - 1)
+            predictor._fits = {k: describe(k, m, X, y, rising) for k, m in saved.pipelines.items()}
             predictor._range = column_range(X)
-        omitted = document.get("omitted_models", {})
-        if isinstance(omitted, dict) and omitted:
+        if saved.omitted_models:
             logger.warning("model file omits tree models %s (not serialisable); refit to use "
-                           "them", sorted(omitted))
+                           "them", saved.omitted_models)
         return predictor
-
-
