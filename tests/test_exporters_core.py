@@ -23,7 +23,7 @@ from exporters.cost import CostMetrics
 from exporters.exposition import gzip_member, render_families
 from exporters.http_policy import accepts_gzip
 from exporters.metric_set import MetricSet, Run, make_run
-from exporters.publisher import ExporterState
+from exporters.publisher import SELF_FAMILIES, ExporterState
 from exporters.qoe import QoEMetrics
 from exporters.refresh import Refresher
 from exporters.settings import parse_settings
@@ -178,6 +178,37 @@ def test_self_metrics_refresh_without_recompute(tmp_path: Path) -> None:
     assert state.metric_set.calls == calls  # no file change, no recompute
     assert state._data is data_before  # the data part was not re-rendered
     assert refresher.ticks == 3
+
+
+def _self_part(body: bytes, set_name: str) -> dict:
+    """{family name: (type, samples)} of the families named after the set (its self-metrics)."""
+    return {f.name: (f.type, f.samples) for f in text_string_to_metric_families(body.decode())
+            if f.name.startswith(f"{set_name}_") and f.name != f"{set_name}_value"}
+
+
+def test_served_self_metrics_are_the_declared_families(tmp_path: Path) -> None:
+    state, _ = _state_after_tick(tmp_path, [{"name": "a", "value": 1}, {"name": "a"}, 7])
+    served = _self_part(state.body[0], "demo")
+    declared = {f"demo_{suffix}": kind for suffix, kind, _, _ in SELF_FAMILIES
+                if suffix != "exporter_victoriametrics_up"}  # no enrichment URL here
+    assert {name: kind for name, (kind, _) in served.items()} == declared
+    values = {name: {tuple(sorted(s.labels.items())): s.value for s in samples}
+              for name, (_, samples) in served.items()}
+    assert values["demo_exporter_up"] == {(): 1.0}
+    assert values["demo_duplicate_scenarios"] == {(): 1.0}
+    assert values["demo_scenarios_total"] == {(): 3.0}
+    assert values["demo_exporter_skipped_scenarios"] == {(("reason", "not_an_object"),): 1.0}
+    assert values["demo_exporter_refresh_errors"] == {(): 0.0}  # parsed name drops _total
+
+
+def test_self_metrics_reference_documents_every_declared_family() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "exporters.md").read_text()
+    section = text[text.index("## 8. Self-metrics"):]
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip()
+            for line in section.splitlines() if line.startswith("| `<set>_")}
+    expected = {f"<set>_{suffix}" + ("_total" if kind == "counter" else ""): kind
+                for suffix, kind, _, _ in SELF_FAMILIES}
+    assert rows == expected
 
 
 # -- refresh behaviour -----------------------------------------------------------------------

@@ -27,16 +27,21 @@ class Run:
     skipped: Mapping[str, int] = field(default_factory=dict)
 
 
-def make_run(path: Path, scenarios: Sequence[Any], max_text: Optional[int] = None) -> Run:
+def make_run(path: Path, scenarios: Sequence[Any], max_text: Optional[int] = None,
+             not_objects: int = 0) -> Run:
     """Build a Run: one scenario per name, the last one (``advisor_core.results_files.deduplicate``;
-    ``max_text``: the longest text field, in characters, a kept scenario may have)."""
+    ``max_text``: the longest text field, in characters, a kept scenario may have;
+    ``not_objects``: entries the reader already dropped for not being objects, counted too)."""
     kept = deduplicate(scenarios, max_text)
+    skipped = dict(kept.skipped)
+    if not_objects:
+        skipped["not_an_object"] = skipped.get("not_an_object", 0) + not_objects
     return Run(
         path=Path(path),
         run_id=Path(path).stem,
         scenarios=tuple(kept.scenarios),
         duplicates=kept.duplicates,
-        skipped=kept.skipped,
+        skipped=skipped,
     )
 
 

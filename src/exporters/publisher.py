@@ -16,6 +16,33 @@ from .exposition import gzip_member, render_chunks, render_families
 from .families import Family, TableFamily
 from .metric_set import MetricSet, Run
 
+#: The self-observability families of every exporter, ``<exporter>_<suffix>``: (suffix, type,
+#: help, labels). ``exporter_info`` also carries the set's ``info_labels``;
+#: ``exporter_victoriametrics_up`` is served only with an enrichment URL (docs/exporters.md).
+SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("exporter_up", "gauge", "1 while the exporter serves metrics from a readable file", ()),
+    ("exporter_info", "gauge", "Exporter build information", ("version",)),
+    ("exporter_last_refresh_timestamp_seconds", "gauge",
+     "Unix time of the last successful refresh (seconds)", ()),
+    ("exporter_refresh_duration_seconds", "gauge",
+     "Duration of the last successful refresh: load, compute and render (seconds)", ()),
+    ("exporter_refresh_errors", "counter",
+     "Results files or computations that failed (the last good metrics stay)", ()),
+    ("exporter_refresh_failures", "counter",
+     "Failed refreshes by reason: the directory or newest file could not be used", ("reason",)),
+    ("exporter_skipped_scenarios", "gauge",
+     "Scenarios (or their samples) left out of the last refresh, by reason", ("reason",)),
+    ("duplicate_scenarios", "gauge",
+     "Scenario entries dropped because a later entry has the same name", ()),
+    ("scenarios_total", "gauge",
+     "Scenario entries in the latest results file (including duplicates and skipped ones)", ()),
+    ("exporter_http_connections", "gauge", "Open HTTP connections to this exporter's port", ()),
+    ("exporter_http_client_errors", "counter",
+     "HTTP connections closed for misbehaving or for lack of room, by reason", ("reason",)),
+    ("exporter_victoriametrics_up", "gauge",
+     "1 while the last request to VictoriaMetrics succeeded", ()),
+)
+
 
 class ProcessPart:
     """prometheus_client's process and platform metrics, rendered once per tick for all sets."""
@@ -101,96 +128,50 @@ class ExporterState:
         self._data = tuple(chunks)
 
     def self_families(self) -> list[Metric]:
-        """Return the set's self-observability families."""
-        name = self.metric_set.name
+        """Return the set's self-observability families (SELF_FAMILIES, with its name)."""
+        samples = self._self_samples()
         families: list[Metric] = []
-        up = GaugeMetricFamily(
-            f"{name}_exporter_up", "1 while the exporter serves metrics from a readable file"
-        )
-        up.add_metric([], 1.0 if self.run is not None and self.refresh_errors_last_ok else 0.0)
-        families.append(up)
-        extra = dict(self.metric_set.info_labels())
-        info = GaugeMetricFamily(
-            f"{name}_exporter_info",
-            "Exporter build information",
-            labels=["version", *extra],
-        )
-        info.add_metric([VERSION, *extra.values()], 1.0)
-        families.append(info)
-        last = GaugeMetricFamily(
-            f"{name}_exporter_last_refresh_timestamp_seconds",
-            "Unix time of the last successful refresh (seconds)",
-        )
-        if self.last_refresh is not None:
-            last.add_metric([], self.last_refresh)
-        families.append(last)
-        duration = GaugeMetricFamily(
-            f"{name}_exporter_refresh_duration_seconds",
-            "Duration of the last successful refresh: load, compute and render (seconds)",
-        )
-        if self.refresh_duration is not None:
-            duration.add_metric([], self.refresh_duration)
-        families.append(duration)
-        errors = CounterMetricFamily(
-            f"{name}_exporter_refresh_errors",
-            "Results files or computations that failed (the last good metrics stay)",
-        )
-        errors.add_metric([], float(self.refresh_errors))
-        families.append(errors)
-        failures = CounterMetricFamily(
-            f"{name}_exporter_refresh_failures",
-            "Failed refreshes by reason: the directory or newest file could not be used",
-            labels=["reason"],
-        )
-        for reason, count in sorted(self.refresh_failures.items()):
-            failures.add_metric([reason], float(count))
-        families.append(failures)
-        skipped = GaugeMetricFamily(
-            f"{name}_exporter_skipped_scenarios",
-            "Scenarios (or their samples) left out of the last refresh, by reason",
-            labels=["reason"],
-        )
+        for suffix, kind, documentation, labels in SELF_FAMILIES:
+            if suffix not in samples:  # a family this exporter does not have (no enrichment)
+                continue
+            extra = list(self.metric_set.info_labels()) if suffix == "exporter_info" else []
+            family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            family = family_class(f"{self.metric_set.name}_{suffix}", documentation,
+                                  labels=[*labels, *extra])
+            for values, value in samples[suffix]:
+                family.add_metric(list(values), float(value))
+            families.append(family)
+        return families
+
+    def _self_samples(self) -> dict[str, list[tuple[tuple[str, ...], float]]]:
+        """(label values, value) of each self family, by SELF_FAMILIES suffix."""
         reasons: dict[str, int] = {}
         if self.run is not None:
             for source in (self.run.skipped, self.metric_set.skipped()):
                 for reason, count in source.items():
                     reasons[reason] = reasons.get(reason, 0) + int(count)
-        for reason in sorted(reasons):
-            skipped.add_metric([reason], float(reasons[reason]))
-        families.append(skipped)
-        duplicates = GaugeMetricFamily(
-            f"{name}_duplicate_scenarios",
-            "Scenario entries dropped because a later entry has the same name",
-        )
-        duplicates.add_metric([], float(self.run.duplicates if self.run is not None else 0))
-        families.append(duplicates)
-        total = GaugeMetricFamily(
-            f"{name}_scenarios_total",
-            "Scenario entries in the latest results file (including duplicates and skipped ones)",
-        )
-        total.add_metric([], float(self.scenarios_total))
-        families.append(total)
-        connections = GaugeMetricFamily(
-            f"{name}_exporter_http_connections", "Open HTTP connections to this exporter's port"
-        )
-        connections.add_metric([], float(self.http_connections))
-        families.append(connections)
-        client_errors = CounterMetricFamily(
-            f"{name}_exporter_http_client_errors",
-            "HTTP connections closed for misbehaving or for lack of room, by reason",
-            labels=["reason"],
-        )
-        for reason, count in sorted(dict(self.http_client_errors).items()):
-            client_errors.add_metric([reason], float(count))
-        families.append(client_errors)
+        up = self.run is not None and self.refresh_errors_last_ok
+        http_errors = sorted(dict(self.http_client_errors).items())  # the HTTP thread writes it
+        samples: dict[str, list[tuple[tuple[str, ...], float]]] = {
+            "exporter_up": [((), 1.0 if up else 0.0)],
+            "exporter_info": [((VERSION, *self.metric_set.info_labels().values()), 1.0)],
+            "exporter_last_refresh_timestamp_seconds": (
+                [] if self.last_refresh is None else [((), self.last_refresh)]),
+            "exporter_refresh_duration_seconds": (
+                [] if self.refresh_duration is None else [((), self.refresh_duration)]),
+            "exporter_refresh_errors": [((), self.refresh_errors)],
+            "exporter_refresh_failures": [
+                ((reason,), count) for reason, count in sorted(self.refresh_failures.items())],
+            "exporter_skipped_scenarios": [
+                ((reason,), reasons[reason]) for reason in sorted(reasons)],
+            "duplicate_scenarios": [((), self.run.duplicates if self.run is not None else 0)],
+            "scenarios_total": [((), self.scenarios_total)],
+            "exporter_http_connections": [((), self.http_connections)],
+            "exporter_http_client_errors": [((reason,), count) for reason, count in http_errors],
+        }
         if self.prom.enabled:
-            vm = GaugeMetricFamily(
-                f"{name}_exporter_victoriametrics_up",
-                "1 while the last request to VictoriaMetrics succeeded",
-            )
-            vm.add_metric([], 1.0 if self.prom.healthy else 0.0)
-            families.append(vm)
-        return families
+            samples["exporter_victoriametrics_up"] = [((), 1.0 if self.prom.healthy else 0.0)]
+        return samples
 
     def publish(self, process: bytes) -> None:
         """Re-render the small self part and swap in the new plain chunks and gzip body."""

@@ -265,8 +265,9 @@ class Refresher(threading.Thread):
                     self._fail(exc.reason, str(exc),
                                again=exc.reason in ("vanished", "unreadable"))
                     return
+            not_objects = entries - len(scenarios)  # dropped by read_results, counted here
             scenarios = self._join_analysis(path, scenarios)
-            run = make_run(path, scenarios, self.limits.max_text)
+            run = make_run(path, scenarios, self.limits.max_text, not_objects)
             del scenarios
             self._served_file = True
             self._last_failure = None
