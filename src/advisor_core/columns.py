@@ -1,8 +1,11 @@
 """A run's scenarios as typed columns: every field read once, by its one rule, for the kernels.
 
-Python reads and validates here, with the rules of ``scenario.py`` and ``cost.py``; the compiled
-kernels (``_kernels.score_batch``, ``_kernels.costs_batch``) only do arithmetic on the float64
-columns this builds (scikit-learn's wrapper/kernel split). NaN means "missing". The columns are
+Python reads and validates here, with the field rules of ``scenario.py`` and the power and
+energy rules below; the compiled kernels (``_kernels.score_batch``, ``_kernels.costs_batch``)
+only do arithmetic on the float64 columns this builds (scikit-learn's wrapper/kernel split).
+The one exception is a sample list (``power_watts``, ``cpu_usage_cores``): its values are
+checked and integrated by ``_kernels.series_integral`` in one compiled pass, the conversion of
+a list of numbers into a typed buffer that numpy's ``asarray`` would otherwise do. NaN means "missing". The columns are
 flat ``array.array`` buffers, not numpy arrays: the cost and QoE exporters never import numpy.
 """
 
