@@ -5,8 +5,10 @@ energy rules below; the compiled kernels (``_kernels.score_batch``, ``_kernels.c
 only do arithmetic on the float64 columns this builds (scikit-learn's wrapper/kernel split).
 The one exception is a sample list (``power_watts``, ``cpu_usage_cores``): its values are
 checked and integrated by ``_kernels.series_integral`` in one compiled pass, the conversion of
-a list of numbers into a typed buffer that numpy's ``asarray`` would otherwise do. NaN means "missing". The columns are
-flat ``array.array`` buffers, not numpy arrays: the cost and QoE exporters never import numpy.
+a list of numbers into a typed buffer that numpy's ``asarray`` would otherwise do.
+
+NaN means "missing". The columns are flat ``array.array`` buffers, not numpy arrays: the cost
+and QoE exporters never import numpy.
 """
 
 from __future__ import annotations

@@ -235,6 +235,27 @@ class Refresher(threading.Thread):
         except Exception:
             logger.exception("%s: re-rendering failed", state.metric_set.name)
 
+    def _read(self, path: Path) -> Optional[tuple[Path, list[dict], int]]:
+        """(path read, scenario objects, entries) of the newest file, or None after counting
+        why it could not be read (a file that vanished is replaced by the next newest)."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                self.loads += 1
+                scenarios, entries = read_results(path, self.limits.max_bytes,
+                                                  self.limits.max_scenarios)
+                return path, scenarios, entries
+            except ResultsFileError as exc:
+                if exc.reason == "vanished" and attempt + 1 < _ATTEMPTS:
+                    again = self._newest_after_vanish()
+                    if again:
+                        self._signature, path = again, Path(again[0])
+                        continue
+                # A file that is there but unusable keeps its signature: it is not read
+                # again until it changes. A vanished one is looked for on the next tick.
+                self._fail(exc.reason, str(exc), again=exc.reason in ("vanished", "unreadable"))
+                return None
+        return None
+
     def _refresh(self, signature: tuple) -> None:
         started = time.perf_counter()
         self._last_compute = time.monotonic()
@@ -247,24 +268,10 @@ class Refresher(threading.Thread):
             run = Run(path=self.results_dir, run_id="", scenarios=())
             entries = 0
         else:
-            path = Path(signature[0])
-            for attempt in range(_ATTEMPTS):
-                try:
-                    self.loads += 1
-                    scenarios, entries = read_results(path, self.limits.max_bytes,
-                                                      self.limits.max_scenarios)
-                    break
-                except ResultsFileError as exc:
-                    if exc.reason == "vanished" and attempt + 1 < _ATTEMPTS:
-                        again = self._newest_after_vanish()
-                        if again:
-                            self._signature, path = again, Path(again[0])
-                            continue
-                    # A file that is there but unusable keeps its signature: it is not read
-                    # again until it changes. A vanished one is looked for on the next tick.
-                    self._fail(exc.reason, str(exc),
-                               again=exc.reason in ("vanished", "unreadable"))
-                    return
+            loaded = self._read(Path(signature[0]))
+            if loaded is None:
+                return
+            path, scenarios, entries = loaded
             not_objects = entries - len(scenarios)  # dropped by read_results, counted here
             scenarios = self._join_analysis(path, scenarios)
             run = make_run(path, scenarios, self.limits.max_text, not_objects)
