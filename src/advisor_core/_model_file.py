@@ -13,15 +13,14 @@ import os
 import tempfile
 from array import array
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional
 
 from advisor_core import linalg
+from advisor_core._typing import PathLike
 from advisor_core.features import feature_names
 from advisor_core.kinds import NATIVE_DEGREES, SIMPLICITY
 from advisor_core.linalg import Rows
 from advisor_core.scenario import as_number
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 #: Name and version of the JSON model file written by ``MultivariatePredictor.save``.
 FORMAT_NAME = "advisor-core/multivariate-predictor"

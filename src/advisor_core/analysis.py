@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
+from advisor_core._typing import PathLike
 from advisor_core.results_files import MAX_RESULTS_FILE_BYTES, read_results_bytes
 from advisor_core.scenario import as_number
 
@@ -26,7 +26,6 @@ __all__ = ["ANALYSIS_SUFFIX", "JOULES_PER_WATT_HOUR", "analysis_path", "join_ana
 JOULES_PER_WATT_HOUR = 3600.0
 #: ``test_results_X.json`` -> ``test_results_X_analysis.csv`` (the reference pipeline's name).
 ANALYSIS_SUFFIX = "_analysis.csv"
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def analysis_path(results_path: PathLike) -> Path:

@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from array import array
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional
 
 from advisor_core import _model_file as model_file
 from advisor_core import linalg
 from advisor_core._model_file import FORMAT_NAME, FORMAT_VERSION
+from advisor_core._typing import PathLike
 from advisor_core.features import (
     DEFAULT_ENCODER,
     DEFAULT_HARDWARE,
@@ -84,7 +84,6 @@ __all__ = [
     "trees_available",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
 
 _INTERVAL_KEYS = ("ci_low", "ci_high", "ci_width", "pi_low", "pi_high", "extrapolated")
 

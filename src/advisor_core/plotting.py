@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Union
+from typing import Any
 
+from advisor_core._typing import PathLike
 from advisor_core.decision import Evaluation, pareto_front, ranking_groups
 from advisor_core.power import PowerPredictor
 
@@ -20,8 +21,6 @@ KINDS = ("power", "ranking", "pareto")
 #: Figure size in inches and resolution of raster output (a 1200 x 750 pixel PNG).
 FIGSIZE = (8.0, 5.0)
 DPI = 150
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 class PlotError(ValueError):

@@ -25,8 +25,9 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
+from ._typing import PathLike
 from .scenario import as_number
 
 logger = logging.getLogger(__name__)
@@ -112,8 +113,6 @@ FAILURE_TTL_SECONDS = 60.0
 MAX_CO2_INTENSITY = 2000.0
 
 _MAX_RESPONSE_BYTES = 64 * 1024
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 def get_available_regions() -> list[str]:

@@ -14,7 +14,9 @@ import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Optional
+
+from ._typing import PathLike
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +24,6 @@ __all__ = [
     "MAX_RESULTS_FILE_BYTES",
     "RESULTS_GLOB",
     "Deduplicated",
-    "PathLike",
     "ResultsFileError",
     "deduplicate",
     "latest_results_file",
@@ -33,8 +34,6 @@ __all__ = [
 
 #: Results files larger than this are refused (a runaway writer, not a benchmark run).
 MAX_RESULTS_FILE_BYTES = 256 * 1024 * 1024
-
-PathLike = Union[str, "os.PathLike[str]"]
 
 
 # ---------------------------------------------------------------------------------------------
