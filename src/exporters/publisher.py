@@ -129,12 +129,13 @@ class ExporterState:
 
     def self_families(self) -> list[Metric]:
         """Return the set's self-observability families (SELF_FAMILIES, with its name)."""
-        samples = self._self_samples()
+        info = dict(self.metric_set.info_labels())  # names and values from the one call
+        samples = self._self_samples(info)
         families: list[Metric] = []
         for suffix, kind, documentation, labels in SELF_FAMILIES:
             if suffix not in samples:  # a family this exporter does not have (no enrichment)
                 continue
-            extra = list(self.metric_set.info_labels()) if suffix == "exporter_info" else []
+            extra = list(info) if suffix == "exporter_info" else []
             family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
             family = family_class(f"{self.metric_set.name}_{suffix}", documentation,
                                   labels=[*labels, *extra])
@@ -143,8 +144,9 @@ class ExporterState:
             families.append(family)
         return families
 
-    def _self_samples(self) -> dict[str, list[tuple[tuple[str, ...], float]]]:
-        """(label values, value) of each self family, by SELF_FAMILIES suffix."""
+    def _self_samples(self, info: dict[str, str]) -> dict[str, list[tuple[tuple[str, ...], float]]]:
+        """(label values, value) of each self family, by SELF_FAMILIES suffix (``info``: the
+        set's extra info labels)."""
         reasons: dict[str, int] = {}
         if self.run is not None:
             for source in (self.run.skipped, self.metric_set.skipped()):
@@ -154,7 +156,7 @@ class ExporterState:
         http_errors = sorted(dict(self.http_client_errors).items())  # the HTTP thread writes it
         samples: dict[str, list[tuple[tuple[str, ...], float]]] = {
             "exporter_up": [((), 1.0 if up else 0.0)],
-            "exporter_info": [((VERSION, *self.metric_set.info_labels().values()), 1.0)],
+            "exporter_info": [((VERSION, *info.values()), 1.0)],
             "exporter_last_refresh_timestamp_seconds": (
                 [] if self.last_refresh is None else [((), self.last_refresh)]),
             "exporter_refresh_duration_seconds": (
