@@ -150,13 +150,12 @@ def read_columns(scenarios: Iterable[Any]) -> ScenarioColumns:
     ok = array("B", bytes(len(items)))
     auto = array("b", bytes(len(items)))
     for i, scenario in enumerate(items):
+        auto[i] = auto_algorithm(scenario)
         if isinstance(scenario, dict):
             rows.append(_row(scenario))
             ok[i] = 1
-            auto[i] = auto_algorithm(scenario)
         else:
             rows.append(_MISSING_ROW)
-            auto[i] = _kernels.ALGO_THROUGHPUT_PER_WATT
     n = len(rows)
     table = array("d")
     for column in zip(*rows):  # one tuple per column: the table is column after column
