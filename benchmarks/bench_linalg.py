@@ -21,7 +21,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from _targets import timing_target
-from advisor_core import linalg
+from advisor_core import extrapolation, linalg, resampling
 
 # shape -> (target ratio, asserted ratio)
 CASES = {
@@ -129,10 +129,10 @@ def _five_folds(n):
 def _our_workflow(X, y, x_new, boot_degree):
     for degree in (1, 2, 3):
         linalg.PolynomialModel.fit(X, y, degree).predict(X)
-        linalg.cross_val_predict(X, y, degree, _FOLDS.setdefault(len(y), _five_folds(len(y))),
-                                 bytes(X.shape[1]))
-    preds = linalg.bootstrap_predictions(X, y, boot_degree, x_new, 100, random_state=0)
-    return linalg.percentile_interval(preds, 0.95)
+        folds = _FOLDS.setdefault(len(y), _five_folds(len(y)))
+        extrapolation.cross_val_predict(X, y, degree, folds, bytes(X.shape[1]))
+    preds = resampling.bootstrap_predictions(X, y, boot_degree, x_new, 100, random_state=0)
+    return resampling.percentile_interval(preds, 0.95)
 
 
 # (rows, features) -> (target ratio, asserted ratio). The 200-row poly3 case is bound by the

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from advisor_core import linalg
+from advisor_core import extrapolation, linalg
 from advisor_core.intervals import conformal_half_width, t_quantile
 from advisor_core.modeling import MultivariatePredictor, PowerPredictor
 from advisor_core.selection import KindScore, fold_labels, score_kind, select
@@ -316,13 +316,13 @@ def test_cross_val_predict_matches_a_python_loop():
     y = X @ [1.0, -2.0, 0.5] + rng.normal(0, 0.1, 23)
     labels, _ = fold_labels(23, 4, 1)
     rising = bytes([1, 0, 0])
-    ours = linalg.cross_val_predict(X, y, 2, labels, rising)
+    ours = extrapolation.cross_val_predict(X, y, 2, labels, rising)
     for i in range(23):
         train = np.asarray(labels) != labels[i]
         model = linalg.PolynomialModel.fit(X[train], y[train], 2)
         trend = linalg.PolynomialModel.fit(X[train], y[train], 1)
-        box = linalg.TrainedBox.of(X[train], trend, rising)
-        expected = linalg.guarded_predict(model, box, X[i:i + 1])[0]
+        box = extrapolation.TrainedBox.of(X[train], trend, rising)
+        expected = extrapolation.guarded_predict(model, box, X[i:i + 1])[0]
         assert ours[i] == pytest.approx(expected, rel=1e-12, abs=1e-12)
 
 

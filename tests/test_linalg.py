@@ -15,7 +15,7 @@ from sklearn.metrics import r2_score as sk_r2
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from _oracle import sk_oof, sk_pipeline
-from advisor_core import linalg
+from advisor_core import extrapolation, linalg, resampling
 
 EPS = np.finfo(np.float64).eps
 
@@ -380,9 +380,9 @@ def test_pipeline_functions_reject_bad_input(X, y):
     with pytest.raises(ValueError):
         linalg.PolynomialModel.fit(X, y, 1)
     with pytest.raises(ValueError):
-        linalg.cross_val_predict(X, y, 2, array("q", [0, 1, 0]), b"\0\0")
+        extrapolation.cross_val_predict(X, y, 2, array("q", [0, 1, 0]), b"\0\0")
     with pytest.raises(ValueError):
-        linalg.bootstrap_predictions(X, y, 1, np.ones((1, 2)), 3)
+        resampling.bootstrap_predictions(X, y, 1, np.ones((1, 2)), 3)
 
 
 def test_predict_rejects_wrong_width():
@@ -403,7 +403,7 @@ def test_cross_val_predict_matches_sklearn(n, p, degree):
     X, y = design(rng, n, p)
     labels = array("q", [i % 5 for i in range(n)])
     rising = bytes([1]) + bytes(p - 1)
-    ours = np.asarray(linalg.cross_val_predict(X, y, degree, labels, rising))
+    ours = np.asarray(extrapolation.cross_val_predict(X, y, degree, labels, rising))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = sk_oof(degree, X, y, np.asarray(labels))
@@ -416,7 +416,7 @@ def test_leverage_matches_numpy_pinv(n, p, degree):
     rng = np.random.default_rng(n * p)
     X, _ = design(rng, n, p)
     X_new = X[:4] * 1.1
-    rank, h = linalg.leverage(X, degree, X_new)
+    rank, h = extrapolation.leverage(X, degree, X_new)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipe = sk_pipeline(degree, n, p).fit(X, np.zeros(n))
@@ -445,10 +445,10 @@ def test_bootstrap_matches_sklearn_refits(n, p, degree):
     rng = np.random.default_rng(21)
     X, y = design(rng, n, p)
     X_new = X[:3] * 1.1
-    preds = linalg.bootstrap_predictions(X, y, degree, X_new, 12, random_state=5)
+    preds = resampling.bootstrap_predictions(X, y, degree, X_new, 12, random_state=5)
     assert preds.shape == (12, 3)
     # The same resamples the kernel refits on; scikit-learn refits each one.
-    idx = np.frombuffer(linalg.resample_indices(n, 12, 5), dtype=np.int64).reshape(12, n)
+    idx = np.frombuffer(resampling.resample_indices(n, 12, 5), dtype=np.int64).reshape(12, n)
     for s in range(12):
         ref = sk_pipeline(degree, n, p).fit(X[idx[s]], y[idx[s]]).predict(X_new)
         assert_close(preds[s], ref, 1e-7)
@@ -457,9 +457,9 @@ def test_bootstrap_matches_sklearn_refits(n, p, degree):
 def test_bootstrap_is_reproducible_and_seed_dependent():
     rng = np.random.default_rng(22)
     X, y = design(rng, 30, 5)
-    a = linalg.bootstrap_predictions(X, y, 2, X[:2], 50, random_state=1)
-    b = linalg.bootstrap_predictions(X, y, 2, X[:2], 50, random_state=1)
-    c = linalg.bootstrap_predictions(X, y, 2, X[:2], 50, random_state=2)
+    a = resampling.bootstrap_predictions(X, y, 2, X[:2], 50, random_state=1)
+    b = resampling.bootstrap_predictions(X, y, 2, X[:2], 50, random_state=1)
+    c = resampling.bootstrap_predictions(X, y, 2, X[:2], 50, random_state=2)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -469,8 +469,8 @@ def test_bootstrap_interval_contains_fit_for_a_well_behaved_problem():
     X = rng.uniform(1, 10, size=(60, 2))
     y = 3.0 + 2.0 * X[:, 0] - X[:, 1] + 0.2 * rng.standard_normal(60)
     x_new = np.array([[5.0, 5.0]])
-    preds = linalg.bootstrap_predictions(X, y, 1, x_new, 200, random_state=0)
-    low, high = linalg.percentile_interval(preds, 0.95)
+    preds = resampling.bootstrap_predictions(X, y, 1, x_new, 200, random_state=0)
+    low, high = resampling.percentile_interval(preds, 0.95)
     fit = linalg.PolynomialModel.fit(X, y, 1).predict(x_new)
     assert low[0] < fit[0] < high[0]
     assert high[0] - low[0] < 0.5
@@ -479,23 +479,23 @@ def test_bootstrap_interval_contains_fit_for_a_well_behaved_problem():
 def test_bootstrap_single_row_x_new_and_zero_resamples():
     X = np.arange(10, dtype=float).reshape(5, 2)
     y = np.arange(5, dtype=float)
-    assert linalg.bootstrap_predictions(X, y, 1, X[0], 4).shape == (4, 1)
-    assert linalg.bootstrap_predictions(X, y, 1, X[:2], 0).shape == (0, 2)
+    assert resampling.bootstrap_predictions(X, y, 1, X[0], 4).shape == (4, 1)
+    assert resampling.bootstrap_predictions(X, y, 1, X[:2], 0).shape == (0, 2)
     with pytest.raises(ValueError, match="features"):
-        linalg.bootstrap_predictions(X, y, 1, np.ones((1, 3)), 4)
+        resampling.bootstrap_predictions(X, y, 1, np.ones((1, 3)), 4)
 
 
 def test_percentile_interval_equals_numpy():
     preds = np.random.default_rng(24).standard_normal((37, 4))
-    low, high = linalg.percentile_interval(preds, 0.9)
+    low, high = resampling.percentile_interval(preds, 0.9)
     alpha = 1.0 - 0.9  # the reference's formula, rounding included
     np.testing.assert_array_equal(low, np.percentile(preds, 100 * alpha / 2, axis=0))
     np.testing.assert_array_equal(high, np.percentile(preds, 100 * (1 - alpha / 2), axis=0))
-    empty_low, empty_high = linalg.percentile_interval(np.zeros((0, 2)), 0.95)
+    empty_low, empty_high = resampling.percentile_interval(np.zeros((0, 2)), 0.95)
     np.testing.assert_array_equal(empty_low, [0.0, 0.0])
     np.testing.assert_array_equal(empty_high, [0.0, 0.0])
     with pytest.raises(ValueError):
-        linalg.percentile_interval(preds, 1.5)
+        resampling.percentile_interval(preds, 1.5)
 
 
 @settings(max_examples=60, deadline=None)
@@ -506,7 +506,7 @@ def test_percentile_kernel_is_numpy_bit_for_bit(rows, cols, level, ties, seed):
     preds = rng.standard_normal((rows, cols)) * 10.0 ** rng.integers(-3, 4)
     if ties:
         preds = np.round(preds, 1)
-    low, high = linalg.percentile_interval(preds, level)
+    low, high = resampling.percentile_interval(preds, level)
     alpha = 1.0 - level
     np.testing.assert_array_equal(low, np.percentile(preds, 100.0 * alpha / 2.0, axis=0))
     np.testing.assert_array_equal(high, np.percentile(preds, 100.0 * (1.0 - alpha / 2.0), axis=0))
@@ -515,7 +515,7 @@ def test_percentile_kernel_is_numpy_bit_for_bit(rows, cols, level, ties, seed):
 def test_percentile_interval_keeps_numpys_rules_for_nan_and_infinity():
     preds = np.array([[1.0, np.nan, np.inf], [2.0, 3.0, 4.0], [5.0, 6.0, -np.inf]])
     with np.errstate(invalid="ignore"):  # inf - inf inside numpy's interpolation
-        low, high = linalg.percentile_interval(preds, 0.5)
+        low, high = resampling.percentile_interval(preds, 0.5)
         np.testing.assert_array_equal(low, np.percentile(preds, 25.0, axis=0))
         np.testing.assert_array_equal(high, np.percentile(preds, 75.0, axis=0))
 
@@ -528,13 +528,13 @@ def test_bootstrap_interval_is_percentile_of_bootstrap_predictions(n, p, degree,
     rng = np.random.default_rng(n * p)
     X, y = design(rng, n, p)
     X_new = X[:5] * 0.9
-    preds = linalg.bootstrap_predictions(X, y, degree, X_new, 40, random_state=11)
-    want_low, want_high = linalg.percentile_interval(preds, level)
+    preds = resampling.bootstrap_predictions(X, y, degree, X_new, 40, random_state=11)
+    want_low, want_high = resampling.percentile_interval(preds, level)
     # The numpy-free path: memoryview/array('d') inputs, array('d') outputs.
     flat = array("d", X.ravel().tolist())
     Xm = memoryview(flat).cast("B").cast("d", X.shape)
     new = memoryview(array("d", X_new.ravel().tolist())).cast("B").cast("d", X_new.shape)
-    low, high = linalg.bootstrap_interval(Xm, array("d", y.tolist()), degree, new, 40, level,
+    low, high = resampling.bootstrap_interval(Xm, array("d", y.tolist()), degree, new, 40, level,
                                           random_state=11)
     assert isinstance(low, array) and isinstance(high, array)
     np.testing.assert_array_equal(np.asarray(low), want_low)
@@ -543,18 +543,18 @@ def test_bootstrap_interval_is_percentile_of_bootstrap_predictions(n, p, degree,
 
 def test_bootstrap_interval_is_none_without_successful_resamples():
     X = np.arange(10, dtype=float).reshape(5, 2)
-    assert linalg.bootstrap_interval(X, np.arange(5.0), 1, X[:2], 0, 0.95) is None
+    assert resampling.bootstrap_interval(X, np.arange(5.0), 1, X[:2], 0, 0.95) is None
 
 
 def test_resample_indices_seed_kinds():
-    expected = linalg.resample_indices(13, 4, 9)
+    expected = resampling.resample_indices(13, 4, 9)
     # Any integer seed (a numpy integer too) is the same seed; a Generator is drawn by numpy.
-    assert linalg.resample_indices(13, 4, np.int64(9)) == expected
+    assert resampling.resample_indices(13, 4, np.int64(9)) == expected
     np.testing.assert_array_equal(
-        np.asarray(linalg.resample_indices(13, 4, np.random.default_rng(3))),
+        np.asarray(resampling.resample_indices(13, 4, np.random.default_rng(3))),
         np.random.default_rng(3).integers(0, 13, size=(4, 13)).ravel())
     with pytest.raises(ValueError):
-        linalg.resample_indices(13, 4, -1)
+        resampling.resample_indices(13, 4, -1)
 
 
 @settings(max_examples=40, deadline=None)
@@ -564,7 +564,7 @@ def test_mean_is_numpys_pairwise_mean(values):
 
 
 def test_bootstrap_threads_give_the_sequential_result():
-    from advisor_core.linalg import bootstrap_predictions
+    from advisor_core.resampling import bootstrap_predictions
 
     rng = np.random.default_rng(7)
     X = rng.standard_normal((120, 4))
@@ -584,7 +584,7 @@ def test_leverage_in_blocks_equals_one_row_at_a_time():
     rng = np.random.default_rng(4)
     X, _ = design(rng, 40, 3)
     X_new = rng.normal(size=(150, 3)) * X.std(axis=0) + X.mean(axis=0)
-    rank, h = linalg.leverage(X, 2, X_new)
-    singles = [linalg.leverage(X, 2, X_new[i:i + 1])[1][0] for i in range(150)]
-    assert rank == linalg.leverage(X, 2, X_new[:1])[0]
+    rank, h = extrapolation.leverage(X, 2, X_new)
+    singles = [extrapolation.leverage(X, 2, X_new[i:i + 1])[1][0] for i in range(150)]
+    assert rank == extrapolation.leverage(X, 2, X_new[:1])[0]
     np.testing.assert_allclose(h, singles, rtol=1e-12)

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advisor_core import modeling
+from advisor_core import modeling, resampling
 from advisor_core.modeling import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -745,13 +745,13 @@ def test_batch_bootstraps_once_and_matches_single_predictions(monkeypatch):
     features = [extract_features(s) for s in scenarios[:4]]
     singles = [m.predict(f) for f in features]
     calls = []
-    original = modeling.linalg.bootstrap_interval
+    original = resampling.bootstrap_interval
 
     def counting(*args, **kwargs):
         calls.append(args[3].shape)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(modeling.linalg, "bootstrap_interval", counting)
+    monkeypatch.setattr(resampling, "bootstrap_interval", counting)
     batch = m.predict_batch([*features, "not a dict"], return_confidence=True)
     assert len(calls) == 1 and calls[0][0] == 4
     for single, item in zip(singles, batch):

@@ -7,7 +7,7 @@ polynomial kinds of ``MultivariatePredictor``) is the textbook one::
 
 with ``s²`` the residual variance (residual sum of squares over ``n - rank - 1`` degrees of
 freedom) and ``h = 1/n + v'(Zc'Zc)⁺v`` the leverage of the new point (``Zc`` the centred
-design, ``v`` the new point's centred design row; ``advisor_core.linalg.leverage``). It is
+design, ``v`` the new point's centred design row; ``advisor_core.extrapolation.leverage``). It is
 exact for Gaussian errors around a correctly specified model at any number of rows above the
 number of coefficients, which is why it is used here rather than jackknife+ or CV+ conformal
 intervals: those cannot give a finite 95 % interval below 19 rows, and a benchmark run has
@@ -17,9 +17,10 @@ Tree models have no leverage: their interval is ``mean ± q`` with ``q`` the
 ``ceil((1 - α)(n + 1))``-th smallest absolute out-of-fold residual (a cross-validation
 conformal interval), None when that rank exceeds ``n``.
 
-Beyond the trained range a model continues its linear trend (see ``advisor_core.linalg.
-guarded_predict``); its half-width is then the larger of the model's at the nearest trained
-point and the trend line's at the point itself (``extrapolated_half_width``).
+Beyond the trained range a model continues its linear trend (see
+``advisor_core.extrapolation.guarded_predict``); its half-width is then the larger of the
+model's at the nearest trained point and the trend line's at the point itself
+(``extrapolated_half_width``).
 """
 
 from __future__ import annotations

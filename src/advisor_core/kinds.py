@@ -6,7 +6,7 @@ reference's power model), ``linear``, ``poly2``, ``poly3`` (scaler -> polynomial
 least squares, compiled in ``advisor_core.linalg``), ``rf`` and ``gbm`` (scikit-learn, the
 ``trees`` extra). Every kind predicts through the same guard: inside the trained range of each
 feature the model itself, beyond it the value at the nearest trained point continued by the
-kind's linear trend (``linalg.guarded_predict``). Cross-validation predicts held-out rows the
+kind's linear trend (``extrapolation.guarded_predict``). Cross-validation predicts held-out rows the
 same way, so a kind is judged as it will be used.
 """
 
@@ -19,7 +19,7 @@ from array import array
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from advisor_core import linalg
+from advisor_core import extrapolation, linalg, resampling
 from advisor_core.intervals import conformal_half_width, extrapolated_half_width, half_width
 from advisor_core.linalg import Rows
 
@@ -107,7 +107,7 @@ def _tree_predict(model: Any, X: Any) -> list[float]:
 def _residual_stats(X: Rows, y: array, degree: int, fitted: Any) -> tuple[int, float]:
     """(residual degrees of freedom, residual variance) of a least-squares fit."""
     first = linalg.float_rows(array("d", [X[0, j] for j in range(X.shape[1])]), X.shape[1])
-    rank, _ = linalg.leverage(X, degree, first)
+    rank, _ = extrapolation.leverage(X, degree, first)
     df = len(y) - rank - 1
     if df < 1:
         return df, math.nan
@@ -122,7 +122,7 @@ class KindFit:
     model: Any  # linalg.PolynomialModel or a scikit-learn pipeline
     X: Rows  # the training rows, in the kind's columns
     y: array
-    box: linalg.TrainedBox
+    box: extrapolation.TrainedBox
     trend_df: int
     trend_sigma2: float
     df: int
@@ -141,7 +141,7 @@ def describe(kind: str, model: Any, X: Rows, y: array, rising: bytes,
     Xk = kind_columns(kind, X)
     degree = NATIVE_DEGREES.get(kind)
     trend = model if degree == 1 else linalg.PolynomialModel.fit(Xk, y, 1)
-    box = linalg.TrainedBox.of(Xk, trend, rising[:Xk.shape[1]])
+    box = extrapolation.TrainedBox.of(Xk, trend, rising[:Xk.shape[1]])
     trend_df, trend_sigma2 = _residual_stats(Xk, y, 1, trend.predict_values(Xk))
     if degree is None:
         df, sigma2 = 0, math.nan
@@ -171,7 +171,7 @@ def oof_predictions(kind: str, X: Rows, y: array, fold: array, rising: bytes) ->
     rising = rising[:Xk.shape[1]]
     degree = NATIVE_DEGREES.get(kind)
     if degree is not None:
-        return linalg.cross_val_predict(Xk, y, degree, fold, rising)
+        return extrapolation.cross_val_predict(Xk, y, degree, fold, rising)
     import numpy as np
 
     Xa, ya, labels = np.asarray(Xk), np.asarray(y), np.asarray(fold)
@@ -184,7 +184,7 @@ def oof_predictions(kind: str, X: Rows, y: array, fold: array, rising: bytes) ->
         X_train = linalg.float_rows(array("d", Xa[train].ravel().tolist()), Xa.shape[1])
         y_train = array("d", ya[train].tolist())
         trend = linalg.PolynomialModel.fit(X_train, y_train, 1)
-        box = linalg.TrainedBox.of(X_train, trend, rising)
+        box = extrapolation.TrainedBox.of(X_train, trend, rising)
         inside, change = box.clip(Xa[test])
         model = tree_pipeline(kind).fit(Xa[train], ya[train])
         for i, value, delta in zip(test, _tree_predict(model, inside), change):
@@ -207,7 +207,7 @@ def predict_rows(fit: KindFit, X_new: Rows, level: Optional[float]) -> list[RowP
     Xk = kind_columns(fit.kind, X_new)
     inside, change = fit.box.clip(Xk)
     if fit.degree is not None:
-        means = linalg.guarded_predict(fit.model, fit.box, Xk).tolist()
+        means = extrapolation.guarded_predict(fit.model, fit.box, Xk).tolist()
     else:
         means = [v + d for v, d in zip(_tree_predict(fit.model, inside), change)]
     halves: list[Optional[float]] = [None] * len(means)
@@ -223,13 +223,13 @@ def _half_widths(fit: KindFit, Xk: Rows, inside: Rows,
     n_rows, p = Xk.shape
     moved = [any(Xk[i, j] != inside[i, j] for j in range(p)) for i in range(n_rows)]
     if fit.degree is not None:
-        _, h = linalg.leverage(fit.X, fit.degree, inside)
+        _, h = extrapolation.leverage(fit.X, fit.degree, inside)
         model_half = [half_width(fit.sigma2, fit.df, v, level) for v in h]
     else:
         model_half = [conformal_half_width(fit.residuals, level)] * n_rows
     if not any(moved):
         return model_half
-    _, h_trend = linalg.leverage(fit.X, 1, Xk)
+    _, h_trend = extrapolation.leverage(fit.X, 1, Xk)
     return [extrapolated_half_width(m, half_width(fit.trend_sigma2, fit.trend_df, ht, level))
             if out else m for m, ht, out in zip(model_half, h_trend, moved)]
 
@@ -242,7 +242,7 @@ def bootstrap_bounds(fit: KindFit, rows: list[RowPrediction], n_bootstrap: int,
     flat = array("d", [v for r in rows for v in r.clipped])
     inside = linalg.float_rows(flat, p)
     if fit.degree is not None:
-        bounds = linalg.bootstrap_interval(fit.X, fit.y, fit.degree, inside, n_bootstrap,
+        bounds = resampling.bootstrap_interval(fit.X, fit.y, fit.degree, inside, n_bootstrap,
                                            confidence_level, random_state, n_jobs)
         if bounds is None:
             return None
@@ -274,5 +274,5 @@ def _tree_interval(kind: str, X: Rows, y: array, X_new: Rows, n_bootstrap: int,
                 logger.debug("bootstrap refit of %s skipped: %s", kind, exc)
         if not predictions:
             return None
-        return linalg.percentile_interval(np.array(predictions, dtype=np.float64),
+        return resampling.percentile_interval(np.array(predictions, dtype=np.float64),
                                           confidence_level)

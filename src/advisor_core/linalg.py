@@ -40,7 +40,8 @@ features, so wheels stay portable. The factorisation is unblocked: a blocked var
 few hundred columns, the trailing matrix stays in L2), and 5000 x 30 is already faster than
 numpy without row chunking.
 
-The pipeline (``PolynomialModel``, ``cross_val_predict``, ``bootstrap_predictions``) is
+The pipeline (``PolynomialModel`` here; ``extrapolation.cross_val_predict`` and
+``resampling.bootstrap_predictions`` refit it) is
 scikit-learn's ``StandardScaler -> PolynomialFeatures(degree) -> LinearRegression`` with one
 difference: the rank cut-off of the final least squares is ``eps * max(rows, design
 columns)`` (numpy's default), where scikit-learn >= 1.7 passes ``cond=1e-6`` to scipy and
@@ -60,10 +61,7 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-import random
 from array import array
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -74,18 +72,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PolynomialModel",
-    "TrainedBox",
-    "bootstrap_interval",
-    "bootstrap_predictions",
-    "cross_val_predict",
     "float_rows",
-    "leverage",
     "lstsq",
     "mean",
-    "percentile_interval",
     "polynomial_features",
     "r2_score",
-    "resample_indices",
     "rmse",
     "standard_scaler",
 ]
@@ -372,245 +363,3 @@ def _float_list(values: Any, name: str) -> array:
     if not all(math.isfinite(v) for v in arr):
         raise ValueError(f"{name} must contain only finite numbers")
     return arr
-
-
-#: Bootstrap work (rows x design columns x resamples) from which the resamples are split over
-#: threads: below it, starting threads costs more than it saves.
-PARALLEL_BOOTSTRAP_WORK = 1_000_000
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def resample_indices(n: int, n_bootstrap: int, random_state: Any = 0) -> Any:
-    """Row indices of n_bootstrap resamples of n rows, flat (resample-major) int64 buffer.
-
-    A non-negative int seed (reproducible) or None (fresh entropy) draws with the standard
-    library's Mersenne Twister into an ``array('q')``, without numpy; a numpy Generator or
-    SeedSequence draws ``integers(0, n, size=(n_bootstrap, n))`` with numpy. The bootstrap
-    needs a seeded, uniform stream, not a particular generator's.
-    """
-    for name, value in (("n", n), ("n_bootstrap", n_bootstrap)):
-        if isinstance(value, bool) or not hasattr(value, "__index__"):
-            raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    n, n_bootstrap = int(n), int(n_bootstrap)
-    if n < 1:
-        raise ValueError("n must be >= 1")
-    if n_bootstrap < 0:
-        raise ValueError("n_bootstrap must be >= 0")
-    if random_state is None or (hasattr(random_state, "__index__")
-                                and not isinstance(random_state, bool)):
-        seed = None if random_state is None else int(random_state)
-        if seed is not None and seed < 0:
-            raise ValueError("random_state must be a non-negative int, None or a numpy Generator")
-        draws = random.Random(seed).choices(range(n), k=n * n_bootstrap)
-        return array("q", draws)
-    import numpy as np
-
-    return np.random.default_rng(random_state).integers(0, n, size=(n_bootstrap, n)).ravel()
-
-
-def _bootstrap(X: Any, y: Any, degree: int, X_new: Any, n_bootstrap: Any,
-               random_state: Any, n_jobs: Optional[int]) -> tuple[array, bytearray, int]:
-    """Resampled refits' predictions: (row-major values, per-resample success flags, columns)."""
-    degree = _check_degree(degree)
-    if isinstance(n_bootstrap, bool) or not hasattr(n_bootstrap, "__index__"):
-        raise ValueError(f"n_bootstrap must be an integer, got {n_bootstrap!r}")
-    n_bootstrap = int(n_bootstrap)
-    if n_bootstrap < 0:
-        raise ValueError("n_bootstrap must be >= 0")
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)
-                               or n_jobs < 1):
-        raise ValueError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}")
-    arr, yv = _training_data(X, y)
-    n, p = arr.shape
-    new = X_new if _is_float_buffer(X_new, 2) else _new_rows(X_new)
-    new = _matrix(new, "X_new")
-    if new.shape[1] != p:
-        raise ValueError(f"X_new has {new.shape[1]} features, X has {p}")
-    cols = int(new.shape[0])
-    idx = resample_indices(n, n_bootstrap, random_state)
-    mono, width = _monomials(p, degree), _design_width(p, degree)
-    out = array("d", [0.0]) * (n_bootstrap * cols)
-    ok = bytearray(n_bootstrap)
-    if n_jobs is None:
-        n_jobs = _usable_cores() if n * width * n_bootstrap >= PARALLEL_BOOTSTRAP_WORK else 1
-    n_jobs = max(1, min(n_jobs, n_bootstrap))
-
-    def run(block: tuple[int, int]) -> None:
-        _linalg.bootstrap(arr, yv, mono, width, new, idx, out, ok, block[0], block[1])
-
-    # The compiled loop releases the GIL and each thread fills its own rows of the shared
-    # buffers, so the result does not depend on the number of threads.
-    bounds = [n_bootstrap * j // n_jobs for j in range(n_jobs + 1)]
-    blocks = list(zip(bounds, bounds[1:]))
-    if n_jobs == 1:
-        run(blocks[0])
-    else:
-        with ThreadPoolExecutor(n_jobs) as pool:
-            list(pool.map(run, blocks))
-    return out, ok, cols
-
-
-def _new_rows(X_new: Any) -> Any:
-    """X_new as a 2-D numpy array (a 1-D X_new is one row)."""
-    import numpy as np
-
-    new = np.asarray(X_new, dtype=np.float64)
-    return new.reshape(1, -1) if new.ndim == 1 else new
-
-
-def bootstrap_predictions(
-    X: Any,
-    y: Any,
-    degree: int,
-    X_new: Any,
-    n_bootstrap: int,
-    random_state: Optional[int] = 0,
-    n_jobs: Optional[int] = None,
-) -> np.ndarray:
-    """Predictions (n_successful, len(X_new)) of pipelines refitted on row resamples.
-
-    Resample indices are ``resample_indices(n, n_bootstrap, random_state)``, so a seed
-    reproduces the result. A 1-D X_new is one row. ``n_jobs`` threads share the resamples
-    (None: the usable cores, for large problems only); the result does not depend on it.
-    """
-    import numpy as np
-
-    out, ok, cols = _bootstrap(X, y, degree, X_new, n_bootstrap, random_state, n_jobs)
-    values = _as_numpy(out, (len(ok), cols))
-    return values[np.frombuffer(bytes(ok), dtype=np.uint8).astype(bool)]
-
-
-def _interval_bounds(confidence_level: float) -> tuple[float, float]:
-    if not 0.0 < confidence_level < 1.0:
-        raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
-    alpha = 1.0 - confidence_level
-    return 100.0 * alpha / 2.0, 100.0 * (1.0 - alpha / 2.0)
-
-
-def bootstrap_interval(
-    X: Any, y: Any, degree: int, X_new: Any, n_bootstrap: int, confidence_level: float,
-    random_state: Any = 0, n_jobs: Optional[int] = None,
-) -> Optional[tuple[array, array]]:
-    """Central percentile interval of ``bootstrap_predictions`` per row of X_new, as array('d').
-
-    None when no resample could be refitted. The same numbers as ``percentile_interval`` of
-    ``bootstrap_predictions``, without numpy.
-    """
-    q_low, q_high = _interval_bounds(confidence_level)
-    out, ok, cols = _bootstrap(X, y, degree, X_new, n_bootstrap, random_state, n_jobs)
-    if 1 not in ok:
-        return None
-    return _linalg.percentile_pair(out, ok, cols, q_low, q_high)
-
-
-def percentile_interval(preds: Any, confidence_level: float) -> tuple[np.ndarray, np.ndarray]:
-    """Central percentile interval over axis 0 (numpy linear interpolation); zeros when empty."""
-    import numpy as np
-
-    q_low, q_high = _interval_bounds(confidence_level)
-    arr = np.asarray(preds, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr.reshape(-1, 1)
-    if arr.ndim != 2:
-        raise ValueError("preds must be a 1-D or 2-D array")
-    if arr.shape[0] == 0:
-        zeros = np.zeros(arr.shape[1])
-        return zeros, zeros.copy()
-    if not np.isfinite(arr).all():  # numpy's NaN and infinity rules
-        low, high = np.percentile(arr, [q_low, q_high], axis=0)
-        return low, high
-    low, high = _linalg.percentile_pair(np.ascontiguousarray(arr).ravel(),
-                                        b"\x01" * arr.shape[0], arr.shape[1], q_low, q_high)
-    return _as_numpy(low), _as_numpy(high)
-
-
-# ---------------------------------------------------------------------------------------------
-# Prediction intervals and guarded extrapolation
-# ---------------------------------------------------------------------------------------------
-
-
-class TrainedBox:
-    """The trained range of each feature and the linear trend that continues a model beyond it.
-
-    ``lo``/``hi`` are per-feature minima and maxima of the training rows; ``slope`` is the
-    trend's change of the target per unit of each feature (the degree-1 pipeline's
-    ``coef / scale``); ``rising`` flags features along which the trend may not fall above the
-    box (the stream count, for power and energy). All are array('d') / bytes of one length.
-    """
-
-    __slots__ = ("hi", "lo", "rising", "slope")
-
-    def __init__(self, lo: array, hi: array, slope: array, rising: bytes) -> None:
-        self.lo, self.hi, self.slope, self.rising = lo, hi, slope, rising
-
-    @classmethod
-    def of(cls, X: Any, trend: PolynomialModel, rising: bytes) -> TrainedBox:
-        """The box of the rows of X (n, p) with the degree-1 ``trend`` fitted on them."""
-        arr = _matrix(X)
-        n, p = arr.shape
-        if trend.degree != 1 or trend.n_features != p or len(rising) != p:
-            raise ValueError("the trend must be a degree-1 model of the same features")
-        columns = [arr[:, j] for j in range(p)] if not isinstance(arr, memoryview) else [
-            [arr[i, j] for i in range(n)] for j in range(p)]
-        lo = array("d", [min(c) for c in columns])
-        hi = array("d", [max(c) for c in columns])
-        slope = array("d", [trend.coef[1 + j] / trend.scale[j] for j in range(p)])
-        return cls(lo, hi, slope, bytes(rising))
-
-    def clip(self, X: Any) -> tuple[Rows, array]:
-        """(rows of X clipped into the box, the trend's change from each clipped row to it)."""
-        arr = _matrix(X, "X_new")
-        flat, inc = _linalg.clip_continue(arr, self.lo, self.hi, self.rising, self.slope)
-        return float_rows(flat, arr.shape[1]), inc
-
-    def outside(self, X: Any, columns: int) -> list[bool]:
-        """Per row of X, whether one of its first ``columns`` features lies outside the box."""
-        arr = _matrix(X, "X_new")
-        lo, hi = self.lo, self.hi
-        return [any(not lo[j] <= arr[i, j] <= hi[j] for j in range(columns))
-                for i in range(arr.shape[0])]
-
-
-def guarded_predict(model: PolynomialModel, box: TrainedBox, X: Any) -> array:
-    """Predictions of ``model`` inside ``box``, continued by its linear trend beyond it.
-
-    Each row is clipped into the trained range, the model is evaluated there, and the trend's
-    change from the clipped row to the row is added (``TrainedBox``): no polynomial is ever
-    evaluated outside the data it was fitted on, and the stream count never lowers power.
-    """
-    arr = _matrix(X, "X_new")
-    if arr.shape[1] != model.n_features:
-        raise ValueError(f"X has {arr.shape[1]} features, the model expects {model.n_features}")
-    return _linalg.guarded_predict(
-        arr, model.mean, model.scale, _monomials(model.n_features, model.degree),
-        model.coef[1:], model.intercept + model.coef[0], box.lo, box.hi, box.rising, box.slope)
-
-
-def leverage(X: Any, degree: int, X_new: Any) -> tuple[int, array]:
-    """(rank, h): rank of the centred design of the degree-``degree`` pipeline on X, and the
-    leverage ``h = 1/n + v'(Zc'Zc)^+ v`` of each row of X_new (prediction variance / sigma²)."""
-    degree = _check_degree(degree)
-    arr = _matrix(X)
-    new = _matrix(X_new, "X_new")
-    p = arr.shape[1]
-    if new.shape[1] != p:
-        raise ValueError(f"X_new has {new.shape[1]} features, X has {p}")
-    return _linalg.leverage(arr, _monomials(p, degree), _design_width(p, degree), new)
-
-
-def cross_val_predict(X: Any, y: Any, degree: int, fold: Any, rising: bytes) -> array:
-    """Out-of-fold predictions (array('d'), NaN where a fold's fit failed) for fold labels
-    ``fold`` (int64 buffer, labels 0..k-1), each held-out row predicted like a fitted model
-    predicts it (``guarded_predict`` inside its fold's training box)."""
-    degree = _check_degree(degree)
-    arr, yv = _training_data(X, y)
-    p = arr.shape[1]
-    k = max(fold) + 1 if len(fold) else 0
-    return _linalg.cv_predict(arr, yv, _monomials(p, degree), _design_width(p, degree),
-                              _monomials(p, 1), _design_width(p, 1), fold, k, bytes(rising))

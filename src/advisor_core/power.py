@@ -15,7 +15,7 @@ import math
 from array import array
 from typing import Any, NamedTuple, Optional
 
-from advisor_core import linalg
+from advisor_core import extrapolation, linalg
 from advisor_core.features import training_target
 from advisor_core.intervals import check_confidence_level, extrapolated_half_width, half_width
 from advisor_core.linalg import Rows
@@ -140,9 +140,9 @@ class PowerPredictor:
         return result
 
     def _guarded(self, value: float) -> float:
-        """The model continued linearly beyond the trained range (``linalg.guarded_predict``)."""
+        """The model, continued linearly beyond the trained range (watts)."""
         stats = self._interval_stats()
-        return linalg.guarded_predict(stats.model, stats.box, _one_row(value))[0]
+        return extrapolation.guarded_predict(stats.model, stats.box, _one_row(value))[0]
 
     def _interval_stats(self) -> _StreamIntervalStats:
         model = self.model
@@ -210,13 +210,13 @@ class _StreamIntervalStats:
             array("d", [0.0, *model.coef]), model.intercept)
         line = linalg.PolynomialModel.fit(self.X, array("d", watts), 1)
         self.line = line
-        self.box = linalg.TrainedBox.of(self.X, line, b"\x01")
-        self.rank, _ = linalg.leverage(self.X, self.degree, self.X)
+        self.box = extrapolation.TrainedBox.of(self.X, line, b"\x01")
+        self.rank, _ = extrapolation.leverage(self.X, self.degree, self.X)
         residuals = [w - model(s) for s, w in pairs]
         self.df = n - self.rank - 1
         self.sigma2 = (math.fsum(r * r for r in residuals) / self.df) if self.df > 0 else math.nan
         line_fit = line.predict_values(self.X)
-        self.line_rank, _ = linalg.leverage(self.X, 1, self.X)
+        self.line_rank, _ = extrapolation.leverage(self.X, 1, self.X)
         self.line_df = n - self.line_rank - 1
         self.line_sigma2 = (math.fsum((w - f) ** 2 for w, f in zip(watts, line_fit)) / self.line_df
                             if self.line_df > 0 else math.nan)
@@ -225,14 +225,14 @@ class _StreamIntervalStats:
         """Prediction-interval half-width (W) of the model at ``streams``."""
         if self.df < 1:
             return None
-        _, h = linalg.leverage(self.X, self.degree, _one_row(streams))
+        _, h = extrapolation.leverage(self.X, self.degree, _one_row(streams))
         return half_width(self.sigma2, self.df, h[0], level)
 
     def trend_half_width(self, streams: float, level: float) -> Optional[float]:
         """Prediction-interval half-width (W) of the least-squares line at ``streams``."""
         if self.line_df < 1:
             return None
-        _, h = linalg.leverage(self.X, 1, _one_row(streams))
+        _, h = extrapolation.leverage(self.X, 1, _one_row(streams))
         return half_width(self.line_sigma2, self.line_df, h[0], level)
 
 
