@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from advisor_core import modeling, resampling
+from advisor_core.features import NUMERIC_FEATURES
 from advisor_core.modeling import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -1071,7 +1072,7 @@ PLAUSIBLE = st.fixed_dictionaries(
 def test_extract_features_never_raises(scenario):
     features = extract_features(scenario)
     if features is not None:
-        for key in modeling.NUMERIC_FEATURES:
+        for key in NUMERIC_FEATURES:
             assert isinstance(features[key], (int, float)) and math.isfinite(features[key])
         assert isinstance(features["encoder_type"], str) and features["encoder_type"]
         assert isinstance(features["hardware_cpu_model"], str)

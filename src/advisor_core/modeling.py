@@ -35,27 +35,20 @@ from advisor_core import linalg
 from advisor_core._model_file import FORMAT_NAME, FORMAT_VERSION
 from advisor_core._typing import PathLike
 from advisor_core.features import (
-    DEFAULT_ENCODER,
-    DEFAULT_HARDWARE,
     NON_NEGATIVE_TARGETS,
-    NUMERIC_FEATURES,
-    category,
     column_range,
     encode,
     extract_features,
     feature_names,
     training_target,
-    valid_features,
 )
 from advisor_core.intervals import check_confidence_level
 from advisor_core.kinds import (
-    NATIVE_DEGREES,
     SIMPLICITY,
     TREE_KINDS,
     TREES_EXTRA_HINT,
     KindFit,
     available_model_kinds,
-    bootstrap_bounds,
     describe,
     fit_kind,
     oof_predictions,
@@ -65,6 +58,7 @@ from advisor_core.kinds import (
 )
 from advisor_core.linalg import Rows
 from advisor_core.power import PowerPredictor, StreamPowerModel
+from advisor_core.prediction import predict_results
 from advisor_core.selection import KindScore, fold_labels, score_kind, select
 
 if TYPE_CHECKING:
@@ -83,34 +77,6 @@ __all__ = [
     "training_target",
     "trees_available",
 ]
-
-
-_INTERVAL_KEYS = ("ci_low", "ci_high", "ci_width", "pi_low", "pi_high", "extrapolated")
-
-
-def _ci_bounds(low: Optional[float], high: Optional[float]) -> dict:
-    """``{ci_low, ci_high, ci_width}`` floored at 0, or Nones when not finite."""
-    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-        return {"ci_low": None, "ci_high": None, "ci_width": None}
-    low, high = max(0.0, low), max(0.0, high)
-    return {"ci_low": low, "ci_high": high, "ci_width": high - low}
-
-
-def _bootstrap(state: dict, fit: KindFit, rows: list,
-               level: float) -> Optional[tuple[list, list]]:
-    """Bootstrap interval of the mean per row (unclamped), or None (no resample / no setting)."""
-    n_bootstrap = state["n_bootstrap"]
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap <= 0:
-        return [0.0] * len(rows), [0.0] * len(rows)
-    try:
-        bounds = bootstrap_bounds(fit, rows, n_bootstrap, level, state["random_state"],
-                                  state["n_jobs"])
-    except (TypeError, ValueError) as exc:
-        logger.warning("MultivariatePredictor: no bootstrap interval: %s", exc)
-        return None
-    if bounds is None:
-        return [0.0] * len(rows), [0.0] * len(rows)
-    return bounds
 
 
 def _readonly_numpy(values: Any) -> Optional[np.ndarray]:
@@ -305,52 +271,6 @@ class MultivariatePredictor:
             logger.warning("model %r is not trained; using %s", model_name, best)
         return best
 
-    @staticmethod
-    def _predict_rows(state: dict, kind: str, features_list: list[dict],
-                      confidence: bool) -> list[dict]:
-        """Result dicts of feature dicts; rows with a NaN/inf/non-numeric feature get Nones."""
-        encoders, hardware = state["encoder_categories"], state["hardware_categories"]
-        valid = [valid_features(f) for f in features_list]
-        X_new = encode([f if ok else {} for f, ok in zip(features_list, valid)],
-                        encoders, hardware)
-        fit = state["_fits"][kind]
-        level = check_confidence_level(state["confidence_level"]) if confidence else None
-        rows = predict_rows(fit, X_new, level)
-        ci = None
-        if level is not None:
-            ci = _bootstrap(state, fit, rows, level)
-        lo, hi = state["_range"]
-        n_numeric = len(NUMERIC_FEATURES)
-        non_negative = state["target_name"] in NON_NEGATIVE_TARGETS
-        results = []
-        for i, (row, ok) in enumerate(zip(rows, valid)):
-            if not ok or not math.isfinite(row.mean):
-                item: dict = {"mean": None, "model": kind}
-                if confidence:
-                    item.update(dict.fromkeys(_INTERVAL_KEYS))
-                results.append(item)
-                continue
-            item = {"mean": max(0.0, row.mean), "model": kind}
-            if confidence:
-                item.update(_ci_bounds(ci[0][i], ci[1][i]) if ci is not None
-                            else _ci_bounds(None, None))
-                half = row.half_width
-                if half is None:
-                    item.update(pi_low=None, pi_high=None)
-                else:
-                    low, high = row.mean - half, row.mean + half
-                    if non_negative:
-                        low, high = max(0.0, low), max(0.0, high)
-                    item.update(pi_low=low, pi_high=high)
-                features = features_list[i]
-                item["extrapolated"] = (
-                    any(not lo[j] <= X_new[i, j] <= hi[j] for j in range(n_numeric))
-                    or category(features, "encoder_type", DEFAULT_ENCODER) not in encoders
-                    or category(features, "hardware_cpu_model", DEFAULT_HARDWARE)
-                    not in hardware)
-            results.append(item)
-        return results
-
     def predict(self, features: Any, return_confidence: bool = True,
                 model_name: Optional[str] = None) -> dict:
         """Predict the target (e.g. watts) for one feature dict, with its intervals.
@@ -368,7 +288,7 @@ class MultivariatePredictor:
         if not state["pipelines"] or not isinstance(features, dict):
             return {"mean": None, "model": None}
         kind = self._resolve_model(state, model_name)
-        return self._predict_rows(state, kind, [features], return_confidence)[0]
+        return predict_results(state, kind, [features], return_confidence)[0]
 
     def predict_batch(self, features_list: Any, return_confidence: bool = False) -> list[dict]:
         """Predict with the best model for each feature dict (the keys of ``predict``); one
@@ -380,8 +300,8 @@ class MultivariatePredictor:
         state = self._snapshot()
         valid = [i for i, f in enumerate(features_list) if isinstance(f, dict)]
         if state["pipelines"] and valid:
-            rows = self._predict_rows(state, state["best_model_name"],
-                                      [features_list[i] for i in valid], return_confidence)
+            rows = predict_results(state, state["best_model_name"],
+                                   [features_list[i] for i in valid], return_confidence)
             for i, item in zip(valid, rows):
                 results[i] = item
         return results
@@ -413,40 +333,7 @@ class MultivariatePredictor:
 
     def to_dict(self) -> dict:
         """The JSON document ``save`` writes (format name + version, coefficients, data)."""
-        state = self._snapshot()
-        native = {k: m for k, m in state["pipelines"].items() if k in NATIVE_DEGREES}
-        omitted = sorted((k for k in state["pipelines"] if k not in native), key=SIMPLICITY.index)
-        scores = {k: model_file.json_score(state["model_scores"][k]) for k in native}
-        best = state["best_model_name"] if state["best_model_name"] in native else (
-            model_file.best_saved(scores) if scores else None)
-        return {
-            "format": model_file.FORMAT_NAME,
-            "format_version": model_file.FORMAT_VERSION,
-            "version": state["version"],
-            "settings": {
-                "models": list(state["models"]),
-                "confidence_level": state["confidence_level"],
-                "n_bootstrap": state["n_bootstrap"],
-                "cv_folds": state["cv_folds"],
-                "random_state": state["random_state"],
-            },
-            "target_name": state["target_name"],
-            "hardware_model": state["hardware_model"],
-            "feature_names": list(state["feature_names"]),
-            "encoder_categories": list(state["encoder_categories"]),
-            "hardware_categories": list(state["hardware_categories"]),
-            "model_scores": scores,
-            "best_model_name": best,
-            "best_model_score": dict(scores[best]) if best is not None else None,
-            "pipelines": {k: model_file.native_to_dict(m) for k, m in native.items()},
-            # Tree models are not serialisable without pickle: they are left out, and named
-            # here (with the best model of the trained process) so a reader knows what is missing.
-            "omitted_models": {k: dict(state["model_scores"][k]) for k in omitted},
-            "trained_best_model_name": state["best_model_name"],
-            "selection": state["selection"],
-            "X_train": None if state["_X_train"] is None else state["_X_train"].tolist(),
-            "y_train": None if state["_y_train"] is None else state["_y_train"].tolist(),
-        }
+        return model_file.to_document(self._snapshot())
 
     def save(self, path: PathLike) -> None:
         """Write the model as versioned JSON (atomically); parent directories are created.
