@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _domain import anything, random_scenarios
-from advisor_core import _kernels
+from advisor_core import recommender
 from advisor_core.cost import COST_KEYS, CostModel
 from advisor_core.recommender import NO_LADDER, TranscodingRecommender
 from advisor_core.scoring import ALGORITHMS, EnergyEfficiencyScorer
@@ -419,12 +419,12 @@ def test_real_run_ranking(joined_real_scenarios):
 
 @pytest.mark.parametrize("size", [0, 1, 2, 15, 16, 17, 33, 100, 257, 1000])
 def test_ranked_order_is_a_stable_descending_sort(size):
-    # Few distinct values (many ties) and NaNs: the compiled merge sort must give exactly the
-    # order of Python's stable sorted() with unscored entries last in input order.
+    # Few distinct values (many ties) and NaNs: exactly the order of Python's stable sorted()
+    # of the negated scores, with unscored entries last in input order.
     rng = random.Random(size)
     scores = [rng.choice([math.nan, 0.0, 1.5, 2.0, 2.0, 7.25, -0.0]) for _ in range(size)]
     copies = [{"i": i} for i in range(size)]
-    ranked = _kernels.ranked_order(copies, array("d", scores))
+    ranked = recommender._ranked(copies, array("d", scores))
     scored = sorted((i for i in range(size) if not math.isnan(scores[i])), key=lambda i: -scores[i])
     expected = scored + [i for i in range(size) if math.isnan(scores[i])]
     assert [c["i"] for c in ranked] == expected

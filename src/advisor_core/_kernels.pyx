@@ -16,7 +16,6 @@ without ever importing numpy (14 MB of resident memory).
 import math as _math
 from array import array as _array
 
-from cpython.dict cimport PyDict_Copy
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_Check
 from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_Check
@@ -535,59 +534,3 @@ cdef void _costs(const double[::1] table, double[::1] out, Py_ssize_t n, double 
         out[7 * n + i] = t
         out[8 * n + i] = _per_pixel(t, pixels)
         out[9 * n + i] = _per_watch_hour(t, duration, viewers)
-
-
-# ---------------------------------------------------------------------------------------------
-# Ranking support
-# ---------------------------------------------------------------------------------------------
-
-def dicts_only(object scenarios):
-    """The dict entries of an iterable as a list (the list itself when every entry is a dict)."""
-    cdef Py_ssize_t i
-    if scenarios is None:
-        return []
-    if type(scenarios) is list:
-        for i in range(len(<list>scenarios)):
-            if not isinstance((<list>scenarios)[i], dict):
-                break
-        else:
-            return scenarios
-    return [s for s in scenarios if isinstance(s, dict)]
-
-
-def scored_copies(list scenarios, const double[::1] scores):
-    """Shallow copies of the scenario dicts with ``efficiency_score`` set (None for NaN)."""
-    cdef Py_ssize_t n = len(scenarios), i
-    if scores.shape[0] != n:
-        raise ValueError("scored_copies: one score per scenario expected")
-    cdef list out = PyList_New(n)
-    cdef dict copy
-    for i in range(n):
-        copy = PyDict_Copy(<dict?>scenarios[i])
-        copy["efficiency_score"] = _optional(scores[i])
-        Py_INCREF(copy)
-        PyList_SET_ITEM(out, i, copy)
-    return out
-
-
-def ranked_order(list copies, const double[::1] scores):
-    """Copies best score first (stable, NaN last) with ``efficiency_rank`` 1..k on scored ones."""
-    if scores.shape[0] != len(copies):
-        raise ValueError("ranked_order: one score per copy expected")
-    return _ranked(copies, scores)
-
-
-cdef list _ranked(list copies, const double[::1] scores):
-    cdef Py_ssize_t n = len(copies), i, rank = 0
-    cdef list keys = [scores[i] for i in range(n)]
-    cdef list scored = [i for i in range(n) if not isnan(scores[i])]
-    # list.sort is stable, also with reverse=True: equal scores keep their input order.
-    scored.sort(key=keys.__getitem__, reverse=True)
-    cdef list out = []
-    for i in scored:
-        item = copies[i]
-        rank += 1
-        (<dict?>item)["efficiency_rank"] = rank
-        out.append(item)
-    out.extend([copies[i] for i in range(n) if isnan(scores[i])])  # unscored, in input order
-    return out

@@ -19,7 +19,6 @@ from array import array
 from collections.abc import Iterable
 from typing import Any, NoReturn, Optional
 
-from . import _kernels
 from .columns import ScenarioColumns, read_columns
 from .cost import CostModel
 from .scenario import non_negative_number
@@ -34,8 +33,42 @@ NO_LADDER = "_no_ladder_"
 
 
 def _dicts(scenarios: Optional[Iterable[Any]]) -> list[dict]:
-    # The input list itself when it holds only dicts: it is only read, never returned.
-    return _kernels.dicts_only(scenarios)
+    """The dict entries of ``scenarios`` (the list itself when it holds only dicts: it is only
+    read, never returned)."""
+    if scenarios is None:
+        return []
+    if type(scenarios) is list and all(isinstance(s, dict) for s in scenarios):
+        return scenarios
+    return [s for s in scenarios if isinstance(s, dict)]
+
+
+def _copies_with_scores(scenarios: list[dict], scores: array) -> list[dict]:
+    """Shallow copies of the scenarios with ``efficiency_score`` set (None for NaN)."""
+    if len(scores) != len(scenarios):
+        raise ValueError("one score per scenario expected")
+    copies = []
+    for scenario, score in zip(scenarios, scores):
+        copy = dict(scenario)
+        copy["efficiency_score"] = None if math.isnan(score) else score
+        copies.append(copy)
+    return copies
+
+
+def _ranked(copies: list[dict], scores: array) -> list[dict]:
+    """Copies best score first with ``efficiency_rank`` 1..k, then the unscored (NaN) ones.
+
+    list.sort is stable, also with reverse=True: equal scores keep their input order, and the
+    unscored copies follow in input order.
+    """
+    if len(scores) != len(copies):
+        raise ValueError("one score per copy expected")
+    scored = [i for i, score in enumerate(scores) if not math.isnan(score)]
+    scored.sort(key=scores.__getitem__, reverse=True)
+    ranked = [copies[i] for i in scored]
+    for rank, copy in enumerate(ranked, 1):
+        copy["efficiency_rank"] = rank
+    ranked.extend(copies[i] for i, score in enumerate(scores) if math.isnan(score))
+    return ranked
 
 
 class TranscodingRecommender:
@@ -66,13 +99,13 @@ class TranscodingRecommender:
 
     def _scored_copies(self, scenarios: list[dict]) -> tuple[list[dict], array]:
         scores = self._scores(scenarios)
-        return _kernels.scored_copies(scenarios, scores), scores
+        return _copies_with_scores(scenarios, scores), scores
 
     def analyze_and_rank(self, scenarios: Iterable[Any]) -> list[dict]:
         """Scored copies best first (``efficiency_rank`` 1, 2, ...), then unscored copies."""
         copies, scores = self._scored_copies(_dicts(scenarios))
         # Stable: equal scores keep input order; unscored copies follow, unranked.
-        return _kernels.ranked_order(copies, scores)
+        return _ranked(copies, scores)
 
     def analyze_and_rank_with_costs(
         self, scenarios: Iterable[Any], cost_model: CostModel, viewers: Any = None
@@ -94,7 +127,7 @@ class TranscodingRecommender:
         dicts = _dicts(scenarios)
         # Entries that are not dicts are costed (as None) but never ranked: read the dicts apart.
         scores = self._scores(dicts, columns if len(dicts) == columns.n else None)
-        ranked = _kernels.ranked_order(_kernels.scored_copies(dicts, scores), scores)
+        ranked = _ranked(_copies_with_scores(dicts, scores), scores)
         return ranked, cost_model.cost_lists(columns, viewers)
 
     def analyze_and_rank_by_ladder(self, scenarios: Iterable[Any]) -> dict[str, list[dict]]:
@@ -109,7 +142,7 @@ class TranscodingRecommender:
             copy["output_ladder"] = ladder
             groups.setdefault(NO_LADDER if ladder is None else ladder, []).append(index)
         return {
-            key: _kernels.ranked_order(
+            key: _ranked(
                 [copies[i] for i in members], array("d", [scores[i] for i in members])
             )
             for key, members in groups.items()
