@@ -890,14 +890,18 @@ def test_read_limits_refuse_a_file_or_skip_a_scenario_and_count_why(tmp_path: Pa
     write_results(tmp_path, "test_results_20250103_000000.json", [{"name": "x" * 3000}])
     refresher.tick()
     assert _served(state) == ([("a", 7.0)], 0.0, {"too_many_scenarios": 1.0, "too_large": 1.0})
+    # The ladder label is built from the outputs list: 3 renditions make 47 characters.
+    ladder = [{"resolution": "1920x1080", "fps": 30}, {"resolution": "1280x720", "fps": 30},
+              {"resolution": "854x480", "fps": 30}]
     write_results(tmp_path, "test_results_20250104_000000.json",
                   [{"name": "n" * 21, "value": 1}, {"name": "ok", "encoder": "e" * 21},
-                   {"name": "fine", "value": 3}])
+                   {"name": "fine", "value": 3}, {"name": "ladder", "outputs": ladder},
+                   {"name": "short", "value": 4, "outputs": ladder[:1]}])
     refresher.tick()
-    assert _served(state)[:2] == ([("fine", 3.0)], 1.0)
+    assert _served(state)[:2] == ([("fine", 3.0), ("short", 4.0)], 1.0)
     skipped = {s.labels["reason"]: s.value
                for s in families_of(state.body[0])["demo_exporter_skipped_scenarios"]}
-    assert skipped == {"text_too_long": 2.0}
+    assert skipped == {"text_too_long": 3.0}
 
 
 def test_read_limit_flags_reach_the_refresher(tmp_path: Path) -> None:

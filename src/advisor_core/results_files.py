@@ -76,9 +76,19 @@ def deduplicate(entries: Iterable[Any], max_text: Optional[int] = None) -> Dedup
     Entries that are not objects are skipped as ``not_an_object``, objects without a string
     ``name`` as ``invalid_name``; an earlier entry of a repeated name counts as a duplicate.
     Text that is not valid Unicode (lone surrogates) is repaired, counted as ``text_repaired``;
-    an entry with a text field longer than ``max_text`` characters (the fields labels are made
-    of) is skipped as ``text_too_long``.
+    an entry with a text field, or an output-ladder id (``scenario.output_ladder``, a label
+    built from the ``outputs`` list), longer than ``max_text`` characters is skipped as
+    ``text_too_long``.
     """
+    from .scenario import output_ladder  # scenario.py re-exports this module's names
+
+    def too_long(entry: dict) -> bool:
+        if max_text is None:
+            return False
+        if any(isinstance(value, str) and len(value) > max_text for value in entry.values()):
+            return True
+        return isinstance(entry.get("outputs"), list) and len(output_ladder(entry) or "") > max_text
+
     skipped: dict[str, int] = {}
     named: list[dict] = []
     for entry in entries:
@@ -86,8 +96,7 @@ def deduplicate(entries: Iterable[Any], max_text: Optional[int] = None) -> Dedup
             skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
         elif not isinstance(entry.get("name"), str):
             skipped["invalid_name"] = skipped.get("invalid_name", 0) + 1
-        elif max_text is not None and any(isinstance(value, str) and len(value) > max_text
-                                          for value in entry.values()):
+        elif too_long(entry):
             skipped["text_too_long"] = skipped.get("text_too_long", 0) + 1
         else:
             repaired = _repaired_text(entry)
