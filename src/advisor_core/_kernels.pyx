@@ -21,7 +21,7 @@ from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_Check
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
-from libc.math cimport NAN, isfinite, isnan, sqrt
+from libc.math cimport NAN, isfinite, isnan
 
 cdef extern from "Python.h":
     # Borrowed-reference access: the sample loop touches no reference counts on its fast path.
@@ -151,31 +151,6 @@ def trapezoid(values, double step):
     with nogil:
         result = _trapz(v, 0, v.shape[0], step)
     return result
-
-
-# ---------------------------------------------------------------------------------------------
-# The spread of sample lists
-# ---------------------------------------------------------------------------------------------
-
-def sample_stdev(list samples, double mean):
-    """Sample standard deviation (n - 1) of float ``samples`` around ``mean``, None if n < 2.
-
-    ``sqrt(math.fsum([(x - mean) * (x - mean) ...]) / (n - 1))``; None when that is not finite
-    (samples near the float limit).
-    """
-    cdef Py_ssize_t n = len(samples)
-    cdef double d, variance
-    if n < 2:
-        return None
-    squares = []
-    for x in samples:
-        d = <double>x - mean
-        squares.append(d * d)
-    try:
-        variance = _math.fsum(squares) / (n - 1)
-    except OverflowError:  # an intermediate sum beyond the float range
-        return None
-    return sqrt(variance) if isfinite(variance) else None
 
 
 # ---------------------------------------------------------------------------------------------

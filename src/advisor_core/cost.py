@@ -85,7 +85,14 @@ def sample_stdev(samples: list[float], mean: float) -> Optional[float]:
     the spread is not a finite number (samples near the float limit). The sum of squares is
     exactly rounded (``math.fsum``).
     """
-    return _kernels.sample_stdev(samples, mean)
+    n = len(samples)
+    if n < 2:
+        return None
+    try:
+        variance = math.fsum([(x - mean) * (x - mean) for x in samples]) / (n - 1)
+    except OverflowError:  # an intermediate sum beyond the float range
+        return None
+    return math.sqrt(variance) if math.isfinite(variance) else None
 
 
 _UNSET: Any = object()
