@@ -1,4 +1,5 @@
-"""Tests of advisor_core.cost against reference-facts A and independent arithmetic."""
+"""Tests of advisor_core.cost against the reference's worked costs and independent
+arithmetic."""
 
 from __future__ import annotations
 
@@ -569,7 +570,7 @@ def test_sample_lists_integrate_exactly_like_trapezoid(values, step):
 # ---------------------------------------------------------------------------------------------
 
 def test_extended_file_costs_match_reference_exporter(extended_results_path):
-    # reference-facts J.2: the reference cost exporter (us-east-1 0.12 USD/kWh, CPU 0.50/h) on
+    # The reference cost exporter (us-east-1 0.12 USD/kWh, CPU 0.50/h) on
     # the extended file, scenario "2 streams @ 2500k", printed with 8 decimals.
     scenarios = load_results(extended_results_path)
     first = next(s for s in scenarios if s["name"] == "2 streams @ 2500k")

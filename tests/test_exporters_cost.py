@@ -1,4 +1,5 @@
-"""Cost metric set: families, labels and values against hand computations (reference-facts J.2)."""
+"""Cost metric set: families, labels and values against hand computations and the
+reference exporter's printed values."""
 
 from __future__ import annotations
 

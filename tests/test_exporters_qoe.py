@@ -67,7 +67,7 @@ def test_extended_file_values(extended_results_path: Path) -> None:
     assert value(parsed, "qoe_psnr_score", name) == 42.3
     assert value(parsed, "qoe_ssim_score", name) == 0.985
     assert value(parsed, "qoe_quality_per_watt", name) == pytest.approx(92.5 / mean_w, rel=1e-12)
-    assert round(value(parsed, "qoe_quality_per_watt", name), 4) == 2.0056  # reference-facts J.4
+    assert round(value(parsed, "qoe_quality_per_watt", name), 4) == 2.0056  # the reference
     assert value(parsed, "qoe_drop_rate", name) == pytest.approx(5 / 3612, rel=1e-12)
     assert round(value(parsed, "qoe_drop_rate", name), 6) == 0.001384
     # No fps: the pixels are the scheduler's pixels_processed; energy is the trapezoid of the

@@ -280,7 +280,7 @@ def test_extended_families_are_gauges(metrics: ResultsMetrics):
 
 
 # ---------------------------------------------------------------------------------------------
-# VictoriaMetrics (reference-facts J.1 style)
+# VictoriaMetrics (a fake server on loopback)
 # ---------------------------------------------------------------------------------------------
 
 

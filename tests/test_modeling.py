@@ -1,4 +1,5 @@
-"""Tests of advisor_core.modeling against reference facts (B, C), numpy and scikit-learn."""
+"""Tests of advisor_core.modeling against the reference's worked examples, numpy and
+scikit-learn."""
 
 from __future__ import annotations
 
@@ -46,13 +47,13 @@ def powered(name, watts, **fields):
 
 
 def sample_set():
-    """Fixture *sample* of reference-facts B."""
+    """Four powered scenarios of 1-8 streams: the reference's small worked example."""
     return [powered("1 Stream", 45.0), powered("2 Streams", 80.0), powered("4 Streams", 150.0),
             powered("8 streams @ 1080p", 280.0)]
 
 
 def large_set():
-    """Fixture *large* of reference-facts B."""
+    """Seven powered scenarios of 1-12 streams: the reference's large worked example."""
     pairs = [("1 Stream", 45), ("2 Streams", 80), ("3 streams test", 110), ("4 Streams", 150),
              ("6 Streams", 210), ("8 Streams", 280), ("12 Streams", 380)]
     return [powered(name, float(w)) for name, w in pairs]
@@ -69,7 +70,7 @@ def s3_scenario(name, bitrate, res, watts, joules, cpu, docker, eff, encoder="x2
 
 
 def s3():
-    """Fixture *S3* of reference-facts C."""
+    """Scenarios with every feature: the reference's multivariate worked example."""
     return [
         s3_scenario("2 Streams @ 2500k", "2500k", "1280x720", 80.0, 4800.0, 40.0, 5.0, 0.05),
         s3_scenario("4 Streams @ 2500k", "2500k", "1280x720", 150.0, 9000.0, 75.0, 6.0, 0.067),
@@ -403,7 +404,7 @@ def test_extract_features_does_not_mutate():
 
 
 # ---------------------------------------------------------------------------------------------
-# MultivariatePredictor: fitting and reference facts
+# MultivariatePredictor: fitting and the reference's worked examples
 # ---------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Tests of advisor_core.recommender against reference-facts E."""
+"""Tests of advisor_core.recommender against the reference's ranking examples."""
 
 from __future__ import annotations
 
@@ -397,7 +397,8 @@ def test_recommender_never_raises(items):
 # ---------------------------------------------------------------------------------------------
 
 def test_real_run_ranking(joined_real_scenarios):
-    # reference-facts H.1 on the real run: baselines have no score, scored ones are > 0, ranked.
+    # The real run, ranked as the reference ranks it: baselines have no score, scored ones are
+    # > 0, ranked.
     ranked = TranscodingRecommender().analyze_and_rank(joined_real_scenarios)
     assert len(ranked) == len(joined_real_scenarios)
     scored = [c for c in ranked if c["efficiency_score"] is not None]

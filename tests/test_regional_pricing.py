@@ -1,4 +1,5 @@
-"""Tests of advisor_core.regional_pricing (reference-facts F) with a fake carbon API on loopback."""
+"""Tests of advisor_core.regional_pricing (the reference's pricing examples) with a fake carbon
+API on loopback."""
 
 from __future__ import annotations
 

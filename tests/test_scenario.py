@@ -44,7 +44,7 @@ STREAM_COUNTS = [
     ("30fps @ 5Mbps", None),
     ("Multi-resolution ladder test 1080p+720p+480p @ 2500k", None),
     ("4 livestreams", 4),
-    # reference-facts B.2, D.10, G.1
+    # names whose stream counts the reference's examples read
     ("8 streams @ 1080p", 8),
     ("2 Stream Test", 2),
     ("4 streams @ 5M", 4),
@@ -113,7 +113,7 @@ def test_bitrate_unknown(value):
 
 
 # ---------------------------------------------------------------------------------------------
-# Resolution (README difference 3; reference-facts A.20, D.23, D.35)
+# Resolution (README difference 3; the reference's parsing examples)
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -134,7 +134,7 @@ def test_resolution_unknown(text):
 
 
 # ---------------------------------------------------------------------------------------------
-# Pixels and ladders (reference-facts D.24-D.29, D.34, C.4, G.3, G.4, G.10)
+# Pixels and ladders (the reference's pixel and ladder examples)
 # ---------------------------------------------------------------------------------------------
 
 LADDER3 = [

@@ -1,4 +1,5 @@
-"""Tests of advisor_core.scoring against reference-facts D and independent arithmetic."""
+"""Tests of advisor_core.scoring against the reference's worked scores and independent
+arithmetic."""
 
 from __future__ import annotations
 
