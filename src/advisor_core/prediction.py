@@ -61,8 +61,7 @@ def predict_results(state: dict, kind: str, features_list: list[dict],
     rows with a NaN/inf/non-numeric feature get Nones."""
     encoders, hardware = state["encoder_categories"], state["hardware_categories"]
     valid = [valid_features(f) for f in features_list]
-    X_new = encode([f if ok else {} for f, ok in zip(features_list, valid)],
-                    encoders, hardware)
+    X_new = encode([f if ok else {} for f, ok in zip(features_list, valid)], encoders, hardware)
     fit = state["_fits"][kind]
     level = check_confidence_level(state["confidence_level"]) if confidence else None
     rows = predict_rows(fit, X_new, level)
