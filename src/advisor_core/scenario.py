@@ -88,8 +88,6 @@ def as_number(value: Any) -> Optional[float]:
 
 def positive_number(value: Any) -> Optional[float]:
     """``as_number(value)`` when it is > 0 (durations, steps, fps, viewers), else None."""
-    if type(value) is float:  # as_number's first case, without its call
-        return value if value > 0 and _isfinite(value) else None
     number = as_number(value)
     return number if number is not None and number > 0 else None
 
@@ -264,12 +262,7 @@ def total_pixels(scenario: Any, duration: Optional[float] = None) -> Optional[fl
     renditions = _renditions(scenario) if seconds is not None else None
     if seconds is None or not renditions:
         return positive_number(scenario.get("pixels_processed"))
-    if len(renditions) == 1:  # the usual case, without sum()'s generator (the same number)
-        width, height, fps, _ = renditions[0]
-        per_second = width * height * fps
-    else:
-        per_second = sum(w * h * fps for w, h, fps, _ in renditions)
-    pixels = float(per_second * seconds)
+    pixels = float(sum(w * h * fps for w, h, fps, _ in renditions) * seconds)
     return pixels if math.isfinite(pixels) else None
 
 
