@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import http.client
 import logging
 import re
@@ -15,7 +16,7 @@ import pytest
 
 from _process import request
 from exporters._promql import PromClient
-from exporters.http_policy import ClientLog, HttpLimits
+from exporters.http_policy import ClientLog, HttpLimits, keeps_alive
 from exporters.metric_set import MetricSet, Run
 from exporters.publisher import ExporterState
 from exporters.refresh import Refresher
@@ -198,6 +199,101 @@ def test_pipelined_requests_are_answered_in_order(serve) -> None:
     heads = re.findall(rb"HTTP/1\.1 \d{3} [^\r]*", answer)
     assert heads == [b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found", b"HTTP/1.1 200 OK"]
     assert answer.endswith(b"\r\n\r\n")  # HEAD: headers only
+
+
+@pytest.mark.parametrize(("version", "connection", "expected"), [
+    ("1.1", "", True), ("1.1", "keep-alive", True), ("1.1", "close", False),
+    ("1.1", "Keep-Alive, Close", False), ("1.1", "upgrade,  CLOSE ", False),
+    ("1.1", "closed", True), ("1.0", "", False), ("1.0", "keep-alive", False),
+])
+def test_keeps_alive_follows_the_version_and_the_close_option(version, connection,
+                                                              expected) -> None:
+    assert keeps_alive(version, connection) is expected
+
+
+@pytest.mark.parametrize("head", [
+    b"GET / HTTP/1.0\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Keep-Alive, Close\r\n\r\n",
+])
+def test_an_answer_that_ends_the_connection_says_so_and_closes_it(serve, head) -> None:
+    port, _, _ = serve()
+    answer = read_until_closed(raw(port, head))  # returns only because the server closed
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"</html>\n")
+    assert b"\r\nConnection: close\r\n" in answer
+
+
+def test_a_keep_alive_connection_reads_a_body_then_answers_the_next_request(serve) -> None:
+    port, state, _ = serve()
+    sock = raw(port, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n"
+                     + b"y" * 5000 + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    received = b""
+    while not received.endswith(b"</html>\n"):
+        chunk = sock.recv(65536)
+        assert chunk, received
+        received += chunk
+    assert re.findall(rb"HTTP/1\.1 \d{3}", received) == [b"HTTP/1.1 405", b"HTTP/1.1 200"]
+    assert b"Connection: close" not in received
+    sock.sendall(b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert read_until_closed(sock).startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert state.http_client_errors == {}
+
+
+def test_a_request_sent_in_pieces_and_a_half_closed_client_are_answered(serve) -> None:
+    port, _, _ = serve()
+    sock = raw(port)
+    for byte in b"GET / HTTP/1.1\r\nHost: x\r\n\r\n":
+        sock.sendall(bytes([byte]))
+        time.sleep(0.002)
+    sock.shutdown(socket.SHUT_WR)  # no more requests: the answer must still come
+    answer = read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"</html>\n")
+
+
+class _FailingListener:
+    """A listening socket whose next ``accept`` fails as when no descriptor is left."""
+
+    def __init__(self, sock: socket.socket, failures: int) -> None:
+        self.sock, self.failures = sock, failures
+
+    def accept(self) -> tuple:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        return self.sock.accept()
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
+
+
+def test_an_accept_without_descriptors_is_counted_and_retried(tmp_path, caplog) -> None:
+    prom = PromClient(None)
+    state = ExporterState(OneGauge(), prom)
+    refresher = Refresher([state], tmp_path, 1.0, prom)
+    refresher.tick()
+    server = Server([(("127.0.0.1", 0), state)], refresher)
+    site = server.sites[0]
+    site.sock = _FailingListener(site.sock, failures=1)  # type: ignore[assignment]
+    server.start()
+    try:
+        with caplog.at_level(logging.WARNING):
+            started = time.monotonic()
+            assert scrape(server.ports["demo"], "/")[0] == 200
+            assert 0.8 < time.monotonic() - started < 3.0  # waited in the backlog for the retry
+        assert state.http_client_errors == {"accept_failed": 1}
+        assert [r.getMessage() for r in caplog.records if "accept failed" in r.getMessage()]
+        no_tracebacks(caplog)
+    finally:
+        server.stop()
+
+
+def test_thousands_of_pipelined_requests_in_one_read_are_all_answered(serve, caplog) -> None:
+    port, _, _ = serve()
+    count = 3000  # ~2,400 fit in one read: answering them must not nest a call per request
+    sock = raw(port, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n" * (count - 1)
+               + b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = read_until_closed(sock)
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == count
+    no_tracebacks(caplog)
 
 
 def test_methods_other_than_get_and_head_get_405(serve) -> None:

@@ -1,16 +1,19 @@
 """One HTTP/1.1 client connection of the exporters' server: h11 in, a snapshot out.
 
-The protocol answers /metrics (plain or gzip, as the client accepts), /health and / from the
-published snapshot of its listener's set, and keeps every wait under a deadline
-(docs/exporters.md "HTTP serving"): the request head and body, the idle keep-alive time and
-writing the answer, which goes out in slices under the transport's flow control, so a slow
-reader holds no copy of a body. ``serving.Server`` owns the loop, the listeners and the
-connection limit.
+The connection drives its own non-blocking socket on the server's asyncio loop: it reads when
+the loop says the socket is readable and writes when it is writable (``loop.add_reader`` /
+``add_writer``), and h11 turns the bytes into requests. It answers /metrics (plain or gzip, as
+the client accepts), /health and / from the published snapshot of its listener's set, and keeps
+every wait under a deadline (docs/exporters.md "HTTP serving"): the request head and body, the
+idle keep-alive time and writing the answer, which goes out as views of the published bytes,
+so a slow reader holds no copy of a body. A request that arrived with the connection is read
+and answered in the callback that accepted it (benchmarks/README.md "Exporters": asyncio's
+transports cost a scrape more than twice what the same bytes cost from ``http.server``).
+``serving.Server`` owns the loop, the listeners and the connection limit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import socket
 from collections.abc import Iterator, Sequence
@@ -23,10 +26,12 @@ import h11
 from advisor_core import __version__ as VERSION
 
 from .exposition import CONTENT_TYPE
-from .http_policy import accepts_gzip
+from .http_policy import accepts_gzip, keeps_alive
 from .publisher import ExporterState
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .serving import Server
 
 _INDEX = """<!DOCTYPE html>
@@ -39,15 +44,13 @@ _INDEX = """<!DOCTYPE html>
 _SERVER = f"advisor-exporter/{VERSION}".encode("ascii")
 #: The largest request head accepted (bytes); h11 answers a longer one as malformed.
 MAX_HEAD_BYTES = 16 * 1024
-#: Answers go to the transport in slices of this size (bytes), each written only while the
-#: transport's buffer is below its high-water mark.
-_SLICE = 256 * 1024
-_HIGH_WATER = 256 * 1024
+#: Bytes asked of the socket per readable event.
+_READ = 64 * 1024
 #: Pieces up to this size are copied into one write with their neighbours (bytes).
 _JOIN = 16 * 1024
 #: Answered to a connection over the limit when no open one can be evicted.
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
-         b"Retry-After: 1\r\n\r\n")
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+        b"Retry-After: 1\r\n\r\n")
 
 
 class Site:
@@ -60,94 +63,134 @@ class Site:
         self.index = _INDEX.format(title=title).encode()
 
     def count(self, reason: str) -> None:
+        """Count one client error of this listener's set under ``reason``."""
         errors = self.state.http_client_errors
         errors[reason] = errors.get(reason, 0) + 1
 
 
-class Connection(asyncio.Protocol):
-    """One client connection: h11 in, sliced answers out, every wait under a deadline."""
+class Connection:
+    """One client connection: h11 parses its requests, answers go out as views of the
+    snapshot, every wait under a deadline."""
 
-    def __init__(self, server: Server, site: Site) -> None:
+    def __init__(self, server: Server, site: Site, sock: socket.socket, peer: Any) -> None:
         self.server = server
         self.site = site
-        self.transport: Optional[asyncio.Transport] = None
+        self.sock = sock
+        self.loop: asyncio.AbstractEventLoop = server.loop
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
-        self.peer = "?"
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.answering = False  # an answer is being written (not evictable meanwhile)
         self.started_request = False  # bytes of the current request have arrived
-        self._writing = True  # the transport accepts more (flow control)
-        self._pending: Optional[Iterator[Any]] = None
+        self._pending: Optional[Iterator[Any]] = None  # the answer's pieces not yet taken
+        self._out: Optional[memoryview] = None  # what the socket has not taken of a piece
+        self._reading = False  # registered with the loop for readable events
+        self._writing = False  # registered with the loop for writable events
+        self._eof = False
+        self._answered_request = False  # the current request has been answered (or is)
+        self._close_after = False  # the answer being written ends the connection
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._deadline = 0.0  # loop time at which the current wait ends
+        self._reason: Optional[str] = None  # counted when it does (None: a quiet close)
         self._closed = False
 
-    # -- asyncio.Protocol -------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(high=_HIGH_WATER)
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        if not self.server.admit(self):
-            self.site.count("over_capacity")
-            transport.write(_BUSY)
-            self._close()
-            return
+    def open(self) -> None:
+        """Start serving an admitted connection: read at once, as the request is often here."""
+        # Without it the tail of an answer waits for the client's delayed acknowledgement.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.site.state.http_connections += 1
         self._arm(self.server.limits.header_timeout, "header_timeout")
+        self._read()
 
-    def data_received(self, data: bytes) -> None:
+    # -- the socket -------------------------------------------------------------------------
+
+    def _read(self) -> None:
         if self._closed:
+            return
+        try:
+            data = self.sock.recv(_READ)
+        except (BlockingIOError, InterruptedError):
+            self._want_read(True)
+            return
+        except OSError:  # reset by the client: it left
+            self.close()
+            return
+        if not data:
+            self._eof_received()
             return
         if not self.started_request and not self.answering:
             self.started_request = True
             self._arm(self.server.limits.header_timeout, "header_timeout")
         self.http.receive_data(data)
-        if self.answering:
-            # Pipelined bytes wait in h11 until the answer is out; no more are read meanwhile.
-            self.transport.pause_reading()  # type: ignore[union-attr]
-            return
         self._process()
+        if not self._closed:
+            # Pipelined bytes wait in the kernel while an answer is out; none are read meanwhile.
+            self._want_read(not self.answering)
 
-    def eof_received(self) -> bool:
-        if self._closed:
-            return False
+    def _want_read(self, wanted: bool) -> None:
+        if wanted and not self._reading and not self._eof:
+            self.loop.add_reader(self.sock.fileno(), self._read)
+            self._reading = True
+        elif not wanted and self._reading:
+            self.loop.remove_reader(self.sock.fileno())
+            self._reading = False
+
+    def _flush(self) -> bool:
+        """Hand the socket what it takes of the answer; True once all of it is out."""
+        while not self._closed:
+            if self._out is None:
+                piece = next(self._pending, None) if self._pending is not None else None
+                if piece is None:
+                    self._pending = None
+                    self._want_write(False)
+                    return True
+                self._out = memoryview(piece)
+            try:
+                sent = self.sock.send(self._out)
+            except (BlockingIOError, InterruptedError):
+                self._want_write(True)
+                return False
+            except OSError:  # the client went away mid-answer
+                self.close()
+                return False
+            self._out = self._out[sent:] if sent < len(self._out) else None
+        return False
+
+    def _writable(self) -> None:
+        if self._flush():
+            self._answered()
+            if not self._closed:
+                self._process()  # pipelined requests already received
+            if not self._closed:
+                self._want_read(not self.answering)
+
+    def _want_write(self, wanted: bool) -> None:
+        if wanted and not self._writing:
+            self.loop.add_writer(self.sock.fileno(), self._writable)
+            self._writing = True
+        elif not wanted and self._writing:
+            self.loop.remove_writer(self.sock.fileno())
+            self._writing = False
+
+    def _eof_received(self) -> None:
+        self._eof = True
+        self._want_read(False)
         if self.http.their_state is h11.IDLE and not self.answering:
             # Nothing or part of a request head, then the client went away: not malformed.
             if self.started_request:
                 self.site.count("disconnected")
-            self._close()
-            return False
+            self.close()
+            return
+        # A half-closed client still gets its answer; h11 then reports the connection closed.
         self.http.receive_data(b"")
         if not self.answering:
             self._process()
-        return True  # keep the write half open until the answer is out
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if not self._closed:
-            self._closed = True
-        self._pending = None
-        if self.server.forget(self):
-            self.site.state.http_connections -= 1
-
-    def pause_writing(self) -> None:
-        self._writing = False
-
-    def resume_writing(self) -> None:
-        self._writing = True
-        self._pump()
 
     # -- requests ---------------------------------------------------------------------------
 
     def _process(self) -> None:
         while not self._closed and not self.answering:
-            if self.http.our_state is h11.DONE and self.http.their_state is h11.DONE:
-                self.http.start_next_cycle()
-                self.started_request = False
-                self._arm(self.server.limits.idle_timeout, None)
-                self.transport.resume_reading()  # type: ignore[union-attr]
+            if self._answered_request and self.http.their_state is h11.DONE:
+                self._next_cycle()
             try:
                 event = self.http.next_event()
             except h11.RemoteProtocolError as exc:
@@ -163,9 +206,27 @@ class Connection(asyncio.Protocol):
                     return
                 self._answer(event)
             elif isinstance(event, h11.ConnectionClosed):
-                self._close()
+                self.close()
                 return
             # Data and EndOfMessage of a request: nothing to do with a body but read it.
+
+    def _next_cycle(self) -> None:
+        """A request and its answer are done: the next request gets a parser of its own.
+
+        h11 parses requests only: answers are written here, so each request starts a new
+        ``h11.Connection`` fed with what its predecessor had received beyond its request.
+        """
+        data, closed = self.http.trailing_data
+        self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self._answered_request = False
+        self.started_request = bool(data)
+        if data:
+            self.http.receive_data(data)
+            self._arm(self.server.limits.header_timeout, "header_timeout")
+        else:
+            self._arm(self.server.limits.idle_timeout, None)
+        if closed:
+            self.http.receive_data(b"")
 
     def _answer(self, request: h11.Request) -> None:
         site = self.site
@@ -197,113 +258,109 @@ class Connection(asyncio.Protocol):
             status, body, ctype = 200, (site.index,), b"text/html; charset=utf-8"
         else:
             status, body, ctype = 404, (b"Not Found\n",), b"text/plain; charset=utf-8"
-        length = sum(len(chunk) for chunk in body)
-        head = [(b"Server", _SERVER), (b"Date", self.server.date()), (b"Content-Type", ctype),
-                (b"Content-Length", str(length).encode("ascii")), *headers]
-        self._start_answer(status, head, () if method == b"HEAD" else body)
+        self._answered_request = True
+        connection = b",".join(value for name, value in request.headers
+                               if name == b"connection").decode("latin-1")
+        self._start_answer(status, ctype, body, headers,
+                           close=not keeps_alive(request.http_version.decode(), connection),
+                           head_only=method == b"HEAD")
 
     def _bad_request(self, exc: h11.RemoteProtocolError) -> None:
         self.site.count("bad_request")
         self.server.client_log.warning("%s: %s: malformed request (%s)",
                                        self.site.state.metric_set.name, self.peer, exc)
-        if self.http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            status = exc.error_status_hint
-            text = f"{HTTPStatus(status).phrase}\n".encode()
-            head = [(b"Server", _SERVER), (b"Date", self.server.date()),
-                    (b"Content-Type", b"text/plain; charset=utf-8"),
-                    (b"Content-Length", str(len(text)).encode("ascii")),
-                    (b"Connection", b"close")]
-            self._start_answer(status, head, (text,))
-        else:
-            self._close()
+        if self._answered_request:  # the body of a request already answered went wrong
+            self.close()
+            return
+        status = exc.error_status_hint
+        self._start_answer(status, b"text/plain; charset=utf-8",
+                           (f"{HTTPStatus(status).phrase}\n".encode(),), [], close=True)
 
     # -- answers ----------------------------------------------------------------------------
 
-    def _start_answer(self, status: int, head: list, body: Sequence[bytes]) -> None:
-        try:
-            response = h11.Response(status_code=status, headers=head,
-                                    reason=HTTPStatus(status).phrase.encode("ascii"))
-            parts = self.http.send_with_data_passthrough(response) or []
-        except h11.LocalProtocolError:
-            self._close()
-            return
+    def _start_answer(self, status: int, ctype: bytes, body: Sequence[bytes],
+                      headers: list[tuple[bytes, bytes]], close: bool,
+                      head_only: bool = False) -> None:
+        length = sum(len(chunk) for chunk in body)
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode("ascii")),
+                b"Server: %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                % (_SERVER, self.server.date(), ctype, length)]
+        head += [b"%s: %s\r\n" % header for header in headers]
+        if close:
+            head.append(b"Connection: close\r\n")
+        head.append(b"\r\n")
         self.answering = True
+        self._close_after = close
         self._arm(self.server.limits.write_timeout, "write_timeout")
-        self._pending = self._slices(b"".join(parts), body)
-        self._pump()
+        self._pending = self._pieces(b"".join(head), () if head_only else body)
+        if self._flush():
+            self._answered()  # _process goes on with the next request, if any
 
-    def _slices(self, head: bytes, body: Sequence[bytes]) -> Iterator[Any]:
-        """The answer in pieces of at most ``_SLICE`` bytes: views of the body's chunks (no
-        copy), small ones joined with the head so that a small answer is one write."""
+    @staticmethod
+    def _pieces(head: bytes, body: Sequence[bytes]) -> Iterator[Any]:
+        """The answer as the socket gets it: views of the body's chunks (no copy), small ones
+        joined with the head so that a small answer is one write."""
         pending = bytearray(head)
         for chunk in body:
-            view = memoryview(chunk)
-            for start in range(0, len(view), _SLICE):
-                piece: Any = view[start:start + _SLICE]  # h11 passes any bytes-like through
-                for part in self.http.send_with_data_passthrough(h11.Data(data=piece)) or ():
-                    if len(part) <= _JOIN and len(pending) + len(part) <= _SLICE:
-                        pending += part
-                        continue
-                    if pending:
-                        yield pending
-                        pending = bytearray()
-                    yield part
-        for part in self.http.send_with_data_passthrough(h11.EndOfMessage()) or ():
-            pending += part
+            if len(chunk) <= _JOIN:
+                pending += chunk
+                continue
+            if pending:
+                yield pending
+                pending = bytearray()
+            yield chunk
         if pending:
             yield pending
 
-    def _pump(self) -> None:
-        transport = self.transport
-        while self._pending is not None and self._writing and not self._closed:
-            piece = next(self._pending, None)
-            if piece is None:
-                self._pending = None
-                self._answered()
-                return
-            if piece:
-                transport.write(piece)  # type: ignore[union-attr]
-
     def _answered(self) -> None:
         self.answering = False
-        if self.http.our_state is h11.MUST_CLOSE or self.http.their_state in (h11.MUST_CLOSE,
-                                                                               h11.CLOSED):
-            self._close()
+        if self._close_after:
+            self.close()
             return
         # A request body still coming has the request deadline; a new cycle gets the idle one.
         self._arm(self.server.limits.header_timeout, "header_timeout")
-        self.transport.resume_reading()  # type: ignore[union-attr]
-        self._process()
 
     # -- deadlines and closing --------------------------------------------------------------
 
     def _arm(self, seconds: float, reason: Optional[str]) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = self.server.loop.call_later(seconds, self._expired, reason)
+        # One loop timer per connection, moved only when a deadline comes earlier: re-arming
+        # on every request costs a field write, not a timer.
+        self._deadline, self._reason = self.loop.time() + seconds, reason
+        if self._timer is None or self._deadline < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(self._deadline, self._expired)
 
-    def _expired(self, reason: Optional[str]) -> None:
+    def _expired(self) -> None:
         self._timer = None
         if self._closed:
             return
-        if reason is not None:
-            self.site.count(reason)
+        if self._deadline > self.loop.time():
+            self._timer = self.loop.call_at(self._deadline, self._expired)
+            return
+        if self._reason is not None:
+            self.site.count(self._reason)
             self.server.client_log.warning("%s: %s: closed after %s",
                                            self.site.state.metric_set.name, self.peer,
-                                           reason.replace("_", " "))
-        self._abort()
+                                           self._reason.replace("_", " "))
+        self.close()
 
     def evict(self) -> None:
         """Close this connection to make room for a new one (it waits for a request)."""
         self.site.count("evicted")
-        self._abort()
+        self.close()
 
-    def _close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.transport.close()  # type: ignore[union-attr]
-
-    def _abort(self) -> None:
+    def close(self) -> None:
+        """Close the connection now, dropping whatever is left to write (idempotent)."""
+        if self._closed:
+            return
         self._closed = True
-        self._pending = None
-        self.transport.abort()  # type: ignore[union-attr]
+        self._pending = self._out = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._want_read(False)
+        self._want_write(False)
+        self.sock.close()
+        if self.server.forget(self):
+            self.site.state.http_connections -= 1

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-__all__ = ["ClientLog", "HttpLimits", "accepts_gzip"]
+__all__ = ["ClientLog", "HttpLimits", "accepts_gzip", "keeps_alive"]
 
 logger = logging.getLogger("exporters.http")
 
@@ -43,6 +43,17 @@ def accepts_gzip(header: Optional[str]) -> bool:
                     quality = 0.0
         return quality > 0
     return False
+
+
+def keeps_alive(http_version: str, connection: str) -> bool:
+    """Return True when a request lets its connection stay open after the answer.
+
+    HTTP/1.1 keeps it unless the Connection header has the ``close`` option; an HTTP/1.0
+    client is answered and closed (its keep-alive extension is not offered).
+    """
+    if http_version != "1.1":
+        return False
+    return "close" not in (token.strip().lower() for token in connection.split(","))
 
 
 class ClientLog:

@@ -1,29 +1,35 @@
 """HTTP: serves a published snapshot (/metrics, /health, /) and nothing else.
 
-One asyncio event loop in one thread serves every listener of the process. Each client is an
-``http_connection.Connection`` (h11 in, the snapshot out, every wait under a deadline); the
-server binds the listeners, runs the loop's thread and bounds the open connections
-(docs/exporters.md "HTTP serving"): at most ``max_connections``, a new one evicting the
-oldest connection that is waiting for a request, else answered 503.
+One asyncio event loop in one thread serves every listener of the process. The server binds the
+listeners, accepts on the loop (``loop.add_reader``) and bounds the open connections
+(docs/exporters.md "HTTP serving"): at most ``max_connections``, a new one evicting the oldest
+connection that is waiting for a request, else answered 503. Each client is an
+``http_connection.Connection`` (h11 in, the snapshot out, every wait under a deadline).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import functools
+import errno
 import socket
 import threading
 import time
 from collections.abc import Sequence
 from typing import Optional
 
-from .http_connection import Connection, Site
+from .http_connection import BUSY, Connection, Site
 from .http_policy import ClientLog, HttpLimits
 from .publisher import ExporterState
 from .refresh import Refresher
 
 _LISTEN_BACKLOG = 1024
+#: Connections accepted per readable event of a listener, so that one busy port cannot hold the
+#: loop from the others.
+_ACCEPTS_PER_EVENT = 64
+#: An accept that failed for lack of a resource is tried again this many seconds later.
+_ACCEPT_RETRY = 1.0
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class Server:
@@ -48,12 +54,11 @@ class Server:
             self.close_sockets()
             raise
         self.loop = asyncio.new_event_loop()
-        self.loop.set_exception_handler(self._loop_error)
         # Insertion order is admission order: the first waiting connection is the oldest.
         self._connections: dict[Connection, None] = {}
-        self._servers: list[asyncio.base_events.Server] = []
         self._thread: Optional[threading.Thread] = None
         self._date = (0, b"")
+        self._stopping = False
 
     @property
     def ports(self) -> dict[str, int]:
@@ -73,8 +78,6 @@ class Server:
             victim = next((c for c in self._connections if not c.answering), None)
             if victim is None:
                 return False
-            self.forget(victim)
-            victim.site.state.http_connections -= 1
             victim.evict()
         self._connections[connection] = None
         return True
@@ -83,19 +86,38 @@ class Server:
         """Drop a connection from the open set; False when it was not there."""
         return self._connections.pop(connection, False) is None
 
-    def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
-        # asyncio reports an accept() that failed for lack of descriptors (EMFILE) here and
-        # retries a second later; one line, rate-limited, no traceback.
-        exc = context.get("exception")
-        if isinstance(exc, OSError):
-            failed = context.get("socket")  # asyncio's wrapper of the listening socket
-            fileno = failed.fileno() if failed is not None else -1
-            for site in self.sites:
-                if site.sock.fileno() == fileno:
-                    site.count("accept_failed")
-            self.client_log.warning("http: %s: %s", context.get("message"), exc)
-            return
-        loop.default_exception_handler(context)
+    def _accept(self, site: Site) -> None:
+        """Accept the connections waiting on a listener and start serving each."""
+        for _ in range(_ACCEPTS_PER_EVENT):
+            try:
+                sock, peer = site.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    continue  # the client left before it was accepted
+                # No descriptor (or memory) for it: the client waits in the backlog.
+                site.count("accept_failed")
+                self.client_log.warning("http: %s: accept failed: %s; retrying in %.0f s",
+                                        site.state.metric_set.name, exc, _ACCEPT_RETRY)
+                self.loop.remove_reader(site.sock.fileno())
+                self.loop.call_later(_ACCEPT_RETRY, self._listen, site)
+                return
+            sock.setblocking(False)
+            connection = Connection(self, site, sock, peer)
+            if not self.admit(connection):
+                site.count("over_capacity")
+                try:
+                    sock.send(BUSY)
+                except OSError:
+                    pass
+                sock.close()
+                continue
+            connection.open()
+
+    def _listen(self, site: Site) -> None:
+        if not self._stopping:
+            self.loop.add_reader(site.sock.fileno(), self._accept, site)
 
     def start(self) -> None:
         """Serve every listener on the loop's thread."""
@@ -104,8 +126,7 @@ class Server:
         def run() -> None:
             asyncio.set_event_loop(self.loop)
             for site in self.sites:
-                self._servers.append(self.loop.run_until_complete(self.loop.create_server(
-                    functools.partial(Connection, self, site), sock=site.sock)))
+                self._listen(site)
             self.loop.call_soon(ready.set)
             self.loop.run_forever()
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
@@ -122,11 +143,11 @@ class Server:
             return
 
         def shutdown() -> None:
-            for server in self._servers:
-                server.close()
+            self._stopping = True
+            for site in self.sites:
+                self.loop.remove_reader(site.sock.fileno())
             for connection in list(self._connections):
-                connection._abort()
-            self._connections.clear()
+                connection.close()
             self.loop.call_soon(self.loop.stop)
 
         if self.loop.is_running():
