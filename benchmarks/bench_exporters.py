@@ -5,13 +5,13 @@ in the past). Everything runs on loopback; each loop is bounded. Targets: gzip s
 < 1 ms and p99 < 5 ms, plain p99 < 10 ms, >= 5x faster than the baseline (a minimal http.server
 handler that renders the same families with prometheus_client on every request, measured in the
 same run), gzip median <= 1.5x the same handler answering bytes rendered once (the floor of a
-Python server, same run), refresh of all three
-sets after a file change (load + compute + render + gzip) >= 5x faster than only loading the file
-and serialising the same families with prometheus_client (``generate_latest`` + ``gzip.compress``,
-what the reference paid on every scrape), measured in the same run; peak RSS cost/QoE < 35 MB,
-results < 60 MB, all three < 70 MB. The figures are printed; the ratios and memory are asserted
-at their targets, the absolute scrape times as regression guards with headroom (CI machines are
-shared).
+Python server, same run), refresh of all three sets after a file change (load + compute + render
++ gzip) >= 5x faster than only loading the file and serialising the same families with
+prometheus_client (``generate_latest`` + ``gzip.compress``, what the reference paid on every
+scrape), measured in the same run; peak RSS cost/QoE < 35 MB, results < 60 MB, all three
+< 70 MB. The figures are printed and every target is asserted except the plain p99 (a 9.8 MB
+body on the results exporter), asserted at 25 ms: a regression guard with headroom on a shared
+machine.
 """
 
 from __future__ import annotations
@@ -304,11 +304,11 @@ def test_scrape_latency_vs_baselines(benchmark, kind: str, exporters, baselines)
           f"speed-up gzip {ratio_gz:.1f}x plain {ratio_plain:.1f}x; "
           f"paired with the same-bytes baseline, gzip median ours {ours_ms:.3f} ms, "
           f"it {floor_ms:.3f} ms (ours / it {versus_static:.2f})")
-    timing_target(statistics.median(gz) < 2e-3, f"{kind}: gzip median >= 2 ms")  # target 1 ms
-    timing_target(p99(gz) < 15e-3, f"{kind}: gzip p99 >= 15 ms")  # target 5 ms
-    timing_target(p99(plain) < 25e-3, f"{kind}: plain p99 >= 25 ms")  # target 10 ms
-    timing_target(ratio_gz >= 3.0 and ratio_plain >= 3.0,
-                  f"{kind}: speed-up below 3x")  # target 5x
+    timing_target(statistics.median(gz) < 1e-3, f"{kind}: gzip median >= 1 ms")
+    timing_target(p99(gz) < 5e-3, f"{kind}: gzip p99 >= 5 ms")
+    # A plain results body is 9.8 MB (p99 ~6 ms here): a guard with headroom, target 10 ms.
+    timing_target(p99(plain) < 25e-3, f"{kind}: plain p99 >= 25 ms")
+    timing_target(ratio_gz >= 5.0 and ratio_plain >= 5.0, f"{kind}: speed-up below 5x")
     timing_target(versus_static <= 1.5,
                   f"{kind}: gzip median {versus_static:.2f}x the same-bytes server's (> 1.5x)")
 
