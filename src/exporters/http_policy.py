@@ -1,6 +1,7 @@
-"""The HTTP layer's rules that need no socket: its limits, content negotiation, client logging.
+"""The HTTP layer's rules that need no socket: limits, gzip and keep-alive, client logging.
 
-``exporters.serving`` applies them to connections (docs/exporters.md "HTTP serving").
+``exporters.serving`` and ``exporters.http_connection`` apply them to connections
+(docs/exporters.md "HTTP serving").
 """
 
 from __future__ import annotations
