@@ -104,6 +104,7 @@ class Connection:
     # -- the socket -------------------------------------------------------------------------
 
     def _read(self) -> None:
+        # Only called while no answer is being written: reading stops for the answer's time.
         if self._closed:
             return
         try:
@@ -117,7 +118,7 @@ class Connection:
         if not data:
             self._eof_received()
             return
-        if not self.started_request and not self.answering:
+        if not self.started_request:
             self.started_request = True
             self._arm(self.server.limits.header_timeout, "header_timeout")
         self.http.receive_data(data)
@@ -174,7 +175,7 @@ class Connection:
     def _eof_received(self) -> None:
         self._eof = True
         self._want_read(False)
-        if self.http.their_state is h11.IDLE and not self.answering:
+        if self.http.their_state is h11.IDLE:
             # Nothing or part of a request head, then the client went away: not malformed.
             if self.started_request:
                 self.site.count("disconnected")
@@ -182,8 +183,7 @@ class Connection:
             return
         # A half-closed client still gets its answer; h11 then reports the connection closed.
         self.http.receive_data(b"")
-        if not self.answering:
-            self._process()
+        self._process()
 
     # -- requests ---------------------------------------------------------------------------
 
