@@ -45,7 +45,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from advisor_core.scenario import load_results
-from exporters.metric_set import make_run
+from advisor_core.reader import run_record
 from exporters.settings import parse_settings
 from exporters.exposition import _StaticCollector
 from exporters._promql import PromClient
@@ -56,7 +56,7 @@ cls = {"cost": "CostMetrics", "qoe": "QoEMetrics", "results": "ResultsMetrics"}[
 cls = getattr(module, cls)
 settings = parse_settings("baseline", [cls], ["--results-dir", results_dir, "--port", "0"])
 path = sorted(Path(results_dir).glob("test_results_*.json"))[-1]
-families = cls(settings).compute(make_run(path, load_results(path)), PromClient(None))
+families = cls(settings).compute(run_record(path, load_results(path)), PromClient(None))
 
 def render():
     registry = CollectorRegistry(auto_describe=False)
@@ -339,13 +339,13 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
     # (not timed): every family really changes, so nothing rendered before can be reused.
     variants = [path.read_bytes(),
                 json.dumps({"scenarios": generate_scenarios(SCENARIOS, seed=1)}).encode()]
+    from advisor_core.reader import run_record
     from advisor_core.scenario import load_results
     from exporters.exposition import generate_latest_of
-    from exporters.metric_set import make_run
 
     def families_of(content: bytes) -> list:
         path.write_bytes(content)
-        run = make_run(path, load_results(path))
+        run = run_record(path, load_results(path))
         return [cls(settings).compute(run, prom) for cls in classes]  # fresh: no shared state
 
     outputs = [families_of(content) for content in variants]

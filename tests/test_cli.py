@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from advisor_core.analysis import join_analysis, read_analysis
+from advisor_core.analysis import AnalysisError, read_analysis
 from advisor_core.cli import main
 from advisor_core.modeling import PowerPredictor
+from advisor_core.reader import read_run
 from advisor_core.scenario import load_results
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "results"
@@ -103,7 +104,7 @@ def test_power_model_matches_the_published_predictions(capsys):
     for streams, watts in published.items():
         assert by_streams[streams]["watts"] == pytest.approx(watts, rel=1e-9)
     power = PowerPredictor()
-    assert power.fit(join_analysis(load_results(RESULTS), read_analysis(ANALYSIS)))
+    assert power.fit(list(read_run(RESULTS, analysis=ANALYSIS).scenarios))
     for p in model["predictions"]:
         expected = power.predict_interval(p["streams"])
         assert p["pi_low_watts"] == pytest.approx(expected["pi_low"], rel=1e-12)
@@ -159,7 +160,7 @@ def test_predict_gives_interval_energy_cost_and_a_warning(capsys):
     result = _json(capsys, "predict", str(RESULTS), "--analysis", str(ANALYSIS), "--streams",
                    "12", "--duration", "1800", "--energy-cost", "0.3", "--cpu-cost", "0.5")
     power = PowerPredictor()
-    assert power.fit(join_analysis(load_results(RESULTS), read_analysis(ANALYSIS)))
+    assert power.fit(list(read_run(RESULTS, analysis=ANALYSIS).scenarios))
     expected = power.predict_interval(12)
     assert result["mean_power_watts"] == pytest.approx(expected["mean"])
     assert result["pi_low_watts"] == pytest.approx(expected["pi_low"])
@@ -175,8 +176,8 @@ def test_predict_trains_on_the_configuration_asked_for(capsys):
     result = _json(capsys, "predict", str(RESULTS), "--analysis", str(ANALYSIS), "--streams",
                    "3", "--bitrate", "5M")
     assert result["model"]["trained_on"] == 4  # 1, 2, 4 and 8 streams @ 5000k
-    five = [s for s in join_analysis(load_results(RESULTS), read_analysis(ANALYSIS))
-            if s["name"].endswith("Streams @ 5000k")]
+    five = [s for s in read_run(RESULTS, analysis=ANALYSIS).scenarios
+            if s.name.endswith("Streams @ 5000k")]
     power = PowerPredictor()
     assert power.fit(five)
     assert result["mean_power_watts"] == pytest.approx(power.predict(3))
@@ -284,20 +285,24 @@ def test_missing_file_is_exit_2(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
 
 
-def test_join_analysis_reads_the_csv_like_the_reference(tmp_path):
-    rows = read_analysis(ANALYSIS)
-    joined = join_analysis(load_results(RESULTS), rows)
-    by_name = {s["name"]: s for s in joined}
-    power = by_name["8 Streams @ 5000k"]["power"]
-    assert power == {"mean_watts": 34.07, "total_energy_joules": pytest.approx(1.1355 * 3600)}
-    assert by_name["8 Streams @ 5000k"]["container_usage"] == {"cpu_percent": 22.98}
-    assert sum("power" in s for s in joined) == 15
+def test_the_analysis_csv_joins_like_the_reference(tmp_path):
+    rows, skipped = read_analysis(ANALYSIS)
+    assert skipped == 0 and len(rows) == 15
+    run = read_run(RESULTS, analysis=ANALYSIS)
+    by_name = {s.name: s for s in run.scenarios}
+    eight = by_name["8 Streams @ 5000k"]
+    assert (eight.power_w, eight.energy_j) == (34.07, pytest.approx(1.1355 * 3600))
+    assert eight.cpu_pct == 22.98
+    assert sum(s.power_w is not None for s in run.scenarios) == 15
+    assert run.analysis_matched == 15 and run.analysis_rows == 15
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(ValueError, match="cannot read analysis CSV"):
+    with pytest.raises(AnalysisError, match="not UTF-8") as caught:
         read_analysis(bad)
-    with pytest.raises(ValueError):
+    assert caught.value.reason == "not_utf8"
+    with pytest.raises(AnalysisError) as caught:
         read_analysis(tmp_path / "missing.csv")
+    assert caught.value.reason == "vanished"
 
 
 def test_python_dash_m_advisor_core_runs_the_cli():

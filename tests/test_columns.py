@@ -1,4 +1,4 @@
-"""advisor_core.columns: scenarios read into the kernels' typed columns, by hand-worked values."""
+"""advisor_core.columns: records laid out as the kernels' typed columns, by hand-worked values."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from advisor_core import _kernels
 from advisor_core.columns import COLUMNS, auto_algorithm, read_columns
+from advisor_core.record import as_record, as_records
 
 
 def _column(columns, name):
@@ -46,22 +47,22 @@ def scenarios():
 
 
 def test_every_column_of_a_hand_worked_run(scenarios):
-    columns = read_columns(scenarios)
+    columns = read_columns(as_records(scenarios))
     assert columns.n == 3
     assert list(columns.ok) == [1, 0, 1]
     nan = math.nan
     expected = {
-        "mean_watts": [150.0, nan, nan],  # power + gpu_power; the ladder has no power
-        "duration_seconds": [60.0, nan, 10.0],
+        "power_w": [150.0, nan, nan],  # power + gpu_power; the ladder has no power
+        "duration_s": [60.0, nan, 10.0],
         # 1280 x 720 x 30 x 60; (1920 x 1080 x 30 + 640 x 360 x 25) x 10
         "pixels": [1_658_880_000.0, nan, 679_680_000.0],
         "viewers": [100.0, nan, nan],
-        "cpu_core_seconds": [15.0, nan, nan],  # 5/2 x (2 + 4); no samples: NaN
-        "gpu_core_seconds": [0.0, nan, nan],  # absent: 0.0; a list holding "x": invalid
-        "sampled_joules": [1250.0, nan, nan],  # 5/2 x (100 + 120 + 2 x 140)
-        "bitrate_mbps": [2.5, nan, 0.0],  # no bitrate field reads as "0k"
+        # 5/2 x (2 + 4) core-s; the ladder has no CPU, and a GPU list holding "x" is invalid
+        "core_s": [15.0, nan, nan],
+        "bitrate_mbps": [2.5, nan, nan],  # no bitrate: unknown
         "streams": [4.0, nan, 1.0],  # no stated count: one stream
-        "energy_joules": [7200.0, nan, nan],
+        # The power object's energy wins over the samples' 1250 J, + 30 W GPU x 60 s.
+        "energy_j": [9000.0, nan, nan],
         "vmaf": [93.5, nan, nan],
     }
     assert set(expected) == set(COLUMNS)
@@ -72,29 +73,26 @@ def test_every_column_of_a_hand_worked_run(scenarios):
 
 
 def test_auto_algorithm_codes(scenarios):
-    columns = read_columns(scenarios)
+    columns = read_columns(as_records(scenarios))
     assert list(columns.auto) == [
         _kernels.ALGO_QOE_EFFICIENCY,  # a VMAF score
         _kernels.ALGO_THROUGHPUT_PER_WATT,  # not a dict
         _kernels.ALGO_PIXELS_PER_JOULE,  # more than one output
     ]
-    assert auto_algorithm({"outputs": [{"resolution": "640x360", "fps": 25}]}) == (
+    assert auto_algorithm(as_record({"outputs": [{"resolution": "640x360", "fps": 25}]})) == (
         _kernels.ALGO_THROUGHPUT_PER_WATT)
+    # A VMAF score out of range still picks the QoE score (which then has no value).
+    assert auto_algorithm(as_record({"vmaf_score": 150})) == _kernels.ALGO_QOE_EFFICIENCY
 
 
 @pytest.mark.parametrize("empty", [[], (), None, iter(())])
 def test_no_scenarios_give_empty_columns(empty):
-    columns = read_columns(empty)
+    columns = read_columns(as_records(empty))
     assert columns.n == 0 and len(columns.ok) == 0 and len(columns.table) == 0
 
 
-def test_iterables_read_like_lists(scenarios):
-    a, b = read_columns(iter(scenarios)), read_columns(scenarios)
-    assert (a.n, a.ok, a.auto, a.table.tobytes()) == (b.n, b.ok, b.auto, b.table.tobytes())
-
-
 def test_the_kernels_reject_a_table_of_another_shape(scenarios):
-    columns = read_columns(scenarios)
+    columns = read_columns(as_records(scenarios))
     with pytest.raises(ValueError, match="column table"):
         _kernels.score_batch(columns.auto, columns.table[:-1])
     with pytest.raises(ValueError, match="column table"):

@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _domain import anything, random_scenarios
-from advisor_core import _kernels
-from advisor_core.cost import COST_KEYS, CostModel, trapezoid
+from advisor_core.cost import COST_KEYS, CostModel
+from advisor_core.record import as_record
+from advisor_core.samples import summarise, trapezoid
 from advisor_core.scenario import load_results
 from advisor_core.scoring import EnergyEfficiencyScorer
 
@@ -556,14 +557,14 @@ def test_trapezoid_accepts_arrays_and_rejects_2d():
 @given(values=st.lists(st.one_of(st.floats(0, 1e12), st.integers(0, 10**6)), max_size=40),
        step=st.one_of(st.floats(1e-6, 1e6), st.integers(1, 60)))
 def test_sample_lists_integrate_exactly_like_trapezoid(values, step):
-    # The cost path reads Python lists in one pass; it must agree bit for bit with the kernel.
+    # The record reader integrates Python lists in one pass; it must agree bit for bit with the
+    # buffer kernel.
     expected = trapezoid(values, step) if values else math.nan
-    for container in (list(values), tuple(values)):
-        state, value = _kernels.series_integral(container, float(step))
-        if not values:
-            assert state == _kernels.SERIES_ABSENT and math.isnan(value)
-        elif math.isfinite(expected):
-            assert state == _kernels.SERIES_VALID and value == expected
+    summary = summarise(list(values), float(step))
+    if not values:
+        assert summary is None
+    elif math.isfinite(expected):
+        assert summary.integral == expected
 
 
 # ---------------------------------------------------------------------------------------------
@@ -607,7 +608,7 @@ def test_real_files_batch_matches_single(extended_results_path, joined_real_scen
 
 
 def test_sample_series_accepts_only_lists_of_finite_non_negative_numbers():
-    from advisor_core.cost import sample_series
+    from advisor_core.samples import sample_series
 
     samples, mean = sample_series([1, 2.5, 3])
     assert samples == [1.0, 2.5, 3.0] and all(type(x) is float for x in samples)
@@ -656,7 +657,7 @@ _SAMPLE = st.one_of(
 @given(st.lists(_SAMPLE, max_size=40))
 @settings(max_examples=1000, deadline=None)
 def test_compiled_sample_series_is_the_python_rule_bit_for_bit(values):
-    from advisor_core.cost import sample_series
+    from advisor_core.samples import sample_series
 
     expected = _python_sample_series(values)
     got = sample_series(values)
@@ -672,7 +673,7 @@ def test_compiled_sample_series_is_the_python_rule_bit_for_bit(values):
 @given(st.lists(st.floats(min_value=0.0, max_value=1e3), min_size=2, max_size=40))
 @settings(max_examples=300, deadline=None)
 def test_sample_stdev_agrees_with_the_statistics_module(samples):
-    from advisor_core.cost import sample_stdev
+    from advisor_core.samples import sample_stdev
 
     # statistics.stdev works in exact fractions: an independent oracle for in-range samples.
     expected = statistics.stdev(samples)
@@ -681,7 +682,7 @@ def test_sample_stdev_agrees_with_the_statistics_module(samples):
 
 
 def test_sample_sums_are_exactly_rounded_where_naive_sums_are_not():
-    from advisor_core.cost import sample_series, sample_stdev
+    from advisor_core.samples import sample_series, sample_stdev
 
     # Many partials: values spread over the whole exponent range (the compiled sum keeps 64
     # partials in place and hands longer ones to math.fsum), ties that need half-even rounding.
@@ -698,55 +699,40 @@ def test_sample_sums_are_exactly_rounded_where_naive_sums_are_not():
         float(np.std(values, ddof=1)), rel=1e-14)
 
 
-def test_power_from_samples_integrates_only_over_a_known_step():
-    from advisor_core.cost import power_from_samples
-
+def test_power_samples_integrate_only_over_a_known_step():
     watts = [45.2, 46.1, 45.8, 47, 46.5]
-    power = power_from_samples({"power_watts": watts, "step_seconds": 5})
-    assert power["mean_watts"] == pytest.approx(np.mean(watts), rel=1e-12)
+    record = as_record({"power_watts": watts, "step_seconds": 5})
+    assert record.power_w == pytest.approx(np.mean(watts), rel=1e-12)
     integrate = getattr(np, "trapezoid", None) or np.trapz  # numpy < 2 has only trapz
-    assert power["total_energy_joules"] == pytest.approx(integrate(watts, dx=5.0), rel=1e-12)
+    assert record.energy_j == pytest.approx(integrate(watts, dx=5.0), rel=1e-12)
     # No step: the sampling interval is not guessed, so only the mean is known.
     for step in (None, 0, -5, "5", float("nan")):
-        power = power_from_samples({"power_watts": watts, "step_seconds": step})
-        assert set(power) == {"mean_watts"}
-    assert power_from_samples({"power_watts": [1.0, -1.0], "step_seconds": 5}) is None
-    assert power_from_samples({"step_seconds": 5}) is None
-    assert power_from_samples(None) is None
-
-
-def test_power_from_samples_with_the_callers_series_is_the_same_summary():
-    from advisor_core.cost import power_from_samples, sample_series
-
-    for watts in ([45.2, 46.1, 45.8, 47, 46.5], [3], [1.0, -1.0], "45", None):
-        scenario = {"power_watts": watts, "step_seconds": 5}
-        series = sample_series(watts)
-        assert power_from_samples(scenario, series) == power_from_samples(scenario)
-    # The given series is used as is (the caller validated it): no second pass over the list.
-    assert power_from_samples({"power_watts": [9.0], "step_seconds": 2}, ([1.0, 3.0], 2.0)) == {
-        "mean_watts": 2.0, "total_energy_joules": 4.0}
+        record = as_record({"power_watts": watts, "step_seconds": step})
+        assert record.power_w is not None and record.energy_j is None
+    bad = as_record({"power_watts": [1.0, -1.0], "step_seconds": 5})
+    assert bad.power_w is None and bad.problems == ("power_watts_invalid",)
+    assert as_record({"step_seconds": 5}).power_w is None
+    assert as_record(None) is None
 
 
 def test_audience_is_viewers_else_the_stream_count_else_one() -> None:
-    from advisor_core.cost import audience
-
-    assert audience({"name": "4 Streams @ 2500k", "viewers": 250}) == 250.0
-    assert audience({"name": "4 Streams @ 2500k"}) == 4.0
+    assert as_record({"name": "4 Streams @ 2500k", "viewers": 250}).audience == 250.0
+    assert as_record({"name": "4 Streams @ 2500k"}).audience == 4.0
     for bad in (0, -3, float("nan"), "many", True, None):
-        assert audience({"name": "4 Streams @ 2500k", "viewers": bad}) == 4.0
-    assert audience({"name": "Multi-resolution ladder test 1080p+720p+480p @ 5000k"}) == 1.0
-    assert audience({}) == 1.0 and audience(None) == 1.0
+        assert as_record({"name": "4 Streams @ 2500k", "viewers": bad}).audience == 4.0
+    assert as_record({"name": "Multi-resolution ladder test 1080p+720p+480p @ 5000k"}
+                     ).audience == 1.0
+    assert as_record({}).audience == 1.0
 
 
-def test_measured_costs_price_energy_and_container_cpu() -> None:
-    from advisor_core.cost import container_core_seconds
-
+def test_load_aware_costs_price_measured_energy_and_container_cpu() -> None:
+    # Without samples, the record's measured energy and container CPU x duration are priced.
     model = CostModel(energy_cost_per_kwh=0.20, cpu_cost_per_hour=0.36)
     scenario = {"name": "2 Streams @ 1000k", "duration": 600, "viewers": 3,
                 "power": {"mean_watts": 30.0, "total_energy_joules": 18_000.0},
                 "container_usage": {"cpu_percent": 150.0}}
-    assert container_core_seconds(scenario) == 900.0  # 1.5 cores x 600 s
-    costs = model.measured_costs(scenario)
+    assert as_record(scenario).core_s == 900.0  # 1.5 cores x 600 s
+    costs = {key: values[0] for key, values in model.compute_costs_many([scenario]).items()}
     energy, compute = 18_000 / 3.6e6 * 0.20, 900 * 0.36 / 3600
     assert costs["energy_cost_load_aware"] == pytest.approx(energy, rel=1e-15)
     assert costs["compute_cost_load_aware"] == pytest.approx(compute, rel=1e-15)
@@ -754,12 +740,23 @@ def test_measured_costs_price_energy_and_container_cpu() -> None:
     assert costs["cost_per_watch_hour_load_aware"] == pytest.approx(
         (energy + compute) / (600 / 3600 * 3), rel=1e-15)
     no_cpu = {k: v for k, v in scenario.items() if k != "container_usage"}
-    assert container_core_seconds(no_cpu) is None
-    assert model.measured_costs(no_cpu)["compute_cost_load_aware"] is None
-    assert model.measured_costs(no_cpu)["total_cost_load_aware"] == pytest.approx(energy)
+    assert as_record(no_cpu).core_s is None
+    assert model.compute_compute_cost_load_aware(no_cpu) is None
+    assert model.compute_total_cost_load_aware(no_cpu) == pytest.approx(energy)
     for bad in (-1.0, float("nan"), "50", None):
-        assert container_core_seconds({**scenario, "container_usage": {"cpu_percent": bad}}) \
-            is None
-    nothing = model.measured_costs({"name": "x"})
-    assert nothing["energy_cost_load_aware"] is None and nothing["total_cost_load_aware"] is None
-    assert set(model.measured_costs("junk").values()) == {None}
+        assert as_record({**scenario, "container_usage": {"cpu_percent": bad}}).core_s is None
+    assert model.compute_energy_cost_load_aware({"name": "x"}) is None
+    assert model.compute_total_cost_load_aware({"name": "x"}) is None
+    assert model.compute_total_cost_load_aware("junk") is None
+
+
+def test_gpu_power_counts_in_every_cost_of_the_same_scenario() -> None:
+    # 100 W package + 50 W GPU for an hour: the legacy and the load-aware energy cost imply
+    # the same 150 W.
+    model = CostModel(energy_cost_per_kwh=0.36)
+    scenario = {"name": "1 Stream", "duration": 3600, "power": {"mean_watts": 100.0,
+                "total_energy_joules": 360_000.0}, "gpu_power": {"mean_watts": 50.0}}
+    legacy = model.compute_energy_cost(scenario)
+    load_aware = model.compute_energy_cost_load_aware(scenario)
+    assert legacy == pytest.approx(0.150 * 0.36, rel=1e-15)
+    assert load_aware == pytest.approx(legacy, rel=1e-15)

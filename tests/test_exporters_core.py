@@ -18,11 +18,12 @@ from hypothesis import strategies as st
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
+from advisor_core.reader import run_record
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.exposition import gzip_member, render_families
 from exporters.http_policy import accepts_gzip
-from exporters.metric_set import MetricSet, Run, make_run
+from exporters.metric_set import MetricSet, Run
 from exporters.publisher import SELF_FAMILIES, ExporterState
 from exporters.qoe import QoEMetrics
 from exporters.refresh import Refresher
@@ -42,7 +43,7 @@ class CountingSet(MetricSet):
         self.calls += 1
         family = GaugeMetricFamily("demo_value", "value field", labels=["scenario"])
         for scenario in run.scenarios:
-            family.add_metric([scenario["name"]], float(scenario.get("value", 0)))
+            family.add_metric([scenario.name], float(scenario.viewers or 0))
         return [family]
 
 
@@ -66,18 +67,18 @@ def write_results(directory: Path, name: str, scenarios: list, mtime: float | No
 # -- runs ------------------------------------------------------------------------------------
 
 
-def test_make_run_keeps_last_duplicate_at_its_position() -> None:
+def test_a_run_keeps_the_last_duplicate_at_its_position() -> None:
     scenarios = [
-        {"name": "a", "v": 1},
-        {"name": "b", "v": 2},
-        {"name": "a", "v": 3},
+        {"name": "a", "viewers": 1},
+        {"name": "b", "viewers": 2},
+        {"name": "a", "viewers": 3},
         {"name": None},
         {"name": "c"},
-        {"name": "b", "v": 4},
+        {"name": "b", "viewers": 4},
     ]
-    run = make_run(Path("/x/test_results_20250101_000000.json"), scenarios)
-    assert [s.get("v") for s in run.scenarios] == [3, None, 4]
-    assert [s["name"] for s in run.scenarios] == ["a", "c", "b"]
+    run = run_record(Path("/x/test_results_20250101_000000.json"), scenarios)
+    assert [s.viewers for s in run.scenarios] == [3, None, 4]
+    assert [s.name for s in run.scenarios] == ["a", "c", "b"]
     assert run.duplicates == 2
     assert run.skipped == {"invalid_name": 1}
     assert run.run_id == "test_results_20250101_000000"
@@ -85,13 +86,13 @@ def test_make_run_keeps_last_duplicate_at_its_position() -> None:
 
 def test_real_extended_file_duplicates_counted(extended_results_path: Path) -> None:
     raw = json.loads(extended_results_path.read_text())["scenarios"]
-    run = make_run(extended_results_path, raw)
+    run = run_record(extended_results_path, raw)
     names = [s["name"] for s in raw]
     assert len(run.scenarios) == len(set(names))
     assert run.duplicates == len(names) - len(set(names))
     # the survivor of each name is its last occurrence
     last = {s["name"]: s for s in raw}
-    assert all(last[s["name"]] is s for s in run.scenarios)
+    assert all(s.window[0] == last[s.name]["start_time"] for s in run.scenarios)
 
 
 # -- rendering and gzip ----------------------------------------------------------------------
@@ -156,7 +157,7 @@ def _state_after_tick(tmp_path: Path, scenarios: list) -> tuple[ExporterState, R
 
 
 def test_gzip_body_is_one_member_that_decodes_to_plain(tmp_path: Path) -> None:
-    state, _ = _state_after_tick(tmp_path, [{"name": f"s{i}", "value": i} for i in range(50)])
+    state, _ = _state_after_tick(tmp_path, [{"name": f"s{i}", "viewers": i} for i in range(50)])
     plain, compressed = state.body
     # One member: a single-member decoder (curl, wget) reads the whole body, nothing is left.
     decoder = zlib.decompressobj(wbits=31)
@@ -170,7 +171,7 @@ def test_gzip_body_is_one_member_that_decodes_to_plain(tmp_path: Path) -> None:
 
 
 def test_self_metrics_refresh_without_recompute(tmp_path: Path) -> None:
-    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 1}])
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "viewers": 1}])
     data_before = state._data
     calls = state.metric_set.calls
     refresher.tick()
@@ -187,7 +188,7 @@ def _self_part(body: bytes, set_name: str) -> dict:
 
 
 def test_served_self_metrics_are_the_declared_families(tmp_path: Path) -> None:
-    state, _ = _state_after_tick(tmp_path, [{"name": "a", "value": 1}, {"name": "a"}, 7])
+    state, _ = _state_after_tick(tmp_path, [{"name": "a", "viewers": 1}, {"name": "a"}, 7])
     served = _self_part(state.body[0], "demo")
     declared = {f"demo_{suffix}": kind for suffix, kind, _, _ in SELF_FAMILIES
                 if suffix != "exporter_victoriametrics_up"}  # no enrichment URL here
@@ -228,7 +229,7 @@ class JobSet(CountingSet):
 
     def compute(self, run: Run, prom: PromClient) -> list:
         self.calls += 1
-        self.rows = [(s["name"], float(s.get("value", 0))) for s in run.scenarios]
+        self.rows = [(s.name, float(s.viewers or 0)) for s in run.scenarios]
         return self.rerender()
 
     def take_job(self):
@@ -247,7 +248,7 @@ class JobSet(CountingSet):
 
 
 def test_a_finished_job_rerenders_only_its_set_without_reloading(tmp_path: Path) -> None:
-    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 3}])
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "viewers": 3}])
     prom = PromClient(None)
     plain, with_job = ExporterState(CountingSet(), prom), ExporterState(JobSet(), prom)
     refresher = Refresher([plain, with_job], tmp_path, 0.05, prom)
@@ -268,7 +269,7 @@ def test_a_finished_job_rerenders_only_its_set_without_reloading(tmp_path: Path)
 
 
 def test_the_refresh_thread_wakes_for_a_finished_job(tmp_path: Path) -> None:
-    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 3}])
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "viewers": 3}])
     prom = PromClient(None)
     state = ExporterState(JobSet(), prom)
     refresher = Refresher([state], tmp_path, 3600.0, prom)  # never ticks on its own interval
@@ -287,7 +288,7 @@ def test_the_refresh_thread_wakes_for_a_finished_job(tmp_path: Path) -> None:
 
 
 def test_truncated_newer_file_keeps_last_good_metrics(tmp_path: Path) -> None:
-    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 7}])
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "viewers": 7}])
     good = families_of(state.body[0])["demo_value"]
     newer = tmp_path / "test_results_20250102_000000.json"
     newer.write_text('{"scenarios": [{"name": "a", "val', encoding="utf-8")
@@ -303,7 +304,7 @@ def test_truncated_newer_file_keeps_last_good_metrics(tmp_path: Path) -> None:
     refresher.tick()
     assert families_of(state.body[0])["demo_exporter_refresh_errors"][0].value == 2.0
     # the writer finishes: picked up without restart
-    newer.write_text(json.dumps({"scenarios": [{"name": "b", "value": 9}]}), encoding="utf-8")
+    newer.write_text(json.dumps({"scenarios": [{"name": "b", "viewers": 9}]}), encoding="utf-8")
     refresher.tick()
     parsed = families_of(state.body[0])
     assert [(s.labels["scenario"], s.value) for s in parsed["demo_value"]] == [("b", 9.0)]
@@ -311,18 +312,18 @@ def test_truncated_newer_file_keeps_last_good_metrics(tmp_path: Path) -> None:
 
 
 def test_changed_file_same_name_is_noticed(tmp_path: Path) -> None:
-    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 1}])
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "viewers": 1}])
     path = tmp_path / "test_results_20250101_000000.json"
     stamp = path.stat().st_mtime + 5
-    write_results(tmp_path, path.name, [{"name": "a", "value": 2}], mtime=stamp)
+    write_results(tmp_path, path.name, [{"name": "a", "viewers": 2}], mtime=stamp)
     refresher.tick()
     assert families_of(state.body[0])["demo_value"][0].value == 2.0
 
 
 def test_latest_file_is_lexicographic_not_mtime(tmp_path: Path) -> None:
-    write_results(tmp_path, "test_results_20250103_000000.json", [{"name": "new", "value": 3}],
+    write_results(tmp_path, "test_results_20250103_000000.json", [{"name": "new", "viewers": 3}],
                   mtime=1_000_000)
-    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "old", "value": 1}])
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "old", "viewers": 1}])
     prom = PromClient(None)
     state = ExporterState(CountingSet(), prom)
     Refresher([state], tmp_path, 1.0, prom).tick()
@@ -351,7 +352,7 @@ def _served(state: ExporterState) -> tuple[list, float, dict]:
 def test_a_directory_that_cannot_be_listed_keeps_the_last_good_metrics(tmp_path: Path) -> None:
     results = tmp_path / "results"
     results.mkdir()
-    state, refresher = _state_after_tick(results, [{"name": "a", "value": 7}])
+    state, refresher = _state_after_tick(results, [{"name": "a", "viewers": 7}])
     results.rename(tmp_path / "away")  # listing fails (as for EACCES or EMFILE)
     refresher.tick()
     assert _served(state) == ([("a", 7.0)], 0.0, {"list_failed": 1.0})
@@ -361,11 +362,11 @@ def test_a_directory_that_cannot_be_listed_keeps_the_last_good_metrics(tmp_path:
 
 
 def test_every_file_gone_after_one_was_served_keeps_it_and_says_so(tmp_path: Path) -> None:
-    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 7}])
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "viewers": 7}])
     (tmp_path / "test_results_20250101_000000.json").unlink()
     refresher.tick()
     assert _served(state) == ([("a", 7.0)], 0.0, {"no_results_file": 1.0})
-    write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "value": 1}])
+    write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "viewers": 1}])
     refresher.tick()
     assert _served(state)[:2] == ([("b", 1.0)], 1.0)
 
@@ -375,25 +376,25 @@ def test_a_newest_file_that_vanishes_while_read_is_replaced_by_the_new_newest(
     import exporters.refresh as refresh_module
     from advisor_core.scenario import ResultsFileError
 
-    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 7}])
-    real = refresh_module.read_results
-    write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "value": 2}])
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "viewers": 7}])
+    real = refresh_module.read_run
+    write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "viewers": 2}])
 
     def rotated_away(path, *limits):
         # A rotation between the listing and the open: the file is gone, a newer one is in.
-        monkeypatch.setattr(refresh_module, "read_results", real)
+        monkeypatch.setattr(refresh_module, "read_run", real)
         Path(path).unlink()
-        write_results(tmp_path, "test_results_20250103_000000.json", [{"name": "c", "value": 3}])
+        write_results(tmp_path, "test_results_20250103_000000.json", [{"name": "c", "viewers": 3}])
         raise ResultsFileError(f"{path}: cannot read: no such file", "vanished")
 
-    monkeypatch.setattr(refresh_module, "read_results", rotated_away)
+    monkeypatch.setattr(refresh_module, "read_run", rotated_away)
     refresher.tick()
     assert _served(state) == ([("c", 3.0)], 1.0, {})
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
 def test_a_fifo_as_the_newest_file_neither_blocks_nor_replaces_good_data(tmp_path: Path) -> None:
-    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 7}])
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "viewers": 7}])
     os.mkfifo(tmp_path / "test_results_20250102_000000.json")
     (tmp_path / "test_results_20250103_000000.json").symlink_to(
         tmp_path / "test_results_20250102_000000.json")
@@ -408,8 +409,8 @@ def test_a_name_flipped_to_a_fifo_after_listing_is_refused_at_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import exporters.refresh as refresh_module
 
-    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "value": 7}])
-    real = refresh_module.read_results
+    state, refresher = _state_after_tick(tmp_path, [{"name": "a", "viewers": 7}])
+    real = refresh_module.read_run
     newer = write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b"}])
 
     def flipped(path, *limits):
@@ -417,7 +418,7 @@ def test_a_name_flipped_to_a_fifo_after_listing_is_refused_at_once(
         os.mkfifo(newer)  # no writer: a blocking open would hang the refresh thread
         return real(path, *limits)
 
-    monkeypatch.setattr(refresh_module, "read_results", flipped)
+    monkeypatch.setattr(refresh_module, "read_run", flipped)
     started = time.monotonic()
     refresher.tick()
     assert time.monotonic() - started < 1.0
@@ -431,7 +432,7 @@ def test_failing_compute_is_counted_and_isolated(tmp_path: Path) -> None:
         def compute(self, run: Run, prom: PromClient) -> list:
             raise RuntimeError("bug")
 
-    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 1}])
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "viewers": 1}])
     prom = PromClient(None)
     good, bad = ExporterState(CountingSet(), prom), ExporterState(Broken(), prom)
     Refresher([good, bad], tmp_path, 1.0, prom).tick()
@@ -622,7 +623,7 @@ def test_render_families_matches_generate_latest_on_real_data(path: Path) -> Non
     from advisor_core.scenario import load_results
     from exporters.exposition import generate_latest_of
 
-    run = make_run(path, load_results(path))
+    run = run_record(path, load_results(path))
     settings = parse_settings("t", [CostMetrics], ["--results-dir", str(path.parent),
                                                    "--cpu-cost", "0.5"])
     for metric_set in (CostMetrics(settings), QoEMetrics()):
@@ -834,13 +835,13 @@ def test_cost_and_qoe_compute_without_numpy(extended_results_path: Path) -> None
         "import sys\n"
         "from advisor_core.scenario import load_results\n"
         "from exporters.exposition import render_families\n"
-        "from exporters.metric_set import make_run\n"
+        "from advisor_core.reader import run_record\n"
         "from exporters.settings import parse_settings\n"
         "from exporters._promql import PromClient\n"
         "from exporters.cost import CostMetrics\n"
         "from exporters.qoe import QoEMetrics\n"
         "path = sys.argv[1]\n"
-        "run = make_run(path, load_results(path))\n"
+        "run = run_record(path, load_results(path))\n"
         "settings = parse_settings('t', [CostMetrics], ['--results-dir', sys.argv[2]])\n"
         "for metric_set in (CostMetrics(settings), QoEMetrics()):\n"
         "    assert render_families(metric_set.compute(run, PromClient(None)))\n"
@@ -851,7 +852,7 @@ def test_cost_and_qoe_compute_without_numpy(extended_results_path: Path) -> None
 
 
 def test_scenarios_total_counts_every_entry_objects_or_not(tmp_path: Path) -> None:
-    entries = [{"name": "a", "value": 1}, 7, None, "text", [1], {"name": "a", "value": 2}]
+    entries = [{"name": "a", "viewers": 1}, 7, None, "text", [1], {"name": "a", "viewers": 2}]
     state, _ = _state_after_tick(tmp_path, entries)
     parsed = families_of(state.body[0])
     assert parsed["demo_scenarios_total"][0].value == 6.0  # as its HELP says
@@ -861,14 +862,14 @@ def test_scenarios_total_counts_every_entry_objects_or_not(tmp_path: Path) -> No
 
 def test_a_lone_surrogate_repairs_its_scenario_not_the_whole_file(tmp_path: Path) -> None:
     path = tmp_path / "test_results_20250101_000000.json"
-    path.write_text('{"scenarios": [{"name": "bad \\ud800 name", "value": 1},'
-                    ' {"name": "good", "value": 2}]}', encoding="utf-8")
+    path.write_text('{"scenarios": [{"name": "bad \\ud800 name", "viewers": 1},'
+                    ' {"name": "good", "viewers": 2}]}', encoding="utf-8")
     prom = PromClient(None)
     state = ExporterState(CountingSet(), prom)
     Refresher([state], tmp_path, 1.0, prom).tick()
     parsed = families_of(state.body[0])
     assert sorted((s.labels["scenario"], s.value) for s in parsed["demo_value"]) == [
-        ("bad \ufffd\ufffd\ufffd name", 1.0), ("good", 2.0)]
+        ("bad \ufffd name", 1.0), ("good", 2.0)]  # one replacement character per surrogate
     assert parsed["demo_exporter_up"][0].value == 1.0
     skipped = {s.labels["reason"]: s.value for s in parsed["demo_exporter_skipped_scenarios"]}
     assert skipped == {"text_repaired": 1.0}
@@ -877,7 +878,7 @@ def test_a_lone_surrogate_repairs_its_scenario_not_the_whole_file(tmp_path: Path
 def test_read_limits_refuse_a_file_or_skip_a_scenario_and_count_why(tmp_path: Path) -> None:
     from exporters.refresh import ReadLimits
 
-    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 7}])
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "viewers": 7}])
     prom = PromClient(None)
     state = ExporterState(CountingSet(), prom)
     refresher = Refresher([state], tmp_path, 1.0, prom,
@@ -894,9 +895,9 @@ def test_read_limits_refuse_a_file_or_skip_a_scenario_and_count_why(tmp_path: Pa
     ladder = [{"resolution": "1920x1080", "fps": 30}, {"resolution": "1280x720", "fps": 30},
               {"resolution": "854x480", "fps": 30}]
     write_results(tmp_path, "test_results_20250104_000000.json",
-                  [{"name": "n" * 21, "value": 1}, {"name": "ok", "encoder": "e" * 21},
-                   {"name": "fine", "value": 3}, {"name": "ladder", "outputs": ladder},
-                   {"name": "short", "value": 4, "outputs": ladder[:1]}])
+                  [{"name": "n" * 21, "viewers": 1}, {"name": "ok", "encoder": "e" * 21},
+                   {"name": "fine", "viewers": 3}, {"name": "ladder", "outputs": ladder},
+                   {"name": "short", "viewers": 4, "outputs": ladder[:1]}])
     refresher.tick()
     assert _served(state)[:2] == ([("fine", 3.0), ("short", 4.0)], 1.0)
     skipped = {s.labels["reason"]: s.value

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from advisor_core.reader import run_record
 from advisor_core.scenario import load_results
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.exposition import render_families
-from exporters.metric_set import make_run
 from exporters.qoe import QoEMetrics
 from exporters.results import ResultsMetrics
 from exporters.settings import parse_settings
@@ -71,7 +71,7 @@ def test_every_exported_value_is_finite_and_compute_never_raises(metric_sets, sc
     with tempfile.TemporaryDirectory() as directory:
         path = Path(directory) / "test_results_20990101_000000.json"
         path.write_text(json.dumps({"scenarios": scenarios}))  # 10**400 is a valid JSON number
-        run = make_run(path, load_results(path))
+        run = run_record(path, load_results(path))
     for metric_set in metric_sets:
         text = render_families(metric_set.compute(run, PromClient(None))).decode()
         for family in text_string_to_metric_families(text):

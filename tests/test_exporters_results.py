@@ -18,12 +18,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from advisor_core.reader import run_record
 from advisor_core.scenario import load_results
 from exporters import results as results_module
 from exporters._promql import PromClient
 from exporters.exposition import render_families
 from exporters.jobs import BackgroundJobs
-from exporters.metric_set import make_run
 from exporters.publisher import ExporterState
 from exporters.refresh import Refresher
 from exporters.results import LABELS, ResultsMetrics
@@ -46,7 +46,7 @@ T0 = 1735812000.0
 
 
 def _run(path: Path):
-    return make_run(path, load_results(path))
+    return run_record(path, load_results(path))
 
 
 def _write(tmp_path: Path, scenarios: list, stamp: str = "20250102_100000") -> Path:
@@ -186,13 +186,15 @@ def fake_vm() -> Iterator[FakeVM]:
 def test_every_data_file_renders_valid_unique_series(path: Path, metrics: ResultsMetrics):
     run = _run(path)
     parsed = _parse(metrics.compute(run, NO_DB))
-    names = {s["name"] for s in run.scenarios}
+    kept = {s["name"]: s for s in load_results(path)}.values()  # the last of each name
+    names = {s["name"] for s in kept}
+    assert names == {s.name for s in run.scenarios}
     # Every scenario here has a duration (measured window or field): one sample each.
     assert set(parsed["results_scenario_duration_seconds"]) == names
-    with_power = {s["name"] for s in run.scenarios if isinstance(s.get("power_watts"), list)}
+    with_power = {s["name"] for s in kept if isinstance(s.get("power_watts"), list)}
     assert set(parsed.get("results_scenario_mean_power_watts", {})) == with_power
     assert metrics.skipped().get("no_power_data", 0) == len(names) - len(with_power)
-    with_vmaf = {s["name"] for s in run.scenarios if (s.get("vmaf_score") or 0) > 0}
+    with_vmaf = {s["name"] for s in kept if (s.get("vmaf_score") or 0) > 0}
     assert set(parsed.get("results_scenario_vmaf_score", {})) == with_vmaf
     # Never a fake zero for a scenario without power data.
     for family in ("results_scenario_total_energy_joules", "results_scenario_power_stdev",
@@ -210,7 +212,9 @@ def test_real_run_labels_follow_the_reference(metrics: ResultsMetrics):
         "preset": "veryfast",
     }
     scenario = next(s for s in load_results(REAL) if s["name"] == "4 Streams @ 2500k")
-    assert labels["value"] == scenario["end_time"] - scenario["start_time"]
+    # The scenario's duration field (the record's one duration), not the measured window.
+    assert labels["value"] == scenario["duration"] == 120
+    assert abs(scenario["end_time"] - scenario["start_time"] - 120) < 1e-3
     pixels = parsed["results_scenario_total_pixels"]["4 Streams @ 2500k"]["value"]
     assert pixels == pytest.approx(1280 * 720 * 30 * labels["value"], rel=1e-12)
 
@@ -440,7 +444,12 @@ def test_bad_scenarios_are_skipped_and_counted_the_rest_exported(tmp_path: Path,
         good,
     ]
     run = _run(_write(tmp_path, scenarios))
-    assert run.skipped == {"invalid_name": 1}
+    # The reader counts each entry it cannot use, and each field a kept record cannot use.
+    assert run.skipped == {
+        "invalid_name": 1, "avg_fps_invalid": 1, "duration_invalid": 2, "end_time_invalid": 1,
+        "fps_invalid": 1, "power_invalid": 1, "power_watts_invalid": 1,
+        "cpu_usage_cores_invalid": 1, "start_time_invalid": 2, "step_seconds_invalid": 1,
+        "total_frames_invalid": 1, "vmaf_score_out_of_range": 1}
     parsed = _parse(metrics.compute(run, NO_DB))
     assert metrics.skipped() == {"no_duration": 2, "no_power_data": 3}
     name = good["name"]
@@ -469,7 +478,7 @@ def test_samples_near_the_float_limit_do_not_fail_the_set(tmp_path: Path, metric
 
 
 def test_empty_run_and_no_file(metrics: ResultsMetrics):
-    run = make_run(DATA_DIR / "test_results_20990101_000000.json", [])
+    run = run_record(DATA_DIR / "test_results_20990101_000000.json", [])
     parsed = _parse(metrics.compute(run, NO_DB))
     assert not [f for f in parsed if f.startswith("results_scenario_")]
     assert metrics.skipped() == {}

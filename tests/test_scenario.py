@@ -12,6 +12,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from advisor_core import scenario as sc
+from advisor_core.record import as_record
+
+
+def total_pixels(scenario):
+    record = as_record(scenario)
+    return None if record is None else record.pixels
+
+
+def output_ladder(scenario):
+    record = as_record(scenario)
+    return None if record is None else record.output_ladder
+
+
+def encoder_class(scenario):
+    return as_record(scenario).encoder_class
 
 # ---------------------------------------------------------------------------------------------
 # Stream count: the reference's examples under README difference 1 (one rule for everyone)
@@ -145,15 +160,15 @@ LADDER3 = [
 
 
 def test_total_pixels_single_output():
-    assert sc.total_pixels({"resolution": "1280x720", "fps": 30, "duration": 120}) == (
+    assert total_pixels({"resolution": "1280x720", "fps": 30, "duration": 120}) == (
         1280 * 720 * 30 * 120
     )
 
 
 def test_total_pixels_ladder():
     scenario = {"outputs": LADDER3, "duration": 120, "resolution": "1920x1080", "fps": 30}
-    assert sc.total_pixels(scenario) == 12_258_432_000
-    assert sc.total_pixels(dict(scenario, duration=60)) == 6_129_216_000
+    assert total_pixels(scenario) == 12_258_432_000
+    assert total_pixels(dict(scenario, duration=60)) == 6_129_216_000
 
 
 @pytest.mark.parametrize(
@@ -170,23 +185,28 @@ def test_total_pixels_ladder():
     ],
 )
 def test_total_pixels_none(scenario):
-    assert sc.total_pixels(scenario) is None
+    assert total_pixels(scenario) is None
 
 
-def test_total_pixels_duration_override():
-    scenario = {"resolution": "1280x720", "fps": 30, "duration": 120}
-    assert sc.total_pixels(scenario, duration=10) == 1280 * 720 * 30 * 10
+def test_the_duration_field_wins_over_the_measured_window():
+    scenario = {"resolution": "1280x720", "fps": 30, "duration": 120, "start_time": 100.0,
+                "end_time": 110.0}
+    assert total_pixels(scenario) == 1280 * 720 * 30 * 120
+    assert as_record(scenario).duration_s == 120.0
+    del scenario["duration"]
+    assert total_pixels(scenario) == 1280 * 720 * 30 * 10
+    assert as_record(scenario).duration_s == 10.0
 
 
 def test_output_ladder_single():
-    assert sc.output_ladder({"resolution": "1280x720", "fps": 30}) == "1280x720@30"
-    assert sc.output_ladder({"resolution": "1280x720", "fps": 29.97}) == "1280x720@29.97"
+    assert output_ladder({"resolution": "1280x720", "fps": 30}) == "1280x720@30"
+    assert output_ladder({"resolution": "1280x720", "fps": 29.97}) == "1280x720@29.97"
 
 
 def test_output_ladder_sorted_regardless_of_input_order():
     expected = "1920x1080@30,1280x720@30,854x480@30"
-    assert sc.output_ladder({"outputs": LADDER3}) == expected
-    assert sc.output_ladder({"outputs": [LADDER3[2], LADDER3[0], LADDER3[1]]}) == expected
+    assert output_ladder({"outputs": LADDER3}) == expected
+    assert output_ladder({"outputs": [LADDER3[2], LADDER3[0], LADDER3[1]]}) == expected
 
 
 def test_output_ladder_stable_for_equal_sizes():
@@ -195,27 +215,27 @@ def test_output_ladder_stable_for_equal_sizes():
         {"resolution": "1280x1080", "fps": 60},
         {"resolution": "1280x720", "fps": 60},
     ]
-    assert sc.output_ladder({"outputs": outputs}) == "1280x1080@60,1280x720@30,1280x720@60"
+    assert output_ladder({"outputs": outputs}) == "1280x1080@60,1280x720@30,1280x720@60"
 
 
 def test_output_ladder_one_entry():
-    assert sc.output_ladder({"outputs": [{"resolution": "1280x720", "fps": 30}]}) == (
+    assert output_ladder({"outputs": [{"resolution": "1280x720", "fps": 30}]}) == (
         "1280x720@30"
     )
 
 
 def test_output_ladder_none():
-    assert sc.output_ladder({"name": "x"}) is None
-    assert sc.output_ladder({"resolution": "1280x720", "fps": "N/A"}) is None
+    assert output_ladder({"name": "x"}) is None
+    assert output_ladder({"resolution": "1280x720", "fps": "N/A"}) is None
     # README difference 3: the reference echoed unparsable text ("abc@30"); now unknown.
-    assert sc.output_ladder({"resolution": "abc", "fps": 30}) is None
-    assert sc.output_ladder(None) is None
+    assert output_ladder({"resolution": "abc", "fps": 30}) is None
+    assert output_ladder(None) is None
 
 
 def test_output_ladder_falls_back_to_top_level_when_no_entry_is_valid():
     scenario = {"outputs": [{"resolution": "bad", "fps": 30}], "resolution": "1280x720",
                 "fps": 30}
-    assert sc.output_ladder(scenario) == "1280x720@30"
+    assert output_ladder(scenario) == "1280x720@30"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,19 +296,20 @@ def test_positive_number():
      ("libx264 test", "cpu"), ("Generic test", "cpu")],
 )
 def test_encoder_class_from_name(name, expected):
-    assert sc.encoder_class({"name": name}) == expected
+    assert encoder_class({"name": name}) == expected
 
 
 def test_encoder_class_prefers_field():
-    assert sc.encoder_class({"name": "GPU test", "encoder_type": "libx264"}) == "libx264"
+    assert encoder_class({"name": "GPU test", "encoder_type": "libx264"}) == "libx264"
 
 
 def test_is_baseline_and_measured_duration():
     assert sc.is_baseline("Baseline (Idle)") and sc.is_baseline("baseline idle")
     assert not sc.is_baseline("4 streams") and not sc.is_baseline(None)
-    assert sc.measured_duration({"start_time": 100.0, "end_time": 125.0}) == 25.0
-    assert sc.measured_duration({"start_time": 0, "end_time": 125.0}) is None
-    assert sc.measured_duration({"start_time": "1", "end_time": 125.0}) is None
+    assert as_record({"start_time": 100.0, "end_time": 125.0}).duration_s == 25.0
+    assert as_record({"start_time": 0, "end_time": 125.0}).duration_s is None
+    assert as_record({"start_time": "1", "end_time": 125.0, "duration": 7}).duration_s == 7.0
+    assert as_record({"start_time": 125.0, "end_time": 125.0}).window is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -432,13 +453,14 @@ scenario_like = st.dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(scenario=scenario_like | json_values)
 def test_scenario_parsers_never_raise(scenario):
-    pixels = sc.total_pixels(scenario)
-    assert pixels is None or (math.isfinite(pixels) and pixels >= 0)
-    ladder = sc.output_ladder(scenario)
-    assert ladder is None or isinstance(ladder, str)
-    assert isinstance(sc.encoder_class(scenario), str)
-    duration = sc.measured_duration(scenario)
-    assert duration is None or duration >= 0
+    record = as_record(scenario)
+    if not isinstance(scenario, dict):
+        assert record is None
+        return
+    assert record.pixels is None or (math.isfinite(record.pixels) and record.pixels >= 0)
+    assert record.output_ladder is None or isinstance(record.output_ladder, str)
+    assert isinstance(record.encoder_class, str)
+    assert record.duration_s is None or record.duration_s > 0
 
 
 def test_absurd_stream_counts_are_unknown():
@@ -450,8 +472,6 @@ def test_absurd_stream_counts_are_unknown():
 
 
 def test_total_pixels_falls_back_to_the_scheduler_pixel_count():
-    from advisor_core.scenario import total_pixels
-
     described = {"resolution": "1280x720", "fps": 30, "duration": 10, "pixels_processed": 5}
     assert total_pixels(described) == 1280 * 720 * 30 * 10  # renditions win when they exist
     counted = {"resolution": "1920x1080", "duration": 120.5, "pixels_processed": 8957952000}

@@ -1,14 +1,13 @@
 # cython: language_level=3
 """Compiled kernels: trapezoid integration, sample series, efficiency scores, cost formulas.
 
-Every formula exists once, as a ``cdef inline`` function; the scalar entry points and the batch
-kernels both use it, so the two paths give bit-identical results. Inputs and outputs are
-float64; NaN means "missing" on input and "no result" (None) on output. Results that overflow
-to ±inf are NaN too.
+Every formula exists once, as a ``cdef inline`` function. Inputs and outputs are float64; NaN
+means "missing" on input and "no result" (None) on output. Results that overflow to ±inf are NaN
+too.
 
 The batch kernels (``score_batch``, ``costs_batch``) do arithmetic on the typed columns that
-``advisor_core.columns`` reads from the scenarios with the Python rules; they never look at a
-scenario. Tables are flat ``array.array`` buffers (row r of an [rows, n] table at
+``advisor_core.columns`` lays out from the records (``advisor_core.record``); they never look at
+a scenario. Tables are flat ``array.array`` buffers (row r of an [rows, n] table at
 [r*n, (r+1)*n)), not numpy arrays: the exporters' cost and QoE processes use these kernels
 without ever importing numpy (14 MB of resident memory).
 """
@@ -50,9 +49,6 @@ ALGO_THROUGHPUT_PER_WATT = C_THROUGHPUT
 ALGO_PIXELS_PER_JOULE = C_PIXELS
 ALGO_QUALITY_PER_WATT = C_QUALITY
 ALGO_QOE_EFFICIENCY = C_QOE
-SERIES_ABSENT = C_ABSENT
-SERIES_VALID = C_VALID
-SERIES_INVALID = C_INVALID
 
 cdef enum:
     # Rows of the column table (advisor_core.columns); COLUMNS names them in this order.
@@ -60,20 +56,18 @@ cdef enum:
     R_DURATION = 1
     R_PIXELS = 2
     R_VIEWERS = 3
-    R_CPU_CORE_S = 4
-    R_GPU_CORE_S = 5
-    R_SAMPLED_J = 6
-    R_BITRATE = 7
-    R_STREAMS = 8
-    R_ENERGY_J = 9
-    R_VMAF = 10
-    R_COUNT = 11
+    R_CORE_S = 4
+    R_BITRATE = 5
+    R_STREAMS = 6
+    R_ENERGY_J = 7
+    R_VMAF = 8
+    R_COUNT = 9
 
 #: Row names of the column table the batch kernels read, in order (units: W, s, pixels,
-#: viewers, core-s, core-s, J of the power samples, Mbps, streams, J, VMAF points).
+#: viewers, core-s, Mbps, streams, J, VMAF points).
 COLUMNS = (
-    "mean_watts", "duration_seconds", "pixels", "viewers", "cpu_core_seconds",
-    "gpu_core_seconds", "sampled_joules", "bitrate_mbps", "streams", "energy_joules", "vmaf",
+    "power_w", "duration_s", "pixels", "viewers", "core_s", "bitrate_mbps", "streams",
+    "energy_j", "vmaf",
 )
 
 
@@ -420,13 +414,12 @@ cdef inline double _per_watch_hour(double total, double duration, double viewers
     return _finite(total / viewer_hours)
 
 
-cdef inline double _la_compute_cost(double cpu_core_s, double gpu_core_s,
-                                    double price_core_s) noexcept nogil:
+cdef inline double _la_compute_cost(double core_s, double price_core_s) noexcept nogil:
     if price_core_s == 0.0:
         return 0.0
-    if isnan(cpu_core_s) or isnan(gpu_core_s):
+    if isnan(core_s):
         return NAN
-    return _finite((cpu_core_s + gpu_core_s) * price_core_s)
+    return _finite(core_s * price_core_s)
 
 
 cdef inline double _la_energy_cost(double joules, double price_j) noexcept nogil:
@@ -435,31 +428,6 @@ cdef inline double _la_energy_cost(double joules, double price_j) noexcept nogil
     if isnan(joules):
         return NAN
     return _finite(joules * price_j)
-
-
-def total_cost(double energy, double compute):
-    """Sum of two cost parts, a missing part counting 0; NaN when both are missing."""
-    return _total(energy, compute)
-
-
-def cost_per_pixel(double total, double pixels):
-    """Total cost / pixels; NaN for a missing or 0.0 total or no pixels."""
-    return _per_pixel(total, pixels)
-
-
-def cost_per_watch_hour(double total, double duration, double viewers):
-    """Total cost / (hours x viewers) (NaN = none)."""
-    return _per_watch_hour(total, duration, viewers)
-
-
-def load_aware_compute_cost(double cpu_core_s, double gpu_core_s, double price_core_s):
-    """(CPU + GPU core-seconds) x price per core-second (NaN = none)."""
-    return _la_compute_cost(cpu_core_s, gpu_core_s, price_core_s)
-
-
-def load_aware_energy_cost(double joules, double price_j):
-    """Joules x price per joule (NaN = none)."""
-    return _la_energy_cost(joules, price_j)
 
 
 def costs_batch(const double[::1] table, Py_ssize_t n, double legacy_viewers,
@@ -499,9 +467,8 @@ cdef void _costs(const double[::1] table, double[::1] out, Py_ssize_t n, double 
         out[2 * n + i] = t
         out[3 * n + i] = _per_pixel(t, pixels)
         out[4 * n + i] = _per_watch_hour(t, duration, legacy_viewers)
-        e = _la_energy_cost(table[R_SAMPLED_J * n + i], price_j)
-        c = _la_compute_cost(table[R_CPU_CORE_S * n + i], table[R_GPU_CORE_S * n + i],
-                             price_core_s)
+        e = _la_energy_cost(table[R_ENERGY_J * n + i], price_j)
+        c = _la_compute_cost(table[R_CORE_S * n + i], price_core_s)
         t = _total(e, c)
         viewers = table[R_VIEWERS * n + i] if viewers_from_field else la_viewers
         out[5 * n + i] = e

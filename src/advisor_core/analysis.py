@@ -1,12 +1,9 @@
-"""The reference pipeline's analysis CSV (``<results stem>_analysis.csv``), joined into a run.
+"""The reference pipeline's analysis CSV (``<results stem>_analysis.csv``): measured power per
+scenario name, read into typed rows for the record reader.
 
-The CSV holds measured power per scenario (``mean_power_w`` in W, ``total_energy_wh`` in Wh,
-``container_cpu_pct``: CPU of the encoding container in percent of one core), keyed by scenario
-``name``. ``join_analysis`` gives the scenarios of a basic-schema run the ``power`` object (W, J)
-and ``container_usage`` they lack, so the predictors
-(``advisor_core.features.training_target``), the cost model and the exporters read them like any
-analysed run. What the JSON itself carries always wins: a scenario with a ``power`` object or
-``power_watts`` samples keeps its own power.
+The CSV holds ``mean_power_w`` (W), ``total_energy_wh`` (Wh) and ``container_cpu_pct`` (percent
+of one core) per scenario ``name``. The record reader (``advisor_core.reader``) uses a row where
+the JSON has no power of its own: what the JSON carries always wins.
 """
 
 from __future__ import annotations
@@ -17,15 +14,28 @@ from pathlib import Path
 from typing import Optional
 
 from advisor_core._typing import PathLike
+from advisor_core.record import AnalysisRow
 from advisor_core.results_files import MAX_RESULTS_FILE_BYTES, read_results_bytes
-from advisor_core.scenario import as_number
+from advisor_core.scenario import MAX_NUMBER_TEXT, as_number
 
-__all__ = ["ANALYSIS_SUFFIX", "JOULES_PER_WATT_HOUR", "analysis_path", "join_analysis",
-           "read_analysis"]
+__all__ = ["ANALYSIS_SUFFIX", "JOULES_PER_WATT_HOUR", "MAX_COLUMNS", "AnalysisError",
+           "analysis_path", "read_analysis"]
 
 JOULES_PER_WATT_HOUR = 3600.0
 #: ``test_results_X.json`` -> ``test_results_X_analysis.csv`` (the reference pipeline's name).
 ANALYSIS_SUFFIX = "_analysis.csv"
+#: Most columns a header may have (the reference writes 20).
+MAX_COLUMNS = 256
+
+_COLUMNS = ("mean_power_w", "total_energy_wh", "container_cpu_pct")
+
+
+class AnalysisError(ValueError):
+    """An analysis CSV that cannot be used; ``reason`` names why (``vanished`` when absent)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def analysis_path(results_path: PathLike) -> Path:
@@ -34,58 +44,63 @@ def analysis_path(results_path: PathLike) -> Path:
     return path.with_name(path.stem + ANALYSIS_SUFFIX)
 
 
-def read_analysis(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES
-                  ) -> dict[str, dict[str, str]]:
-    """Rows of an analysis CSV by scenario name (last row wins).
-
-    Read like a results file (one open, a regular file of at most ``max_bytes``, never blocking);
-    raises ValueError naming the file when it is unreadable, not UTF-8 or not CSV with a
-    ``name`` column (``advisor_core.results_files.ResultsFileError``, with its reason, when the
-    file itself is refused).
-    """
-    raw = read_results_bytes(path, max_bytes)
+def _number(text: Optional[str]) -> Optional[float]:
+    if not text or len(text) > MAX_NUMBER_TEXT:
+        return None
     try:
-        text = raw.decode("utf-8-sig")
-        del raw
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        if reader.fieldnames is None or "name" not in reader.fieldnames:
-            raise ValueError("no 'name' column")
-        return {row["name"]: row for row in reader if isinstance(row.get("name"), str)}
-    except (UnicodeDecodeError, csv.Error, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read analysis CSV: {exc}") from exc
-
-
-def _csv_number(text: Optional[str]) -> Optional[float]:
-    try:
-        return as_number(float(text)) if text not in (None, "") else None
-    except (TypeError, ValueError):
+        return as_number(float(text))
+    except ValueError:
         return None
 
 
-def _has_own_power(scenario: dict) -> bool:
-    return isinstance(scenario.get("power"), dict) or isinstance(scenario.get("power_watts"), list)
+def _row(cells: list[str], columns: list[Optional[int]]) -> AnalysisRow:
+    mean, energy_wh, cpu = (_number(cells[i]) if i is not None and i < len(cells) else None
+                            for i in columns)
+    energy = energy_wh * JOULES_PER_WATT_HOUR if energy_wh is not None and energy_wh > 0 \
+        else None
+    return AnalysisRow(
+        power_w=mean if mean is not None and mean >= 0 else None,
+        # Energy only with the mean it belongs to: a row's energy alone is no power figure.
+        energy_j=energy if mean is not None and mean >= 0 else None,
+        cpu_pct=cpu if cpu is not None and cpu >= 0 else None,
+    )
 
 
-def join_analysis(scenarios: list[dict], rows: dict[str, dict[str, str]]) -> list[dict]:
-    """Copies of the scenarios with ``power`` (W, J) and ``container_usage`` (percent of one
-    core) from the analysis rows of the same name, where the scenario has no power of its own;
-    scenarios without a row, or a row without a mean power, are copied unchanged."""
-    joined = []
-    for scenario in scenarios:
-        copy = dict(scenario)
-        name = scenario.get("name") if isinstance(scenario, dict) else None
-        row = rows.get(name) if isinstance(name, str) else None
-        if row is not None and not _has_own_power(scenario):
-            mean = _csv_number(row.get("mean_power_w"))
-            energy_wh = _csv_number(row.get("total_energy_wh"))
-            if mean is not None and mean >= 0:
-                copy["power"] = {"mean_watts": mean}
-                if energy_wh is not None and energy_wh > 0:
-                    copy["power"]["total_energy_joules"] = energy_wh * JOULES_PER_WATT_HOUR
-            cpu = _csv_number(row.get("container_cpu_pct"))
-            if cpu is not None and cpu >= 0 and not isinstance(scenario.get("container_usage"),
-                                                               dict):
-                copy["container_usage"] = {"cpu_percent": cpu}
-        joined.append(copy)
-    return joined
+def read_analysis(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES
+                  ) -> tuple[dict[str, AnalysisRow], int]:
+    """(rows by scenario name, rows skipped) of an analysis CSV; the last row of a name wins.
 
+    Read like a results file (one open, a regular file of at most ``max_bytes``, never
+    blocking). A row with more fields than the header is skipped and counted, so memory stays
+    proportional to the file. Raises AnalysisError naming the file and the reason
+    (``vanished``, ``unreadable``, ``not_utf8``, ``not_csv``, ``too_many_columns``, ...).
+    """
+    try:
+        raw = read_results_bytes(path, max_bytes)
+    except ValueError as exc:
+        raise AnalysisError(str(exc), getattr(exc, "reason", "unreadable")) from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AnalysisError(f"{path}: analysis CSV is not UTF-8: {exc}", "not_utf8") from exc
+    del raw
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None or "name" not in header:
+            raise AnalysisError(f"{path}: analysis CSV has no 'name' column", "not_csv")
+        if len(header) > MAX_COLUMNS:
+            raise AnalysisError(f"{path}: analysis CSV has {len(header)} columns, more than "
+                                f"the {MAX_COLUMNS} allowed", "too_many_columns")
+        name_at = header.index("name")
+        columns = [header.index(c) if c in header else None for c in _COLUMNS]
+        rows: dict[str, AnalysisRow] = {}
+        skipped = 0
+        for cells in reader:
+            if len(cells) > len(header) or len(cells) <= name_at:
+                skipped += 1
+                continue
+            rows[cells[name_at]] = _row(cells, columns)
+    except csv.Error as exc:
+        raise AnalysisError(f"{path}: cannot read analysis CSV: {exc}", "not_csv") from exc
+    return rows, skipped

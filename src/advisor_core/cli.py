@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import __version__
-from .analysis import join_analysis, read_analysis
 from .argtypes import positive_seconds, price
 from .commands import InputError, compare, predict, recommend
 from .decision import Prices, evaluate
 from .power import PowerPredictor
+from .reader import RunRecord, read_run
+from .record import ScenarioRecord
 from .regional_pricing import RegionalPricing, check_region
-from .results_files import read_results
 
 PREDICTION_STREAMS = range(1, 17)
 CONFIDENCE_LEVEL = 0.95
@@ -83,16 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace) -> tuple[list[dict], int]:
-    """The run's scenarios (with the analysis joined) and its entry count; InputError/ValueError."""
-    scenarios, entries = read_results(args.results)
-    if args.analysis is not None:
-        rows = read_analysis(args.analysis)
-        names = {s.get("name") for s in scenarios}
-        if not names.intersection(rows):
-            raise InputError(f"{args.analysis}: no row names a scenario of {args.results}")
-        scenarios = join_analysis(scenarios, rows)
-    return scenarios, entries
+def _load(args: argparse.Namespace) -> RunRecord:
+    """The run's records (with the analysis joined); InputError/ValueError."""
+    run = read_run(args.results, analysis=False if args.analysis is None else args.analysis)
+    if run.analysis_error is not None:
+        raise run.analysis_error
+    if args.analysis is not None and not run.analysis_matched:
+        raise InputError(f"{args.analysis}: no row names a scenario of {args.results}")
+    return run
 
 
 def _prices(args: argparse.Namespace) -> Prices:
@@ -102,7 +100,7 @@ def _prices(args: argparse.Namespace) -> Prices:
                              args.currency)
 
 
-def _power_model(scenarios: list[dict]) -> Optional[dict[str, Any]]:
+def _power_model(scenarios: Sequence[ScenarioRecord]) -> Optional[dict[str, Any]]:
     model = PowerPredictor()
     if not model.fit(scenarios):
         return None
@@ -120,16 +118,15 @@ def _power_model(scenarios: list[dict]) -> Optional[dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The result of one parsed command as plain data (plot: where the figure went)."""
-    scenarios, entries = _load(args)
+    loaded = _load(args)
+    scenarios = loaded.scenarios
     prices = _prices(args)
     if args.command == "predict":
         if not 0 < args.confidence < 1:
             raise InputError(f"--confidence must be in (0, 1), got {args.confidence}")
         return predict(scenarios, args.streams, prices, args.duration, args.confidence,
                        args.bitrate, args.resolution, args.encoder)
-    evaluations = evaluate(scenarios, prices)
-    if entries > len(scenarios):  # read_results keeps objects only
-        evaluations.skipped["not_an_object"] = entries - len(scenarios)
+    evaluations = evaluate(loaded, prices)
     if args.command == "compare":
         return compare(evaluations, prices, args.a, args.b)
     if args.command == "plot":
@@ -143,7 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except PlotError as exc:
             raise InputError(f"nothing to plot ({args.kind}): {exc}") from None
         return {"version": __version__, "kind": args.kind, "output": str(args.output)}
-    result = recommend(evaluations, prices, entries)
+    result = recommend(evaluations, prices, loaded.entries)
     if args.command == "report":
         result["power_model"] = _power_model(scenarios)
     return result

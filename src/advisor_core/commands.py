@@ -22,7 +22,8 @@ from advisor_core.decision import (
     ranking_groups,
 )
 from advisor_core.power import PowerPredictor
-from advisor_core.scenario import bitrate_mbps, encoder_class, resolution
+from advisor_core.record import ScenarioRecord
+from advisor_core.scenario import bitrate_mbps, resolution
 
 __all__ = ["InputError", "compare", "predict", "recommend"]
 
@@ -99,20 +100,21 @@ def recommend(evaluations: Evaluations, prices: Prices, entries: int) -> dict[st
     }
 
 
-def _matches(scenario: dict, bitrate: Optional[str], size: Optional[str],
+def _matches(record: ScenarioRecord, bitrate: Optional[str], size: Optional[str],
              encoder: Optional[str]) -> bool:
-    if bitrate is not None and bitrate_mbps(scenario.get("bitrate")) != bitrate_mbps(bitrate):
+    if bitrate is not None and record.bitrate_mbps != bitrate_mbps(bitrate):
         return False
-    if size is not None and resolution(scenario.get("resolution")) != resolution(size):
+    if size is not None and resolution(record.resolution) != resolution(size):
         return False
     if encoder is not None:
-        names = {encoder_class(scenario).lower(), str(scenario.get("encoder", "")).lower()}
+        names = {record.encoder_class.lower(), record.encoder.lower()}
         if encoder.lower() not in names:
             return False
     return True
 
 
-def predict(scenarios: Sequence[dict], streams: int, prices: Prices, duration_seconds: float,
+def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
+            duration_seconds: float,
             confidence_level: float = 0.95, bitrate: Optional[str] = None,
             size: Optional[str] = None, encoder: Optional[str] = None) -> dict[str, Any]:
     """Mean power (W) of ``streams`` concurrent streams with its prediction interval, energy

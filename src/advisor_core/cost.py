@@ -1,17 +1,23 @@
-"""Cost model: legacy (duration x price) and load-aware (integrated samples) transcoding costs.
+"""Cost model: legacy (power x duration x price) and load-aware (measured energy and CPU work)
+transcoding costs.
 
 Costs are in the configured currency (USD by default); energy in joules or kWh, CPU work in
-core-seconds. Every method takes one analysed scenario dict (docs/results-files.md §2) and returns a
-finite float or None when the data needed is missing or invalid; nothing raises on bad input.
-Both the per-scenario methods and the ``*_many``/``cost_arrays`` ones read the scenarios into
-columns (``advisor_core.columns``) and price them with one compiled kernel, so they agree.
+core-seconds. Every method takes one scenario (a ``ScenarioRecord``, or a dict read into one by
+``advisor_core.record.as_record``) and returns a finite float or None when the data needed is
+missing or invalid; nothing raises on bad input. One scenario or many, the records are laid out
+as columns (``advisor_core.columns``) and priced by one compiled kernel, so they agree.
+
+Power, energy, duration and CPU work are the record's one definition (docs/results-files.md
+§2.4): the legacy energy cost is ``power_w`` (package + GPU) x ``duration_s``; the load-aware
+energy cost is the measured ``energy_j`` (integrated ``power_watts`` samples, the ``power``
+object's energy or the analysis CSV's, + GPU) x price per joule; the load-aware compute cost is
+``core_s`` (integrated ``cpu_usage_cores`` + ``gpu_usage_cores`` samples, else
+``container_usage`` x duration) x price per core-second.
 
 Kept from the reference on purpose: a zero price gives 0.0 before any data is looked at; a 0.0
 total has no cost per pixel (None) but a 0.0 cost per watch hour; the legacy watch-hour cost
 defaults to one viewer, the load-aware one has no default audience; one sample integrates to
-value x step. Differences: null nested objects count as missing; negative, NaN, infinite,
-boolean or string numbers, and sample lists holding any such value, give None instead of an
-exception or a negative cost; something that is not a dict gives None; overflow gives None.
+value x step. Differences: see the README's "Differences from the reference".
 """
 
 from __future__ import annotations
@@ -22,26 +28,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Optional
 
 from . import _kernels
-from .columns import ScenarioColumns, energy_joules, mean_power_watts, read_columns
-from .scenario import as_number, non_negative_number, positive_number, stream_count, total_pixels
+from .columns import ScenarioColumns, read_columns
+from .record import as_record, as_records
+from .scenario import as_number, positive_number
 
 if TYPE_CHECKING:
     import numpy as np
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "COST_KEYS",
-    "CostModel",
-    "audience",
-    "container_core_seconds",
-    "energy_joules",
-    "mean_power_watts",
-    "power_from_samples",
-    "sample_series",
-    "sample_stdev",
-    "trapezoid",
-]
+__all__ = ["COST_KEYS", "CostModel"]
 
 _NAN = math.nan
 
@@ -58,122 +54,6 @@ COST_KEYS = (
     "cost_per_pixel_load_aware",
     "cost_per_watch_hour_load_aware",
 )
-
-
-def trapezoid(values: Any, step_seconds: float) -> float:
-    """Integrate evenly spaced samples (unit: sample unit x seconds, e.g. W -> J, cores -> core-s).
-
-    [] -> 0.0, one sample -> v0 * step, otherwise step/2 * (v0 + v_last + 2 * sum(inner)).
-    """
-    return _kernels.trapezoid(values, float(step_seconds))
-
-
-def sample_series(values: Any) -> Optional[tuple[list[float], float]]:
-    """Return (samples, arithmetic mean) of a non-empty list of finite numbers >= 0, else None.
-
-    The one validity rule for ``power_watts`` (W) and ``cpu_usage_cores`` (cores) arrays: a bool,
-    string, null, NaN, infinity or negative value anywhere makes the whole list unusable. Ints
-    become floats; the mean is ``math.fsum(samples) / n`` (None when that overflows).
-    """
-    return _kernels.sample_series(values)
-
-
-def sample_stdev(samples: list[float], mean: float) -> Optional[float]:
-    """Return the sample standard deviation (n - 1) of ``samples`` around ``mean``, else None.
-
-    Same unit as the samples (W for ``power_watts``). None for fewer than two samples or when
-    the spread is not a finite number (samples near the float limit). The sum of squares is
-    exactly rounded (``math.fsum``).
-    """
-    n = len(samples)
-    if n < 2:
-        return None
-    try:
-        variance = math.fsum([(x - mean) * (x - mean) for x in samples]) / (n - 1)
-    except OverflowError:  # an intermediate sum beyond the float range
-        return None
-    return math.sqrt(variance) if math.isfinite(variance) else None
-
-
-_UNSET: Any = object()
-
-
-def power_from_samples(
-    scenario: Any, series: Optional[tuple[list[float], float]] = _UNSET
-) -> Optional[dict[str, float]]:
-    """Return a ``power`` summary derived from ``power_watts`` samples, or None.
-
-    ``mean_watts`` is the arithmetic mean (W); ``total_energy_joules`` is the trapezoid integral
-    over ``step_seconds`` (J) and is absent when the step is not a positive number: the sampling
-    interval is never guessed. ``series``, when given, is ``sample_series`` of the scenario's
-    ``power_watts``, for callers that need the samples too (validated once, not twice).
-    """
-    if not isinstance(scenario, dict):
-        return None
-    if series is _UNSET:
-        series = sample_series(scenario.get("power_watts"))
-    if series is None:
-        return None
-    samples, mean = series
-    power = {"mean_watts": mean}
-    step = positive_number(scenario.get("step_seconds"))
-    if step is not None:
-        power["total_energy_joules"] = trapezoid(samples, step)
-    return power
-
-
-def scenario_power(
-    scenario: Any, series: Optional[tuple[list[float], float]] = _UNSET
-) -> Optional[dict]:
-    """Return the scenario's measured ``power`` summary (W, J) whatever its schema, or None.
-
-    The one rule for every results schema: a non-empty ``power`` object (the basic schema after
-    analysis, or an analysis CSV joined in) as it is; otherwise the summary of the extended
-    schema's ``power_watts`` samples (``power_from_samples``). ``series`` as there.
-    """
-    if not isinstance(scenario, dict):
-        return None
-    power = scenario.get("power")
-    if isinstance(power, dict) and power:
-        return power
-    return power_from_samples(scenario, series)
-
-
-# ---------------------------------------------------------------------------------------------
-# Scenario fields of the measured-totals costs (mean power and energy: advisor_core.columns)
-# ---------------------------------------------------------------------------------------------
-
-
-def container_core_seconds(scenario: Any) -> Optional[float]:
-    """CPU work in core-seconds from ``container_usage.cpu_percent`` (Docker's convention: 100 =
-    one core) x ``duration`` (s); None when either is missing or invalid."""
-    if not isinstance(scenario, dict):
-        return None
-    usage = scenario.get("container_usage")
-    if not isinstance(usage, dict):
-        return None
-    percent = non_negative_number(usage.get("cpu_percent"))
-    duration = positive_number(scenario.get("duration"))
-    if percent is None or duration is None:
-        return None
-    core_seconds = percent / 100.0 * duration
-    return core_seconds if math.isfinite(core_seconds) else None
-
-
-def audience(scenario: Any) -> float:
-    """Viewers of a scenario for costs per viewer-hour: ``viewers`` when a positive number, else
-    the stream count of its name ("4 Streams @ 2500k": 4), else 1 (one output ladder)."""
-    if not isinstance(scenario, dict):
-        return 1.0
-    viewers = positive_number(scenario.get("viewers"))
-    if viewers is not None:
-        return viewers
-    name = scenario.get("name")
-    return float((stream_count(name) if isinstance(name, str) else None) or 1)
-
-
-def _nan(value: Optional[float]) -> float:
-    return _NAN if value is None else value
 
 
 def _none(value: float) -> Optional[float]:
@@ -222,10 +102,11 @@ class CostModel:
     # -- one scenario: the batch kernel over a one-scenario column table ------------------------
 
     def _one(self, scenario: Any, key: str, viewers: Any = None) -> Optional[float]:
-        """Cost ``key`` of COST_KEYS for one scenario (None for anything but a dict)."""
-        if not isinstance(scenario, dict):
+        """Cost ``key`` of COST_KEYS for one scenario (None for anything but a scenario)."""
+        record = as_record(scenario)
+        if record is None:
             return None
-        table = self.cost_columns(read_columns([scenario]), viewers)
+        table = self.cost_columns(read_columns([record]), viewers)
         return _none(table[COST_KEYS.index(key)])
 
     def compute_energy_cost(self, scenario: Any) -> Optional[float]:
@@ -254,13 +135,13 @@ class CostModel:
         return self._one(scenario, "cost_per_watch_hour", viewers)
 
     def compute_compute_cost_load_aware(self, scenario: Any) -> Optional[float]:
-        """Compute cost (currency): core-seconds of ``cpu_usage_cores`` (+ ``gpu_usage_cores``)
-        integrated over ``step_seconds`` x price per core-second; 0.0 with a zero price."""
+        """Compute cost (currency): the record's CPU (+ GPU) core-seconds x price per
+        core-second; 0.0 with a zero price."""
         return self._one(scenario, "compute_cost_load_aware")
 
     def compute_energy_cost_load_aware(self, scenario: Any) -> Optional[float]:
-        """Energy cost (currency): joules of ``power_watts`` integrated over ``step_seconds`` x
-        price per joule; 0.0 with a zero price."""
+        """Energy cost (currency): the record's measured energy (J) x price per joule; 0.0 with
+        a zero price."""
         return self._one(scenario, "energy_cost_load_aware")
 
     def compute_total_cost_load_aware(self, scenario: Any) -> Optional[float]:
@@ -277,26 +158,6 @@ class CostModel:
         """Load-aware total per viewer-hour (currency/h/viewer); viewers = argument, else the
         scenario's ``viewers``; None without a positive audience (no default)."""
         return self._one(scenario, "cost_per_watch_hour_load_aware", viewers)
-
-    def measured_costs(self, scenario: Any, viewers: Any = None) -> dict[str, Optional[float]]:
-        """Load-aware costs (currency) of a scenario priced from measured totals, not samples.
-
-        Energy: ``power.total_energy_joules`` x price per joule; compute:
-        ``container_core_seconds`` x price per core-second (None when CPU is unknown); total,
-        per pixel and per viewer-hour as from samples (``viewers``: the argument, else the
-        scenario's). Keys: the five ``*_load_aware`` keys of COST_KEYS.
-        """
-        if not isinstance(scenario, dict):
-            return dict.fromkeys(COST_KEYS[5:])
-        energy = _kernels.load_aware_energy_cost(_nan(energy_joules(scenario)),
-                                                 self.price_per_joule)
-        compute = _kernels.load_aware_compute_cost(_nan(container_core_seconds(scenario)), 0.0,
-                                                   self.price_per_core_second)
-        total = _kernels.total_cost(energy, compute)
-        pixel = _kernels.cost_per_pixel(total, _nan(total_pixels(scenario)))
-        count = self._viewers(scenario.get("viewers") if viewers is None else viewers)
-        watch = _kernels.cost_per_watch_hour(total, self._duration(scenario), count)
-        return dict(zip(COST_KEYS[5:], map(_none, (energy, compute, total, pixel, watch))))
 
     def get_pricing_info(self) -> dict:
         """Return the prices in use (per kWh, per CPU/GPU hour, per core-second, per joule)."""
@@ -319,7 +180,7 @@ class CostModel:
         """
         import numpy as np  # here only: the exporters use the list form and never load numpy
 
-        columns = read_columns(scenarios)
+        columns = read_columns(as_records(scenarios))
         table = np.asarray(self.cost_columns(columns, viewers)).reshape(len(COST_KEYS), columns.n)
         # Not a scenario at all: None everywhere, even where a zero price would say 0.0.
         table[:, np.asarray(columns.ok) == 0] = _NAN
@@ -352,13 +213,7 @@ class CostModel:
         ``result[k][i] == compute_<k>(scenarios[i], viewers)`` (with each method's default
         audience when ``viewers`` is None), from one read of the scenarios into columns.
         """
-        return self.cost_lists(read_columns(scenarios), viewers)
-
-    # -- internals (NaN = missing) ----------------------------------------------------------
-
-    @staticmethod
-    def _duration(scenario: dict) -> float:
-        return _nan(positive_number(scenario.get("duration")))
+        return self.cost_lists(read_columns(as_records(scenarios)), viewers)
 
     @staticmethod
     def _viewers(viewers: Any) -> float:

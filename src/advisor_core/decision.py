@@ -1,8 +1,8 @@
 """What to run and what it costs: per-configuration figures, rankings of like with like, the best
 configuration per output ladder and the quality/energy Pareto front.
 
-``evaluate`` turns a run's scenarios into one ``Evaluation`` per configuration (duplicate names:
-the last entry wins, ``results_files.deduplicate``). Scores are only compared within one
+``evaluate`` turns a run's records (``advisor_core.reader``: one per scenario name, the last
+entry wins) into one ``Evaluation`` per configuration. Scores are only compared within one
 score algorithm, which fixes their unit (``advisor_core.scoring``): a ladder scored in pixels/J
 is never ranked against stream tests scored in Mbps/W. The rules are docs/decisions.md.
 """
@@ -12,12 +12,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
-from advisor_core.cost import sample_series, scenario_power
+from advisor_core.columns import read_columns
+from advisor_core.reader import Records, read_records
+from advisor_core.record import ScenarioRecord
 from advisor_core.regional_pricing import RegionalPricing
-from advisor_core.results_files import deduplicate
-from advisor_core.scenario import as_number, output_ladder, stream_count
 from advisor_core.scoring import SCORE_UNITS, EnergyEfficiencyScorer
 
 __all__ = [
@@ -115,51 +115,15 @@ class RankingGroup:
     ranks: list[int]
 
 
-def _cpu_cores(scenario: dict) -> Optional[float]:
-    """Mean cores in use: ``container_usage.cpu_percent`` / 100 (docker-stats percent: 100 % =
-    one core), else the mean of ``cpu_usage_cores`` samples; plus the mean of
-    ``gpu_usage_cores`` samples, priced like CPU cores (the cost exporter's load-aware rule)."""
-    cores = None
-    usage = scenario.get("container_usage")
-    if isinstance(usage, dict):
-        percent = as_number(usage.get("cpu_percent"))
-        if percent is not None and percent >= 0:
-            cores = percent / 100.0
-    if cores is None:
-        series = sample_series(scenario.get("cpu_usage_cores"))
-        cores = series[1] if series is not None else None
-    gpu = sample_series(scenario.get("gpu_usage_cores"))
-    if gpu is not None:
-        cores = (cores or 0.0) + gpu[1]
-    return cores
-
-
-def _vmaf(scenario: dict) -> Optional[float]:
-    value = as_number(scenario.get("vmaf_score"))
-    return value if value is not None and 0 < value <= 100 else None
-
-
 def _finite(value: Optional[float]) -> Optional[float]:
     return value if value is not None and value == value and abs(value) != float("inf") else None
 
 
-def _with_power(scenario: dict) -> dict:
-    """The scenario with the ``power`` summary (W, J) of its samples when it has none."""
-    if isinstance(scenario.get("power"), dict):
-        return scenario
-    power = scenario_power(scenario)
-    return scenario if power is None else {**scenario, "power": power}
-
-
-def _evaluation(index: int, scenario: dict, scorer: EnergyEfficiencyScorer,
-                score: Optional[float], prices: Prices) -> Evaluation:
-    power = scenario_power(scenario)
-    watts = as_number(power.get("mean_watts")) if power is not None else None
-    if watts is not None and watts < 0:
-        watts = None
-    count = stream_count(scenario.get("name"))
-    streams = 1 if count is None or count < 1 else count
-    cores = _cpu_cores(scenario)
+def _evaluation(index: int, record: ScenarioRecord, algorithm: str, score: Optional[float],
+                prices: Prices) -> Evaluation:
+    watts = record.power_w
+    streams = max(1, record.stream_count)
+    cores = record.cores
     energy = None if watts is None else _finite(watts / 1000.0 * prices.energy_per_kwh)
     # Compute: the measured cores at the per-core-hour price; without a measurement the
     # instance's hourly prices (CPU + GPU), as the reference's duration-based compute cost.
@@ -170,18 +134,17 @@ def _evaluation(index: int, scenario: dict, scorer: EnergyEfficiencyScorer,
     total = None if energy is None else _finite(energy + (compute or 0.0))
     co2 = (None if watts is None or prices.co2_g_per_kwh is None
            else _finite(watts / 1000.0 * prices.co2_g_per_kwh))
-    algorithm = scorer.algorithm_for(scenario)
     return Evaluation(
-        name=scenario["name"],
+        name=record.name,
         index=index,
         streams=streams,
-        output_ladder=output_ladder(scenario),
+        output_ladder=record.output_ladder,
         algorithm=algorithm,
         unit=SCORE_UNITS[algorithm],
         score=score,
         mean_power_watts=watts,
         cpu_cores=cores,
-        vmaf=_vmaf(scenario),
+        vmaf=record.vmaf if record.vmaf is not None and record.vmaf > 0 else None,
         energy_cost_per_hour=energy,
         compute_cost_per_hour=compute,
         cost_per_hour=total,
@@ -191,26 +154,27 @@ def _evaluation(index: int, scenario: dict, scorer: EnergyEfficiencyScorer,
     )
 
 
-def evaluate(scenarios: Iterable[Any], prices: Prices) -> Evaluations:
-    """One Evaluation per scenario name (the last entry wins); skips counted by reason.
+def evaluate(run: Union[Records, Iterable[Any]], prices: Prices) -> Evaluations:
+    """One Evaluation per record of a run (scenario dicts are read with
+    ``advisor_core.reader.read_records`` first); skips counted by reason.
 
-    A scenario without a mean power (``advisor_core.cost.scenario_power``: a ``power`` object,
-    else ``power_watts`` samples) is counted as ``no_power_data`` and left out.
+    A record without a power (``power_w``) is counted as ``no_power_data`` and left out.
     """
-    kept = deduplicate(scenarios)
-    skipped = dict(kept.skipped)
+    if not isinstance(run, Records):
+        run = read_records(run)
+    skipped = dict(run.skipped)
     scorer = EnergyEfficiencyScorer("auto")
-    items: list[Evaluation] = []
-    # The scorer reads the ``power`` summary: scenarios with samples only get theirs first.
-    summarised = [_with_power(scenario) for scenario in kept.scenarios]
+    records = run.scenarios
     # One batch for the scores (the compiled kernel): equal to compute_score of each.
-    for scenario, score in zip(summarised, scorer.score_many(summarised)):
-        item = _evaluation(len(items), scenario, scorer, score, prices)
-        if item.mean_power_watts is None:
+    scores = scorer.score_columns(read_columns(records))
+    items: list[Evaluation] = []
+    for record, score in zip(records, scores):
+        if record.power_w is None:
             skipped["no_power_data"] = skipped.get("no_power_data", 0) + 1
             continue
-        items.append(item)
-    return Evaluations(items, kept.duplicates, skipped)
+        items.append(_evaluation(len(items), record, scorer.algorithm_for(record),
+                                 None if score != score else score, prices))
+    return Evaluations(items, run.duplicates, skipped)
 
 
 def _competition_ranks(scores: Sequence[float]) -> list[int]:

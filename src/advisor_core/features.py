@@ -1,7 +1,8 @@
 """Scenario features and training targets of the power models, and their matrix encoding.
 
-``extract_features`` turns a scenario into the feature dict both predictors read;
-``training_target`` reads the target (watts, joules, a score) in every results schema;
+``extract_features`` turns a scenario (a ``ScenarioRecord``, or a dict read into one) into the
+feature dict both predictors read; ``training_target`` reads the target (the record's one power
+in watts, its measured energy in joules, or a declared score);
 ``encode`` builds the feature matrix (numeric features, then one-hot encoder and CPU-model
 columns over the categories seen in training; unseen categories are all zeros).
 """
@@ -12,9 +13,9 @@ from array import array
 from typing import Any, Optional
 
 from advisor_core import linalg
-from advisor_core.cost import scenario_power
 from advisor_core.linalg import Rows
-from advisor_core.scenario import as_number, bitrate_mbps, stream_count, total_pixels
+from advisor_core.record import as_record
+from advisor_core.scenario import as_number
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -38,73 +39,45 @@ NUMERIC_FEATURES = (
 DEFAULT_ENCODER = "x264"
 DEFAULT_HARDWARE = "unknown"
 
-_TARGETS = {
-    "mean_power_watts": ("power", "mean_watts"),
-    "total_energy_joules": ("power", "total_energy_joules"),
-    "efficiency_score": (None, "efficiency_score"),
-}
 # Watts and joules cannot be negative; an efficiency score can be any finite number.
 NON_NEGATIVE_TARGETS = frozenset(("mean_power_watts", "total_energy_joules"))
-
-
-def _nested_number(scenario: dict, outer: str, key: str) -> float:
-    """A number inside a nested object; 0.0 when the object or the number is missing/invalid."""
-    inner = scenario.get(outer)
-    if not isinstance(inner, dict):
-        return 0.0
-    value = as_number(inner.get(key))
-    return 0.0 if value is None else value
-
-
-def _nested_text(scenario: dict, outer: Optional[str], key: str, default: str) -> str:
-    inner = scenario if outer is None else scenario.get(outer)
-    if not isinstance(inner, dict):
-        return default
-    value = inner.get(key)
-    return value if isinstance(value, str) and value else default
+_TARGETS = {
+    "mean_power_watts": lambda record: record.power_w,
+    "total_energy_joules": lambda record: record.energy_j,
+    "efficiency_score": lambda record: record.declared_efficiency,
+}
 
 
 def extract_features(scenario: Any) -> Optional[dict]:
     """Feature dict of a scenario (Mbps, pixels, CPU %), or None when its stream count is unknown.
 
-    Missing, null or non-numeric fields take the defaults (0.0, "x264", "unknown").
+    Unknown values take the defaults (0.0, encoder "x264", hardware "unknown").
     """
-    if not isinstance(scenario, dict):
+    record = as_record(scenario)
+    if record is None or record.streams is None:
         return None
-    streams = stream_count(scenario.get("name"))
-    if streams is None:
-        return None
-    bitrate = bitrate_mbps(scenario.get("bitrate", "0k"))
-    pixels = total_pixels(scenario)
     return {
-        "stream_count": streams,
-        "bitrate_mbps": 0.0 if bitrate is None else bitrate,
-        "total_pixels": 0.0 if pixels is None else pixels,
-        "cpu_usage_pct": _nested_number(scenario, "container_usage", "cpu_percent"),
-        "encoder_type": _nested_text(scenario, None, "encoder_type", DEFAULT_ENCODER),
-        "hardware_cpu_model": _nested_text(scenario, "hardware", "cpu_model", DEFAULT_HARDWARE),
-        "container_cpu_pct": _nested_number(scenario, "docker_overhead", "cpu_percent"),
+        "stream_count": record.streams,
+        "bitrate_mbps": record.bitrate_mbps or 0.0,
+        "total_pixels": record.pixels or 0.0,
+        "cpu_usage_pct": record.cpu_pct or 0.0,
+        "encoder_type": record.encoder_type or DEFAULT_ENCODER,
+        "hardware_cpu_model": record.hardware or DEFAULT_HARDWARE,
+        "container_cpu_pct": record.docker_cpu_pct or 0.0,
     }
 
 
 def training_target(scenario: Any, target: Any = "mean_power_watts") -> Optional[float]:
     """The training target of a scenario (W, J or a score), or None when absent or invalid.
 
-    Power and energy are read with ``advisor_core.cost.scenario_power``, so every results
-    schema trains: a ``power`` object (analysed or joined from an analysis CSV) or
-    ``power_watts`` samples (energy only with a valid ``step_seconds``).
+    Power and energy are the record's one definition (docs/results-files.md §2.4), so every
+    results schema trains: a ``power`` object, an analysis CSV row or ``power_watts`` samples.
     """
-    spec = _TARGETS.get(target) if isinstance(target, str) else None
-    if spec is None or not isinstance(scenario, dict):
+    read = _TARGETS.get(target) if isinstance(target, str) else None
+    record = as_record(scenario) if read is not None else None
+    if read is None or record is None:
         return None
-    outer, key = spec
-    container = scenario if outer is None else scenario_power(scenario)
-    if container is None:
-        return None
-    value = as_number(container.get(key))
-    if value is None or (value < 0 and target in NON_NEGATIVE_TARGETS):
-        return None
-    return value
+    return read(record)
 
 
 def valid_features(features: Any) -> bool:

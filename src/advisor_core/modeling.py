@@ -59,6 +59,7 @@ from advisor_core.kinds import (
 from advisor_core.linalg import Rows
 from advisor_core.power import PowerPredictor, StreamPowerModel
 from advisor_core.prediction import predict_results
+from advisor_core.record import as_record
 from advisor_core.selection import KindScore, fold_labels, score_kind, select
 
 if TYPE_CHECKING:
@@ -177,10 +178,11 @@ class MultivariatePredictor:
         targets: list[float] = []
         if isinstance(scenarios, (list, tuple)):
             for scenario in scenarios:
-                features = extract_features(scenario)
+                record = as_record(scenario)  # read once for the features and the target
+                features = extract_features(record)
                 if features is None:
                     continue
-                value = training_target(scenario, target)
+                value = training_target(record, target)
                 if value is None:
                     continue
                 features_rows.append(features)

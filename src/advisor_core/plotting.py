@@ -14,6 +14,7 @@ from typing import Any
 from advisor_core._typing import PathLike
 from advisor_core.decision import Evaluation, pareto_front, ranking_groups
 from advisor_core.power import PowerPredictor
+from advisor_core.record import ScenarioRecord
 
 __all__ = ["KINDS", "PlotError", "plot"]
 
@@ -36,7 +37,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def _power(ax: Any, scenarios: Sequence[dict], confidence_level: float) -> None:
+def _power(ax: Any, scenarios: Sequence[ScenarioRecord], confidence_level: float) -> None:
     model = PowerPredictor()
     if not model.fit(list(scenarios)):
         raise PlotError("no scenario has a stream count and a mean power")
@@ -93,7 +94,8 @@ def _pareto(ax: Any, items: Sequence[Evaluation]) -> None:
     ax.legend(loc="lower right")
 
 
-def plot(kind: str, output: PathLike, scenarios: Sequence[dict], items: Sequence[Evaluation],
+def plot(kind: str, output: PathLike, scenarios: Sequence[ScenarioRecord],
+         items: Sequence[Evaluation],
          confidence_level: float = 0.95, top: int = 15) -> None:
     """Draw ``kind`` (one of KINDS) into ``output``; its suffix picks the format (.png, .svg).
 

@@ -4,8 +4,8 @@
 on the stream count, a line below six distinct counts and a quadratic from six on. Beyond the
 trained range it continues the least-squares line (never falling as streams are added) and
 ``predict_interval`` gives the textbook Student-t prediction interval
-(``advisor_core.intervals``). Training pairs come from ``advisor_core.features.
-training_target``, so every results schema trains.
+(``advisor_core.intervals``). Training pairs are the records' stream count and one power
+(``advisor_core.record``), so every results schema trains.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from array import array
 from typing import Any, NamedTuple, Optional
 
 from advisor_core import extrapolation, linalg
-from advisor_core.features import training_target
 from advisor_core.intervals import check_confidence_level, extrapolated_half_width, half_width
 from advisor_core.linalg import Rows
-from advisor_core.scenario import as_number, stream_count
+from advisor_core.record import as_record
+from advisor_core.scenario import as_number
 
 logger = logging.getLogger(__name__)
 
@@ -237,16 +237,13 @@ class _StreamIntervalStats:
 
 
 def _power_pairs(scenarios: Any) -> list[tuple[int, float]]:
-    """(streams, watts) pairs of the scenarios that have both (``training_target``'s rule)."""
+    """(streams, watts) pairs of the records that have both (the record's one power rule)."""
     if not isinstance(scenarios, (list, tuple)):
         return []
     pairs = []
     for scenario in scenarios:
-        watts = training_target(scenario, "mean_power_watts")
-        if watts is None:
+        record = as_record(scenario)
+        if record is None or record.streams is None or record.power_w is None:
             continue
-        streams = stream_count(scenario.get("name"))
-        if streams is None:
-            continue
-        pairs.append((streams, watts))
+        pairs.append((record.streams, record.power_w))
     return pairs

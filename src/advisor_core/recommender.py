@@ -7,8 +7,9 @@ scorer's batch path; entries that are not dicts are ignored.
 Differences from the reference: the comparison text names the unit of the algorithm actually
 used (Mbps/W, pixels/J, VMAF/W, QoE-pixels/J) instead of always "Mbps/W"; two scenarios that
 ``auto`` scores with different algorithms are "Cannot compare" (their scores have different
-units); a winner without a name is called "config_a"/"config_b" instead of raising; invalid
-``power.mean_watts`` values are left out of the summary's power range.
+units); a winner without a name is called "config_a"/"config_b" instead of raising; power in the
+summary's range and in comparisons is the record's one power (package + GPU,
+docs/results-files.md §2.4), invalid values left out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, NoReturn, Optional
 
 from .columns import ScenarioColumns, read_columns
 from .cost import CostModel
+from .record import as_record, as_records
 from .scenario import non_negative_number
 from .scoring import EnergyEfficiencyScorer
 
@@ -71,6 +73,11 @@ def _ranked(copies: list[dict], scores: array) -> list[dict]:
     return ranked
 
 
+def _name(config: Any) -> Optional[str]:
+    record = as_record(config)
+    return record.name if record is not None and record.name else None
+
+
 class TranscodingRecommender:
     """Ranks scenarios, picks the best ones and compares two configurations."""
 
@@ -93,7 +100,9 @@ class TranscodingRecommender:
         overridden (``columns``: the scenarios already read, for the batch path)."""
         scorer = self._batch_scorer()
         if scorer is not None:
-            return scorer.score_columns(read_columns(scenarios) if columns is None else columns)
+            if columns is None:
+                columns = read_columns(as_records(scenarios))
+            return scorer.score_columns(columns)
         values = [self.scorer.compute_score(s) for s in scenarios]
         return array("d", [math.nan if v is None else v for v in values])
 
@@ -123,7 +132,7 @@ class TranscodingRecommender:
             return self.analyze_and_rank(scenarios), cost_model.compute_costs_many(
                 scenarios, viewers
             )
-        columns = read_columns(scenarios)
+        columns = read_columns(as_records(scenarios))
         dicts = _dicts(scenarios)
         # Entries that are not dicts are costed (as None) but never ranked: read the dicts apart.
         scores = self._scores(dicts, columns if len(dicts) == columns.n else None)
@@ -177,13 +186,8 @@ class TranscodingRecommender:
         ranked = self.analyze_and_rank(items)
         scored = [c for c in ranked if c.get("efficiency_score") is not None]
         values = [c["efficiency_score"] for c in scored]
-        watts = []
-        for s in items:
-            power = s.get("power")
-            if isinstance(power, dict):
-                mean = non_negative_number(power.get("mean_watts"))
-                if mean is not None:
-                    watts.append(mean)
+        watts = [record.power_w for record in as_records(items)
+                 if record is not None and record.power_w is not None]
         return {
             "best_config": scored[0] if scored else None,
             "top_5": scored[:5],
@@ -219,9 +223,9 @@ class TranscodingRecommender:
         average = (score_a + score_b) / 2
         pct = diff / average * 100 if average > 0 else 0.0
         if diff > 0:
-            winner, name, best, other = "config_a", config_a.get("name"), score_a, score_b
+            winner, name, best, other = "config_a", _name(config_a), score_a, score_b
         elif diff < 0:
-            winner, name, best, other = "config_b", config_b.get("name"), score_b, score_a
+            winner, name, best, other = "config_b", _name(config_b), score_b, score_a
         else:
             winner = "tie"
         if winner == "tie":
@@ -249,12 +253,9 @@ class TranscodingRecommender:
         return unit_for(scenario) if callable(unit_for) else "Mbps/W"
 
     @staticmethod
-    def _power_diff(config_a: dict, config_b: dict) -> Optional[float]:
-        values = []
-        for config in (config_a, config_b):
-            power = config.get("power")
-            mean = non_negative_number(power.get("mean_watts")) if isinstance(power, dict) else None
-            if mean is None:
-                return None
-            values.append(mean)
-        return values[0] - values[1]
+    def _power_diff(config_a: Any, config_b: Any) -> Optional[float]:
+        """Power of a minus power of b (W, the records' one power rule), or None."""
+        a, b = as_record(config_a), as_record(config_b)
+        if a is None or b is None or a.power_w is None or b.power_w is None:
+            return None
+        return a.power_w - b.power_w

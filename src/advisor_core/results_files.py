@@ -1,8 +1,9 @@
-"""Results files: the one way a file becomes scenario objects (open, check, parse, de-duplicate).
+"""Results files: open, check and parse a file into its scenario objects (JSON values).
 
 The rules are the reference's, with the fixes listed in the README's "Differences from the
-reference" (items 4 and 12) and restated in docs/results-files.md. ``advisor_core.scenario``
-re-exports these names, the ones the README imports them by.
+reference" (item 4) and restated in docs/results-files.md. ``advisor_core.reader`` turns the
+objects into records; ``advisor_core.scenario`` re-exports these names, the ones the README
+imports them by.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import math
 import os
 import stat
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 from ._typing import PathLike
 
@@ -23,9 +24,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "MAX_RESULTS_FILE_BYTES",
     "RESULTS_GLOB",
-    "Deduplicated",
     "ResultsFileError",
-    "deduplicate",
     "latest_results_file",
     "load_results",
     "read_results",
@@ -34,78 +33,6 @@ __all__ = [
 
 #: Results files larger than this are refused (a runaway writer, not a benchmark run).
 MAX_RESULTS_FILE_BYTES = 256 * 1024 * 1024
-
-
-# ---------------------------------------------------------------------------------------------
-# Duplicate names (README differences, item 12)
-# ---------------------------------------------------------------------------------------------
-
-
-class Deduplicated(NamedTuple):
-    """Scenarios with one entry per name, and what was left out (counts)."""
-
-    scenarios: list[dict]
-    duplicates: int
-    skipped: dict[str, int]
-
-
-def _repaired_text(entry: dict) -> dict:
-    """The entry with lone surrogates (``"\\ud800"`` in JSON: no valid UTF-8) in its text
-    fields replaced by U+FFFD, or the entry itself when there are none."""
-    bad = [key for key, value in entry.items()
-           if isinstance(value, str) and not value.isascii() and _has_surrogates(value)]
-    if not bad:
-        return entry
-    fixed = dict(entry)
-    for key in bad:
-        fixed[key] = fixed[key].encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    return fixed
-
-
-def _has_surrogates(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def deduplicate(entries: Iterable[Any], max_text: Optional[int] = None) -> Deduplicated:
-    """Keep the last entry of each scenario name, in file order; count what is dropped.
-
-    Entries that are not objects are skipped as ``not_an_object``, objects without a string
-    ``name`` as ``invalid_name``; an earlier entry of a repeated name counts as a duplicate.
-    Text that is not valid Unicode (lone surrogates) is repaired, counted as ``text_repaired``;
-    an entry with a text field, or an output-ladder id (``scenario.output_ladder``, a label
-    built from the ``outputs`` list), longer than ``max_text`` characters is skipped as
-    ``text_too_long``.
-    """
-    from .scenario import output_ladder  # scenario.py re-exports this module's names
-
-    def too_long(entry: dict) -> bool:
-        if max_text is None:
-            return False
-        if any(isinstance(value, str) and len(value) > max_text for value in entry.values()):
-            return True
-        return isinstance(entry.get("outputs"), list) and len(output_ladder(entry) or "") > max_text
-
-    skipped: dict[str, int] = {}
-    named: list[dict] = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            skipped["not_an_object"] = skipped.get("not_an_object", 0) + 1
-        elif not isinstance(entry.get("name"), str):
-            skipped["invalid_name"] = skipped.get("invalid_name", 0) + 1
-        elif too_long(entry):
-            skipped["text_too_long"] = skipped.get("text_too_long", 0) + 1
-        else:
-            repaired = _repaired_text(entry)
-            if repaired is not entry:
-                skipped["text_repaired"] = skipped.get("text_repaired", 0) + 1
-            named.append(repaired)
-    last = {entry["name"]: index for index, entry in enumerate(named)}
-    kept = [entry for index, entry in enumerate(named) if last[entry["name"]] == index]
-    return Deduplicated(kept, len(named) - len(kept), skipped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -183,6 +110,25 @@ def _reject_constant(token: str) -> float:
     raise ValueError(f"non-finite number {token}")
 
 
+#: Digits an integer literal may have; longer ones are beyond the float range anyway (no field
+#: can use them), and parsing them as int would hit Python's integer-digit limit.
+_MAX_INT_DIGITS = 400
+
+
+def _bounded_int(text: str) -> Any:
+    return int(text) if len(text) <= _MAX_INT_DIGITS else math.inf
+
+
+def _parse(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        if "digits" not in str(exc):
+            raise
+    # Only a document with an absurdly long integer pays for a Python call per integer.
+    return json.loads(text, parse_constant=_reject_constant, parse_int=_bounded_int)
+
+
 def load_results(path: PathLike) -> list[dict]:
     """Load and validate a results file; return its scenario objects.
 
@@ -206,7 +152,7 @@ def read_results(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES,
         # are built (the memory peak of a load).
         text = raw.decode(json.detect_encoding(raw), "surrogatepass")
         del raw
-        document = json.loads(text, parse_constant=_reject_constant)
+        document = _parse(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ResultsFileError(f"{path}: malformed JSON: {exc}", "malformed_json") from exc
     del text

@@ -1,6 +1,6 @@
-"""The one home of scenario-field parsing: numbers, names, bitrates, resolutions, pixels, ladders.
+"""The one home of scenario-field parsing: numbers, stream counts, bitrates, resolutions.
 
-Every other module (library, CLI, exporters) asks this module how to read a scenario field;
+The record reader (``advisor_core.record``) reads every scenario field with these rules;
 nothing else parses these strings. Reading the files themselves is ``results_files``' (its
 names are re-exported here). The rules are the reference's, with the fixes listed in
 the README's "Differences from the reference" (one stream-count rule, one bitrate rule,
@@ -16,9 +16,7 @@ from typing import Any, Optional
 
 from .results_files import (  # re-exported: the names the README imports them by
     MAX_RESULTS_FILE_BYTES,
-    Deduplicated,
     ResultsFileError,
-    deduplicate,
     latest_results_file,
     load_results,
     read_results,
@@ -26,30 +24,29 @@ from .results_files import (  # re-exported: the names the README imports them b
 )
 
 __all__ = [
+    "MAX_NUMBER_TEXT",
     "MAX_RESULTS_FILE_BYTES",
     "MAX_STREAMS",
-    "Deduplicated",
     "ResultsFileError",
     "as_number",
     "bitrate_mbps",
-    "deduplicate",
-    "encoder_class",
+    "detected_encoder_class",
     "is_baseline",
     "latest_results_file",
     "load_results",
-    "measured_duration",
     "non_negative_number",
-    "output_ladder",
     "positive_number",
     "read_results",
     "read_results_bytes",
     "resolution",
     "stream_count",
-    "total_pixels",
 ]
 
 #: Largest accepted frame side in pixels; anything bigger is a typo, not a video.
 MAX_DIMENSION = 100_000
+
+#: Longest text read as a number with a unit ("2500k"); anything longer is not a bitrate.
+MAX_NUMBER_TEXT = 64
 
 #: Largest accepted stream count; beyond it a "count" is a typo and would overflow squares.
 MAX_STREAMS = 1_000_000
@@ -105,9 +102,11 @@ def non_negative_number(value: Any) -> Optional[float]:
 _BITRATE_UNIT = r"(?:kbps|kb/s|k|mbps|mb/s|m|gbps|gb/s|g|bps|b/s)"
 # "4 streams", "4-stream", "4streams", "2 -  streams"; not the "5" of "2.5 streams" nor the
 # "30" of "1080p30-streaming".
-_COUNTED_STREAMS = re.compile(r"(?<![\d.])(\d+)[\s-]*streams?(?![a-z])")
+# Counts have at most 7 digits (MAX_STREAMS): a longer digit run is no count, and never
+# reaches int() (whose digit limit a hostile name could otherwise hit).
+_COUNTED_STREAMS = re.compile(r"(?<![\d.])(\d{1,7})[\s-]*streams?(?![a-z])")
 _SINGLE_STREAM = re.compile(r"single[\s-]*stream")
-_LEADING_COUNT = re.compile(r"^\s*(\d+)\s+(\S+)")
+_LEADING_COUNT = re.compile(r"^\s*(\d{1,7})\s+(\S+)")
 _NUMBER_WITH_UNIT = re.compile(r"^" + _BITRATE_UNIT + r"$")
 _SINGULAR_STREAM = re.compile(r"(?<![a-z])stream(?![a-z])")
 
@@ -178,7 +177,7 @@ def bitrate_mbps(text: Any) -> Optional[float]:
     Bare numbers are kbps. Empty, "N/A", negative, non-finite or non-string values are None;
     "0k" is 0.0 (an idle baseline).
     """
-    if not isinstance(text, str):
+    if not isinstance(text, str) or len(text) > MAX_NUMBER_TEXT:
         return None
     return _bitrate_mbps(text)
 
@@ -198,10 +197,11 @@ def _bitrate_mbps(text: str) -> Optional[float]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Resolution, pixels and ladders (README differences, item 3)
+# Resolution (README differences, item 3; renditions, pixels and ladders: advisor_core.record)
 # ---------------------------------------------------------------------------------------------
 
-_RESOLUTION = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+# Sides have at most 6 digits (MAX_DIMENSION): longer digit runs are no size.
+_RESOLUTION = re.compile(r"^\s*(\d{1,6})\s*[xX]\s*(\d{1,6})\s*$")
 
 
 def resolution(text: Any) -> Optional[tuple[int, int]]:
@@ -225,79 +225,17 @@ def _resolution(text: str) -> Optional[tuple[int, int]]:
     return width, height
 
 
-def _renditions(scenario: dict) -> list[tuple[int, int, float, Any]]:
-    """Return the valid (width, height, fps, raw fps) renditions a scenario delivers.
-
-    A non-empty ``outputs`` list is a ladder: its valid entries count; when none is valid the
-    top-level resolution/fps are used (the reference had no such fallback).
-    """
-    outputs = scenario.get("outputs")
-    found: list[tuple[int, int, float, Any]] = []
-    if isinstance(outputs, list):
-        for entry in outputs:
-            if not isinstance(entry, dict):
-                continue
-            size = resolution(entry.get("resolution"))
-            fps = positive_number(entry.get("fps"))
-            if size is not None and fps is not None:
-                found.append((size[0], size[1], fps, entry.get("fps")))
-    if not found:
-        size = resolution(scenario.get("resolution"))
-        fps = positive_number(scenario.get("fps"))
-        if size is not None and fps is not None:
-            found.append((size[0], size[1], fps, scenario.get("fps")))
-    return found
-
-
-def total_pixels(scenario: Any, duration: Optional[float] = None) -> Optional[float]:
-    """Return the pixels a scenario delivered: Σ width·height·fps·seconds over its renditions.
-
-    ``duration`` (seconds) overrides the scenario's ``duration`` field, for callers that use the
-    measured window. Without a positive duration or a valid rendition, the scenario's own
-    ``pixels_processed`` count (scheduler files) is used; None when that is missing too.
-    """
-    if not isinstance(scenario, dict):
-        return None
-    seconds = positive_number(scenario.get("duration") if duration is None else duration)
-    renditions = _renditions(scenario) if seconds is not None else None
-    if seconds is None or not renditions:
-        return positive_number(scenario.get("pixels_processed"))
-    pixels = float(sum(w * h * fps for w, h, fps, _ in renditions) * seconds)
-    return pixels if math.isfinite(pixels) else None
-
-
-def output_ladder(scenario: Any) -> Optional[str]:
-    """Return the ladder id "WxH@fps,..." (largest rendition first), or None when there is none."""
-    if not isinstance(scenario, dict):
-        return None
-    renditions = _renditions(scenario)
-    if not renditions:
-        return None
-    # Stable sort: equal sizes keep their order in the file.
-    renditions.sort(key=lambda r: (r[0], r[1]), reverse=True)
-    return ",".join(f"{w}x{h}@{raw}" for w, h, _, raw in renditions)
-
-
 # ---------------------------------------------------------------------------------------------
 # Other per-scenario rules
 # ---------------------------------------------------------------------------------------------
 
 _GPU_WORDS = ("gpu", "nvenc", "qsv", "vaapi", "amf", "videotoolbox")
-_CPU_WORDS = ("cpu", "x264", "libx264", "x265")
 
 
-def encoder_class(scenario: Any) -> str:
-    """Return the encoder class label: ``encoder_type`` if set, else "gpu"/"cpu" by name."""
-    if not isinstance(scenario, dict):
-        return "cpu"
-    value = scenario.get("encoder_type")
-    if isinstance(value, str) and value:
-        return value
-    name = scenario.get("name")
+def detected_encoder_class(name: Any) -> str:
+    """The encoder class a scenario name suggests: "gpu" when it names a GPU encoder, else "cpu"."""
     lowered = name.lower() if isinstance(name, str) else ""
-    if any(word in lowered for word in _GPU_WORDS):
-        return "gpu"
-    return "cpu"
+    return "gpu" if any(word in lowered for word in _GPU_WORDS) else "cpu"
 
 
 def is_baseline(name: Any) -> bool:
@@ -306,14 +244,3 @@ def is_baseline(name: Any) -> bool:
         return False
     lowered = name.lower()
     return "baseline" in lowered or "idle" in lowered
-
-
-def measured_duration(scenario: Any) -> Optional[float]:
-    """Return end_time − start_time in seconds when both are positive epoch times, else None."""
-    if not isinstance(scenario, dict):
-        return None
-    start = positive_number(scenario.get("start_time"))
-    end = positive_number(scenario.get("end_time"))
-    if start is None or end is None:
-        return None
-    return max(0.0, end - start)

@@ -3,8 +3,10 @@
 Four scores, higher is better: throughput per watt (Mbps/W), pixels per joule (pixels/J),
 quality per watt (VMAF points/W) and QoE efficiency (VMAF-weighted pixels/J). ``auto`` picks
 one per scenario. Scores are finite floats or None (missing/invalid data); nothing raises on bad
-input. One scenario or many, the fields are read into columns (``advisor_core.columns``) and
-scored by one compiled kernel, so ``score_many`` equals ``compute_score`` of each.
+input. One scenario or many (``ScenarioRecord``s, or dicts read into records), the records are
+laid out as columns (``advisor_core.columns``) and scored by one compiled kernel, so
+``score_many`` equals ``compute_score`` of each. Watts are the record's ``power_w`` (package +
+GPU), joules its measured ``energy_j`` (docs/results-files.md §2.4).
 
 Differences from the reference: stream count, bitrate, resolution, pixels and ladders come from
 advisor_core.scenario (README differences 1-3: "10 Mbps Stream" is one stream, "5Mbps" is 5 Mbps, an
@@ -17,11 +19,13 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from . import _kernels
 from .columns import ScenarioColumns, auto_algorithm, read_columns
-from .scenario import output_ladder
+from .record import as_record, as_records
+from .scenario import as_number
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,7 +78,7 @@ class EnergyEfficiencyScorer:
         """
         if self.algorithm != "auto":
             return self.algorithm
-        return _NAMES[auto_algorithm(scenario)]
+        return _NAMES[auto_algorithm(as_record(scenario))]
 
     def unit_for(self, scenario: Any) -> str:
         """Return the unit of ``scenario``'s score ("Mbps/W", "pixels/J", "VMAF/W", ...)."""
@@ -82,7 +86,7 @@ class EnergyEfficiencyScorer:
 
     def compute_score(self, scenario: Any) -> Optional[float]:
         """Return the efficiency score of one scenario (unit: see unit_for), or None."""
-        value = self.score_columns(read_columns([scenario]))[0]
+        value = self.score_columns(read_columns([as_record(scenario)]))[0]
         return None if value != value else value
 
     def score_array(self, scenarios: Iterable[Any]) -> np.ndarray:
@@ -93,7 +97,7 @@ class EnergyEfficiencyScorer:
 
     def score_buffer(self, scenarios: Iterable[Any]) -> Any:
         """Scores as a float64 array.array (NaN = no score) from the compiled batch kernel."""
-        return self.score_columns(read_columns(scenarios))
+        return self.score_columns(read_columns(as_records(scenarios)))
 
     def score_columns(self, columns: ScenarioColumns) -> Any:
         """Scores of read scenarios as a float64 array.array (NaN = no score)."""
@@ -110,16 +114,19 @@ class EnergyEfficiencyScorer:
 
     def get_output_ladder(self, scenario: Any) -> Optional[str]:
         """Return the ladder id ("1920x1080@30,1280x720@30") of a scenario, or None."""
-        return output_ladder(scenario)
+        record = as_record(scenario)
+        return None if record is None else record.output_ladder
 
     def compute_quality_adjusted_score(
         self, scenario: Any, vmaf_score: Any, psnr_score: Any = None
     ) -> Optional[float]:
         """QoE efficiency (VMAF-weighted pixels/J) with the given VMAF; PSNR is ignored."""
-        if not isinstance(scenario, dict):
+        record = as_record(scenario)
+        if record is None:
             return None
-        rated = dict(scenario)
-        rated["vmaf_score"] = vmaf_score
+        vmaf = as_number(vmaf_score)
+        rated = replace(record, quality_rated=vmaf_score is not None,
+                        vmaf=vmaf if vmaf is not None and 0 <= vmaf <= 100 else None)
         return EnergyEfficiencyScorer("qoe_efficiency_score").compute_score(rated)
 
     def compute_cost_adjusted_score(self, *args: Any, **kwargs: Any) -> NoReturn:

@@ -6,15 +6,16 @@ raw scenario names as label values, full-precision values, duplicate names resol
 infrastructure, baseline = ``advisor_core.scenario.is_baseline`` with power samples, carbon
 intensity fetched in the refresh thread.
 
-A scenario is priced from its ``power_watts`` and ``cpu_usage_cores`` samples (from the file or
-from VictoriaMetrics); without samples, from its measured energy (``power.total_energy_joules``,
-from the file or its analysis CSV) with compute from ``container_usage`` where known
-(``CostModel.measured_costs``). Scenarios with neither get **no** cost samples: the reference
-printed a literal ``0``, which is a wrong number (nothing was measured, it did not cost
-nothing). They are counted in ``cost_exporter_skipped_scenarios{reason="no_load_aware_data"}``.
-The audience of ``cost_per_watch_hour`` is ``viewers``, else the stream count
-(``advisor_core.cost.audience``: the rule of the reference's Go exporter, whose dashboards draw
-that panel).
+A scenario is priced from its record (``advisor_core.record``): the measured energy (integrated
+``power_watts`` samples, the ``power`` object's or the analysis CSV's energy, + GPU) and CPU
+work (integrated ``cpu_usage_cores`` + ``gpu_usage_cores``, else ``container_usage``), filled in
+from VictoriaMetrics where the file has neither; hourly, monthly and CO2 figures from the
+record's one power (package + GPU). Scenarios without measured energy get **no** load-aware cost
+samples: the reference printed a literal ``0``, which is a wrong number (nothing was measured, it
+did not cost nothing). They are counted in
+``cost_exporter_skipped_scenarios{reason="no_load_aware_data"}``. The audience of
+``cost_per_watch_hour`` is the record's ``audience`` (``viewers``, else the stream count: the rule
+of the reference's Go exporter, whose dashboards draw that panel).
 """
 
 from __future__ import annotations
@@ -23,20 +24,24 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Optional
 
 from prometheus_client.core import GaugeMetricFamily
 
 from advisor_core.argtypes import price
-from advisor_core.cost import CostModel, audience, energy_joules, scenario_power
+from advisor_core.columns import read_columns
+from advisor_core.cost import CostModel
+from advisor_core.record import ScenarioRecord, with_measurements
 from advisor_core.regional_pricing import (
     RegionalPricing,
     check_region,
 )
-from advisor_core.scenario import as_number, is_baseline, positive_number, stream_count
+from advisor_core.samples import SampleSummary, summarise
+from advisor_core.scenario import positive_number
 
 from ._promql import PromClient
-from .families import Family, LabelSchema, TableFamily, label_text
+from .families import Family, LabelSchema, TableFamily
 from .metric_set import MetricSet, Run
 from .runtime import exporter_main
 from .settings import env
@@ -62,24 +67,6 @@ COLUMNS = {
     "pixel": "cost_per_pixel_load_aware",
     "watch": "cost_per_watch_hour_load_aware",
 }
-
-
-def _mean_watts(scenario: dict) -> Optional[float]:
-    """Mean power (W) by the library's one rule for every schema (``scenario_power``)."""
-    power = scenario_power(scenario)
-    watts = as_number(power.get("mean_watts")) if power is not None else None
-    return watts if watts is not None and watts >= 0 else None
-
-
-def _has_sample_pair(scenario: dict) -> bool:
-    return (isinstance(scenario.get("power_watts"), list)
-            and isinstance(scenario.get("cpu_usage_cores"), list))
-
-
-def _has_own_samples(scenario: dict) -> bool:
-    return isinstance(scenario.get("power_watts"), list) or isinstance(
-        scenario.get("cpu_usage_cores"), list
-    )
 
 
 class CostMetrics(MetricSet):
@@ -151,34 +138,38 @@ class CostMetrics(MetricSet):
             logger.exception("carbon intensity unavailable")
             return None
 
-    def _enrich(self, scenarios: list[dict], prom: PromClient) -> list[dict]:
-        """Fill samples from VictoriaMetrics for scenarios whose file carries none (copies)."""
+    def _enrich(self, records: list[ScenarioRecord], prom: PromClient) -> list[ScenarioRecord]:
+        """Fill the energy and CPU work a record lacks from VictoriaMetrics (new records)."""
         if not (self.load_aware and prom.enabled):
-            return scenarios
-        wanted: list[tuple[int, float, float]] = []
-        for index, scenario in enumerate(scenarios):
-            if _has_own_samples(scenario):
-                continue
-            start = positive_number(scenario.get("start_time"))
-            end = positive_number(scenario.get("end_time"))
-            if start is not None and end is not None and end >= start:
-                wanted.append((index, start, end))
+            return records
+        wanted = [(index, record) for index, record in enumerate(records)
+                  if record.window is not None and (record.energy_j is None
+                                                    or record.core_s is None)]
 
-        def fetch(item: tuple[int, float, float]) -> tuple[Any, Any]:
-            _, start, end = item
-            return (prom.query_range(CPU_QUERY, start, end, QUERY_STEP_SECONDS),
-                    prom.query_range(POWER_QUERY, start, end, QUERY_STEP_SECONDS))
+        def fetch(item: tuple[int, ScenarioRecord]) -> tuple[Any, Any]:
+            record = item[1]
+            start, end = record.window  # type: ignore[misc]
+            cpu = (prom.query_range(CPU_QUERY, start, end, QUERY_STEP_SECONDS)
+                   if record.core_s is None else None)
+            power = (prom.query_range(POWER_QUERY, start, end, QUERY_STEP_SECONDS)
+                     if record.energy_j is None else None)
+            return cpu, power
 
-        enriched = list(scenarios)
-        for (index, _, _), (cpu, power) in zip(wanted, prom.map_windows(fetch, wanted)):
-            if cpu or power:
-                copy = dict(scenarios[index])
-                if cpu:
-                    copy["cpu_usage_cores"] = cpu
-                if power:
-                    copy["power_watts"] = power
-                copy["step_seconds"] = QUERY_STEP_SECONDS
-                enriched[index] = copy
+        enriched = list(records)
+        for (index, record), (cpu, power) in zip(wanted, prom.map_windows(fetch, wanted)):
+            # The database's samples obey the file's rule for sample lists.
+            watts = summarise(power, QUERY_STEP_SECONDS)
+            cores = summarise(cpu, QUERY_STEP_SECONDS)
+            watts = watts if isinstance(watts, SampleSummary) else None
+            cores = cores if isinstance(cores, SampleSummary) else None
+            enriched[index] = with_measurements(
+                record,
+                power_w=None if watts is None else watts.mean,
+                energy_j=None if watts is None else watts.integral,
+                stdev_w=None if watts is None else watts.stdev,
+                cpu_pct=None if cores is None else cores.mean * 100.0,
+                core_s=None if cores is None else cores.integral,
+            )
         return enriched
 
     def compute(self, run: Run, prom: PromClient) -> list[Family]:
@@ -188,25 +179,20 @@ class CostMetrics(MetricSet):
         def skip(reason: str) -> None:
             skipped[reason] = skipped.get(reason, 0) + 1
 
-        priced: list[dict] = []
-        for scenario in run.scenarios:
-            bitrate = scenario.get("bitrate")
-            if bitrate is None or bitrate == "":
+        priced: list[ScenarioRecord] = []
+        for record in run.scenarios:
+            if not record.bitrate:
                 skip("missing_bitrate")
-            elif positive_number(scenario.get("viewers")) is not None:
-                priced.append(scenario)
+            elif record.viewers is not None:
+                priced.append(record)
             else:
-                priced.append({**scenario, "viewers": audience(scenario)})
+                priced.append(replace(record, viewers=record.audience))
         priced = self._enrich(priced, prom)
 
-        baseline_watts: Optional[float] = None
-        for scenario in priced:
-            if is_baseline(scenario["name"]):
-                baseline_watts = _mean_watts(scenario)
-                if baseline_watts is not None:
-                    break
+        baseline_watts = next((record.power_w for record in priced
+                               if record.baseline and record.power_w is not None), None)
         intensity = self._intensity()
-        costs = self.model.compute_costs_many(priced)
+        costs = self.model.cost_lists(read_columns(priced))
 
         cur = self.currency
         fam = {
@@ -260,30 +246,17 @@ class CostMetrics(MetricSet):
             if intensity is not None and baseline_watts is not None and baseline_watts > 0
             else None
         )
-        for index, scenario in enumerate(priced):
-            name = scenario["name"]
-            if _has_sample_pair(scenario):
-                row = {key: costs[key][index] for key in COLUMNS.values()}
-            elif energy_joules(scenario) is not None:
-                row = self.model.measured_costs(scenario)
-            else:
+        for index, record in enumerate(priced):
+            labels = _SCHEMA((record.name, cur, str(record.stream_count), record.bitrate or "",
+                              record.encoder, SERVICE))
+            if record.energy_j is None:
                 skip("no_load_aware_data")
-                continue
-            labels = _SCHEMA((
-                name,
-                cur,
-                str(stream_count(name) or 1),
-                label_text(scenario["bitrate"]),
-                label_text(scenario.get("encoder_type") or "unknown"),
-                SERVICE,
-            ))
-            if row["total_cost_load_aware"] is None:
-                skip("invalid_samples")
-            for key, column in COLUMNS.items():
-                value = row[column]
-                if value is not None:
-                    fam[key].add(labels, value)
-            watts = _mean_watts(scenario)
+            else:
+                for key, column in COLUMNS.items():
+                    value = costs[column][index]
+                    if value is not None:
+                        fam[key].add(labels, value)
+            watts = record.power_w
             if watts is None:
                 continue
             hourly = watts / 1000 * price

@@ -1,48 +1,20 @@
-"""What an exporter is: a MetricSet computing families from one loaded results file (a Run)."""
+"""What an exporter is: a MetricSet computing families from one read results file (a Run)."""
 
 from __future__ import annotations
 
 import abc
 import argparse
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional
+from collections.abc import Mapping
+from typing import Optional
 
-from advisor_core.results_files import deduplicate
+from advisor_core.reader import RunRecord
 
 from ._promql import PromClient
 from .families import Family
 from .jobs import Job
 
-
-@dataclass(frozen=True)
-class Run:
-    """One loaded results file: de-duplicated, validated scenario objects (treat as read-only)."""
-
-    path: Path
-    run_id: str
-    scenarios: tuple[dict, ...]
-    duplicates: int = 0
-    skipped: Mapping[str, int] = field(default_factory=dict)
-
-
-def make_run(path: Path, scenarios: Sequence[Any], max_text: Optional[int] = None,
-             not_objects: int = 0) -> Run:
-    """Build a Run: one scenario per name, the last one (``advisor_core.results_files.deduplicate``;
-    ``max_text``: the longest text field, in characters, a kept scenario may have;
-    ``not_objects``: entries the reader already dropped for not being objects, counted too)."""
-    kept = deduplicate(scenarios, max_text)
-    skipped = dict(kept.skipped)
-    if not_objects:
-        skipped["not_an_object"] = skipped.get("not_an_object", 0) + not_objects
-    return Run(
-        path=Path(path),
-        run_id=Path(path).stem,
-        scenarios=tuple(kept.scenarios),
-        duplicates=kept.duplicates,
-        skipped=skipped,
-    )
+#: One loaded results file: its records, one per scenario name (``advisor_core.reader``).
+Run = RunRecord
 
 
 class MetricSet(abc.ABC):

@@ -4,14 +4,13 @@ Labels ``scenario``, ``bitrate``, ``encoder`` (README difference 15: the union o
 reference label sets; ``encoder`` = ``encoder_type``, "unknown" when absent, as in the cost
 exporter so both join on the same labels). Differences from the reference:
 
-* scores are emitted only inside their valid range (VMAF 0..100, PSNR >= 0, SSIM 0..1); a genuine
-  0 is emitted, out-of-range or non-numeric values are skipped and counted in
+* scores are emitted only inside their valid range (VMAF 0..100, PSNR >= 0, SSIM 0..1; the record
+  reader's rule); a genuine 0 is emitted, out-of-range or non-numeric values are counted in
   ``qoe_exporter_skipped_scenarios{reason}``;
-* quality per watt and QoE efficiency come from ``advisor_core.scoring`` and need power
-  information: the scenario's ``power`` object, else its ``power_watts`` samples, from which
-  mean watts = arithmetic mean and energy = trapezoid(power_watts, step_seconds) joules (the Go
-  version summed rectangles with a fixed 5 s step); without a valid ``step_seconds`` only the
-  mean is known, so only quality per watt is emitted;
+* quality per watt and QoE efficiency come from ``advisor_core.scoring`` with the record's one
+  power and measured energy (docs/results-files.md §2.4: e.g. energy = trapezoid(power_watts,
+  step_seconds) joules, where the Go version summed rectangles with a fixed 5 s step); without a
+  valid ``step_seconds`` only the mean is known, so only quality per watt is emitted;
 * ``qoe_computation_duration_seconds`` (always 0 in the reference) is gone; the real refresh
   duration is ``qoe_exporter_refresh_duration_seconds``.
 """
@@ -19,18 +18,16 @@ exporter so both join on the same labels). Differences from the reference:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from typing import Optional
 
 from advisor_core.columns import read_columns
-from advisor_core.cost import scenario_power
-from advisor_core.scenario import as_number
+from advisor_core.record import ScenarioRecord
 from advisor_core.scoring import EnergyEfficiencyScorer
 
 from ._promql import PromClient
-from .families import Family, LabelSchema, LabelSet, TableFamily, label_text
+from .families import Family, LabelSchema, LabelSet, TableFamily
 from .metric_set import MetricSet, Run
 from .runtime import exporter_main
 
@@ -38,17 +35,6 @@ __all__ = ["QoEMetrics", "main"]
 
 LABELS = ["scenario", "bitrate", "encoder"]
 _SCHEMA = LabelSchema(LABELS)
-
-
-def _with_power(scenario: dict) -> dict:
-    """Return the scenario, or a copy with the ``power`` summary of its samples
-    (``advisor_core.cost.scenario_power``, the library's one rule for every schema)."""
-    power = scenario_power(scenario)
-    if power is None or power is scenario.get("power"):
-        return scenario
-    copy = dict(scenario)
-    copy["power"] = power
-    return copy
 
 
 class QoEMetrics(MetricSet):
@@ -84,45 +70,24 @@ class QoEMetrics(MetricSet):
         drop_f = TableFamily(
             "qoe_drop_rate", "Dropped frames / total frames (ratio 0-1)")
 
-        def score(scenario: dict, key: str, low: float, high: float) -> Optional[float]:
-            raw = scenario.get(key)
-            if raw is None:
-                return None
-            value = as_number(raw)
-            if value is None:
-                skip(f"{key}_invalid")
-                return None
-            if not low <= value <= high:
-                skip(f"{key}_out_of_range")
-                return None
-            return value
-
-        # Scenarios with a VMAF score (and their labels): scored after the loop, read into
+        # Records with a VMAF score (and their labels): scored after the loop, laid out as
         # columns once (the same numbers as compute_score of each).
-        rated: list[dict] = []
+        rated: list[ScenarioRecord] = []
         rated_labels: list[LabelSet] = []
-        for scenario in run.scenarios:
-            labels = _SCHEMA((
-                scenario["name"],
-                label_text(scenario.get("bitrate")),
-                label_text(scenario.get("encoder_type") or "unknown"),
-            ))
-            vmaf = score(scenario, "vmaf_score", 0.0, 100.0)
-            psnr = score(scenario, "psnr_score", 0.0, math.inf)
-            ssim = score(scenario, "ssim_score", 0.0, 1.0)
-            if vmaf is not None:
-                vmaf_f.add(labels, vmaf)
-            if psnr is not None:
-                psnr_f.add(labels, psnr)
-            if ssim is not None:
-                ssim_f.add(labels, ssim)
-            if vmaf is not None:
-                rated.append(_with_power(scenario))
+        for record in run.scenarios:
+            labels = _SCHEMA((record.name, record.bitrate or "", record.encoder))
+            if record.vmaf is not None:
+                vmaf_f.add(labels, record.vmaf)
+                rated.append(record)
                 rated_labels.append(labels)
-            total = as_number(scenario.get("total_frames"))
-            if total is not None and total > 0:
-                dropped = as_number(scenario.get("dropped_frames"))
-                if dropped is not None and 0 <= dropped <= total:
+            if record.psnr is not None:
+                psnr_f.add(labels, record.psnr)
+            if record.ssim is not None:
+                ssim_f.add(labels, record.ssim)
+            total, dropped = record.total_frames, record.dropped_frames
+            # A non-numeric count is the reader's to count; more dropped than total is ours.
+            if total is not None and total > 0 and dropped is not None:
+                if dropped <= total:
                     drop_f.add(labels, dropped / total)
                 else:
                     skip("dropped_frames_invalid")

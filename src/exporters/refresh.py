@@ -16,21 +16,16 @@ import os
 import threading
 import time
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from advisor_core.analysis import analysis_path, join_analysis, read_analysis
-from advisor_core.results_files import (
-    RESULTS_GLOB,
-    ResultsFileError,
-    latest_results_file,
-    read_results,
-)
+from advisor_core.analysis import analysis_path
+from advisor_core.reader import ReadLimits, RunRecord, read_run
+from advisor_core.results_files import RESULTS_GLOB, ResultsFileError, latest_results_file
 
 from ._promql import PromClient
 from .jobs import BackgroundJobs
-from .metric_set import Run, make_run
 from .publisher import ExporterState, ProcessPart
 
 logger = logging.getLogger("exporters")
@@ -51,14 +46,9 @@ def _analysis_signature(results_path: Path) -> Optional[tuple]:
     return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
-@dataclass(frozen=True)
-class ReadLimits:
-    """What one results file may hold (docs/exporters.md §7): bytes, scenario entries and
-    characters per text field (label value). Together they bound a refresh's memory."""
-
-    max_bytes: int = 16 * 1024 * 1024
-    max_scenarios: int = 20_000
-    max_text: int = 1024
+#: What one results file may hold by default (docs/exporters.md §7): bytes, scenario entries and
+#: characters per text field (label value). Together they bound a refresh's memory.
+EXPORTER_LIMITS = ReadLimits(max_bytes=16 * 1024 * 1024, max_scenarios=20_000, max_text=1024)
 
 
 class Refresher(threading.Thread):
@@ -73,7 +63,7 @@ class Refresher(threading.Thread):
         limits: Optional[ReadLimits] = None,
     ) -> None:
         super().__init__(name="exporter-refresh", daemon=True)
-        self.limits = limits or ReadLimits()
+        self.limits = limits or EXPORTER_LIMITS
         self.states = list(states)
         self.results_dir = Path(results_dir)
         self.interval = interval
@@ -206,28 +196,6 @@ class Refresher(threading.Thread):
                 if job is not None:
                     self.jobs.submit(index, job)
 
-    def _join_analysis(self, path: Path, scenarios: list[dict]) -> list[dict]:
-        """The scenarios with the power of the analysis CSV beside the file, where it exists.
-
-        An unusable CSV is logged and counted (``analysis_unreadable``); the run is served from
-        its JSON alone, which is right if incomplete.
-        """
-        csv_path = analysis_path(path)
-        try:
-            rows = read_analysis(csv_path, self.limits.max_bytes)
-        except ResultsFileError as exc:
-            if exc.reason == "vanished":
-                return scenarios
-            message = str(exc)
-        except ValueError as exc:
-            message = str(exc)
-        else:
-            return join_analysis(scenarios, rows)
-        logger.error("serving %s without its analysis: %s", path.name, message)
-        for state in self.states:
-            state.failed("analysis_unreadable")
-        return scenarios
-
     def _rerender_one(self, state: ExporterState) -> None:
         """Render one set again from its cached rows (its background job has new results)."""
         try:
@@ -235,15 +203,20 @@ class Refresher(threading.Thread):
         except Exception:
             logger.exception("%s: re-rendering failed", state.metric_set.name)
 
-    def _read(self, path: Path) -> Optional[tuple[Path, list[dict], int]]:
-        """(path read, scenario objects, entries) of the newest file, or None after counting
-        why it could not be read (a file that vanished is replaced by the next newest)."""
+    def _read(self, path: Path) -> Optional[RunRecord]:
+        """The newest file read into records, or None after counting why it could not be read
+        (a file that vanished is replaced by the next newest). An unusable analysis CSV is
+        logged and counted (``analysis_unreadable``); the run is served from its JSON alone."""
         for attempt in range(_ATTEMPTS):
             try:
                 self.loads += 1
-                scenarios, entries = read_results(path, self.limits.max_bytes,
-                                                  self.limits.max_scenarios)
-                return path, scenarios, entries
+                run = read_run(path, self.limits)
+                if run.analysis_error is not None:
+                    logger.error("serving %s without its analysis: %s", path.name,
+                                 run.analysis_error)
+                    for state in self.states:
+                        state.failed("analysis_unreadable")
+                return run
             except ResultsFileError as exc:
                 if exc.reason == "vanished" and attempt + 1 < _ATTEMPTS:
                     again = self._newest_after_vanish()
@@ -265,25 +238,21 @@ class Refresher(threading.Thread):
                 # rename, or a mistake; neither is a reason to serve nothing as healthy.
                 self._fail("no_results_file", f"no {RESULTS_GLOB} in {self.results_dir} any more")
                 return
-            run = Run(path=self.results_dir, run_id="", scenarios=())
-            entries = 0
+            run = RunRecord(scenarios=(), path=self.results_dir)
         else:
             loaded = self._read(Path(signature[0]))
             if loaded is None:
                 return
-            path, scenarios, entries = loaded
-            not_objects = entries - len(scenarios)  # dropped by read_results, counted here
-            scenarios = self._join_analysis(path, scenarios)
-            run = make_run(path, scenarios, self.limits.max_text, not_objects)
-            del scenarios
+            run = loaded
+            del loaded
             self._served_file = True
             self._last_failure = None
         load_seconds = time.perf_counter() - started
         incomplete = self.prom.incomplete
-        # What the self-metrics need of the run, shared by every set; the scenario objects (the
-        # largest thing a refresh holds besides the bodies) are dropped after the last compute.
-        summary = Run(path=run.path, run_id=run.run_id, scenarios=(),
-                      duplicates=run.duplicates, skipped=run.skipped)
+        # What the self-metrics need of the run, shared by every set; the records (the largest
+        # thing a refresh holds besides the bodies) are dropped after the last compute.
+        summary = replace(run, scenarios=())
+        entries = run.entries
         last = len(self.states) - 1
         for index, state in enumerate(self.states):
             began = time.perf_counter()

@@ -18,19 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from advisor_core.measurements import (
-    PowerStats,
-    file_power_stats,
-    scenario_duration,
-    scenario_window,
-)
-from advisor_core.scenario import encoder_class, is_baseline, output_ladder, stream_count
+from advisor_core.record import ScenarioRecord
 
 from ._promql import PromClient
-from .families import Family, LabelSchema, LabelSet, TableFamily, label_text
+from .families import Family, LabelSchema, LabelSet, TableFamily
 from .jobs import Job
 from .metric_set import MetricSet, Run
-from .results_model import ModelInput, ResultsModel, default_predictor
+from .results_model import ResultsModel, default_predictor
 from .results_recommendation import recommendation_families
 from .results_values import measured_values, prediction_values
 from .results_victoriametrics import fill_from_victoriametrics
@@ -136,38 +130,20 @@ _FAMILIES = (
 # ---------------------------------------------------------------------------------------------
 
 
-def _field_or(scenario: dict, key: str, default: str) -> str:
-    value = scenario.get(key)
-    return value if isinstance(value, str) and value else default
-
-
-def scenario_labels(run_id: str, scenario: dict) -> tuple[str, ...]:
-    """Return the ten label values of a scenario in ``LABELS`` order (docs/exporters.md §1)."""
-    streams = stream_count(scenario.get("name"))
+def scenario_labels(run_id: str, record: ScenarioRecord) -> tuple[str, ...]:
+    """Return the ten label values of a record in ``LABELS`` order (docs/exporters.md §1)."""
     return (
         run_id,
-        label_text(scenario.get("name")),
-        label_text(scenario.get("bitrate")),
-        label_text(scenario.get("resolution")),
-        label_text(scenario.get("fps")),
-        str(1 if streams is None else streams),
-        output_ladder(scenario) or "unknown",
-        encoder_class(scenario),
-        _field_or(scenario, "encoder", "h264"),
-        _field_or(scenario, "preset", "veryfast"),
+        record.name,
+        record.bitrate or "",
+        record.resolution or "",
+        record.fps_text or "",
+        str(record.stream_count),
+        record.output_ladder or "unknown",
+        record.encoder_class,
+        record.encoder,
+        record.preset,
     )
-
-
-@dataclass
-class _Row:
-    """Everything compute needs about one scenario."""
-
-    scenario: dict
-    name: str
-    labels: LabelSet
-    duration: Optional[float]
-    window: Optional[tuple[float, float]]
-    stats: PowerStats
 
 
 @dataclass(frozen=True)
@@ -230,33 +206,15 @@ class ResultsMetrics(MetricSet):
 
     def compute(self, run: Run, prom: PromClient) -> list[Family]:
         """Return the results families for a run (refresh thread only; never trains)."""
-        rows = []
-        for scenario in run.scenarios:
-            duration = scenario_duration(scenario)
-            rows.append(_Row(
-                scenario=scenario,
-                name=scenario["name"],
-                labels=_SCHEMA(scenario_labels(run.run_id, scenario)),
-                duration=duration,
-                window=scenario_window(scenario),
-                stats=file_power_stats(scenario, duration),
-            ))
-        fill_from_victoriametrics([(row.window, row.stats) for row in rows], prom)
-
-        baseline: Optional[PowerStats] = None
-        for row in rows:
-            if row.stats.mean_w is not None and is_baseline(row.name):
-                baseline = row.stats
-                break
+        records = fill_from_victoriametrics(run.scenarios, prom)
+        labels = [_SCHEMA(scenario_labels(run.run_id, record)) for record in records]
+        baseline = next((record for record in records
+                         if record.power_w is not None and record.baseline), None)
         # Within one run (one file) only the scenario set, durations and the CPU filled in from
         # VictoriaMetrics can change the model's features between refreshes.
         signature = (run.run_id,
-                     tuple((row.name, row.duration, row.stats.cpu_pct) for row in rows))
-        job = self.model.job_for(
-            run.run_id,
-            [ModelInput(row.name, row.scenario, row.duration, row.stats) for row in rows],
-            signature,
-        )
+                     tuple((record.name, record.duration_s, record.cpu_pct) for record in records))
+        job = self.model.job_for(run.run_id, records, signature)
         if job is not None:
             self._job = job  # else a job asked for earlier and not taken yet stays
 
@@ -266,17 +224,18 @@ class ResultsMetrics(MetricSet):
         sinks = {key: (family.keys.append, family.values.append)
                  for key, family in measured.items()}
         rows_basis = []
-        for row in rows:
-            if row.duration is None:
+        for record, label_set in zip(records, labels):
+            if record.duration_s is None:
                 _count(skipped, "no_duration")
-            if not row.stats.has_power:
+            if record.power_w is None and record.energy_j is None:
                 _count(skipped, "no_power_data")
-            samples, basis = measured_values(row.scenario, row.duration, row.stats, baseline)
-            _add_finite(row.labels, samples, sinks, skipped)
-            rows_basis.append((row.name, row.labels, basis))
+            samples, basis = measured_values(record, baseline)
+            _add_finite(label_set, samples, sinks, skipped)
+            rows_basis.append((record.name, label_set, basis))
         # Assigned once complete: the cache always matches the last compute that succeeded.
         recommendation = recommendation_families(
-            run.scenarios, {row.name: row.labels.values for row in rows}, LABELS)
+            run, {record.name: label_set.values for record, label_set in zip(records, labels)},
+            LABELS)
         self._cached = _Cached(signature=signature, measured=measured, rows=tuple(rows_basis),
                                skipped=skipped, recommendation=recommendation)
         return self._render(self._cached)

@@ -2,8 +2,8 @@
 the predictions valid for the rows being rendered (README difference 10: never on a scrape).
 
 The predictor is trained once per run (again only when the number of usable rows of that run
-changes) on the reference's ML copies of the scenarios (``advisor_core.measurements.
-training_copy``), then predicts every scenario with one bootstrap. Both happen in a background
+changes) on the run's records (with what VictoriaMetrics filled in), then predicts every
+scenario with one bootstrap. Both happen in a background
 job the refresh runs on its job thread; a compute only asks for one and reads the predictions
 already valid for its rows.
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from advisor_core.measurements import PowerStats, training_copy
+from advisor_core.record import ScenarioRecord
 
 from .families import Family
 from .jobs import Job
@@ -29,23 +29,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ML_BOOTSTRAP", "ML_CONFIDENCE", "ML_MODELS", "ModelInput", "ResultsModel",
-           "default_predictor"]
+__all__ = ["ML_BOOTSTRAP", "ML_CONFIDENCE", "ML_MODELS", "ResultsModel", "default_predictor"]
 
 ML_MODELS = ("linear", "poly2", "poly3")
 ML_CONFIDENCE = 0.95
 ML_BOOTSTRAP = 50
 MIN_TRAINING_ROWS = 3
-
-
-@dataclass(frozen=True)
-class ModelInput:
-    """What the model needs of one scenario row (name, scenario, duration in s, power stats)."""
-
-    name: str
-    scenario: dict
-    duration: Optional[float]
-    stats: PowerStats
 
 
 @dataclass(frozen=True)
@@ -66,9 +55,9 @@ class _Predictions:
 class _Request:
     run_id: str
     train_key: Optional[tuple]
-    training: tuple
-    names: tuple
-    prediction: tuple
+    training: tuple[ScenarioRecord, ...]
+    names: tuple[str, ...]
+    prediction: tuple[ScenarioRecord, ...]
     signature: tuple
 
 
@@ -104,13 +93,14 @@ class ResultsModel:
         self._trainings = 0
         self._training_failures = 0
 
-    def job_for(self, run_id: str, rows: Sequence[ModelInput], signature: tuple) -> Optional[Job]:
+    def job_for(self, run_id: str, rows: Sequence[ScenarioRecord],
+                signature: tuple) -> Optional[Job]:
         """The job that trains and/or predicts for these rows, or None when nothing is due.
 
         ``signature`` identifies the model's inputs (run, scenario set, durations, CPU); a job
         already asked for with the same inputs is not asked for twice.
         """
-        valid = [row for row in rows if row.stats.mean_w]
+        valid = tuple(row for row in rows if row.power_w)
         train_key = (run_id, len(valid)) if len(valid) >= MIN_TRAINING_ROWS else None
         with self._lock:
             model, predictions = self._model, self._predictions
@@ -124,13 +114,12 @@ class ResultsModel:
             if not (need_train or need_predict) or request_key == self._submitted:
                 return None
             self._submitted = request_key
-        copies = {id(r): training_copy(r.scenario, r.duration, r.stats) for r in rows}
         request = _Request(
             run_id=run_id,
             train_key=train_key if need_train else None,
-            training=tuple(copies[id(r)] for r in valid) if need_train else (),
+            training=valid if need_train else (),
             names=tuple(row.name for row in rows),
-            prediction=tuple(copies.values()),
+            prediction=tuple(rows),
             signature=signature,
         )
         return functools.partial(self._run, request)

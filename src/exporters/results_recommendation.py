@@ -2,8 +2,8 @@
 configuration within its score unit, the best configuration per output ladder and membership of
 the VMAF / power-per-stream Pareto front, from ``advisor_core.decision``.
 
-They read the results file (power from ``advisor_core.cost.scenario_power``), not the
-VictoriaMetrics enrichment, so they equal what ``advisor recommend`` says for the same file.
+They read the run's records as the file gives them, not the VictoriaMetrics enrichment, so they
+equal what ``advisor recommend`` says for the same file.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from advisor_core.decision import Prices, best_per_ladder, evaluate, pareto_front, ranking_groups
+from advisor_core.reader import Records
 
 from .families import LabelSchema, LabelSet, TableFamily
 
@@ -20,7 +21,7 @@ __all__ = ["recommendation_families"]
 _NO_PRICES = Prices(energy_per_kwh=0.0)
 
 
-def recommendation_families(scenarios: Sequence[dict], labels: dict[str, tuple[str, ...]],
+def recommendation_families(run: Records, labels: dict[str, tuple[str, ...]],
                             names: Sequence[str]) -> list[TableFamily]:
     """Rank, best-per-ladder and Pareto families; ``labels``: the usual label values by name.
 
@@ -28,7 +29,7 @@ def recommendation_families(scenarios: Sequence[dict], labels: dict[str, tuple[s
     """
     ranked_schema = LabelSchema((*names, "algorithm"))
     plain_schema = LabelSchema(names)
-    items = evaluate(scenarios, _NO_PRICES).items
+    items = evaluate(run, _NO_PRICES).items
     rank = TableFamily("results_recommendation_efficiency_rank",
                        "Rank of the configuration among those scored with the same algorithm "
                        "(unit); 1 = best, equal scores share a rank")

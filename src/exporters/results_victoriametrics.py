@@ -8,10 +8,10 @@ container CPU. Run on the refresh thread; the client's caching and backoff keep 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any
 
-from advisor_core.cost import sample_series, sample_stdev
-from advisor_core.measurements import PowerStats
+from advisor_core.record import ScenarioRecord, with_measurements
+from advisor_core.samples import sample_series, sample_stdev
 from advisor_core.scenario import positive_number
 
 from ._promql import PromClient
@@ -31,24 +31,27 @@ def energy_query(window_seconds: float) -> str:
     return f'sum(increase(rapl_energy_joules_total{{zone=~"package.*"}}[{window}s]))'
 
 
-def fill_from_victoriametrics(windows: Sequence[tuple[Optional[tuple[float, float]], PowerStats]],
-                              prom: PromClient) -> None:
-    """Complete each (scenario window in Unix seconds, power statistics) pair in place from
-    VictoriaMetrics: energy (joules), mean and standard deviation (watts), CPU (percent)."""
+def fill_from_victoriametrics(records: Sequence[ScenarioRecord],
+                              prom: PromClient) -> list[ScenarioRecord]:
+    """The records with what VictoriaMetrics knows of their windows filled in where the file
+    has nothing: energy (joules), mean and standard deviation (watts), CPU (percent)."""
+    filled = list(records)
     if not prom.enabled:
-        return
-    wanted: list[tuple[PowerStats, float, float, bool, bool, bool]] = []
-    for window, stats in windows:
-        if window is None:
+        return filled
+    wanted: list[tuple[int, ScenarioRecord, bool, bool, bool]] = []
+    for index, record in enumerate(records):
+        if record.window is None:
             continue
-        need_energy = not stats.has_power
-        need_samples = need_energy or (stats.stdev_w is None and stats.mean_w is not None)
-        need_cpu = stats.cpu_pct is None
+        need_energy = record.power_w is None and record.energy_j is None
+        need_samples = need_energy or (record.power_stdev_w is None
+                                       and record.power_w is not None)
+        need_cpu = record.cpu_pct is None
         if need_energy or need_samples or need_cpu:
-            wanted.append((stats, *window, need_energy, need_samples, need_cpu))
+            wanted.append((index, record, need_energy, need_samples, need_cpu))
 
-    def fetch(item: tuple[PowerStats, float, float, bool, bool, bool]) -> tuple[Any, Any, Any]:
-        _, start, end, need_energy, need_samples, need_cpu = item
+    def fetch(item: tuple[int, ScenarioRecord, bool, bool, bool]) -> tuple[Any, Any, Any]:
+        _, record, need_energy, need_samples, need_cpu = item
+        start, end = record.window  # type: ignore[misc]
         energy = prom.query(energy_query(end - start), end) if need_energy else None
         power = (prom.query_range(POWER_QUERY, start, end, QUERY_STEP_SECONDS)
                  if need_samples else None)
@@ -56,21 +59,20 @@ def fill_from_victoriametrics(windows: Sequence[tuple[Optional[tuple[float, floa
                if need_cpu else None)
         return energy, power, cpu
 
-    for (stats, start, end, need_energy, _, _), (energy, power, cpu) in zip(
+    for (index, record, need_energy, _, _), (energy, power, cpu) in zip(
         wanted, prom.map_windows(fetch, wanted)
     ):
+        start, end = record.window  # type: ignore[misc]
         samples = sample_series(power)
+        watts = joules = None
         if need_energy:
             joules = positive_number(energy)
             watts = None if joules is None else positive_number(joules / (end - start))
-            if watts is not None:
-                stats.energy_j, stats.mean_w = joules, watts
-            elif samples is not None and samples[1] > 0:
-                stats.mean_w = samples[1]
-                stats.energy_j = positive_number(stats.mean_w * (end - start))
-        if stats.stdev_w is None and stats.mean_w is not None and samples is not None:
-            stats.stdev_w = sample_stdev(*samples)
-        if stats.cpu_pct is None:
-            cpu_samples = sample_series(cpu)
-            if cpu_samples is not None:
-                stats.cpu_pct = cpu_samples[1]
+            if watts is None and samples is not None and samples[1] > 0:
+                watts, joules = samples[1], positive_number(samples[1] * (end - start))
+        stdev = sample_stdev(*samples) if samples is not None else None
+        cpu_samples = sample_series(cpu)
+        filled[index] = with_measurements(
+            record, power_w=watts, energy_j=joules, stdev_w=stdev,
+            cpu_pct=None if cpu_samples is None else cpu_samples[1])
+    return filled
