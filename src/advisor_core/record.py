@@ -273,11 +273,14 @@ class _Reader:
             if entries > MAX_OUTPUTS:
                 raise Unusable("too_many_outputs")
             for output in outputs:
+                size = fps = None
                 if isinstance(output, dict):
                     size = resolution(output.get("resolution"))
                     fps = _positive(output.get("fps"))
-                    if size is not None and fps is not None:
-                        found.append((size[0], size[1], fps, _fps_text(output.get("fps"))))
+                if size is not None and fps is not None:
+                    found.append((size[0], size[1], fps, _fps_text(output.get("fps"))))
+            if len(found) < entries:
+                self.problem("outputs_invalid")  # entries without a usable size and rate
         elif outputs is not None:
             self.problem("outputs_invalid")
         if not found:

@@ -41,7 +41,7 @@ from advisor_core.samples import SampleSummary, summarise
 from advisor_core.scenario import positive_number
 
 from ._promql import PromClient
-from .families import Family, LabelSchema, TableFamily
+from .families import Family, FamilySpec, LabelSchema, table_families
 from .metric_set import MetricSet, Run
 from .runtime import exporter_main
 from .settings import env
@@ -59,6 +59,31 @@ HOURS_PER_MONTH = 720.0  # 24 h x 30 d, as the reference
 LABELS = ["scenario", "currency", "streams", "bitrate", "encoder", "service"]
 SERVICE = "cost-analysis"
 _SCHEMA = LabelSchema(LABELS)
+# (key, metric name, help) of the per-scenario families, in the reference's order. Power is the
+# record's one power (CPU package + GPU when measured), energy its measured energy.
+_FAMILIES: tuple[FamilySpec, ...] = (
+    ("total", "cost_total_load_aware",
+     "Load-aware total cost of the scenario: energy + compute ({currency})"),
+    ("energy", "cost_energy_load_aware",
+     "Energy cost: measured energy (CPU package + GPU) x price per joule ({currency})"),
+    ("compute", "cost_compute_load_aware",
+     "Compute cost: CPU (+GPU) core-seconds x price per core-second ({currency})"),
+    ("pixel", "cost_per_pixel", "Load-aware total cost per delivered pixel ({currency}/pixel)"),
+    ("watch", "cost_per_watch_hour",
+     "Load-aware total cost per viewer-hour ({currency}/viewer-hour)"),
+    ("hourly", "cost_usd_per_hour",
+     "Energy-only cost per hour at the mean power (CPU package + GPU) of the scenario "
+     "({currency}/h; the name keeps the reference's 'usd')"),
+    ("monthly", "cost_monthly_projection", "Energy-only hourly cost x 720 h ({currency}/month)"),
+    ("savings", "cost_monthly_savings",
+     "Baseline monthly energy cost minus this scenario's; negative above the baseline "
+     "({currency}/month)"),
+    ("co2", "co2_emissions_kg_per_hour",
+     "CO2 emitted per hour at the mean power (CPU package + GPU) of the scenario (kg/h)"),
+    ("co2_month", "co2_monthly_projection", "CO2 per hour x 720 h (kg/month)"),
+    ("co2_avoided", "co2_monthly_avoided",
+     "Baseline monthly CO2 minus this scenario's; negative above the baseline (kg/month)"),
+)
 #: Load-aware family key -> its CostModel column.
 COLUMNS = {
     "total": "total_cost_load_aware",
@@ -195,44 +220,7 @@ class CostMetrics(MetricSet):
         costs = self.model.cost_lists(read_columns(priced))
 
         cur = self.currency
-        fam = {
-            "total": TableFamily(
-                "cost_total_load_aware",
-                f"Load-aware total cost of the scenario: energy + compute ({cur})"),
-            "energy": TableFamily(
-                "cost_energy_load_aware",
-                f"Energy cost: integrated power samples x price per joule ({cur})"),
-            "compute": TableFamily(
-                "cost_compute_load_aware",
-                "Compute cost: integrated CPU (+GPU) core-seconds x price per core-second "
-                f"({cur})"),
-            "pixel": TableFamily(
-                "cost_per_pixel",
-                f"Load-aware total cost per delivered pixel ({cur}/pixel)"),
-            "watch": TableFamily(
-                "cost_per_watch_hour",
-                f"Load-aware total cost per viewer-hour ({cur}/viewer-hour)"),
-            "hourly": TableFamily(
-                "cost_usd_per_hour",
-                f"Energy-only cost per hour at the mean power of the scenario ({cur}/h; the "
-                "name keeps the reference's 'usd')"),
-            "monthly": TableFamily(
-                "cost_monthly_projection",
-                f"Energy-only hourly cost x 720 h ({cur}/month)"),
-            "savings": TableFamily(
-                "cost_monthly_savings",
-                f"Baseline monthly energy cost minus this scenario's; negative above the "
-                f"baseline ({cur}/month)"),
-            "co2": TableFamily(
-                "co2_emissions_kg_per_hour",
-                "CO2 emitted per hour at the mean power of the scenario (kg/h)"),
-            "co2_month": TableFamily(
-                "co2_monthly_projection", "CO2 per hour x 720 h (kg/month)"),
-            "co2_avoided": TableFamily(
-                "co2_monthly_avoided",
-                "Baseline monthly CO2 minus this scenario's; negative above the baseline "
-                "(kg/month)"),
-        }
+        fam = table_families(_FAMILIES, currency=cur)
         alive = GaugeMetricFamily("cost_exporter_alive", "Liveness of the cost exporter (1)")
         alive.add_metric([], 1.0)
 

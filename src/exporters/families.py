@@ -129,6 +129,15 @@ class TableFamily:
 
 Family = Union[Metric, TableFamily]
 
+#: One per-scenario family declared as data: (key, metric name, help). Braces in a help name
+#: values filled in at compute time (``{currency}``).
+FamilySpec = tuple[str, str, str]
+
+
+def table_families(specs: Sequence[FamilySpec], **values: str) -> dict[str, TableFamily]:
+    """A new, empty gauge TableFamily for each spec, by key (helps formatted with ``values``)."""
+    return {key: TableFamily(name, text.format(**values)) for key, name, text in specs}
+
 
 _LEGACY_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 _LEGACY_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

@@ -27,13 +27,24 @@ from advisor_core.record import ScenarioRecord
 from advisor_core.scoring import EnergyEfficiencyScorer
 
 from ._promql import PromClient
-from .families import Family, LabelSchema, LabelSet, TableFamily
+from .families import Family, FamilySpec, LabelSchema, LabelSet, table_families
 from .metric_set import MetricSet, Run
 from .runtime import exporter_main
 
 __all__ = ["QoEMetrics", "main"]
 
 LABELS = ["scenario", "bitrate", "encoder"]
+# (key, metric name, help) of the per-scenario families, in the reference's order.
+_FAMILIES: tuple[FamilySpec, ...] = (
+    ("vmaf", "qoe_vmaf_score", "VMAF score (0-100)"),
+    ("psnr", "qoe_psnr_score", "PSNR (dB)"),
+    ("ssim", "qoe_ssim_score", "SSIM (0-1)"),
+    ("per_watt", "qoe_quality_per_watt",
+     "VMAF per watt of mean power, CPU package + GPU when measured (1/W)"),
+    ("efficiency", "qoe_efficiency_score",
+     "Quality-weighted pixels per joule: pixels x VMAF/100 / measured energy (pixels/J)"),
+    ("drop_rate", "qoe_drop_rate", "Dropped frames / total frames (ratio 0-1)"),
+)
 _SCHEMA = LabelSchema(LABELS)
 
 
@@ -59,16 +70,10 @@ class QoEMetrics(MetricSet):
         def skip(reason: str) -> None:
             skipped[reason] = skipped.get(reason, 0) + 1
 
-        vmaf_f = TableFamily("qoe_vmaf_score", "VMAF score (0-100)")
-        psnr_f = TableFamily("qoe_psnr_score", "PSNR (dB)")
-        ssim_f = TableFamily("qoe_ssim_score", "SSIM (0-1)")
-        per_watt_f = TableFamily(
-            "qoe_quality_per_watt", "VMAF per watt of mean power (1/W)")
-        efficiency_f = TableFamily(
-            "qoe_efficiency_score",
-            "Quality-weighted pixels per joule: pixels x VMAF/100 / energy (pixels/J)")
-        drop_f = TableFamily(
-            "qoe_drop_rate", "Dropped frames / total frames (ratio 0-1)")
+        families = table_families(_FAMILIES)
+        vmaf_f, psnr_f, ssim_f = families["vmaf"], families["psnr"], families["ssim"]
+        per_watt_f, efficiency_f = families["per_watt"], families["efficiency"]
+        drop_f = families["drop_rate"]
 
         # Records with a VMAF score (and their labels): scored after the loop, laid out as
         # columns once (the same numbers as compute_score of each).
@@ -97,7 +102,7 @@ class QoEMetrics(MetricSet):
                 if value == value:  # NaN: no score
                     family.add(labels, value)
         self._skipped = skipped
-        return [vmaf_f, psnr_f, ssim_f, per_watt_f, efficiency_f, drop_f]
+        return list(families.values())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

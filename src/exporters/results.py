@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 from advisor_core.record import ScenarioRecord
 
 from ._promql import PromClient
-from .families import Family, LabelSchema, LabelSet, TableFamily
+from .families import Family, FamilySpec, LabelSchema, LabelSet, table_families
 from .jobs import Job
 from .metric_set import MetricSet, Run
 from .results_model import ResultsModel, default_predictor
@@ -56,19 +56,21 @@ _PREDICTED = frozenset((
 ))
 
 # (key, metric name, help) in the reference's declaration order, new families last.
-_FAMILIES = (
+_FAMILIES: tuple[FamilySpec, ...] = (
     ("duration", "results_scenario_duration_seconds",
-     "Scenario length: measured window end - start, else the file's duration field (seconds)"),
+     "Scenario length: the file's duration field, else measured window end - start (seconds)"),
     ("mean_power", "results_scenario_mean_power_watts",
-     "Mean CPU-package power over the scenario window (watts)"),
+     "Mean power over the scenario: CPU package + GPU when measured (watts)"),
     ("measured_power", "results_scenario_measured_power_watts",
      "Same value as results_scenario_mean_power_watts (watts)"),
     ("docker_overhead", "results_scenario_estimated_docker_overhead_watts",
      "Container CPU share x mean power (watts)"),
     ("energy_j", "results_scenario_total_energy_joules",
-     "CPU-package energy over the scenario window (joules)"),
+     "Energy of the scenario (CPU package + GPU): measured, else mean power x duration "
+     "(joules)"),
     ("energy_wh", "results_scenario_total_energy_wh",
-     "CPU-package energy over the scenario window (watt-hours)"),
+     "Energy of the scenario (CPU package + GPU): measured, else mean power x duration "
+     "(watt-hours)"),
     ("container_cpu", "results_scenario_container_cpu_percent",
      "Mean total container CPU (percent, 100 = one core)"),
     ("wh_per_min", "results_scenario_energy_wh_per_min", "Energy per minute (watt-hours/minute)"),
@@ -219,8 +221,7 @@ class ResultsMetrics(MetricSet):
             self._job = job  # else a job asked for earlier and not taken yet stays
 
         skipped: dict[str, int] = {}
-        measured = {key: TableFamily(name, doc) for key, name, doc in _FAMILIES
-                    if key not in _PREDICTED}
+        measured = table_families([spec for spec in _FAMILIES if spec[0] not in _PREDICTED])
         sinks = {key: (family.keys.append, family.values.append)
                  for key, family in measured.items()}
         rows_basis = []
@@ -243,8 +244,7 @@ class ResultsMetrics(MetricSet):
     def _render(self, cached: _Cached) -> list[Family]:
         by_name = self.model.predictions_for(cached.signature)
         skipped = dict(cached.skipped)
-        predicted = {key: TableFamily(name, doc) for key, name, doc in _FAMILIES
-                     if key in _PREDICTED}
+        predicted = table_families([spec for spec in _FAMILIES if spec[0] in _PREDICTED])
         sinks = {key: (family.keys.append, family.values.append)
                  for key, family in predicted.items()}
         if by_name:
