@@ -34,7 +34,7 @@ def test_top_level_api():
     names = {
         "PowerPredictor", "MultivariatePredictor", "CostModel", "EnergyEfficiencyScorer",
         "TranscodingRecommender", "RegionalPricing", "get_available_regions",
-        "create_regional_pricing_config", "__version__",
+        "create_regional_pricing_config", "__version__", "ScenarioRecord", "read_run",
     }
     assert names <= set(dir(advisor_core))
     assert set(advisor_core.__all__) >= names - {"__version__"}
@@ -48,6 +48,10 @@ def test_top_level_api():
     assert advisor_core.EnergyEfficiencyScorer is scoring.EnergyEfficiencyScorer
     assert advisor_core.TranscodingRecommender is recommender.TranscodingRecommender
     assert advisor_core.RegionalPricing is regional_pricing.RegionalPricing
+    from advisor_core import reader, record
+
+    assert advisor_core.read_run is reader.read_run
+    assert advisor_core.ScenarioRecord is record.ScenarioRecord
 
 
 def _console_scripts() -> list[str]:

@@ -1,7 +1,8 @@
 """advisor-core: power, cost and efficiency modelling for video-transcoding benchmarks.
 
-The numeric kernels are compiled (``advisor_core._linalg``, ``advisor_core._kernels``); parsing of
-results files lives in ``advisor_core.scenario``. The top-level names are imported on first use,
+The numeric kernels are compiled (``advisor_core._linalg``, ``advisor_core._kernels``); a results
+file becomes one typed record per scenario in ``advisor_core.reader`` (``read_run``), which
+everything else reads. The top-level names are imported on first use,
 so a process that needs only the cost model never loads numpy or the modelling code.
 """
 
@@ -21,9 +22,11 @@ _SUBMODULE_OF = {
     "MultivariatePredictor": "modeling",
     "PowerPredictor": "modeling",
     "RegionalPricing": "regional_pricing",
+    "ScenarioRecord": "record",
     "TranscodingRecommender": "recommender",
     "create_regional_pricing_config": "regional_pricing",
     "get_available_regions": "regional_pricing",
+    "read_run": "reader",
 }
 
 __all__ = [
@@ -32,16 +35,20 @@ __all__ = [
     "MultivariatePredictor",
     "PowerPredictor",
     "RegionalPricing",
+    "ScenarioRecord",
     "TranscodingRecommender",
     "__version__",
     "create_regional_pricing_config",
     "get_available_regions",
+    "read_run",
 ]
 
 if TYPE_CHECKING:
     from .cost import CostModel
     from .modeling import MultivariatePredictor, PowerPredictor
+    from .reader import read_run
     from .recommender import TranscodingRecommender
+    from .record import ScenarioRecord
     from .regional_pricing import (
         RegionalPricing,
         create_regional_pricing_config,

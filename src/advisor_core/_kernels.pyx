@@ -264,7 +264,7 @@ def series_integral(object item, double step):
 def sample_series(object values):
     """(samples, arithmetic mean) of a non-empty list of finite numbers >= 0, else None.
 
-    ``advisor_core.cost.sample_series``: the samples are valid by the one rule of sample lists
+    ``advisor_core.samples.sample_series``: the samples are valid by the one rule of sample lists
     (``_read_series``: numbers, not bools, finite, >= 0); ints become floats (a new list), and
     the mean is ``math.fsum(samples) / n`` (None when that overflows).
     """
