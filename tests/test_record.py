@@ -13,14 +13,9 @@ from hypothesis import strategies as st
 
 from advisor_core.columns import read_columns
 from advisor_core.cost import CostModel
+from advisor_core.fields import MAX_OUTPUTS, Unusable
 from advisor_core.reader import ReadLimits, read_run, run_record
-from advisor_core.record import (
-    MAX_OUTPUTS,
-    ScenarioRecord,
-    Unusable,
-    as_record,
-    read_scenario,
-)
+from advisor_core.record import ScenarioRecord, as_record, read_scenario
 from advisor_core.scoring import ALGORITHMS, EnergyEfficiencyScorer
 
 T0 = 1_735_812_000.0

@@ -16,7 +16,8 @@ from typing import Any, Optional, Union
 
 from ._typing import PathLike
 from .analysis import AnalysisError, analysis_path, read_analysis
-from .record import MAX_TEXT, AnalysisRow, ScenarioRecord, Unusable, read_scenario
+from .fields import Unusable
+from .record import MAX_TEXT, AnalysisRow, ScenarioRecord, read_scenario
 from .results_files import MAX_RESULTS_FILE_BYTES, read_results
 
 __all__ = ["ReadLimits", "Records", "RunRecord", "read_records", "read_run", "run_record"]

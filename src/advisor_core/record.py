@@ -11,29 +11,20 @@ the power and energy definition included, are docs/results-files.md.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 from . import samples as _samples
-from .scenario import (
-    as_number,
-    bitrate_mbps,
-    detected_encoder_class,
-    is_baseline,
-    resolution,
-    stream_count,
-)
+from .fields import FieldReader, Unusable, finite, non_negative, positive
+from .scenario import as_number, bitrate_mbps, detected_encoder_class, is_baseline, stream_count
 
 __all__ = [
     "DEFAULT_ENCODER",
     "DEFAULT_PRESET",
-    "MAX_OUTPUTS",
     "MAX_TEXT",
     "AnalysisRow",
     "ScenarioRecord",
-    "Unusable",
     "as_record",
     "as_records",
     "read_scenario",
@@ -42,24 +33,11 @@ __all__ = [
 
 #: Longest text field (characters) a record keeps: every text may become a label value.
 MAX_TEXT = 1024
-#: Most renditions an ``outputs`` ladder may list (real ladders have a handful).
-MAX_OUTPUTS = 64
 #: The ``encoder`` label when the file names neither ``encoder`` nor ``encoder_type``: the
 #: benchmark runner's default (only its files lack both).
 DEFAULT_ENCODER = "h264"
 #: The ``preset`` label when the file names none (the runner's default).
 DEFAULT_PRESET = "veryfast"
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class Unusable(ValueError):
-    """An entry that cannot become a record; ``reason`` names why, for counting."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
 
 @dataclass(frozen=True)
 class AnalysisRow:
@@ -152,7 +130,7 @@ class ScenarioRecord:
             return self.energy_j
         if self.power_w is None or self.duration_s is None:
             return None
-        return _finite(self.power_w * self.duration_s)
+        return finite(self.power_w * self.duration_s)
 
     @property
     def cores(self) -> Optional[float]:
@@ -163,148 +141,9 @@ class ScenarioRecord:
         return (cpu or 0.0) + self.gpu_cores
 
 
-def _finite(value: float) -> Optional[float]:
-    return value if math.isfinite(value) else None
-
-
-def _positive(value: Any) -> Optional[float]:
-    number = as_number(value)
-    return number if number is not None and number > 0 else None
-
-
-def _non_negative(value: Any) -> Optional[float]:
-    number = as_number(value)
-    return number if number is not None and number >= 0 else None
-
-
-class _Reader:
-    """Reads one entry; collects the reasons of the fields it could not use."""
-
-    def __init__(self, entry: Mapping[str, Any], max_text: int) -> None:
-        self.entry = entry
-        self.max_text = max_text
-        self.problems: list[str] = []
-
-    def problem(self, reason: str) -> None:
-        self.problems.append(reason)
-
-    def text(self, key: str, entry: Optional[Mapping[str, Any]] = None) -> Optional[str]:
-        """A string field; None when missing or null; a non-string is a problem."""
-        value = (self.entry if entry is None else entry).get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            self.problem(f"{key}_invalid")
-            return None
-        return self.bounded(value)
-
-    def bounded(self, text: str) -> str:
-        if len(text) > self.max_text:
-            raise Unusable("text_too_long")
-        if not text.isascii() and _SURROGATE.search(text):
-            # Lone surrogates ("\ud800" in JSON) are no valid UTF-8: one U+FFFD each.
-            self.problem("text_repaired")
-            text = _SURROGATE.sub("\ufffd", text)
-        return text
-
-    def number_label(self, key: str) -> Optional[str]:
-        """The label text of a field that is a string or a number (``fps``, ``bitrate``)."""
-        value = self.entry.get(key)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return self.bounded(value)
-        number = as_number(value)
-        if number is None:
-            self.problem(f"{key}_invalid")
-            return None
-        return str(int(number)) if number.is_integer() and abs(number) < 1e16 else repr(number)
-
-    def nested(self, key: str) -> Mapping[str, Any]:
-        """A nested object; {} when missing, null or empty; anything else is a problem."""
-        value = self.entry.get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.problem(f"{key}_invalid")
-            return {}
-        return value
-
-    def number(self, key: str, rule: Any, entry: Optional[Mapping[str, Any]] = None,
-               reason: Optional[str] = None) -> Optional[float]:
-        """A number field by ``rule`` (``_positive``...); a present, unusable value is a problem."""
-        value = (self.entry if entry is None else entry).get(key)
-        if value is None:
-            return None
-        number = rule(value)
-        if number is None:
-            self.problem(reason or f"{key}_invalid")
-        return number
-
-    def score(self, key: str, low: float, high: float) -> Optional[float]:
-        value = self.entry.get(key)
-        if value is None:
-            return None
-        number = as_number(value)
-        if number is None:
-            self.problem(f"{key}_invalid")
-            return None
-        if not low <= number <= high:
-            self.problem(f"{key}_out_of_range")
-            return None
-        return number
-
-    def series(self, key: str, step: Optional[float]) -> Any:
-        """SampleSummary, None when absent, ``samples.INVALID`` (a counted problem)."""
-        value = self.entry.get(key)
-        summary = _samples.summarise(value, step)
-        if summary is _samples.INVALID or (value is not None and not isinstance(value, list)):
-            summary = _samples.INVALID
-            self.problem(f"{key}_invalid")
-        return summary
-
-    def renditions(self, top_fps: Optional[float]) -> tuple[tuple[tuple[int, int, float], ...],
-                                                            Optional[str], int]:
-        outputs = self.entry.get("outputs")
-        entries = 0
-        found: list[tuple[int, int, float, str]] = []
-        if isinstance(outputs, list):
-            entries = len(outputs)
-            if entries > MAX_OUTPUTS:
-                raise Unusable("too_many_outputs")
-            for output in outputs:
-                size = fps = None
-                if isinstance(output, dict):
-                    size = resolution(output.get("resolution"))
-                    fps = _positive(output.get("fps"))
-                if size is not None and fps is not None:
-                    found.append((size[0], size[1], fps, _fps_text(output.get("fps"))))
-            if len(found) < entries:
-                self.problem("outputs_invalid")  # entries without a usable size and rate
-        elif outputs is not None:
-            self.problem("outputs_invalid")
-        if not found:
-            size = resolution(self.entry.get("resolution"))
-            if size is not None and top_fps is not None:
-                found.append((size[0], size[1], top_fps, _fps_text(self.entry.get("fps"))))
-        if not found:
-            return (), None, entries
-        ladder = sorted(found, key=lambda r: (r[0], r[1]), reverse=True)  # stable
-        ladder_id = ",".join(f"{w}x{h}@{text}" for w, h, _, text in ladder)
-        if len(ladder_id) > self.max_text:
-            raise Unusable("text_too_long")
-        return tuple((w, h, fps) for w, h, fps, _ in found), ladder_id, entries
-
-
-def _fps_text(value: Any) -> str:
-    # The ladder id shows the fps as the file wrote it (30, 30.0, 29.97); a valid fps is a
-    # number within the float range, so this is at most a few hundred characters.
-    return str(value)
-
-
-def _window(reader: _Reader) -> Optional[tuple[float, float]]:
-    start = reader.number("start_time", _positive)
-    end = reader.number("end_time", _positive)
+def _window(reader: FieldReader) -> Optional[tuple[float, float]]:
+    start = reader.number("start_time", positive)
+    end = reader.number("end_time", positive)
     if start is None or end is None or end <= start:
         return None
     return start, end
@@ -322,7 +161,7 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
         if named:
             raise Unusable("invalid_name")
         name = ""
-    read = _Reader(entry, max_text)
+    read = FieldReader(entry, max_text)
     name = read.bounded(name)
     if analysis is not None and (entry.get("power") or isinstance(entry.get("power_watts"), list)):
         analysis = None  # the JSON's own power (and CPU) always wins
@@ -330,30 +169,30 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
     # Only text is a bitrate ("2500k"; a bare number in text is kbps): a JSON number has no
     # unit to read, so it labels the scenario but prices and scores nothing.
     mbps = bitrate_mbps(entry.get("bitrate"))
-    fps = read.number("fps", _positive)
+    fps = read.number("fps", positive)
     renditions, ladder, ladder_entries = read.renditions(fps)
     window = _window(read)
     # The scenario's length: its ``duration`` field (what the advisor library and the Go
     # exporters read), else the measured window (what the Python results exporter read).
-    duration = read.number("duration", _positive)
+    duration = read.number("duration", positive)
     if duration is None and window is not None:
         duration = window[1] - window[0]
     pixels = None
     if duration is not None and renditions:
-        pixels = _finite(float(sum(w * h * f for w, h, f in renditions) * duration))
+        pixels = finite(float(sum(w * h * f for w, h, f in renditions) * duration))
     if pixels is None:
         # Scheduler files write 0 for jobs that produced nothing: no count, not a bad one.
-        pixels = read.number("pixels_processed", _non_negative) or None
-    step = read.number("step_seconds", _positive)
+        pixels = read.number("pixels_processed", non_negative) or None
+    step = read.number("step_seconds", positive)
     power, energy, stdev = _power(read, step, duration, analysis)
     gpu_power = read.nested("gpu_power")
-    gpu = read.number("mean_watts", _non_negative, gpu_power, "gpu_power_invalid")
+    gpu = read.number("mean_watts", non_negative, gpu_power, "gpu_power_invalid")
     if gpu is None and gpu_power.get("mean_watts") is not None:
         power = energy = None  # a GPU was measured, but not usably: the total is unknown
     elif gpu is not None:
-        power = None if power is None else _finite(power + gpu)
+        power = None if power is None else finite(power + gpu)
         gpu_energy = None if duration is None else gpu * duration
-        energy = None if energy is None or gpu_energy is None else _finite(energy + gpu_energy)
+        energy = None if energy is None or gpu_energy is None else finite(energy + gpu_energy)
     cpu_pct, core_s, gpu_cores = _cpu(read, step, duration, analysis)
     encoder_type = read.text("encoder_type")
     encoder = read.text("encoder") or encoder_type or DEFAULT_ENCODER
@@ -376,7 +215,7 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
         window=window,
         duration_s=duration,
         pixels=pixels,
-        viewers=read.number("viewers", _positive),
+        viewers=read.number("viewers", positive),
         power_w=power,
         gpu_power_w=gpu,
         energy_j=energy,
@@ -384,29 +223,29 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
         cpu_pct=cpu_pct,
         core_s=core_s,
         gpu_cores=gpu_cores,
-        docker_cpu_pct=read.number("cpu_percent", _non_negative, read.nested("docker_overhead"),
+        docker_cpu_pct=read.number("cpu_percent", non_negative, read.nested("docker_overhead"),
                                    "docker_overhead_invalid"),
         quality_rated=entry.get("vmaf_score") is not None,
         vmaf=read.score("vmaf_score", 0.0, 100.0),
         psnr=read.score("psnr_score", 0.0, math.inf),
         ssim=read.score("ssim_score", 0.0, 1.0),
-        avg_fps=read.number("avg_fps", _non_negative) or None,  # 0: nothing encoded
-        total_frames=read.number("total_frames", _non_negative),
-        dropped_frames=read.number("dropped_frames", _non_negative),
+        avg_fps=read.number("avg_fps", non_negative) or None,  # 0: nothing encoded
+        total_frames=read.number("total_frames", non_negative),
+        dropped_frames=read.number("dropped_frames", non_negative),
         declared_efficiency=read.number("efficiency_score", as_number),
         problems=tuple(read.problems),
     )
 
 
-def _power(read: _Reader, step: Optional[float], duration: Optional[float],
+def _power(read: FieldReader, step: Optional[float], duration: Optional[float],
            analysis: Optional[AnalysisRow]) -> tuple[Optional[float], Optional[float],
                                                      Optional[float]]:
     """Package power: (mean W, energy J, stdev W) from the ``power`` object, field by field,
     else the ``power_watts`` samples, else the analysis CSV row."""
     power = read.nested("power")
-    mean = read.number("mean_watts", _non_negative, power, "power_invalid")
-    energy = read.number("total_energy_joules", _positive, power, "power_invalid")
-    stdev = read.number("stdev_watts", _non_negative, power, "power_invalid")
+    mean = read.number("mean_watts", non_negative, power, "power_invalid")
+    energy = read.number("total_energy_joules", positive, power, "power_invalid")
+    stdev = read.number("stdev_watts", non_negative, power, "power_invalid")
     sampled = read.series("power_watts", step)
     if isinstance(sampled, _samples.SampleSummary):
         mean = sampled.mean if mean is None else mean
@@ -415,26 +254,26 @@ def _power(read: _Reader, step: Optional[float], duration: Optional[float],
     if analysis is not None:
         mean, energy = analysis.power_w, analysis.energy_j
     if mean is None and energy is not None and duration is not None:
-        mean = _positive(energy / duration)
+        mean = positive(energy / duration)
     return mean, energy, stdev
 
 
-def _cpu(read: _Reader, step: Optional[float], duration: Optional[float],
+def _cpu(read: FieldReader, step: Optional[float], duration: Optional[float],
          analysis: Optional[AnalysisRow]) -> tuple[Optional[float], Optional[float],
                                                    Optional[float]]:
     """(container CPU %, core-seconds incl. GPU, mean GPU cores): ``container_usage``, else the
     ``cpu_usage_cores`` samples, else the analysis CSV; GPU samples add their cores."""
     usage = read.nested("container_usage")
-    percent = read.number("cpu_percent", _non_negative, usage, "container_usage_invalid")
+    percent = read.number("cpu_percent", non_negative, usage, "container_usage_invalid")
     core_s = None
     cpu = read.series("cpu_usage_cores", step)
     if percent is None and isinstance(cpu, _samples.SampleSummary):
-        percent = _finite(cpu.mean * 100.0)
+        percent = finite(cpu.mean * 100.0)
         core_s = cpu.integral
     if percent is None and analysis is not None and not usage:
         percent = analysis.cpu_pct
     if core_s is None and percent is not None and duration is not None:
-        core_s = _finite(percent / 100.0 * duration)
+        core_s = finite(percent / 100.0 * duration)
     gpu = read.series("gpu_usage_cores", step)
     gpu_cores = None
     if isinstance(gpu, _samples.SampleSummary):
@@ -454,11 +293,11 @@ def with_measurements(record: ScenarioRecord, power_w: Optional[float] = None,
     changes: dict[str, Any] = {}
     if record.power_w is None and power_w is not None:
         gpu = record.gpu_power_w or 0.0
-        changes["power_w"] = _finite(power_w + gpu)
+        changes["power_w"] = finite(power_w + gpu)
         if record.energy_j is None and energy_j is not None:
             gpu_j = 0.0 if record.gpu_power_w is None else (
                 None if record.duration_s is None else record.gpu_power_w * record.duration_s)
-            changes["energy_j"] = None if gpu_j is None else _finite(energy_j + gpu_j)
+            changes["energy_j"] = None if gpu_j is None else finite(energy_j + gpu_j)
     if record.power_stdev_w is None and stdev_w is not None and \
             (record.power_w is not None or power_w is not None):
         changes["power_stdev_w"] = stdev_w
