@@ -125,10 +125,11 @@ class FieldReader:
             return None
         return number
 
-    def series(self, key: str, step: Optional[float]) -> Any:
-        """SampleSummary, None when absent, ``samples.INVALID`` (a counted problem)."""
+    def series(self, key: str, step: Optional[float], spread: bool = False) -> Any:
+        """SampleSummary (``spread``: with the standard deviation), None when absent,
+        ``samples.INVALID`` (a counted problem)."""
         value = self.entry.get(key)
-        summary = _samples.summarise(value, step)
+        summary = _samples.summarise(value, step, spread)
         if summary is _samples.INVALID or (value is not None and not isinstance(value, list)):
             summary = _samples.INVALID
             self.problem(f"{key}_invalid")

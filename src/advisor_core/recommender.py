@@ -1,8 +1,10 @@
 """Rank transcoding scenarios by energy efficiency, per run or per output ladder.
 
-Inputs are never modified: results are shallow copies with ``efficiency_score`` (and, for scored
-copies, ``efficiency_rank``; for ladder grouping, ``output_ladder``) added. Scores come from the
-scorer's batch path; entries that are not dicts are ignored.
+Scenarios are dicts (the reference's API, read into records at the entry) or records
+(``advisor_core.record``, read once already: the fast path). Inputs are never modified: results
+are dicts, shallow copies (a record's fields) with ``efficiency_score`` (and, for scored copies,
+``efficiency_rank``; for ladder grouping, ``output_ladder``) added. Scores come from the scorer's
+batch path; entries that are neither are ignored.
 
 Differences from the reference: the comparison text names the unit of the algorithm actually
 used (Mbps/W, pixels/J, VMAF/W, QoE-pixels/J) instead of always "Mbps/W"; two scenarios that
@@ -22,7 +24,7 @@ from typing import Any, NoReturn, Optional
 
 from .columns import ScenarioColumns, read_columns
 from .cost import CostModel
-from .record import as_record, as_records
+from .record import ScenarioRecord, as_record, as_records
 from .scenario import non_negative_number
 from .scoring import EnergyEfficiencyScorer
 
@@ -34,23 +36,24 @@ __all__ = ["NO_LADDER", "TranscodingRecommender"]
 NO_LADDER = "_no_ladder_"
 
 
-def _dicts(scenarios: Optional[Iterable[Any]]) -> list[dict]:
-    """The dict entries of ``scenarios`` (the list itself when it holds only dicts: it is only
-    read, never returned)."""
+def _scenarios(scenarios: Optional[Iterable[Any]]) -> list[Any]:
+    """The scenario dicts and records of ``scenarios`` (the list itself when it holds only
+    those: it is only read, never returned)."""
     if scenarios is None:
         return []
-    if type(scenarios) is list and all(isinstance(s, dict) for s in scenarios):
+    if type(scenarios) is list and all(isinstance(s, (dict, ScenarioRecord)) for s in scenarios):
         return scenarios
-    return [s for s in scenarios if isinstance(s, dict)]
+    return [s for s in scenarios if isinstance(s, (dict, ScenarioRecord))]
 
 
-def _copies_with_scores(scenarios: list[dict], scores: array) -> list[dict]:
-    """Shallow copies of the scenarios with ``efficiency_score`` set (None for NaN)."""
+def _copies_with_scores(scenarios: list[Any], scores: array) -> list[dict]:
+    """Shallow copies of the scenarios (a record's fields as a dict) with ``efficiency_score``
+    set (None for NaN)."""
     if len(scores) != len(scenarios):
         raise ValueError("one score per scenario expected")
     copies = []
     for scenario, score in zip(scenarios, scores):
-        copy = dict(scenario)
+        copy = dict(scenario) if isinstance(scenario, dict) else scenario._asdict()
         copy["efficiency_score"] = None if math.isnan(score) else score
         copies.append(copy)
     return copies
@@ -112,7 +115,7 @@ class TranscodingRecommender:
 
     def analyze_and_rank(self, scenarios: Iterable[Any]) -> list[dict]:
         """Scored copies best first (``efficiency_rank`` 1, 2, ...), then unscored copies."""
-        copies, scores = self._scored_copies(_dicts(scenarios))
+        copies, scores = self._scored_copies(_scenarios(scenarios))
         # Stable: equal scores keep input order; unscored copies follow, unranked.
         return _ranked(copies, scores)
 
@@ -133,10 +136,10 @@ class TranscodingRecommender:
                 scenarios, viewers
             )
         columns = read_columns(as_records(scenarios))
-        dicts = _dicts(scenarios)
-        # Entries that are not dicts are costed (as None) but never ranked: read the dicts apart.
-        scores = self._scores(dicts, columns if len(dicts) == columns.n else None)
-        ranked = _ranked(_copies_with_scores(dicts, scores), scores)
+        items = _scenarios(scenarios)
+        # Entries that are no scenario are costed (as None) but never ranked: read them apart.
+        scores = self._scores(items, columns if len(items) == columns.n else None)
+        ranked = _ranked(_copies_with_scores(items, scores), scores)
         return ranked, cost_model.cost_lists(columns, viewers)
 
     def analyze_and_rank_by_ladder(self, scenarios: Iterable[Any]) -> dict[str, list[dict]]:
@@ -144,10 +147,11 @@ class TranscodingRecommender:
 
         Groups appear in order of first occurrence; ranks restart at 1 in each group.
         """
-        copies, scores = self._scored_copies(_dicts(scenarios))
+        items = _scenarios(scenarios)
+        copies, scores = self._scored_copies(items)
         groups: dict[str, list[int]] = {}
-        for index, copy in enumerate(copies):
-            ladder = self.scorer.get_output_ladder(copy)
+        for index, (item, copy) in enumerate(zip(items, copies)):
+            ladder = self.scorer.get_output_ladder(item)
             copy["output_ladder"] = ladder
             groups.setdefault(NO_LADDER if ladder is None else ladder, []).append(index)
         return {
@@ -182,7 +186,7 @@ class TranscodingRecommender:
 
     def get_recommendation_summary(self, scenarios: Iterable[Any]) -> dict:
         """Best config, top 5, counts, score range and power range (W) of a run."""
-        items = _dicts(scenarios)
+        items = _scenarios(scenarios)
         ranked = self.analyze_and_rank(items)
         scored = [c for c in ranked if c.get("efficiency_score") is not None]
         values = [c["efficiency_score"] for c in scored]

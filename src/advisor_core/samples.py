@@ -62,9 +62,9 @@ class SampleSummary(NamedTuple):
 INVALID = "invalid"
 
 
-def summarise(values: Any, step_seconds: Optional[float]) -> Any:
-    """SampleSummary of a sample list; None when absent (not a list, or empty); ``INVALID``
-    when a value breaks the rule."""
+def summarise(values: Any, step_seconds: Optional[float], spread: bool = True) -> Any:
+    """SampleSummary of a sample list (``spread``: with its standard deviation, else None);
+    None when absent (not a list, or empty); ``INVALID`` when a value breaks the rule."""
     if not isinstance(values, list) or not values:
         return None
     series = _kernels.sample_series(values)
@@ -75,4 +75,4 @@ def summarise(values: Any, step_seconds: Optional[float]) -> Any:
     if step_seconds is not None:
         joules = _kernels.series_integral(samples, step_seconds)[1]
         integral = None if joules != joules else joules
-    return SampleSummary(mean, integral, sample_stdev(samples, mean))
+    return SampleSummary(mean, integral, sample_stdev(samples, mean) if spread else None)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 from . import _kernels
@@ -125,7 +124,7 @@ class EnergyEfficiencyScorer:
         if record is None:
             return None
         vmaf = as_number(vmaf_score)
-        rated = replace(record, quality_rated=vmaf_score is not None,
+        rated = record._replace(quality_rated=vmaf_score is not None,
                         vmaf=vmaf if vmaf is not None and 0 <= vmaf <= 100 else None)
         return EnergyEfficiencyScorer("qoe_efficiency_score").compute_score(rated)
 

@@ -24,7 +24,6 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, Optional
 
 from prometheus_client.core import GaugeMetricFamily
@@ -211,7 +210,7 @@ class CostMetrics(MetricSet):
             elif record.viewers is not None:
                 priced.append(record)
             else:
-                priced.append(replace(record, viewers=record.audience))
+                priced.append(record._replace(viewers=record.audience))
         priced = self._enrich(priced, prom)
 
         baseline_watts = next((record.power_w for record in priced
