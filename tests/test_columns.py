@@ -57,8 +57,9 @@ def test_every_column_of_a_hand_worked_run(scenarios):
         # 1280 x 720 x 30 x 60; (1920 x 1080 x 30 + 640 x 360 x 25) x 10
         "pixels": [1_658_880_000.0, nan, 679_680_000.0],
         "viewers": [100.0, nan, nan],
-        # 5/2 x (2 + 4) core-s; the ladder has no CPU, and a GPU list holding "x" is invalid
-        "core_s": [15.0, nan, nan],
+        # Two CPU samples at 5 s do not span 60 s: mean 3 cores x 60 s; the ladder has no CPU,
+        # and a GPU list holding "x" is invalid
+        "core_s": [180.0, nan, nan],
         "bitrate_mbps": [2.5, nan, nan],  # no bitrate: unknown
         "streams": [4.0, nan, 1.0],  # no stated count: one stream
         # The power object's energy wins over the samples' 1250 J, + 30 W GPU x 60 s.

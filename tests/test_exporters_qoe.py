@@ -70,10 +70,10 @@ def test_extended_file_values(extended_results_path: Path) -> None:
     assert round(value(parsed, "qoe_quality_per_watt", name), 4) == 2.0056  # the reference
     assert value(parsed, "qoe_drop_rate", name) == pytest.approx(5 / 3612, rel=1e-12)
     assert round(value(parsed, "qoe_drop_rate", name), 6) == 0.001384
-    # No fps: the pixels are the scheduler's pixels_processed; energy is the trapezoid of the
-    # 5 s samples (the Go reference summed rectangles: J.4's 3593280.83).
-    watts = two["power_watts"]
-    joules = 5 / 2 * (watts[0] + watts[-1] + 2 * sum(watts[1:-1]))
+    # No fps: the pixels are the scheduler's pixels_processed. Ten samples at 5 s do not span
+    # the 120.5 s scenario, so its energy is mean x duration (docs/results-files.md §2.4; the
+    # Go reference summed 5 s rectangles of the samples: J.4's 3593280.83).
+    joules = mean_w * two["duration"]
     assert value(parsed, "qoe_efficiency_score", name) == pytest.approx(
         two["pixels_processed"] * 0.925 / joules, rel=1e-12)
     labels = next(s.labels for s in parsed["qoe_vmaf_score"].samples
@@ -104,10 +104,15 @@ def test_power_samples_give_mean_and_trapezoid_energy() -> None:
     assert value(parsed, "qoe_quality_per_watt", "s") == pytest.approx(90 / 50, rel=1e-12)
     assert value(parsed, "qoe_efficiency_score", "s") == pytest.approx(
         1280 * 720 * 30 * 15 * 0.9 / energy, rel=1e-12)
-    # without a step only the mean is known
+    # Without a step the samples cannot be integrated: the energy is mean x duration, and
+    # without a duration too only the mean is known.
     no_step = dict(scenario, step_seconds=None)
     parsed, _ = exposition([no_step])
     assert value(parsed, "qoe_quality_per_watt", "s") == pytest.approx(1.8, rel=1e-12)
+    assert value(parsed, "qoe_efficiency_score", "s") == pytest.approx(
+        1280 * 720 * 30 * 15 * 0.9 / (50 * 15), rel=1e-12)
+    no_duration = {k: v for k, v in no_step.items() if k != "duration"}
+    parsed, _ = exposition([{**no_duration, "pixels_processed": 10**9}])
     assert parsed["qoe_efficiency_score"].samples == []
 
 

@@ -226,8 +226,11 @@ def test_extended_file_matches_hand_computations(metrics: ResultsMetrics):
     watts = [45.2, 46.1, 45.8, 47, 46.5, 45.9, 46.3, 46.7, 45.5, 46.2]
     cores = [2.1, 2.3, 2.2, 2.4, 2.3, 2.2, 2.3, 2.4, 2.1, 2.2]
     mean, stdev = _mean(watts), _sample_stdev(watts)
-    joules = _trapezoid(watts, 5.0)
     duration = 1705315920.5 - 1705315800
+    # Ten samples at 5 s do not span the 120.5 s scenario: its energy is mean x duration
+    # (docs/results-files.md §2.4; the reference integrated the 45 s the samples span).
+    assert len(watts) * 5.0 < duration - 5.0
+    joules = mean * duration
     v = lambda metric: _value(parsed, metric, name)  # noqa: E731
     assert v("results_scenario_duration_seconds") == pytest.approx(120.5)
     assert v("results_scenario_mean_power_watts") == pytest.approx(mean, rel=1e-12)
@@ -257,7 +260,7 @@ def test_extended_file_matches_hand_computations(metrics: ResultsMetrics):
     assert v("results_scenario_psnr_score") == 42.3
     # Baseline: "baseline idle", its own samples.
     base = _mean([25.3, 25.1, 25.4, 25.2, 25.3, 25, 25.2, 25.4, 25.1, 25.3])
-    base_joules = _trapezoid([25.3, 25.1, 25.4, 25.2, 25.3, 25, 25.2, 25.4, 25.1, 25.3], 5.0)
+    base_joules = base * 60  # ten samples at 5 s for a 60 s scenario: mean x duration
     assert v("results_scenario_delta_power_watts") == pytest.approx(mean - base, rel=1e-12)
     assert v("results_scenario_net_power_watts") == pytest.approx(mean - base, rel=1e-12)
     assert v("results_scenario_power_pct_increase") == pytest.approx((mean - base) / base * 100)
@@ -372,7 +375,8 @@ def test_victoriametrics_down_keeps_file_data(tmp_path: Path, metrics: ResultsMe
     vm = FakeVM()
     url = vm.url
     vm.close()  # nothing listens there any more
-    scenarios = [dict(J1_SCENARIOS[1], power_watts=[10.0, 30.0], step_seconds=2)]
+    # Two samples at 2 s, and the scenario's duration is what they span.
+    scenarios = [dict(J1_SCENARIOS[1], power_watts=[10.0, 30.0], step_seconds=2, duration=4)]
     prom = PromClient(url, timeout=0.5)
     try:
         parsed = _parse(metrics.compute(_run(_write(tmp_path, scenarios)), prom))
@@ -449,7 +453,7 @@ def test_bad_scenarios_are_skipped_and_counted_the_rest_exported(tmp_path: Path,
         "invalid_name": 1, "avg_fps_invalid": 1, "duration_invalid": 2, "end_time_invalid": 1,
         "fps_invalid": 1, "power_invalid": 1, "power_watts_invalid": 1,
         "cpu_usage_cores_invalid": 1, "start_time_invalid": 2, "step_seconds_invalid": 1,
-        "total_frames_invalid": 1, "vmaf_score_out_of_range": 1}
+        "total_frames_invalid": 1, "vmaf_score_out_of_range": 1, "outputs_invalid": 1}
     parsed = _parse(metrics.compute(run, NO_DB))
     assert metrics.skipped() == {"no_duration": 2, "no_power_data": 3}
     name = good["name"]

@@ -367,6 +367,19 @@ def test_load_results_valid(tmp_path):
 REAL = os.path.join(os.path.dirname(__file__), "data", "test_results_20251229_125651.json")
 
 
+def test_nan_and_infinity_literals_are_invalid_fields_not_a_bad_file(tmp_path):
+    # Python's json.dump writes them; the run stays usable and the fields are counted.
+    from advisor_core.reader import read_run
+
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text('{"scenarios": [{"name": "a", "duration": NaN, "power": {"mean_watts": '
+                    'Infinity}}, {"name": "b", "duration": 60}]}')
+    run = read_run(path)
+    assert [(s.name, s.duration_s, s.power_w) for s in run.scenarios] == [
+        ("a", None, None), ("b", 60.0, None)]
+    assert run.skipped == {"duration_invalid": 1, "power_invalid": 1}
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
@@ -377,7 +390,6 @@ REAL = os.path.join(os.path.dirname(__file__), "data", "test_results_20251229_12
         ('{"scenarios": null}', "scenarios"),
         ('{"scenarios": {"a": 1}}', "scenarios"),
         ('{"test_date": "x"}', "scenarios"),
-        ('{"scenarios": [{"duration": NaN}]}', "malformed JSON"),
         (b"\xff\xfe{", "malformed JSON"),
     ],
 )

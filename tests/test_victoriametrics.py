@@ -162,13 +162,14 @@ def trapezoid(values: list[float], step: float) -> float:
 
 
 def all_zones_power(scenario: dict) -> list[float]:
-    """``sum(rapl_power_watts)`` at each step (the cost exporter's query)."""
+    """``sum(rapl_power_watts)`` at each step (every zone: what the reference cost exporter
+    asked for)."""
     return [math.fsum(power(zone, last_sample(t)) for zone in ZONE_BASE)
             for t in grid(scenario)]
 
 
 def package_power(scenario: dict) -> list[float]:
-    """``sum(rapl_power_watts{zone=~"package.*"})`` at each step (the results exporter's)."""
+    """``sum(rapl_power_watts{zone=~"package.*"})`` at each step (both exporters' query)."""
     return [power("package-0", last_sample(t)) + power("package-1", last_sample(t))
             for t in grid(scenario)]
 
@@ -194,7 +195,7 @@ def container_cores(scenario: dict) -> list[float]:
 
 
 def expected_cost(scenario: dict) -> dict[str, float]:
-    watts = all_zones_power(scenario)
+    watts = package_power(scenario)
     energy = trapezoid(watts, STEP) * ENERGY_PRICE / 3_600_000
     compute = trapezoid(container_cores(scenario), STEP) * CPU_PRICE / 3600
     total = energy + compute
@@ -211,7 +212,7 @@ def expected_cost(scenario: dict) -> dict[str, float]:
         out["cost_per_pixel"] = total / pixels
     if scenario.get("viewers"):
         out["cost_per_watch_hour"] = total / (scenario["duration"] / 3600 * scenario["viewers"])
-    baseline_watts = statistics.fmean(all_zones_power(BASELINE))
+    baseline_watts = statistics.fmean(package_power(BASELINE))
     out["cost_monthly_savings"] = (
         (baseline_watts - statistics.fmean(watts)) / 1000 * ENERGY_PRICE * HOURS_PER_MONTH)
     return out
@@ -513,7 +514,8 @@ def test_enriched_values_equal_computations_from_the_written_series(
     assert NO_DATA["name"] not in scenarios_of(parsed, "results_scenario_mean_power_watts")
     assert gauge(parsed, "results_scenario_duration_seconds", scenario=NO_DATA["name"]) == 60.0
     assert gauge(parsed, "results_exporter_skipped_scenarios", reason="no_power_data") == 2.0
-    # dram is not a package zone: the results exporter's mean excludes it, the cost one not.
+    # dram is not a package zone: both exporters' power excludes it (the one power is the
+    # CPU package's; the reference cost exporter summed every zone).
     assert gauge(parsed, "results_scenario_mean_power_watts", scenario=LOADED["name"]) < (
         statistics.fmean(all_zones_power(LOADED)) - 2.0)
 

@@ -78,8 +78,9 @@ class FieldReader:
             text = _SURROGATE.sub("\ufffd", text)
         return text
 
-    def number_label(self, key: str) -> Optional[str]:
-        """The label text of a field that is a string or a number (``fps``, ``bitrate``)."""
+    def number_label(self, key: str, counted: bool = False) -> Optional[str]:
+        """The label text of a field that is a string or a number (``fps``, ``bitrate``);
+        ``counted``: the field's number was read already, which counted a bad value."""
         value = self.entry.get(key)
         if value is None:
             return None
@@ -87,7 +88,8 @@ class FieldReader:
             return self.bounded(value)
         number = as_number(value)
         if number is None:
-            self.problem(f"{key}_invalid")
+            if not counted:
+                self.problem(f"{key}_invalid")
             return None
         return str(int(number)) if number.is_integer() and abs(number) < 1e16 else repr(number)
 

@@ -165,7 +165,7 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
         name = ""
     read = FieldReader(entry, max_text)
     name = read.bounded(name)
-    if analysis is not None and (entry.get("power") or isinstance(entry.get("power_watts"), list)):
+    if analysis is not None and _has_own_power(entry):
         analysis = None  # the JSON's own power (and CPU) always wins
     bitrate = read.number_label("bitrate")
     # Only text is a bitrate ("2500k"; a bare number in text is kbps): a JSON number has no
@@ -187,9 +187,11 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
         pixels = read.number("pixels_processed", non_negative) or None
     step = read.number("step_seconds", positive)
     power, energy, stdev = _power(read, step, duration, analysis)
+    raw_gpu = entry.get("gpu_power")
     gpu_power = read.nested("gpu_power")
     gpu = read.number("mean_watts", non_negative, gpu_power, "gpu_power_invalid")
-    if gpu is None and gpu_power.get("mean_watts") is not None:
+    if gpu is None and (gpu_power.get("mean_watts") is not None
+                        or not isinstance(raw_gpu, (dict, type(None)))):
         power = energy = None  # a GPU was measured, but not usably: the total is unknown
     elif gpu is not None:
         power = None if power is None else finite(power + gpu)
@@ -202,7 +204,7 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
         name=name,
         bitrate=bitrate,
         resolution=read.text("resolution"),
-        fps_text=read.number_label("fps"),
+        fps_text=read.number_label("fps", counted=True),
         bitrate_mbps=mbps,
         streams=stream_count(name),
         baseline=is_baseline(name),
@@ -239,22 +241,33 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
     )
 
 
+def _has_own_power(entry: dict) -> bool:
+    """A usable mean or energy in the ``power`` object, or a non-empty ``power_watts`` list."""
+    power = entry.get("power")
+    if isinstance(power, dict) and (non_negative(power.get("mean_watts")) is not None
+                                    or positive(power.get("total_energy_joules")) is not None):
+        return True
+    samples = entry.get("power_watts")
+    return isinstance(samples, list) and bool(samples)
+
+
 def _power(read: FieldReader, step: Optional[float], duration: Optional[float],
            analysis: Optional[AnalysisRow]) -> tuple[Optional[float], Optional[float],
                                                      Optional[float]]:
-    """Package power: (mean W, energy J, stdev W) from the ``power`` object, field by field,
-    else the ``power_watts`` samples, else the analysis CSV row."""
+    """Package power: (mean W, energy J, stdev W), all from one source: the ``power`` object
+    when it has a usable mean or energy, else the ``power_watts`` samples, else the analysis
+    CSV row (docs/results-files.md §2.4)."""
     power = read.nested("power")
     mean = read.number("mean_watts", non_negative, power, "power_invalid")
     energy = read.number("total_energy_joules", positive, power, "power_invalid")
     stdev = read.number("stdev_watts", non_negative, power, "power_invalid")
-    sampled = read.series("power_watts", step, spread=True)
-    if isinstance(sampled, _samples.SampleSummary):
-        mean = sampled.mean if mean is None else mean
-        energy = sampled.integral if energy is None else energy
-        stdev = sampled.stdev if stdev is None else stdev
-    if analysis is not None:
-        mean, energy = analysis.power_w, analysis.energy_j
+    if mean is None and energy is None:
+        stdev = None
+        sampled = read.series("power_watts", step, spread=True)
+        if isinstance(sampled, _samples.SampleSummary):
+            mean, energy, stdev = sampled.mean, sampled.over(step, duration), sampled.stdev
+        elif analysis is not None:
+            mean, energy = analysis.power_w, analysis.energy_j
     if mean is None and energy is not None and duration is not None:
         mean = positive(energy / duration)
     return mean, energy, stdev
@@ -263,24 +276,27 @@ def _power(read: FieldReader, step: Optional[float], duration: Optional[float],
 def _cpu(read: FieldReader, step: Optional[float], duration: Optional[float],
          analysis: Optional[AnalysisRow]) -> tuple[Optional[float], Optional[float],
                                                    Optional[float]]:
-    """(container CPU %, core-seconds incl. GPU, mean GPU cores): ``container_usage``, else the
-    ``cpu_usage_cores`` samples, else the analysis CSV; GPU samples add their cores."""
+    """(container CPU %, core-seconds incl. GPU, mean GPU cores), from one source:
+    ``container_usage``, else the ``cpu_usage_cores`` samples, else the analysis CSV; GPU
+    samples add their cores."""
     usage = read.nested("container_usage")
     percent = read.number("cpu_percent", non_negative, usage, "container_usage_invalid")
     core_s = None
-    cpu = read.series("cpu_usage_cores", step)
-    if percent is None and isinstance(cpu, _samples.SampleSummary):
-        percent = finite(cpu.mean * 100.0)
-        core_s = cpu.integral
-    if percent is None and analysis is not None and not usage:
-        percent = analysis.cpu_pct
+    if percent is None:
+        cpu = read.series("cpu_usage_cores", step)
+        if isinstance(cpu, _samples.SampleSummary):
+            percent = finite(cpu.mean * 100.0)
+            core_s = cpu.over(step, duration)
+        elif analysis is not None and cpu is None:
+            percent = analysis.cpu_pct
     if core_s is None and percent is not None and duration is not None:
         core_s = finite(percent / 100.0 * duration)
     gpu = read.series("gpu_usage_cores", step)
     gpu_cores = None
     if isinstance(gpu, _samples.SampleSummary):
         gpu_cores = gpu.mean
-        core_s = None if core_s is None or gpu.integral is None else core_s + gpu.integral
+        gpu_s = gpu.over(step, duration)
+        core_s = None if core_s is None or gpu_s is None else core_s + gpu_s
     elif gpu is _samples.INVALID and isinstance(read.entry.get("gpu_usage_cores"), list):
         core_s = None  # part of the work is unknown, so is its total (a non-list is no GPU)
     return percent, core_s, gpu_cores

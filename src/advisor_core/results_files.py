@@ -106,10 +106,6 @@ def read_results_bytes(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES) 
     return raw
 
 
-def _reject_constant(token: str) -> float:
-    raise ValueError(f"non-finite number {token}")
-
-
 #: Digits an integer literal may have; longer ones are beyond the float range anyway (no field
 #: can use them), and parsing them as int would hit Python's integer-digit limit.
 _MAX_INT_DIGITS = 400
@@ -121,12 +117,14 @@ def _bounded_int(text: str) -> Any:
 
 def _parse(text: str) -> Any:
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        # NaN and Infinity (not JSON, but what Python's json.dump writes for them) parse as
+        # floats: the record reader counts each such field as invalid, the run stays usable.
+        return json.loads(text)
     except ValueError as exc:
         if "digits" not in str(exc):
             raise
     # Only a document with an absurdly long integer pays for a Python call per integer.
-    return json.loads(text, parse_constant=_reject_constant, parse_int=_bounded_int)
+    return json.loads(text, parse_int=_bounded_int)
 
 
 def load_results(path: PathLike) -> list[dict]:

@@ -50,12 +50,25 @@ def sample_stdev(samples: list[float], mean: float) -> Optional[float]:
 
 
 class SampleSummary(NamedTuple):
-    """What the product uses of one usable sample list: mean, integral over the step (None
-    without a valid step) and sample standard deviation (None for one sample)."""
+    """What the product uses of one usable sample list: its length, mean, integral over the step
+    (None without a valid step) and sample standard deviation (None for one sample)."""
 
+    length: int
     mean: float
     integral: Optional[float]
     stdev: Optional[float]
+
+    def over(self, step_seconds: Optional[float], duration: Optional[float]) -> Optional[float]:
+        """The sampled quantity integrated over a scenario of ``duration`` seconds (W -> J,
+        cores -> core-s): the trapezoid integral when the samples span the duration (length x
+        step within one step of it) or no duration is known, else mean x duration: samples that
+        cover part of a scenario measure its mean, not its total."""
+        if duration is None:
+            return self.integral
+        if step_seconds is not None and abs(self.length * step_seconds - duration) <= step_seconds:
+            return self.integral
+        total = self.mean * duration
+        return total if math.isfinite(total) else None
 
 
 #: ``summarise``'s answer for a list that is present but holds an unusable value.
@@ -75,4 +88,5 @@ def summarise(values: Any, step_seconds: Optional[float], spread: bool = True) -
     if step_seconds is not None:
         joules = _kernels.series_integral(samples, step_seconds)[1]
         integral = None if joules != joules else joules
-    return SampleSummary(mean, integral, sample_stdev(samples, mean) if spread else None)
+    return SampleSummary(len(samples), mean, integral,
+                         sample_stdev(samples, mean) if spread else None)

@@ -10,6 +10,7 @@ validated resolutions) and restated in docs/results-files.md.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from functools import lru_cache
 from typing import Any, Optional
@@ -61,13 +62,16 @@ MAX_STREAMS = 1_000_000
 _int_to_float = int.__float__
 _float_value = float.__float__
 _isfinite = math.isfinite
+_Real = numbers.Real
+# numpy's bool is no Real, but a subclass may register itself: a bool is never a number here.
+_NOT_NUMBERS = (bool, str, bytes)
 
 
 def as_number(value: Any) -> Optional[float]:
     """``value`` as a finite float, or None for null, bools, strings, NaN and infinities.
 
-    Exact floats come back as the same object; ints (not bools) are converted, and ints beyond
-    the float range are None.
+    Exact floats come back as the same object; ints (not bools) and other real numbers (numpy
+    scalars) are converted, and values beyond the float range are None.
     """
     kind = type(value)
     if kind is float:
@@ -79,6 +83,14 @@ def as_number(value: Any) -> Optional[float]:
             return None
     if isinstance(value, float):
         number = _float_value(value)
+        return number if _isfinite(number) else None
+    if isinstance(value, _Real) and not isinstance(value, _NOT_NUMBERS):
+        # A library caller's numpy scalar (np.int64, np.float32) or Fraction; JSON never
+        # gives one. Decimal is no Real, so it stays None, as do bools of every kind.
+        try:
+            number = float(value)
+        except (OverflowError, ValueError, TypeError):
+            return None
         return number if _isfinite(number) else None
     return None
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any, Optional
@@ -40,8 +41,9 @@ from advisor_core.samples import SampleSummary, summarise
 from advisor_core.scenario import positive_number
 
 from ._promql import PromClient
-from .families import Family, FamilySpec, LabelSchema, table_families
+from .families import Family, FamilySpec, LabelSchema, LabelSet, table_families
 from .metric_set import MetricSet, Run
+from .results_victoriametrics import POWER_QUERY as RESULTS_POWER_QUERY
 from .runtime import exporter_main
 from .settings import env
 
@@ -51,7 +53,9 @@ __all__ = ["CPU_QUERY", "POWER_QUERY", "CostMetrics", "main"]
 
 #: Queries of the reference cost exporter (docs/exporters.md §4), range queries at a 5 s step.
 CPU_QUERY = 'sum(rate(container_cpu_usage_seconds_total{name!~".*POD.*",name!=""}[30s]))'
-POWER_QUERY = "sum(rapl_power_watts)"
+# The CPU package's power, as the results exporter asks for it: the one power of a scenario
+# (docs/results-files.md §2.4; the reference summed every RAPL zone, dram included).
+POWER_QUERY = RESULTS_POWER_QUERY
 QUERY_STEP_SECONDS = 5.0
 
 HOURS_PER_MONTH = 720.0  # 24 h x 30 d, as the reference
@@ -186,13 +190,14 @@ class CostMetrics(MetricSet):
             cores = summarise(cpu, QUERY_STEP_SECONDS)
             watts = watts if isinstance(watts, SampleSummary) else None
             cores = cores if isinstance(cores, SampleSummary) else None
+            duration = record.duration_s
             enriched[index] = with_measurements(
                 record,
                 power_w=None if watts is None else watts.mean,
-                energy_j=None if watts is None else watts.integral,
+                energy_j=None if watts is None else watts.over(QUERY_STEP_SECONDS, duration),
                 stdev_w=None if watts is None else watts.stdev,
                 cpu_pct=None if cores is None else cores.mean * 100.0,
-                core_s=None if cores is None else cores.integral,
+                core_s=None if cores is None else cores.over(QUERY_STEP_SECONDS, duration),
             )
         return enriched
 
@@ -233,6 +238,14 @@ class CostMetrics(MetricSet):
             if intensity is not None and baseline_watts is not None and baseline_watts > 0
             else None
         )
+        def add(key: str, labels: LabelSet, value: float) -> None:
+            if math.isfinite(value):
+                fam[key].add(labels, value)
+            else:
+                # Valid but extreme inputs (1e308 W) can leave the float range: no number is
+                # better than inf.
+                skip("non_finite_value")
+
         for index, record in enumerate(priced):
             labels = _SCHEMA((record.name, cur, str(record.stream_count), record.bitrate or "",
                               record.encoder, SERVICE))
@@ -241,24 +254,24 @@ class CostMetrics(MetricSet):
             else:
                 for key, column in COLUMNS.items():
                     value = costs[column][index]
-                    if value is not None:
+                    if value is not None:  # the kernels give None, never inf
                         fam[key].add(labels, value)
             watts = record.power_w
             if watts is None:
                 continue
             hourly = watts / 1000 * price
             monthly = hourly * HOURS_PER_MONTH
-            fam["hourly"].add(labels, hourly)
-            fam["monthly"].add(labels, monthly)
+            add("hourly", labels, hourly)
+            add("monthly", labels, monthly)
             if baseline_hourly is not None:
-                fam["savings"].add(labels, baseline_hourly * HOURS_PER_MONTH - monthly)
+                add("savings", labels, baseline_hourly * HOURS_PER_MONTH - monthly)
             if intensity is not None:
                 kg = intensity * (watts / 1000) / 1000
                 kg_month = kg * HOURS_PER_MONTH
-                fam["co2"].add(labels, kg)
-                fam["co2_month"].add(labels, kg_month)
+                add("co2", labels, kg)
+                add("co2_month", labels, kg_month)
                 if baseline_kg is not None:
-                    fam["co2_avoided"].add(labels, baseline_kg * HOURS_PER_MONTH - kg_month)
+                    add("co2_avoided", labels, baseline_kg * HOURS_PER_MONTH - kg_month)
         self._skipped = skipped
         return [alive, *fam.values()]
 

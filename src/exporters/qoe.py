@@ -1,8 +1,8 @@
 """QoE exporter (port 9503): VMAF, PSNR, SSIM, quality per watt, QoE efficiency, drop rate.
 
 Labels ``scenario``, ``bitrate``, ``encoder`` (README difference 15: the union of the Python and Go
-reference label sets; ``encoder`` = ``encoder_type``, "unknown" when absent, as in the cost
-exporter so both join on the same labels). Differences from the reference:
+reference label sets; ``encoder`` = the record's encoder label, the same in all three exporters
+so they join: ``encoder``, else ``encoder_type``, else "h264"). Differences from the reference:
 
 * scores are emitted only inside their valid range (VMAF 0..100, PSNR >= 0, SSIM 0..1; the record
   reader's rule); a genuine 0 is emitted, out-of-range or non-numeric values are counted in
