@@ -6,7 +6,8 @@ exporter so both join on the same labels). Differences from the reference:
 
 * scores are emitted only inside their valid range (VMAF 0..100, PSNR >= 0, SSIM 0..1); a genuine
   0 is emitted, out-of-range or non-numeric values are skipped and counted in
-  ``qoe_exporter_skipped_scenarios{reason}``;
+  ``qoe_exporter_skipped_scenarios{reason}``, a scenario with none of the three as
+  ``reason="no_quality_score"``;
 * quality per watt and QoE efficiency come from ``advisor_core.scoring`` and need power
   information: the scenario's ``power`` object, else its ``power_watts`` samples, from which
   mean watts = arithmetic mean and energy = trapezoid(power_watts, step_seconds) joules (the Go
@@ -38,6 +39,7 @@ __all__ = ["QoEMetrics", "main"]
 
 LABELS = ["scenario", "bitrate", "encoder"]
 _SCHEMA = LabelSchema(LABELS)
+_SCORES = ("vmaf_score", "psnr_score", "ssim_score")
 
 
 def _with_power(scenario: dict) -> dict:
@@ -110,6 +112,8 @@ class QoEMetrics(MetricSet):
             vmaf = score(scenario, "vmaf_score", 0.0, 100.0)
             psnr = score(scenario, "psnr_score", 0.0, math.inf)
             ssim = score(scenario, "ssim_score", 0.0, 1.0)
+            if all(scenario.get(key) is None for key in _SCORES):
+                skip("no_quality_score")  # no QoE series: counted, or the run looks empty
             if vmaf is not None:
                 vmaf_f.add(labels, vmaf)
             if psnr is not None:
