@@ -82,7 +82,6 @@ extensions.append(
 )
 
 
-
 #: The release line of a copy without release tags and the version of a copy without git
 #: metadata (see version_scheme). Raise it with each release tag.
 RELEASE_LINE = "0.3.1.dev0"
@@ -98,7 +97,8 @@ def version_scheme(version):
     """
     from setuptools_scm.version import guess_next_dev_version
 
-    if str(version.tag) in ("0.0", RELEASE_LINE):  # no tag found (the stand-in differs by version)
+    # No tag found: setuptools-scm < 10 stands in 0.0, 10 and later the fallback_version.
+    if str(version.tag) in ("0.0", RELEASE_LINE):
         line = version.config.version_cls(RELEASE_LINE)
         return f"{line.base_version}.dev{version.distance}"
     return guess_next_dev_version(version)

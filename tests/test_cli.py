@@ -553,3 +553,37 @@ def test_another_currency_needs_its_own_energy_price():
                "--currency EUR needs --energy-cost", "USD/kWh")
     proc = _advisor("recommend", str(RESULTS), "--currency", "EUR", "--energy-cost", "0.25")
     assert proc.returncode == 0 and "(0.25 EUR/kWh," in proc.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize("kind", ["power", "pareto"])
+def test_plot_legends_stay_off_the_data_and_titles_name_the_axes(kind):
+    """The legend lies outside the axes (it covers no point), the title is "Y against X"."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from advisor_core import plotting
+    from advisor_core.decision import Prices, evaluate
+
+    scenarios = join_analysis(load_results(RESULTS), read_analysis(ANALYSIS)) \
+        if kind == "power" else load_results(EXTENDED)
+    fig = plt.figure(figsize=plotting.FIGSIZE, dpi=plotting.DPI)
+    try:
+        ax = fig.add_subplot()
+        if kind == "power":
+            plotting._power(ax, scenarios, 0.95)
+        else:
+            plotting._pareto(ax, evaluate(scenarios, Prices(energy_per_kwh=0.1)).items)
+        fig.tight_layout()
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legend, axes = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert legend.x0 >= axes.x1, (legend, axes)  # right of the axes, not over them
+        assert legend.x1 <= fig.bbox.x1  # and still on the figure
+        def unitless(label: str) -> str:
+            return re.sub(r"\s*\(.*\)$", "", label).lower()
+        assert ax.get_title().lower() == \
+            f"{unitless(ax.get_ylabel())} against {unitless(ax.get_xlabel())}"
+    finally:
+        plt.close(fig)

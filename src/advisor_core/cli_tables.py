@@ -108,9 +108,9 @@ def _labels(result: dict[str, Any]) -> dict[str, str]:
 
 
 def _scored(side: dict[str, Any], score: Optional[float]) -> str:
-    what = f"score in {side['unit']}" if score is not None else "no score"
-    return f"{side['name']} ({side['algorithm']}, {what})" if score is not None \
-        else f"{side['name']} ({what})"
+    if score is None:  # its algorithm's unit would tag a score it does not have
+        return f"{side['name']} (no score)"
+    return f"{side['name']} ({side['algorithm']}, score in {side['unit']})"
 
 
 def _compare(result: dict[str, Any]) -> list[str]:
