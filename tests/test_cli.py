@@ -377,11 +377,17 @@ def test_a_directory_given_as_a_file_is_one_line(tmp_path):
     _one_error(_advisor("recommend", str(RESULTS), "--analysis", str(tmp_path)), str(tmp_path))
     _one_error(_advisor("recommend", str(RESULTS), "--pricing-config", str(tmp_path)),
                str(tmp_path))
-    # A directory where the analysis CSV of the run would be: named, with the way out.
+    # A directory where the analysis CSV of the run would be: not asked for, so the run is read
+    # without it, with a warning (the exporters' rule); --no-analysis does not look for it.
     results = _run_copy(tmp_path, analysis=False)
     (tmp_path / ANALYSIS.name).mkdir()
-    _one_error(_advisor("recommend", str(results)), ANALYSIS.name)
-    assert _advisor("recommend", str(results), "--no-analysis").returncode == 0
+    proc = _advisor("recommend", str(results), "--format", "json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["evaluated"] == 0
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"advisor: warning: {tmp_path / ANALYSIS.name}: ")
+    assert line.endswith("; the run is read without it")
+    proc = _advisor("recommend", str(results), "--no-analysis")
+    assert proc.returncode == 0 and proc.stderr == ""
 
 
 @pytest.mark.slow

@@ -197,8 +197,8 @@ def _load(args: argparse.Namespace) -> tuple[list[dict], int, list[str]]:
     except ValueError as exc:
         if args.analysis is not None:
             raise
-        raise InputError(f"{exc} (the analysis CSV beside the run; --no-analysis leaves it "
-                         "out)") from None
+        # The one beside the run, not asked for: left out with a warning, as the exporters do.
+        return scenarios, entries, [f"{exc}; the run is read without it"]
     names = {s["name"] for s in scenarios if isinstance(s.get("name"), str)}
     warning = analysis_coverage(csv, names, set(rows), args.analysis is not None)
     if names & set(rows):
