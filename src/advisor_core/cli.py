@@ -159,22 +159,22 @@ def analysis_source(results: Path, given: Optional[Path], enabled: bool) -> Opti
     return beside if beside.exists() else None
 
 
-def analysis_coverage(csv: Path, run_names: set[str], csv_names: set[str],
+def analysis_coverage(csv: Path, matched: int, scenarios: int, rows: int,
                       given: bool) -> Optional[str]:
-    """The warning for an analysis CSV that names only some of the run's scenarios (None when it
-    names all). One that names none is an InputError when ``given`` (--analysis); the caller
-    drops a default one with the returned warning."""
-    matched = len(run_names & csv_names)
-    if matched == len(run_names):
+    """The warning for an analysis CSV of ``rows`` rows whose names match ``matched`` of the
+    run's ``scenarios`` scenarios (None when it covers them all). One that matches none is an
+    InputError when ``given`` (--analysis); the caller leaves a default one out, with the
+    returned warning."""
+    if matched == scenarios:
         return None
     if matched == 0:
         if given:
             raise InputError(f"{csv}: no row names a scenario of the run "
-                             f"({len(csv_names)} rows, {len(run_names)} scenarios)")
-        return (f"{csv}: no row names a scenario of the run ({len(csv_names)} rows, "
-                f"{len(run_names)} scenarios); not used (--analysis names another CSV)")
-    return (f"{csv}: rows for {matched} of the run's {len(run_names)} scenarios; the other "
-            f"{len(run_names) - matched} get no measured power from it")
+                             f"({rows} rows, {scenarios} scenarios)")
+        return (f"{csv}: no row names a scenario of the run ({rows} rows, {scenarios} "
+                "scenarios); not used (--analysis names another CSV)")
+    return (f"{csv}: rows for {matched} of the run's {scenarios} scenarios; the other "
+            f"{scenarios - matched} get no measured power from it")
 
 
 def _read(reader: Callable[[Path], _T], path: Path) -> _T:
@@ -200,8 +200,9 @@ def _load(args: argparse.Namespace) -> tuple[list[dict], int, list[str]]:
         # The one beside the run, not asked for: left out with a warning, as the exporters do.
         return scenarios, entries, [f"{exc}; the run is read without it"]
     names = {s["name"] for s in scenarios if isinstance(s.get("name"), str)}
-    warning = analysis_coverage(csv, names, set(rows), args.analysis is not None)
-    if names & set(rows):
+    matched = len(names.intersection(rows))
+    warning = analysis_coverage(csv, matched, len(names), len(rows), args.analysis is not None)
+    if matched:
         scenarios = join_analysis(scenarios, rows)
     return scenarios, entries, [warning] if warning else []
 
