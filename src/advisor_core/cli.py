@@ -135,8 +135,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="seconds of running for energy, cost and CO2 (default 3600)")
     pred.add_argument("--confidence", type=float, default=CONFIDENCE_LEVEL, metavar="LEVEL",
                       help="prediction-interval level, in (0, 1) (default 0.95)")
-    sub["compare"].add_argument("a", help="scenario name A (quote names with spaces)")
-    sub["compare"].add_argument("b", help="scenario name B, compared with A")
+    sub["compare"].add_argument("a", metavar="A", help="scenario name A (quote names with spaces)")
+    sub["compare"].add_argument("b", metavar="B", help="scenario name B, compared with A")
     fig = sub["plot"]
     fig.add_argument("-o", "--output", type=Path, required=True, metavar="FILE",
                      help="the figure: FILE.png (1200 x 750 pixels) or FILE.svg")
