@@ -593,3 +593,16 @@ def test_plot_legends_stay_off_the_data_and_titles_name_the_axes(kind):
             f"{unitless(ax.get_ylabel())} against {unitless(ax.get_xlabel())}"
     finally:
         plt.close(fig)
+
+
+@pytest.mark.slow
+def test_an_unexpected_failure_is_one_line_and_the_traceback_needs_verbose():
+    pre = ("import advisor_core.cli as cli\n"
+           "def evaluate(*args):\n"
+           "    raise RuntimeError('boom\\nsecond line')\n"
+           "cli.evaluate = evaluate")
+    _one_error(_advisor("recommend", str(RESULTS), pre=pre),
+               "unexpected RuntimeError: boom second line (--verbose shows where)")
+    verbose = _advisor("recommend", str(RESULTS), "--verbose", pre=pre)
+    assert verbose.returncode == 2 and "Traceback" in verbose.stderr
+    assert verbose.stderr.splitlines()[-1].startswith("advisor: error: unexpected RuntimeError")
