@@ -81,7 +81,41 @@ extensions.append(
     )
 )
 
+
+#: The release line of a copy without release tags and the version of a copy without git
+#: metadata (see version_scheme). Raise it with each release tag.
+RELEASE_LINE = "0.3.1.dev0"
+
+
+def version_scheme(version):
+    """setuptools-scm's default scheme (guess-next-dev), except for a copy without release tags.
+
+    Such a copy (a clone without tags, a ``git archive`` of an untagged commit) gives
+    setuptools-scm no tag, and it would count from 0.0 (0.1.devN; an archive: 0.0). It gets
+    RELEASE_LINE's release with the commits setuptools-scm counted instead: 0.3.1.devN+g<hash>
+    (N = 0 for an archive, which carries no history).
+    """
+    from setuptools_scm.version import guess_next_dev_version
+
+    # No tag found: setuptools-scm < 10 stands in 0.0, 10 and later the fallback_version.
+    if str(version.tag) in ("0.0", RELEASE_LINE):
+        line = version.config.version_cls(RELEASE_LINE)
+        return f"{line.base_version}.dev{version.distance}"
+    return guess_next_dev_version(version)
+
+
 setup(
     ext_modules=cythonize(extensions, compiler_directives=directives, quiet=True, force=FORCE),
     options={"build_ext": {"force": FORCE}},
+    # The version comes from the git tag (v0.3.0 -> 0.3.0; commits after it ->
+    # 0.3.1.devN+g<hash>); the sdist carries it in PKG-INFO. The sdist holds every file git
+    # tracks (setuptools-scm's file finder) minus MANIFEST.in's exclusions. A `git archive` reads
+    # its commit and tag from .git_archival.txt (export-subst in .gitattributes). All of it is
+    # configured here, not in pyproject.toml: a [tool.setuptools_scm] section beside this
+    # keyword makes setuptools-scm infer the version twice.
+    use_scm_version={
+        "version_file": "src/advisor_core/_version.py",
+        "version_scheme": version_scheme,
+        "fallback_version": RELEASE_LINE,
+    },
 )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from advisor_core.analysis import AnalysisError, read_analysis
-from advisor_core.cli import main
+from advisor_core.cli import _parser, main
 from advisor_core.modeling import PowerPredictor
 from advisor_core.reader import read_run
 from advisor_core.scenario import load_results
@@ -23,6 +26,7 @@ ANALYSIS = EXAMPLES / "test_results_20251229_125651_analysis.csv"
 
 DATA = Path(__file__).resolve().parent / "data"
 EXTENDED = DATA / "test_results_20240115_103000.json"
+SMALL = EXAMPLES / "test_results_20251229_121342.json"
 
 
 def _json(capsys, *args: str) -> dict:
@@ -131,7 +135,8 @@ def test_table_output_is_readable(capsys):
     assert "8 Streams @ 5000k" in out
     assert "Power model: linear" in out
     assert out.count("extrapolated: outside the trained range") == 8  # 9..16 streams
-    assert "Warning: rows marked extrapolated lie outside 1..8 streams" in out
+    assert "Rows marked extrapolated lie outside 1..8 streams" in out
+    assert "Warning" not in out  # warnings go to stderr
 
 
 def test_extended_run_counts_duplicates_and_skips_instead_of_printing_them(capsys):
@@ -340,3 +345,269 @@ def test_json_documents_have_the_documented_fields(capsys):
     compared = _json(capsys, "compare", str(EXTENDED), "2 streams @ 2500k", "4 streams @ 5000k")
     assert set(compared) == {"version", "prices", "a", "b", "scores_comparable", "rows"}
     assert all(set(r) == {"field", "a", "b", "difference", "percent"} for r in compared["rows"])
+
+
+# The command as a person runs it: a child process, its stdout and stderr apart.
+
+def _advisor(*args: str, cwd: Path | None = None, pre: str = "") -> subprocess.CompletedProcess:
+    """``python -m advisor_core ARGS`` (``pre``: Python run first, in the same process)."""
+    code = f"{pre}\nimport sys\nfrom advisor_core.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=120, cwd=cwd)
+
+
+def _one_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("advisor: error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def _run_copy(directory: Path, analysis: bool) -> Path:
+    """A copy of the 15-scenario run in ``directory``, with its analysis CSV beside it or not."""
+    directory.mkdir(parents=True, exist_ok=True)
+    results = directory / RESULTS.name
+    shutil.copy(RESULTS, results)
+    if analysis:
+        shutil.copy(ANALYSIS, directory / ANALYSIS.name)
+    return results
+
+
+@pytest.mark.slow
+def test_a_directory_given_as_a_file_is_one_line(tmp_path):
+    _one_error(_advisor("recommend", str(tmp_path)), str(tmp_path))
+    _one_error(_advisor("recommend", str(RESULTS), "--analysis", str(tmp_path)), str(tmp_path))
+    _one_error(_advisor("recommend", str(RESULTS), "--pricing-config", str(tmp_path)),
+               str(tmp_path))
+    # A directory where the analysis CSV of the run would be: not asked for, so the run is read
+    # without it, with a warning (the exporters' rule); --no-analysis does not look for it.
+    results = _run_copy(tmp_path, analysis=False)
+    (tmp_path / ANALYSIS.name).mkdir()
+    proc = _advisor("recommend", str(results), "--format", "json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["evaluated"] == 0
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"advisor: warning: {tmp_path / ANALYSIS.name}: ")
+    assert line.endswith("; the run is read without it")
+    proc = _advisor("recommend", str(results), "--no-analysis")
+    assert proc.returncode == 0 and proc.stderr == ""
+
+
+@pytest.mark.slow
+def test_an_unwritable_plot_output_is_one_line(tmp_path):
+    missing = tmp_path / "no" / "such" / "dir" / "x.png"
+    _one_error(_advisor("plot", str(RESULTS), "-o", str(missing)), f"cannot write {missing}")
+    directory = tmp_path / "d.png"
+    directory.mkdir()
+    _one_error(_advisor("plot", str(RESULTS), "-o", str(directory)), f"cannot write {directory}")
+
+
+@pytest.mark.slow
+def test_plot_without_matplotlib_names_the_extra(tmp_path):
+    proc = _advisor("plot", str(RESULTS), "-o", str(tmp_path / "x.png"),
+                    pre="import sys; sys.modules['matplotlib'] = None  # not installed")
+    _one_error(proc, "matplotlib is not installed", "pip install 'advisor-core[plot]'")
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow
+def test_library_log_records_stay_off_the_terminal_unless_verbose(tmp_path):
+    # No power in the JSON alone: PowerPredictor logs a warning, the command says why in one line.
+    line = _one_error(_advisor("predict", str(RESULTS), "--no-analysis", "--streams", "4"),
+                      "no scenario of that configuration has a stream count and a mean power")
+    verbose = _advisor("predict", str(RESULTS), "--no-analysis", "--streams", "4", "--verbose")
+    assert verbose.returncode == 2
+    assert "PowerPredictor: no scenario with a stream count and a mean power" in verbose.stderr
+    assert verbose.stderr.splitlines()[-1] == line
+    # Entries that are not objects: the library logs them, the command counts them.
+    mixed = tmp_path / "test_results_mixed.json"
+    mixed.write_text(json.dumps({"scenarios": [1, "x", *load_results(RESULTS)]}))
+    proc = _advisor("recommend", str(mixed), "--analysis", str(ANALYSIS), "--format", "json")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert json.loads(proc.stdout)["skipped"]["not_an_object"] == 2
+    loud = _advisor("recommend", str(mixed), "--analysis", str(ANALYSIS), "-v")
+    assert "dropped 2 scenario entries that are not objects" in loud.stderr
+
+
+@pytest.mark.slow
+def test_the_analysis_csv_beside_the_run_is_used_by_default(tmp_path):
+    def evaluated(*args: str) -> tuple[dict, str]:
+        proc = _advisor("recommend", *args, "--format", "json")
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout), proc.stderr
+
+    alone = _run_copy(tmp_path / "alone", analysis=False)
+    beside = _run_copy(tmp_path / "beside", analysis=True)
+    report, err = evaluated(str(alone))
+    assert (report["evaluated"], report["skipped"]) == (0, {"no_power_data": 15}) and err == ""
+    report, err = evaluated(str(beside))
+    assert (report["evaluated"], report["skipped"]) == (15, {"no_score": 1}) and err == ""
+    report, _ = evaluated(str(beside), "--no-analysis")
+    assert report["evaluated"] == 0
+    report, _ = evaluated(str(alone), "--analysis", str(ANALYSIS))  # --analysis names any CSV
+    assert report["evaluated"] == 15
+    both = _advisor("recommend", str(beside), "--analysis", str(ANALYSIS), "--no-analysis")
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+
+
+@pytest.mark.slow
+def test_an_analysis_csv_matching_few_scenarios_warns_with_the_counts(tmp_path):
+    rows = list(csv.DictReader(ANALYSIS.open(newline="")))
+    other = tmp_path / "other_run_analysis.csv"
+    with other.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerow(next(r for r in rows if r["name"] == "8 Streams @ 5000k"))
+        for n in range(5):
+            writer.writerow({**rows[0], "name": f"another run's scenario {n}"})
+    proc = _advisor("recommend", str(RESULTS), "--analysis", str(other), "--format", "json")
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == [
+        f"advisor: warning: {other}: rows for 1 of the run's 15 scenarios; the other 14 get no "
+        "measured power from it"]
+    assert json.loads(proc.stdout)["evaluated"] == 1
+    # The default CSV naming none of the run: a warning, and the run goes on without it.
+    results = _run_copy(tmp_path / "run", analysis=False)
+    foreign = results.with_name(ANALYSIS.name)
+    foreign.write_text("name,mean_power_w\nsomething else,10\n")
+    proc = _advisor("recommend", str(results), "--format", "json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["evaluated"] == 0
+    assert proc.stderr.splitlines() == [
+        f"advisor: warning: {foreign}: no row names a scenario of the run (1 rows, 15 "
+        "scenarios); not used (--analysis names another CSV)"]
+    _one_error(_advisor("recommend", str(results), "--analysis", str(foreign)),
+               "no row names a scenario of the run")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("output", ["table", "json"])
+def test_the_predict_warning_goes_to_stderr(output):
+    proc = _advisor("predict", str(RESULTS), "--streams", "12", "--format", output)
+    assert proc.returncode == 0
+    assert proc.stderr.splitlines() == [
+        "advisor: warning: 12 streams is outside the trained range 1..8: the model continues "
+        "its fitted curve there and the interval may not hold"]
+    assert "warning" not in proc.stdout.lower().replace('"warning": "12 streams', "")
+    if output == "json":
+        assert "outside the trained range" in json.loads(proc.stdout)["warning"]
+
+
+@pytest.mark.slow
+def test_help_describes_every_command_and_option_without_markup():
+    top = _advisor("--help")
+    assert top.returncode == 0 and "``" not in top.stdout and "**" not in top.stdout
+    for name in ("recommend", "predict", "compare", "plot", "report"):
+        assert re.search(rf"^    {name}\s+\S", top.stdout, flags=re.MULTILINE) or \
+            re.search(rf"^    {name}\n\s+\S", top.stdout, flags=re.MULTILINE), name
+        proc = _advisor(name, "--help")
+        assert proc.returncode == 0 and "``" not in proc.stdout
+        description = proc.stdout.split("\n\n")[1]
+        assert not description.startswith(("positional", "options")), proc.stdout
+
+
+def test_every_option_of_every_command_has_help():
+    parser = _parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(subparsers.choices) == {"recommend", "predict", "compare", "plot", "report"}
+    for name, command in subparsers.choices.items():
+        assert command.description, name
+        for action in command._actions:
+            assert action.help and "``" not in action.help, (name, action.dest)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["--format", "json"], ["--region", "eu-west-1"],
+                                  ["--cpu-cost", "1"], ["--currency", "EUR"]])
+def test_options_that_mean_nothing_for_plot_are_refused(tmp_path, args):
+    proc = _advisor("plot", str(RESULTS), "-o", str(tmp_path / "x.png"), *args)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"advisor: error: unrecognized arguments: {' '.join(args)}"]
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_table_rows_carry_their_units_and_currency(capsys):
+    assert main(["compare", str(RESULTS), "Baseline (Idle)", "8 Streams @ 5000k",
+                 "--currency", "EUR", "--energy-cost", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "A: Baseline (Idle) (no score)" in out and "Mbps/W]" not in out
+    assert "B: 8 Streams @ 5000k (throughput_per_watt, score in Mbps/W)" in out
+    assert re.search(r"^cost \(EUR/h\) ", out, flags=re.MULTILINE)
+    assert re.search(r"^cost \(EUR/stream-h\) ", out, flags=re.MULTILINE)
+    assert re.search(r"^score \(Mbps/W\) ", out, flags=re.MULTILINE)
+    for line in out.splitlines()[4:]:  # every figure's row names its unit
+        assert re.match(r"^\S.*\(.+\)\s", line), line
+    assert main(["recommend", str(SMALL)]) == 0
+    assert "(score 0.27809 Mbps/W, 1 candidate)" in capsys.readouterr().out
+    assert main(["recommend", str(RESULTS)]) == 0
+    assert "(score 1.1741 Mbps/W, 12 candidates)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_closed_standard_output_is_one_line():
+    code = "import sys\nfrom advisor_core.cli import main\nsys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "report", str(EXTENDED), "--format",
+                             "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before the command has its result (reading 240 entries takes longer)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 2
+    assert err.splitlines() == [
+        "advisor: error: standard output was closed before the result was written"]
+
+
+@pytest.mark.slow
+def test_another_currency_needs_its_own_energy_price():
+    """The regions' electricity prices are in USD: never shown as EUR."""
+    _one_error(_advisor("recommend", str(RESULTS), "--currency", "EUR"),
+               "--currency EUR needs --energy-cost", "USD/kWh")
+    proc = _advisor("recommend", str(RESULTS), "--currency", "EUR", "--energy-cost", "0.25")
+    assert proc.returncode == 0 and "(0.25 EUR/kWh," in proc.stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize("kind", ["power", "pareto"])
+def test_plot_legends_stay_off_the_data_and_titles_name_the_axes(kind):
+    """The legend lies outside the axes (it covers no point), the title is "Y against X"."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from advisor_core import plotting
+    from advisor_core.decision import Prices, evaluate
+
+    scenarios = (read_run(RESULTS, analysis=ANALYSIS) if kind == "power"
+                 else read_run(EXTENDED)).scenarios
+    fig = plt.figure(figsize=plotting.FIGSIZE, dpi=plotting.DPI)
+    try:
+        ax = fig.add_subplot()
+        if kind == "power":
+            plotting._power(ax, scenarios, 0.95)
+        else:
+            plotting._pareto(ax, evaluate(scenarios, Prices(energy_per_kwh=0.1)).items)
+        fig.tight_layout()
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legend, axes = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+        assert legend.x0 >= axes.x1, (legend, axes)  # right of the axes, not over them
+        assert legend.x1 <= fig.bbox.x1  # and still on the figure
+        def unitless(label: str) -> str:
+            return re.sub(r"\s*\(.*\)$", "", label).lower()
+        assert ax.get_title().lower() == \
+            f"{unitless(ax.get_ylabel())} against {unitless(ax.get_xlabel())}"
+    finally:
+        plt.close(fig)
+
+
+@pytest.mark.slow
+def test_an_unexpected_failure_is_one_line_and_the_traceback_needs_verbose():
+    pre = ("import advisor_core.cli as cli\n"
+           "def evaluate(*args):\n"
+           "    raise RuntimeError('boom\\nsecond line')\n"
+           "cli.evaluate = evaluate")
+    _one_error(_advisor("recommend", str(RESULTS), pre=pre),
+               "unexpected RuntimeError: boom second line (--verbose shows where)")
+    verbose = _advisor("recommend", str(RESULTS), "--verbose", pre=pre)
+    assert verbose.returncode == 2 and "Traceback" in verbose.stderr
+    assert verbose.stderr.splitlines()[-1].startswith("advisor: error: unexpected RuntimeError")

@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
 
 import advisor_core
 
@@ -78,6 +79,39 @@ def test_sdist_and_wheel_carry_the_installed_version(sdist: Path, repaired_wheel
     with tarfile.open(sdist) as archive:
         pkg_info = archive.extractfile(f"advisor_core-{version}/PKG-INFO").read().decode()
     assert f"\nVersion: {version}\n" in pkg_info
+
+
+def _release_line() -> Version:
+    found = re.search(r'^RELEASE_LINE = "([^"]+)"$', (REPO / "setup.py").read_text(),
+                      flags=re.MULTILINE)
+    assert found, "setup.py declares RELEASE_LINE"
+    return Version(found.group(1))
+
+
+def test_a_git_archive_builds_in_the_release_line(dist_dir: Path):
+    """`git archive HEAD` output (no .git, no tags) builds an sdist and a wheel whose version is
+    the checkout's release (its tag, else setup.py's RELEASE_LINE), never setuptools-scm's 0.0."""
+    sdist = _one("*.tar.gz", dist_dir / "archive-dist")
+    wheel = _one("*.whl", dist_dir / "archive-dist")
+    version = sdist.name[len("advisor_core-"):-len(".tar.gz")]
+    assert wheel.name.startswith(f"advisor_core-{version}-")
+    with tarfile.open(sdist) as archive:
+        pkg_info = archive.extractfile(f"advisor_core-{version}/PKG-INFO").read().decode()
+        archival = archive.extractfile(f"advisor_core-{version}/.git_archival.txt").read()
+    assert f"\nVersion: {version}\n" in pkg_info
+    node = re.search(rb"^node: ([0-9a-f]{40})$", archival, flags=re.MULTILINE)
+    assert node, archival  # export-subst filled in the archived commit, one of this history
+    assert subprocess.run(["git", "merge-base", "--is-ancestor", node.group(1).decode(), "HEAD"],
+                          cwd=REPO).returncode == 0
+    built = Version(version)
+    installed = Version(importlib.metadata.version("advisor-core"))  # built from the checkout
+    assert built >= Version("0.3") and built.base_version == installed.base_version
+    tagged = subprocess.run(["git", "describe", "--tags", "--match", "*[0-9]*"], cwd=REPO,
+                            capture_output=True).returncode == 0
+    if not tagged:  # setuptools-scm alone would say 0.0
+        assert built == Version(f"{_release_line().base_version}.dev0")
+    elif not installed.is_devrelease:  # on a release tag the archive knows it too
+        assert built == installed
 
 
 def test_the_tests_run_against_the_installed_wheel():

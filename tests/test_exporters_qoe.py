@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import shutil
+import time
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from _process import Exporter, metrics
 from advisor_core.reader import run_record
 from advisor_core.scenario import load_results
 from exporters._promql import PromClient
@@ -138,7 +141,41 @@ def test_out_of_range_and_invalid_scores_are_skipped_and_counted() -> None:
         "vmaf_score_out_of_range": 1, "psnr_score_out_of_range": 1, "ssim_score_out_of_range": 1,
         "vmaf_score_invalid": 1, "psnr_score_invalid": 1, "ssim_score_invalid": 1,
     }
-    assert metric_set.skipped() == {"dropped_frames_invalid": 1}
+    # Only "edges" has a usable score.
+    assert metric_set.skipped() == {"dropped_frames_invalid": 1, "no_quality_score": 4}
+
+
+def test_scenarios_without_quality_scores_are_counted() -> None:
+    scenarios = [
+        {"name": "none", "power": {"mean_watts": 10.0}},
+        {"name": "nulls", "vmaf_score": None, "psnr_score": None, "ssim_score": None},
+        {"name": "psnr only", "psnr_score": 40.0},
+        {"name": "bad vmaf", "vmaf_score": "x"},
+    ]
+    parsed, metric_set = exposition(scenarios)
+    assert names(parsed, "qoe_psnr_score") == {"psnr only"}
+    # The reader counts the bad VMAF; the exporter, every scenario without a usable score.
+    assert metric_set.skipped() == {"no_quality_score": 3}
+    run = run_record(Path("test_results_20250101_000000.json"), scenarios)
+    assert run.skipped == {"vmaf_score_invalid": 1}
+
+
+@pytest.mark.slow
+def test_a_run_without_quality_scores_is_counted_by_the_exporter_process(tmp_path: Path) -> None:
+    """The recorded 15-scenario run has no VMAF, PSNR or SSIM: every scenario is counted."""
+    shutil.copy(DATA_DIR / "test_results_20251229_125651.json", tmp_path)
+    exporter = Exporter("advisor-qoe-exporter", tmp_path)
+    try:
+        deadline = time.monotonic() + 30
+        while "qoe_vmaf_score" not in (parsed := metrics(exporter.port)):
+            assert time.monotonic() < deadline, exporter.output()
+            time.sleep(0.1)
+        skipped = {s.labels["reason"]: s.value
+                   for s in parsed["qoe_exporter_skipped_scenarios"].samples}
+        assert skipped == {"no_quality_score": 15.0}
+        assert parsed["qoe_vmaf_score"].samples == []
+    finally:
+        exporter.stop()
 
 
 @pytest.mark.parametrize("name", ['q"uote', "back\\slash", "new\nline", "ünïcødé ✓ 漢"])

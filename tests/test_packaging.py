@@ -108,3 +108,12 @@ def test_github_ci_runs_the_stages_of_ci_run_not_a_copy():
     assert set().union(*(set(c.split()) for c in called)) == known
     for command in ("pytest", "pip install", "ruff", "mypy", "cython-lint", "setup.py"):
         assert command not in workflow, command
+
+
+def test_a_copy_without_tags_is_in_the_release_line():
+    """A clone without release tags (shallow, a fork) says 0.3.x, not setuptools-scm's 0.1.devN
+    (setup.py's version_scheme); the checkouts CI tests have no tags or a release tag."""
+    from packaging.version import Version
+
+    version = Version(advisor_core.__version__)
+    assert version >= Version("0.3"), version

@@ -11,6 +11,10 @@ def _fmt(value: Optional[float], spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _head(result: dict[str, Any]) -> list[str]:
     p = result["prices"]
     co2 = "-" if p["co2_g_per_kwh"] is None else f"{p['co2_g_per_kwh']:.4g}"
@@ -42,9 +46,9 @@ def _recommend(result: dict[str, Any]) -> list[str]:
     if result["best_per_ladder"]:
         lines += ["", "Best configuration per output ladder (within one score unit)"]
         for entry in result["best_per_ladder"]:
-            lines.append(f"  {entry['output_ladder']} [{entry['unit']}]: "
-                         f"{' = '.join(entry['best'])} (score {_fmt(entry['score'], '.5g')}, "
-                         f"{entry['candidates']} candidates)")
+            lines.append(f"  {entry['output_ladder']}: {' = '.join(entry['best'])} (score "
+                         f"{_fmt(entry['score'], '.5g')} {entry['unit']}, "
+                         f"{_count(entry['candidates'], 'candidate')})")
     energy, cost = result["pareto"]["energy"], result["pareto"]["cost"]
     lines.append("")
     if not energy:
@@ -72,8 +76,8 @@ def _model(model: Optional[dict[str, Any]]) -> list[str]:
                      f"{_fmt(p['pi_low_watts'], '.2f'):>9} {_fmt(p['pi_high_watts'], '.2f'):>9}"
                      + ("  extrapolated: outside the trained range" if p["extrapolated"] else ""))
     if any(p["extrapolated"] for p in model["predictions"]):
-        lines.append(f"Warning: rows marked extrapolated lie outside {lo}..{hi} streams; the "
-                     "model continues its fitted curve there and the interval may not hold.")
+        lines.append(f"Rows marked extrapolated lie outside {lo}..{hi} streams: the model "
+                     "continues its fitted curve there and the interval may not hold.")
     return lines
 
 
@@ -92,25 +96,33 @@ def _predict(result: dict[str, Any]) -> list[str]:
         f"cost {result['cost']:.4g} {cur} (energy {result['energy_cost']:.4g}, compute "
         f"{result['compute_cost']:.4g}), {_fmt(result['co2_grams'], '.1f')} gCO2",
     ]
-    if result["warning"]:
-        lines.append(f"Warning: {result['warning']}")
-    return lines
+    return lines  # the warning of an extrapolation goes to stderr (advisor_core.cli)
 
 
-_LABELS = {
-    "mean_power_watts": "power (W)", "power_per_stream_watts": "power per stream (W)",
-    "cost_per_hour": "cost per hour", "cost_per_stream_hour": "cost per stream-hour",
-    "co2_grams_per_hour": "CO2 (g/h)", "vmaf": "VMAF", "score": "score",
-}
+def _labels(result: dict[str, Any]) -> dict[str, str]:
+    cur = result["prices"]["currency"]
+    unit = result["a"]["unit"] if result["scores_comparable"] else "units differ"
+    return {"mean_power_watts": "power (W)", "power_per_stream_watts": "power per stream (W)",
+            "cost_per_hour": f"cost ({cur}/h)", "cost_per_stream_hour": f"cost ({cur}/stream-h)",
+            "co2_grams_per_hour": "CO2 (g/h)", "vmaf": "VMAF (0-100)", "score": f"score ({unit})"}
+
+
+def _scored(side: dict[str, Any], score: Optional[float]) -> str:
+    if score is None:  # its algorithm's unit would tag a score it does not have
+        return f"{side['name']} (no score)"
+    return f"{side['name']} ({side['algorithm']}, score in {side['unit']})"
 
 
 def _compare(result: dict[str, Any]) -> list[str]:
     a, b = result["a"], result["b"]
-    lines = [*_head(result), f"A: {a['name']} [{a['unit']}]", f"B: {b['name']} [{b['unit']}]",
-             f"{'':<22} {'A':>12} {'B':>12} {'B - A':>12} {'change':>8}"]
+    labels = _labels(result)
+    scores = next(row for row in result["rows"] if row["field"] == "score")
+    width = max(len(text) for text in labels.values())
+    lines = [*_head(result), f"A: {_scored(a, scores['a'])}", f"B: {_scored(b, scores['b'])}",
+             f"{'':<{width}} {'A':>12} {'B':>12} {'B - A':>12} {'change':>8}"]
     for row in result["rows"]:
         change = "-" if row["percent"] is None else f"{row['percent']:+.1f}%"
-        lines.append(f"{_LABELS[row['field']]:<22} {_fmt(row['a'], '.5g'):>12} "
+        lines.append(f"{labels[row['field']]:<{width}} {_fmt(row['a'], '.5g'):>12} "
                      f"{_fmt(row['b'], '.5g'):>12} {_fmt(row['difference'], '+.4g'):>12} "
                      f"{change:>8}")
     if not result["scores_comparable"]:

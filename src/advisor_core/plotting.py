@@ -37,6 +37,11 @@ def _pyplot() -> Any:
     return plt
 
 
+def _legend_outside(ax: Any) -> None:
+    """The legend right of the axes, where it cannot cover a point (tight_layout makes room)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
+
+
 def _power(ax: Any, scenarios: Sequence[ScenarioRecord], confidence_level: float) -> None:
     model = PowerPredictor()
     if not model.fit(list(scenarios)):
@@ -58,8 +63,8 @@ def _power(ax: Any, scenarios: Sequence[ScenarioRecord], confidence_level: float
     ax.axvspan(high, right, color="tab:orange", alpha=0.12, label="extrapolated")
     ax.set_xlabel("concurrent streams")
     ax.set_ylabel("mean power (W)")
-    ax.set_title("Power against stream count")
-    ax.legend(loc="upper left")
+    ax.set_title("Mean power against concurrent streams")
+    _legend_outside(ax)
 
 
 def _ranking(fig: Any, items: Sequence[Evaluation], top: int) -> None:
@@ -90,8 +95,8 @@ def _pareto(ax: Any, items: Sequence[Evaluation]) -> None:
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("power per stream (W)")
     ax.set_ylabel("VMAF")
-    ax.set_title("Quality against energy")
-    ax.legend(loc="lower right")
+    ax.set_title("VMAF against power per stream")
+    _legend_outside(ax)
 
 
 def plot(kind: str, output: PathLike, scenarios: Sequence[ScenarioRecord],

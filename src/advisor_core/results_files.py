@@ -83,11 +83,18 @@ def read_results_bytes(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES) 
     except OSError as exc:
         raise ResultsFileError(f"{path}: cannot open: {exc.strerror or exc}",
                                "unreadable") from exc
+    try:
+        # Checked on the descriptor before a file object is made of it: open() refuses a
+        # directory with its own error, naming the descriptor rather than the path.
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        os.close(fd)
+        raise ResultsFileError(f"{path}: not a regular file", "not_a_file")
     with open(fd, "rb", closefd=True) as handle:
         try:
             info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise ResultsFileError(f"{path}: not a regular file", "not_a_file")
             if info.st_size > max_bytes:
                 raise ResultsFileError(
                     f"{path}: file is {info.st_size} bytes, more than the {max_bytes} allowed",

@@ -6,7 +6,8 @@ so they join: ``encoder``, else ``encoder_type``, else "h264"). Differences from
 
 * scores are emitted only inside their valid range (VMAF 0..100, PSNR >= 0, SSIM 0..1; the record
   reader's rule); a genuine 0 is emitted, out-of-range or non-numeric values are counted in
-  ``qoe_exporter_skipped_scenarios{reason}``;
+  ``qoe_exporter_skipped_scenarios{reason}``, a scenario with none of the three usable as
+  ``reason="no_quality_score"``;
 * quality per watt and QoE efficiency come from ``advisor_core.scoring`` with the record's one
   power and measured energy (docs/results-files.md §2.4: e.g. energy = trapezoid(power_watts,
   step_seconds) joules, where the Go version summed rectangles with a fixed 5 s step); without a
@@ -89,6 +90,8 @@ class QoEMetrics(MetricSet):
                 psnr_f.add(labels, record.psnr)
             if record.ssim is not None:
                 ssim_f.add(labels, record.ssim)
+            if record.vmaf is None and record.psnr is None and record.ssim is None:
+                skip("no_quality_score")  # no QoE series: counted, or the run looks empty
             total, dropped = record.total_frames, record.dropped_frames
             # A non-numeric count is the reader's to count; more dropped than total is ours.
             if total is not None and total > 0 and dropped is not None:
