@@ -64,10 +64,14 @@ class RunRecord(Records):
 def read_records(entries: Iterable[Any],
                  analysis: Optional[Mapping[str, AnalysisRow]] = None,
                  max_text: int = MAX_TEXT) -> Records:
-    """Records of raw entries: the last entry of each name wins, the rest is counted."""
+    """Records of raw entries (or records read already): the last entry of each name wins, the
+    rest is counted."""
     skipped: dict[str, int] = {}
     read: list[ScenarioRecord] = []
     for entry in entries:
+        if isinstance(entry, ScenarioRecord):  # read already
+            read.append(entry)
+            continue
         try:
             name = entry.get("name") if isinstance(entry, dict) else None
             row = analysis.get(name) if analysis and isinstance(name, str) else None
