@@ -193,8 +193,8 @@ def run_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace
             print(f"cannot listen on {settings.listen_address}: {exc.strerror or exc}",
                   file=sys.stderr)
             return 1
-        for name, port in exporters.ports.items():
-            logger.info("%s exporter listening on %s:%d", name, settings.listen_address, port)
+        for name, address in exporters.server.listening:
+            logger.info("%s exporter listening on %s", name, address)
         stop_signals.wait()
         exporters.stop()
     logger.info("stopped")
