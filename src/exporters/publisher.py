@@ -18,7 +18,8 @@ from .metric_set import MetricSet, Run
 
 #: The self-observability families of every exporter, ``<exporter>_<suffix>``: (suffix, type,
 #: help, labels). ``exporter_info`` also carries the set's ``info_labels``;
-#: ``exporter_victoriametrics_up`` is served only with an enrichment URL (docs/exporters.md).
+#: The ``exporter_victoriametrics_*`` families are served only with an enrichment URL
+#: (docs/exporters.md).
 SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("exporter_up", "gauge", "1 while the exporter serves metrics from a readable file", ()),
     ("exporter_info", "gauge", "Exporter build information", ("version",)),
@@ -41,6 +42,12 @@ SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      "HTTP connections closed for misbehaving or for lack of room, by reason", ("reason",)),
     ("exporter_victoriametrics_up", "gauge",
      "1 while the last request to VictoriaMetrics succeeded", ()),
+    ("exporter_victoriametrics_failures", "counter",
+     "Failed VictoriaMetrics requests by reason; each starts or extends the backoff",
+     ("reason",)),
+    ("exporter_victoriametrics_dropped_points", "counter",
+     "Points of VictoriaMetrics answers dropped: outside the window asked or closer than a step",
+     ()),
 )
 
 
@@ -173,6 +180,9 @@ class ExporterState:
         }
         if self.prom.enabled:
             samples["exporter_victoriametrics_up"] = [((), 1.0 if self.prom.healthy else 0.0)]
+            samples["exporter_victoriametrics_failures"] = [
+                ((reason,), count) for reason, count in sorted(self.prom.failure_reasons.items())]
+            samples["exporter_victoriametrics_dropped_points"] = [((), self.prom.dropped_points)]
         return samples
 
     def publish(self, process: bytes) -> None:

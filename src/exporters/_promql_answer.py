@@ -1,0 +1,152 @@
+"""What a database answer may cost before and after it is parsed (docs/exporters.md §9).
+
+An answer is bytes from a server that may be broken or hostile. Before ``json.loads`` sees it,
+one pass over the bytes bounds the nesting depth (``json`` recurses per level and raises
+RecursionError deep down) and what the parsed objects would take: 8 MiB of ``[],[],...`` is
+~180 MB of lists, 8 MiB of ordinary points ~60 MB. After parsing, a range query keeps of each
+series only the points its window and step ask for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any, Optional
+
+__all__ = ["MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "BadAnswer", "WindowPoints",
+           "finite_float", "parse_answer"]
+
+#: The largest answer read (bytes): a window's answer is ~0.3 MB; more is a broken server.
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: Deepest nesting of an answer (a range query's is 6: answer, data, result, series, values,
+#: point).
+MAX_DEPTH = 16
+#: What the parsed objects of one answer may take, as estimated before parsing (bytes): room
+#: for 8 MiB of ordinary points, a few times less than a hostile shape of the same size.
+MAX_PARSE_BYTES = 96 * 1024 * 1024
+
+# Upper bounds of what json.loads allocates (CPython 3.9-3.13, 64-bit, measured): a dict with
+# its slot in the parent, a list likewise, any other value with its slot, and per byte of
+# string (a non-ASCII character takes up to 4 bytes as a str, and at least 2 as UTF-8).
+_DICT_BYTES, _LIST_BYTES, _VALUE_BYTES, _STRING_BYTE = 240, 96, 64, 2
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b"[]{},")
+
+
+class BadAnswer(ValueError):
+    """An answer that is not used; ``reason`` names why (``too_large``, ``too_deep``,
+    ``bad_json``, ``bad_shape``), for counting."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _nesting_within(brackets: bytes, limit: int) -> Optional[bool]:
+    """True when balanced brackets nest at most ``limit`` deep, False when deeper, None when
+    they do not pair up. Each pass removes the innermost pairs, at C speed."""
+    for _ in range(limit):
+        if not brackets:
+            return True
+        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
+        if len(shorter) == len(brackets):
+            return None
+        brackets = shorter
+    return False if brackets else True
+
+
+def parse_answer(body: bytes | bytearray) -> Any:
+    """The JSON document of an answer whose depth and parsed size are within budget.
+
+    Raises BadAnswer: ``too_deep`` beyond ``MAX_DEPTH``, ``too_large`` when the parsed objects
+    would take more than ``MAX_PARSE_BYTES``, ``bad_json`` when it is not JSON.
+    """
+    structure = _STRINGS.sub(b"", body)
+    string_bytes = len(body) - len(structure)
+    structure = structure.translate(None, _NOT_STRUCTURE)
+    estimate = (_DICT_BYTES * structure.count(b"{") + _LIST_BYTES * structure.count(b"[")
+                + _VALUE_BYTES * (structure.count(b",") + 1) + _STRING_BYTE * string_bytes)
+    if estimate > MAX_PARSE_BYTES:
+        raise BadAnswer(f"answer of {len(body)} bytes would take ~{estimate >> 20} MiB parsed, "
+                        f"more than {MAX_PARSE_BYTES >> 20} MiB", "too_large")
+    nesting = _nesting_within(structure.translate(None, b","), MAX_DEPTH)
+    del structure
+    if nesting is None:
+        raise BadAnswer("answer is not JSON: unbalanced brackets", "bad_json")
+    if not nesting:
+        raise BadAnswer(f"answer nested more than {MAX_DEPTH} deep", "too_deep")
+    try:
+        return json.loads(body)
+    except RecursionError as exc:  # not reached within MAX_DEPTH; kept as the last line
+        raise BadAnswer("answer nested too deep for the parser", "too_deep") from exc
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise BadAnswer(f"answer is not JSON: {exc}", "bad_json") from exc
+
+
+def finite_float(value: Any) -> Optional[float]:
+    """A finite float of a JSON number or numeric text, else None (JSON true is no number)."""
+    if isinstance(value, bool):  # float(True) would be 1.0
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+class WindowPoints:
+    """The values of a range query's series, only where its window and step ask for them.
+
+    A point is kept when its time lies within one step of the window asked (VictoriaMetrics
+    moves a window's ends to the step grid, so the first and last point may fall just outside)
+    and at least one step after the series' previous point; a series keeps at most
+    ``(end - start) / step + 2`` points. Everything else is counted in ``dropped``.
+    """
+
+    def __init__(self, start: float, end: float, step: float) -> None:
+        self.step = step
+        self.limit = int((end - start) // step) + 2
+        self._gap = step * (1 - 1e-9)  # float times on the grid are not exact
+        self._series: dict[tuple, tuple[list[float], list[float]]] = {}  # values, [last time]
+        self.dropped = 0
+
+    def add(self, series: Any, start: float, end: float) -> None:
+        """Take the points of one series of the answer to the request for [start, end]."""
+        pairs = series.get("values") if isinstance(series, dict) else None
+        if not isinstance(pairs, list):
+            return
+        labels = series.get("metric")
+        if not isinstance(labels, dict):
+            key: tuple = ()
+        elif all(isinstance(value, str) for value in labels.values()):
+            key = tuple(sorted(labels.items()))
+        else:  # label values are strings in the API: a broken answer, not a series
+            self.dropped += len(pairs)
+            return
+        values, last = self._series.setdefault(key, ([], [-math.inf]))
+        earliest, latest = start - self.step, end + self.step
+        gap, limit, previous = self._gap, self.limit, last[0]
+        for pair in pairs:
+            if type(pair) is not list or len(pair) != 2:
+                continue
+            at = pair[0]
+            if type(at) is not float and type(at) is not int:
+                at = finite_float(at)  # text, or no time at all
+                if at is None:
+                    self.dropped += 1
+                    continue
+            # NaN and infinities fail the window test; so does a huge integer.
+            if not earliest < at < latest or at - previous < gap or len(values) >= limit:
+                self.dropped += 1
+                continue
+            number = finite_float(pair[1])
+            if number is None:
+                continue  # no value: neither a point nor an excess
+            previous = at
+            values.append(number)
+        last[0] = previous
+
+    def values(self) -> list[float]:
+        """Every kept value, series by series, each in time order."""
+        return [value for values, _ in self._series.values() for value in values]
