@@ -6,6 +6,12 @@ in part and its backoff is over, and every ``RECOMPUTE_SECONDS``. Background wor
 for runs on the refresh's job thread (``exporters.jobs``); when it has new results only that
 set is re-rendered, from the rows it cached, without loading the file again. Every tick
 re-publishes each snapshot with fresh self-metrics and process metrics.
+
+Failure model (docs/exporters.md §9): whatever goes wrong while loading or computing a run, any
+exception ``MemoryError`` included, is caught in ``tick``, counted by reason in each set it
+touches (``<set>_exporter_up`` 0 meanwhile), leaves the last good metrics served and is tried
+again with backoff, whether or not the file changes. ``tick`` never raises, so no data stops a
+process, at start-up included.
 """
 
 from __future__ import annotations
@@ -41,6 +47,19 @@ logger = logging.getLogger("exporters")
 RECOMPUTE_SECONDS = 600.0
 #: Looks at the directory for a newest file that vanished (a rotation) before giving up.
 _ATTEMPTS = 3
+#: A failed refresh is tried again this many seconds later, the delay doubling with each
+#: failure in a row up to RETRY_MAX_SECONDS (a file that changes is read at once).
+RETRY_INITIAL_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+
+
+def failure_reason(exc: BaseException, default: str) -> str:
+    """The counted reason of an unexpected exception of a refresh (``default`` for a bug)."""
+    if isinstance(exc, MemoryError):
+        return "out_of_memory"
+    if isinstance(exc, RecursionError):
+        return "too_deep"
+    return default
 
 
 def _analysis_signature(results_path: Path) -> Optional[tuple]:
@@ -89,6 +108,9 @@ class Refresher(threading.Thread):
         self._served_file = False  # a results file has been loaded since the start
         self._last_failure: Optional[str] = None
         self._retry = False
+        self._failed = False  # the refresh under way failed (for some set or all)
+        self._retry_delay = 0.0  # seconds; 0 after a refresh that worked
+        self._retry_at: Optional[float] = None  # monotonic time of the next try after a failure
         self._last_compute = -math.inf
         self._process = ProcessPart()
         self.ticks = 0
@@ -149,21 +171,47 @@ class Refresher(threading.Thread):
         except (OSError, ResultsFileError):
             return ()
 
-    def _fail(self, reason: str, message: str, again: bool = True) -> None:
-        """Every set keeps its last good data and says up 0; logged once per reason change.
+    def _fail(self, reason: str, message: str, again: bool = True, *,
+              states: Optional[Sequence[ExporterState]] = None,
+              error: Optional[BaseException] = None) -> None:
+        """The sets (default: every set) keep their last good data and say up 0, the failure
+        counted under ``reason``; logged once per reason change (with ``error``'s traceback).
 
-        ``again``: load whatever the next tick finds, so up returns to 1 once the cause is gone.
+        ``again``: load whatever the next tick finds, so up returns to 1 once the cause is gone;
+        otherwise the same file is tried again after the retry delay.
         """
         if reason != self._last_failure:
-            logger.error("keeping the last good metrics: %s", message)
+            logger.error("keeping the last good metrics: %s", message,
+                         exc_info=(type(error), error, error.__traceback__)
+                         if error is not None else None)
         self._last_failure = reason
+        self._failed = True
         if again:
             self._signature = None
-        for state in self.states:
+        for state in self.states if states is None else states:
             state.failed(reason)
 
+    def _schedule_retry(self, now: float) -> None:
+        """After a refresh: a failed one is tried again after the (doubling) retry delay."""
+        if self._failed:
+            self._retry_delay = (RETRY_INITIAL_SECONDS if self._retry_delay <= 0
+                                 else min(self._retry_delay * 2, RETRY_MAX_SECONDS))
+            self._retry_at = now + self._retry_delay
+        else:
+            self._retry_delay, self._retry_at = 0.0, None
+
     def tick(self) -> None:
-        """One refresh step: recompute when needed, then re-publish every set's body."""
+        """One refresh step: recompute when needed, then re-publish every set's body.
+
+        Never raises: a failure of the refresh is counted and retried (module docstring).
+        """
+        try:
+            self._tick()
+        except Exception as exc:  # a bug outside the refresh (listing, publishing): logged
+            self._fail(failure_reason(exc, "refresh_failed"), f"refresh tick failed: {exc!r}",
+                       error=exc)
+
+    def _tick(self) -> None:
         try:
             signature: Optional[tuple] = self._current_signature()
         except ResultsFileError as exc:
@@ -176,13 +224,21 @@ class Refresher(threading.Thread):
         changed = signature is not None and signature != self._signature
         retry = self._retry and not self.prom.backing_off()
         stale = now - self._last_compute >= RECOMPUTE_SECONDS
-        refreshed = signature is not None and (changed or retry or stale)
+        due = self._retry_at is not None and now >= self._retry_at
+        refreshed = signature is not None and (changed or retry or stale or due)
         with self._lock:
             rerender, self._rerender = self._rerender, set()
         if refreshed:
             assert signature is not None  # refreshed implies a listing that worked
             self._signature = signature
-            self._refresh(signature)
+            self._failed = False
+            try:
+                self._refresh(signature)
+            except Exception as exc:  # the one place a refresh's failure is caught
+                self._fail(failure_reason(exc, "load_failed"),
+                           f"refreshing from {signature[0] if signature else 'nothing'} "
+                           f"failed: {exc!r}", again=False, error=exc)
+            self._schedule_retry(now)
         else:
             for index, state in enumerate(self.states):
                 if index in rerender:
@@ -191,7 +247,10 @@ class Refresher(threading.Thread):
                 self.prom.probe()
         process = self._process.render()
         for state in self.states:
-            state.publish(process)
+            try:
+                state.publish(process)
+            except Exception:  # e.g. MemoryError: the previous snapshot stays served
+                logger.exception("%s: publishing failed", state.metric_set.name)
         self.ticks += 1
         if refreshed:
             # Background work starts once the new bodies are out: started earlier, its thread
@@ -293,10 +352,10 @@ class Refresher(threading.Thread):
                     del run  # the scenario objects are freed before the last render
                 state.set_data(families if isinstance(families, list) else list(families))
                 del families
-            except Exception:
-                logger.exception("%s: computing metrics failed", state.metric_set.name)
-                state.refresh_errors += 1
-                state.refresh_errors_last_ok = False
+            except Exception as exc:  # this set keeps its last good data; the others go on
+                reason = failure_reason(exc, "compute_failed")
+                self._fail(reason, f"{state.metric_set.name}: computing metrics failed: {exc!r}",
+                           again=False, states=(state,), error=exc)
                 continue
             state.run = summary
             state.scenarios_total = entries
