@@ -33,6 +33,9 @@ SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      "Failed refreshes by reason: the directory or newest file could not be used", ("reason",)),
     ("exporter_skipped_scenarios", "gauge",
      "Scenarios (or their samples) left out of the last refresh, by reason", ("reason",)),
+    ("exporter_skipped_files", "gauge",
+     "Names like a results file, newer than the one served, that cannot be opened as one",
+     ("reason",)),
     ("duplicate_scenarios", "gauge",
      "Scenario entries dropped because a later entry has the same name", ()),
     ("scenarios_total", "gauge",
@@ -81,6 +84,8 @@ class ExporterState:
         self.http_client_errors: dict[str, int] = {}
         #: Failed refreshes by reason (docs/exporters.md "Results directory").
         self.refresh_failures: dict[str, int] = {}
+        #: Names passed over in the last look at the directory, by reason (replaced whole).
+        self.skipped_files: dict[str, int] = {}
         # The latest refresh attempt of this set succeeded (a bad newer file makes up 0).
         self.refresh_errors_last_ok = True
         # The rendered data part: plain chunks, one per family.
@@ -173,6 +178,8 @@ class ExporterState:
                 ((reason,), count) for reason, count in sorted(self.refresh_failures.items())],
             "exporter_skipped_scenarios": [
                 ((reason,), reasons[reason]) for reason in sorted(reasons)],
+            "exporter_skipped_files": [
+                ((reason,), count) for reason, count in sorted(self.skipped_files.items())],
             "duplicate_scenarios": [((), self.run.duplicates if self.run is not None else 0)],
             "scenarios_total": [((), self.scenarios_total)],
             "exporter_http_connections": [((), self.http_connections)],

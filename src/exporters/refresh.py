@@ -1,7 +1,8 @@
 """The refresh thread: watches the results directory, recomputes, re-publishes every snapshot.
 
-Recompute policy: every set is recomputed from a fresh load when the newest results file or the
-analysis CSV beside it changes (path, mtime, size or inode), when VictoriaMetrics answered only
+Recompute policy: every set is recomputed from a fresh load when the newest usable results file
+or the analysis CSV beside it changes (path, mtime, size, inode or ctime: ``exporters.directory``),
+when VictoriaMetrics answered only
 in part and its backoff is over, and every ``RECOMPUTE_SECONDS``. Background work a set asks
 for runs on the refresh's job thread (``exporters.jobs``); when it has new results only that
 set is re-rendered, from the rows it cached, without loading the file again. Every tick
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Hashable, Sequence
@@ -30,11 +30,12 @@ from advisor_core.analysis import analysis_path, join_analysis, read_analysis
 from advisor_core.results_files import (
     RESULTS_GLOB,
     ResultsFileError,
-    latest_results_file,
     read_results,
 )
 
 from ._promql import PromClient
+from .directory import ATTEMPTS as _ATTEMPTS
+from .directory import newest_signature
 from .jobs import BackgroundJobs
 from .metric_set import Run, make_run
 from .publisher import ExporterState, ProcessPart
@@ -45,8 +46,6 @@ logger = logging.getLogger("exporters")
 #: Even without a file change every set is recomputed this often (seconds), so slowly changing
 #: inputs (grid carbon intensity, windows still being ingested) reach the metrics.
 RECOMPUTE_SECONDS = 600.0
-#: Looks at the directory for a newest file that vanished (a rotation) before giving up.
-_ATTEMPTS = 3
 #: A failed refresh is tried again this many seconds later, the delay doubling with each
 #: failure in a row up to RETRY_MAX_SECONDS (a file that changes is read at once).
 RETRY_INITIAL_SECONDS = 1.0
@@ -60,14 +59,6 @@ def failure_reason(exc: BaseException, default: str) -> str:
     if isinstance(exc, RecursionError):
         return "too_deep"
     return default
-
-
-def _analysis_signature(results_path: Path) -> Optional[tuple]:
-    try:
-        info = os.stat(analysis_path(results_path))
-    except OSError:  # absent, or unreadable: reading it says which, and counts it
-        return None
-    return (info.st_mtime_ns, info.st_size, info.st_ino)
 
 
 @dataclass(frozen=True)
@@ -113,6 +104,7 @@ class Refresher(threading.Thread):
         self._retry_at: Optional[float] = None  # monotonic time of the next try after a failure
         self._last_compute = -math.inf
         self._process = ProcessPart()
+        self._skipped_names: frozenset[tuple[str, str]] = frozenset()  # last logged
         self.ticks = 0
         #: Results files read so far (a re-render after a background job reads none).
         self.loads = 0
@@ -143,27 +135,23 @@ class Refresher(threading.Thread):
         self._wake.set()
 
     def _current_signature(self) -> tuple:
-        """(path, mtime, size, inode) of the newest results file and (mtime, size, inode) of
-        its analysis CSV (None when absent); () when there is no results file.
+        """The signature of the newest usable results file (``directory.newest_signature``);
+        the names passed over on the way are logged and shown by every set.
 
-        A newest file that vanishes between listing and ``stat`` (a rotation) is looked for
-        again. Raises OSError (listing) or ResultsFileError.
+        Raises OSError (listing) or ResultsFileError.
         """
-        for _ in range(_ATTEMPTS):
-            path = latest_results_file(self.results_dir)
-            if path is None:
-                return ()
-            try:
-                info = os.stat(path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise ResultsFileError(f"{path}: cannot stat: {exc.strerror or exc}",
-                                       "unreadable") from exc
-            return (str(path), info.st_mtime_ns, info.st_size, info.st_ino,
-                    _analysis_signature(path))
-        raise ResultsFileError(f"{self.results_dir}: the newest results file keeps vanishing",
-                               "vanished")
+        signature, skipped = newest_signature(self.results_dir)
+        noticed = frozenset((path.name, reason) for path, reason in skipped)
+        if noticed - self._skipped_names:
+            logger.warning("passing over %s", ", ".join(
+                f"{name} ({reason.replace('_', ' ')})" for name, reason in sorted(noticed)))
+        self._skipped_names = noticed
+        counts: dict[str, int] = {}
+        for _, reason in skipped:
+            counts[reason] = counts.get(reason, 0) + 1
+        for state in self.states:
+            state.skipped_files = counts
+        return signature
 
     def _newest_after_vanish(self) -> tuple:
         try:
