@@ -114,6 +114,20 @@ def test_nesting_is_bounded_exactly_and_brackets_in_strings_do_not_count() -> No
         "a": '"' + "[" * 41}
 
 
+@pytest.mark.parametrize("body", [
+    b'["' + b'\\"' * (4 * 1024 * 1024 - 2),  # a string that never ends: every quote escaped
+    b'"' * (8 * 1024 * 1024 - 1),
+    b'["a\\' + b"x" * (8 * 1024 * 1024 - 8),
+])
+def test_the_scan_before_parsing_is_linear_in_any_bytes(body) -> None:
+    """A scan that backtracks from every quote takes hours here (it took 8.6 s for 40 KB)."""
+    started = time.monotonic()
+    with pytest.raises(BadAnswer) as raised:
+        parse_answer(body)
+    assert raised.value.reason == "bad_json"
+    assert time.monotonic() - started < 10.0
+
+
 def test_a_series_keeps_at_most_one_point_per_step_near_its_window() -> None:
     points = WindowPoints(100.0, 120.0, 5.0)
     points.add({"metric": {}, "values": [

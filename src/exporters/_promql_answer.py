@@ -30,7 +30,10 @@ MAX_PARSE_BYTES = 96 * 1024 * 1024
 # its slot in the parent, a list likewise, any other value with its slot, and per byte of
 # string (a non-ASCII character takes up to 4 bytes as a str, and at least 2 as UTF-8).
 _DICT_BYTES, _LIST_BYTES, _VALUE_BYTES, _STRING_BYTE = 240, 96, 64, 2
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A string up to its closing quote, or to the end when it has none: a match never fails, so the
+# scan is linear whatever the bytes (a pattern that can fail backtracks from every quote of an
+# unterminated string: quadratic, minutes for 8 MiB of escaped quotes).
+_STRINGS = re.compile(rb'"[^"\\]*(?:\\[\s\S]?[^"\\]*)*"?')
 _NOT_STRUCTURE = bytes(b for b in range(256) if b not in b"[]{},")
 
 
