@@ -129,7 +129,7 @@ def test_the_scan_before_parsing_is_linear_in_any_bytes(body) -> None:
 
 
 def test_a_series_keeps_at_most_one_point_per_step_near_its_window() -> None:
-    points = WindowPoints(100.0, 120.0, 5.0)
+    points = WindowPoints(100.0, 120.0, 5.0, 10, 1000)
     points.add({"metric": {}, "values": [
         [90, "1"],  # two steps before the window: dropped
         [97.5, "2"],  # within a step before it (a window moved onto the step grid): kept
@@ -143,16 +143,34 @@ def test_a_series_keeps_at_most_one_point_per_step_near_its_window() -> None:
         ["117.4", "11"],  # earlier than the previous point: dropped
         [float("nan"), "12"], [None, "13"], [True, "14"], [10**400, "15"],  # no usable time
     ]}, 100.0, 120.0)
-    assert points.values() == [2.0, 4.0, 6.0, 7.0, 8.0, 9.0]
+    assert list(points.values()) == [2.0, 4.0, 6.0, 7.0, 8.0, 9.0]
     assert points.dropped == 9
     assert points.limit == 6  # (120 - 100) / 5 + 2
 
 
 def test_points_beyond_what_the_window_asks_for_are_dropped() -> None:
-    points = WindowPoints(0.0, 50.0, 5.0)
+    points = WindowPoints(0.0, 50.0, 5.0, 10, 1000)
     points.add({"values": [[t * 5.0 - 4.0, str(t)] for t in range(20)]}, 0.0, 50.0)
     assert len(points.values()) == points.limit == 12
     assert points.dropped == 8
+
+
+def test_more_series_or_points_than_a_query_can_ask_for_fail_it_whole(monkeypatch) -> None:
+    series = [{"metric": {"container": str(index)}, "values": [[PAST + 5, "1"]]}
+              for index in range(_promql.MAX_SERIES + 1)]
+    empty = [{"metric": {"container": f"idle{index}"}, "values": []} for index in range(5000)]
+    answers = iter([{"data": {"result": series[:-1] + empty}},  # at the limit: served
+                    {"data": {"result": series}}])
+    monkeypatch.setattr(PromClient, "_fetch",
+                        lambda self, target: (200, json.dumps(next(answers)).encode()))
+    client = PromClient("http://prometheus.invalid", backoff_initial=0.0)
+    assert client.query_range(POWER_QUERY, PAST, PAST + 10) == [1.0] * _promql.MAX_SERIES
+    assert client.query_range(POWER_QUERY, PAST, PAST + 10, 2.0) is None  # not a part of it
+    assert client.failure_reasons == {"too_large": 1}
+    points = WindowPoints(0.0, 100.0, 1.0, 10, 150)
+    points.add({"metric": {"a": "1"}, "values": [[t, "1"] for t in range(100)]}, 0.0, 100.0)
+    with pytest.raises(BadAnswer):
+        points.add({"metric": {"a": "2"}, "values": [[t, "1"] for t in range(100)]}, 0.0, 100.0)
 
 
 def test_the_answer_cache_is_bounded_in_bytes(fake, monkeypatch) -> None:

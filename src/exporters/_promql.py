@@ -84,6 +84,11 @@ MAX_POINTS_PER_REQUEST = 11_000
 #: Range requests one window may take (64 x 11,000 points is 40 days at a 5 s step): a window
 #: beyond that is a broken timestamp, answered "no data" rather than with thousands of requests.
 MAX_PIECES = 64
+#: Series with points in one range query's answer (the queries sent ask for a sum, or one series
+#: per container), and points kept in all (two series over the longest window): an answer with
+#: more is a failed query, not data to trust in part.
+MAX_SERIES = 1000
+MAX_QUERY_POINTS = 2 * MAX_PIECES * MAX_POINTS_PER_REQUEST
 
 
 def _pieces(start: float, end: float, step: float) -> list[tuple[float, float]]:
@@ -391,7 +396,7 @@ class PromClient:
                 logger.warning("range query %s over %.0f s not sent: window too long", expr,
                                hi - lo)
                 raise _QueryRefused("window too long")
-            points = WindowPoints(lo, hi, dt)
+            points = WindowPoints(lo, hi, dt, MAX_SERIES, MAX_QUERY_POINTS)
             try:
                 for piece_start, piece_end in _pieces(lo, hi, dt):
 
@@ -414,7 +419,7 @@ class PromClient:
                 if points.dropped:
                     with self._lock:
                         self.dropped_points += points.dropped
-            return array("d", points.values())
+            return points.values()
 
         result = self._cached(("range", expr, lo, hi, dt), hi, fetch)
         return list(result) if isinstance(result, array) else None

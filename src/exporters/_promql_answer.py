@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from array import array
 from typing import Any, Optional
 
 __all__ = ["MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "BadAnswer", "WindowPoints",
@@ -104,14 +105,20 @@ class WindowPoints:
     A point is kept when its time lies within one step of the window asked (VictoriaMetrics
     moves a window's ends to the step grid, so the first and last point may fall just outside)
     and at least one step after the series' previous point; a series keeps at most
-    ``(end - start) / step + 2`` points. Everything else is counted in ``dropped``.
+    ``(end - start) / step + 2`` points. Everything else is counted in ``dropped``. More than
+    ``max_series`` series with points, or more than ``max_points`` points in all, is no answer
+    to trust: ``add`` raises BadAnswer (``too_large``) rather than keep part of it.
     """
 
-    def __init__(self, start: float, end: float, step: float) -> None:
+    def __init__(self, start: float, end: float, step: float, max_series: int,
+                 max_points: int) -> None:
         self.step = step
         self.limit = int((end - start) // step) + 2
+        self.max_series, self.max_points = max_series, max_points
         self._gap = step * (1 - 1e-9)  # float times on the grid are not exact
-        self._series: dict[tuple, tuple[list[float], list[float]]] = {}  # values, [last time]
+        # label key -> (values, [time of the last value]); values as doubles, 8 bytes each
+        self._series: dict[tuple, tuple[array[float], list[float]]] = {}
+        self._kept = 0
         self.dropped = 0
 
     def add(self, series: Any, start: float, end: float) -> None:
@@ -127,9 +134,10 @@ class WindowPoints:
         else:  # label values are strings in the API: a broken answer, not a series
             self.dropped += len(pairs)
             return
-        values, last = self._series.setdefault(key, ([], [-math.inf]))
+        known = self._series.get(key)
+        values, last = known if known is not None else (array("d"), [-math.inf])
         earliest, latest = start - self.step, end + self.step
-        gap, limit, previous = self._gap, self.limit, last[0]
+        gap, limit, previous, before = self._gap, self.limit, last[0], len(values)
         for pair in pairs:
             if type(pair) is not list or len(pair) != 2:
                 continue
@@ -149,7 +157,17 @@ class WindowPoints:
             previous = at
             values.append(number)
         last[0] = previous
+        self._kept += len(values) - before
+        if known is None and values:
+            if len(self._series) >= self.max_series:
+                raise BadAnswer(f"more than {self.max_series} series", "too_large")
+            self._series[key] = (values, last)
+        if self._kept > self.max_points:
+            raise BadAnswer(f"more than {self.max_points} points", "too_large")
 
-    def values(self) -> list[float]:
+    def values(self) -> array[float]:
         """Every kept value, series by series, each in time order."""
-        return [value for values, _ in self._series.values() for value in values]
+        kept: array[float] = array("d")
+        for values, _ in self._series.values():
+            kept.extend(values)
+        return kept
