@@ -24,7 +24,8 @@ posix = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX links and FI
 
 def write(directory: Path, name: str, value: float) -> Path:
     path = directory / name
-    path.write_text(json.dumps({"scenarios": [{"name": "a", "value": value}]}), encoding="utf-8")
+    path.write_text(json.dumps({"scenarios": [{"name": "a", "viewers": value}]}),
+                    encoding="utf-8")
     return path
 
 
@@ -108,7 +109,7 @@ def test_content_rewritten_behind_the_same_size_and_mtime_is_noticed(tmp_path) -
     refresher.tick()
     assert served(state)[0] == 1.0
     with open(path, "r+b") as handle:  # in place: same inode, same size
-        data = handle.read().replace(b'"value": 1.0', b'"value": 7.0')
+        data = handle.read().replace(b'"viewers": 1.0', b'"viewers": 7.0')
         handle.seek(0)
         handle.write(data)
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the mtime put back

@@ -5,6 +5,7 @@ start-up and without a file change."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import textwrap
 import time
@@ -21,8 +22,15 @@ from exporters.publisher import ExporterState
 from exporters.refresh import RETRY_INITIAL_SECONDS, RETRY_MAX_SECONDS, Refresher
 
 
+def name_and_value(scenario) -> tuple[str, float]:
+    """A scenario's name and ``viewers`` (a dict before the record rework, a record after)."""
+    if isinstance(scenario, dict):
+        return scenario["name"], float(scenario.get("viewers", 0))
+    return scenario.name, float(scenario.viewers or 0)
+
+
 class Valued(MetricSet):
-    """One gauge per scenario holding its ``value``; raises ``failure`` while it is set."""
+    """One gauge per scenario holding its ``viewers``; raises ``failure`` while it is set."""
 
     name = "demo"
     default_port = 9999
@@ -36,9 +44,10 @@ class Valued(MetricSet):
         self.calls += 1
         if self.failure is not None:
             raise self.failure
-        family = GaugeMetricFamily(f"{self.name}_value", "value field", labels=["scenario"])
+        family = GaugeMetricFamily(f"{self.name}_value", "viewers", labels=["scenario"])
         for scenario in run.scenarios:
-            family.add_metric([scenario["name"]], float(scenario.get("value", 0)))
+            name, value = name_and_value(scenario)
+            family.add_metric([name], value)
         return [family]
 
 
@@ -85,7 +94,7 @@ def clock(monkeypatch) -> Clock:
 ])
 def test_a_compute_that_raises_keeps_the_last_good_data_and_is_retried_with_backoff(
         tmp_path, clock, failure, reason) -> None:
-    write(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 7}])
+    write(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "viewers": 7}])
     prom = PromClient(None)
     failing, other = Valued("broken"), Valued("fine")
     states = [ExporterState(failing, prom), ExporterState(other, prom)]
@@ -93,7 +102,7 @@ def test_a_compute_that_raises_keeps_the_last_good_data_and_is_retried_with_back
     refresher.tick()
     assert served(states[0]) == ([("a", 7.0)], 1.0, {})
     failing.failure = failure
-    write(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "value": 9}])
+    write(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "viewers": 9}])
     refresher.tick()
     assert served(states[0]) == ([("a", 7.0)], 0.0, {reason: 1.0})  # last good data kept
     assert served(states[1]) == ([("b", 9.0)], 1.0, {})  # the other set is not touched
@@ -128,7 +137,7 @@ def test_a_compute_that_raises_keeps_the_last_good_data_and_is_retried_with_back
 ])
 def test_a_load_that_raises_outside_the_file_handler_is_counted_for_every_set(
         tmp_path, clock, monkeypatch, failure, reason) -> None:
-    write(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 7}])
+    write(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "viewers": 7}])
     prom = PromClient(None)
     states = [ExporterState(Valued("one"), prom), ExporterState(Valued("two"), prom)]
     refresher = Refresher(states, tmp_path, 1.0, prom)
@@ -141,7 +150,7 @@ def test_a_load_that_raises_outside_the_file_handler_is_counted_for_every_set(
         raise failure
 
     monkeypatch.setattr(Refresher, "_refresh", broken)
-    write(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "value": 9}])
+    write(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "viewers": 9}])
     refresher.tick()
     for state in states:
         assert served(state) == ([("a", 7.0)], 0.0, {reason: 1.0})
@@ -156,7 +165,7 @@ def test_a_load_that_raises_outside_the_file_handler_is_counted_for_every_set(
 
 
 def test_the_first_refresh_never_raises(tmp_path, monkeypatch) -> None:
-    write(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "value": 7}])
+    write(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "viewers": 7}])
     monkeypatch.setattr(Refresher, "_refresh", lambda self, signature: 1 / 0)
     prom = PromClient(None)
     state = ExporterState(Valued(), prom)
@@ -198,7 +207,8 @@ linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux p
 def faulty(tmp_path, monkeypatch) -> str:
     (tmp_path / "code").mkdir()
     (tmp_path / "code" / "faulty_qoe.py").write_text(LAUNCHER)
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "code"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(tmp_path / "code"), *filter(None, [os.environ.get("PYTHONPATH")])]))
     return "faulty_qoe"
 
 
