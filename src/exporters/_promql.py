@@ -3,11 +3,10 @@
 Used only from the exporters' refresh thread, never on a scrape. Short timeouts, bounded
 concurrency, a cache bounded in bytes for windows that ended in the past (a finished scenario's
 window never changes), and exponential backoff while the database is down or answers nonsense
-(no requests while backing off). Each request has one overall deadline (a server trickling
-bytes cannot stall a refresh), a size cap, and an answer is checked before it is parsed
-(``exporters._promql_answer``); a range query keeps only the points its window asks for.
-Nothing a server sends makes a query raise: every failure is counted by reason. The standard
-library's http.client only: no third-party HTTP dependency.
+(no requests while backing off). Each request has one overall deadline and a size cap, and an
+answer is checked before it is parsed (``exporters._promql_answer``); a range query keeps only
+the points its window asks for. Nothing a server sends makes a query raise: every failure is
+counted by reason. The standard library's http.client only: no third-party HTTP dependency.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import http.client
 import logging
 import math
-import socket
 import threading
 import time
 import urllib.parse
@@ -25,7 +23,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional, TypeVar, Union
 
-from ._promql_answer import MAX_ANSWER_BYTES, BadAnswer, WindowPoints, finite_float, parse_answer
+from ._promql_answer import BadAnswer, WindowPoints, fetch, finite_float, parse_answer
 
 logger = logging.getLogger(__name__)
 
@@ -104,24 +102,6 @@ def _pieces(start: float, end: float, step: float) -> list[tuple[float, float]]:
         first = start + index * MAX_POINTS_PER_REQUEST * step
     return pieces
 
-
-
-def _remaining(connection: http.client.HTTPConnection, deadline: float) -> None:
-    """Give the connection's next socket operation only what is left of the deadline."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("no complete answer within the deadline")
-    if connection.sock is not None:
-        connection.sock.settimeout(left)
-
-
-def _shut(sock: Optional[socket.socket]) -> None:
-    """End a blocked read: the request's deadline has passed."""
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def _reason(exc: BaseException) -> str:
@@ -274,46 +254,8 @@ class PromClient:
         return value
 
     def _fetch(self, target: str) -> tuple[int, bytearray]:
-        """GET ``target`` (path and query) within one overall deadline of ``timeout`` seconds
-        and at most ``MAX_ANSWER_BYTES``; return (status, body). Raises OSError,
-        http.client.HTTPException (TimeoutError when the deadline passes, e.g. a trickle) or
-        BadAnswer (too large)."""
-        deadline = time.monotonic() + self.timeout
-        parts = urllib.parse.urlsplit(str(self.base_url))
-        connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
-                            else http.client.HTTPConnection)
-        connection = connection_class(parts.netloc, timeout=self.timeout)
-        watchdog: Optional[threading.Timer] = None
-        try:
-            connection.request("GET", parts.path + target,
-                               headers={"Accept": "application/json"})
-            _remaining(connection, deadline)
-            # A socket timeout bounds each read, not their sum: a server trickling its head
-            # a byte at a time would pass it. At the deadline the socket is shut down.
-            watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut,
-                                       (connection.sock,))
-            watchdog.daemon = True
-            watchdog.start()
-            response = connection.getresponse()
-            declared = response.getheader("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
-                raise BadAnswer(f"answer of {declared} bytes, more than {MAX_ANSWER_BYTES}",
-                                "too_large")
-            body = bytearray()
-            while True:
-                _remaining(connection, deadline)
-                chunk = response.read1(65536)
-                if not chunk:
-                    break
-                body += chunk
-                if len(body) > MAX_ANSWER_BYTES:
-                    raise BadAnswer(f"answer of more than {MAX_ANSWER_BYTES} bytes",
-                                    "too_large")
-            return response.status, body
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-            connection.close()
+        """GET ``target`` (path and query) of the database (``_promql_answer.fetch``)."""
+        return fetch(str(self.base_url), target, self.timeout)
 
     def _cached(self, key: tuple, end: float, fetch: Callable[[], _Cached]) -> _Cached:
         with self._lock:

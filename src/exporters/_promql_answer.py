@@ -1,22 +1,29 @@
-"""What a database answer may cost before and after it is parsed (docs/exporters.md §9).
+"""What a database answer may cost while read, before and after it is parsed
+(docs/exporters.md §9).
 
-An answer is bytes from a server that may be broken or hostile. Before ``json.loads`` sees it,
-one pass over the bytes bounds the nesting depth (``json`` recurses per level and raises
-RecursionError deep down) and what the parsed objects would take: 8 MiB of ``[],[],...`` is
-~180 MB of lists, 8 MiB of ordinary points ~60 MB. After parsing, a range query keeps of each
-series only the points its window and step ask for.
+An answer is bytes from a server that may be broken or hostile. It is read within one overall
+deadline and a byte cap (a server trickling bytes cannot stall a refresh). Before
+``json.loads`` sees it, one pass over the bytes bounds the nesting depth (``json`` recurses per
+level and raises RecursionError deep down) and what the parsed objects would take: 8 MiB of
+``[],[],...`` is ~180 MB of lists, 8 MiB of ordinary points ~60 MB. After parsing, a range
+query keeps of each series only the points its window and step ask for.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import re
+import socket
+import threading
+import time
+import urllib.parse
 from array import array
 from typing import Any, Optional
 
 __all__ = ["MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "BadAnswer", "WindowPoints",
-           "finite_float", "parse_answer"]
+           "fetch", "finite_float", "parse_answer"]
 
 #: The largest answer read (bytes): a window's answer is ~0.3 MB; more is a broken server.
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
@@ -45,6 +52,67 @@ class BadAnswer(ValueError):
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+def _remaining(connection: http.client.HTTPConnection, deadline: float) -> None:
+    """Give the connection's next socket operation only what is left of the deadline."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("no complete answer within the deadline")
+    if connection.sock is not None:
+        connection.sock.settimeout(left)
+
+
+def _shut(sock: Optional[socket.socket]) -> None:
+    """End a blocked read: the request's deadline has passed."""
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def fetch(base_url: str, target: str, timeout: float) -> tuple[int, bytearray]:
+    """GET ``base_url`` + ``target`` (path and query) within one overall deadline of
+    ``timeout`` seconds and at most ``MAX_ANSWER_BYTES``; return (status, body). Raises OSError,
+    http.client.HTTPException (TimeoutError when the deadline passes, e.g. a trickle) or
+    BadAnswer (too large)."""
+    deadline = time.monotonic() + timeout
+    parts = urllib.parse.urlsplit(base_url)
+    connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
+                        else http.client.HTTPConnection)
+    connection = connection_class(parts.netloc, timeout=timeout)
+    watchdog: Optional[threading.Timer] = None
+    try:
+        connection.request("GET", parts.path + target,
+                           headers={"Accept": "application/json"})
+        _remaining(connection, deadline)
+        # A socket timeout bounds each read, not their sum: a server trickling its head
+        # a byte at a time would pass it. At the deadline the socket is shut down.
+        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut,
+                                   (connection.sock,))
+        watchdog.daemon = True
+        watchdog.start()
+        response = connection.getresponse()
+        declared = response.getheader("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise BadAnswer(f"answer of {declared} bytes, more than {MAX_ANSWER_BYTES}",
+                            "too_large")
+        body = bytearray()
+        while True:
+            _remaining(connection, deadline)
+            chunk = response.read1(65536)
+            if not chunk:
+                break
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise BadAnswer(f"answer of more than {MAX_ANSWER_BYTES} bytes",
+                                "too_large")
+        return response.status, body
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        connection.close()
 
 
 def _nesting_within(brackets: bytes, limit: int) -> Optional[bool]:
