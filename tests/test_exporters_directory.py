@@ -89,6 +89,21 @@ def test_every_kind_at_once_and_the_command_line_reader_passes_them_over_too(tmp
 
 
 @posix
+def test_thousands_of_unusable_names_cost_one_short_log_line(tmp_path, caplog) -> None:
+    write(tmp_path, "test_results_20250101_000000.json", 1.0)
+    for index in range(2000):
+        unusable(tmp_path, f"test_results_20250102_{index:06d}.json", "dangling_link")
+    prom = PromClient(None)
+    state = ExporterState(Valued(), prom)
+    refresher = Refresher([state], tmp_path, 1.0, prom)
+    refresher.tick()
+    refresher.tick()
+    assert served(state) == (1.0, 1.0, {}, {"dangling_link": 2000.0})
+    lines = [r.getMessage() for r in caplog.records if "passing over" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].endswith("and 1995 more") and len(lines[0]) < 500
+
+
+@posix
 def test_only_unusable_names_serve_nothing_as_before(tmp_path) -> None:
     unusable(tmp_path, "test_results_20250102_000000.json", "symlink_loop")
     prom = PromClient(None)

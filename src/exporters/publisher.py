@@ -188,7 +188,8 @@ class ExporterState:
         if self.prom.enabled:
             samples["exporter_victoriametrics_up"] = [((), 1.0 if self.prom.healthy else 0.0)]
             samples["exporter_victoriametrics_failures"] = [
-                ((reason,), count) for reason, count in sorted(self.prom.failure_reasons.items())]
+                ((reason,), count)  # a copy: the client's worker threads add to it
+                for reason, count in sorted(dict(self.prom.failure_reasons).items())]
             samples["exporter_victoriametrics_dropped_points"] = [((), self.prom.dropped_points)]
         return samples
 

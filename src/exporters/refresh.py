@@ -50,6 +50,8 @@ RECOMPUTE_SECONDS = 600.0
 #: failure in a row up to RETRY_MAX_SECONDS (a file that changes is read at once).
 RETRY_INITIAL_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
+#: Names passed over that one log line names at most.
+_NAMES_LOGGED = 5
 
 
 def failure_reason(exc: BaseException, default: str) -> str:
@@ -142,9 +144,12 @@ class Refresher(threading.Thread):
         """
         signature, skipped = newest_signature(self.results_dir)
         noticed = frozenset((path.name, reason) for path, reason in skipped)
-        if noticed - self._skipped_names:
-            logger.warning("passing over %s", ", ".join(
-                f"{name} ({reason.replace('_', ' ')})" for name, reason in sorted(noticed)))
+        new = noticed - self._skipped_names
+        if new:  # one line, naming a few: a directory may hold thousands of such names
+            shown = sorted(new)[:_NAMES_LOGGED]
+            logger.warning("passing over %s%s", ", ".join(
+                f"{name} ({reason.replace('_', ' ')})" for name, reason in shown),
+                f" and {len(new) - len(shown)} more" if len(new) > len(shown) else "")
         self._skipped_names = noticed
         counts: dict[str, int] = {}
         for _, reason in skipped:
