@@ -17,8 +17,9 @@ class FakeProm:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict]] = []
-        # ok | error | slow | hang | trickle | huge | huge_unannounced | flood | deep | bomb
+        # ok | error | slow | hang | trickle | huge | huge_unannounced | flood | deep | bomb | fixed
         self.mode = "ok"
+        self.fixed = b""  #: the answer of mode "fixed" to every request
         #: Size of the valid points a "flood" answer adds outside the window asked (bytes).
         self.flood_bytes = 8 * 1024 * 1024 - 64 * 1024
         self._floods: dict[tuple, bytes] = {}
@@ -66,6 +67,9 @@ class FakeProm:
                             self.wfile.write(b"[" * 65536)
                     except OSError:
                         pass
+                    return
+                if fake.mode == "fixed":
+                    fake._send(self, fake.fixed)
                     return
                 if fake.mode == "deep":  # valid JSON nested far beyond any parser's recursion
                     fake._send(self, b'{"status":"success","data":{"result":['

@@ -16,10 +16,13 @@ from _process import Exporter, metrics
 from exporters import _promql, _promql_answer
 from exporters._promql import PromClient
 from exporters._promql_answer import (
+    MAX_ANSWER_BYTES,
     MAX_DEPTH,
+    MAX_PARSE_BYTES,
     BadAnswer,
     WindowPoints,
     parse_answer,
+    parse_cost,
 )
 from exporters.cost import POWER_QUERY
 
@@ -102,16 +105,21 @@ def test_an_exception_while_reading_the_series_is_a_counted_failure(monkeypatch)
     assert client.failure_reasons == {"bad_answer": 1}
 
 
-def test_nesting_is_bounded_exactly_and_brackets_in_strings_do_not_count() -> None:
-    def nested(depth: int) -> bytes:
-        return b"[" * (depth - 1) + b'{"a":"]]]}}}[[["}' + b"]" * (depth - 1)
+def test_nesting_is_bounded_exactly_and_brackets_in_strings_never_break_an_answer() -> None:
+    def nested(depth: int, text: str = "x") -> bytes:
+        return b"[" * (depth - 1) + b'{"a":"%s"}' % text.encode() + b"]" * (depth - 1)
 
-    assert parse_answer(nested(MAX_DEPTH))  # '"]]]}}}[[["' is text, not structure
+    assert parse_answer(nested(MAX_DEPTH))
     with pytest.raises(BadAnswer) as raised:
         parse_answer(nested(MAX_DEPTH + 1))
     assert raised.value.reason == "too_deep"
-    assert parse_answer(b'{"a":"\\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}') == {
-        "a": '"' + "[" * 41}
+    # Unpaired brackets in text leave the depth to json itself: parsed, not refused...
+    assert parse_answer(nested(MAX_DEPTH, "]]]}}}[[[[[[")) == [[[[[[[[[[[[[[[
+        {"a": "]]]}}}[[[[[["}]]]]]]]]]]]]]]]
+    # ...and json's own recursion limit is then the bound, a counted failure like the scan's.
+    with pytest.raises(BadAnswer) as raised:
+        parse_answer(nested(100_000, "[["))
+    assert raised.value.reason == "too_deep"
 
 
 @pytest.mark.parametrize("body", [
@@ -120,11 +128,11 @@ def test_nesting_is_bounded_exactly_and_brackets_in_strings_do_not_count() -> No
     b'["a\\' + b"x" * (8 * 1024 * 1024 - 8),
 ])
 def test_the_scan_before_parsing_is_linear_in_any_bytes(body) -> None:
-    """A scan that backtracks from every quote takes hours here (it took 8.6 s for 40 KB)."""
+    """A scan that backtracked from every quote took 8.6 s for 40 KB of escaped quotes."""
     started = time.monotonic()
     with pytest.raises(BadAnswer) as raised:
         parse_answer(body)
-    assert raised.value.reason == "bad_json"
+    assert raised.value.reason in ("bad_json", "too_large")
     assert time.monotonic() - started < 10.0
 
 
@@ -276,6 +284,41 @@ def test_an_exporter_fed_deep_answers_counts_them_and_recovers_without_a_file_ch
             assert all(math.isfinite(value) and value > 0 for value in costs.values())
             assert metrics(exporter.port)[
                 "cost_exporter_victoriametrics_up"].samples[0].value == 1.0
+        finally:
+            exporter.stop()
+    assert "Traceback" not in exporter.output()
+
+
+def _largest_accepted(item: bytes) -> bytes:
+    """The biggest answer of repeated ``item`` that both the byte cap and the parse budget let
+    through to json.loads (the costliest shapes per byte that are still parsed)."""
+    head, tail = b'{"status":"success","data":{"result":[', b'{"values":[]}]}}'
+    low, high = 0, MAX_ANSWER_BYTES // len(item)
+    while low < high:
+        middle = (low + high + 1) // 2
+        body = head + item * middle + tail
+        if len(body) <= MAX_ANSWER_BYTES and parse_cost(body) <= MAX_PARSE_BYTES:
+            low = middle
+        else:
+            high = middle - 1
+    return head + item * low + tail
+
+
+@linux
+@pytest.mark.slow
+@pytest.mark.parametrize("item", [b'"ab",', b"[1.5],", '"\u00e9\u00e9",'.encode(),
+                                  '"😀",'.encode()])
+def test_the_costliest_answers_that_are_parsed_keep_an_exporter_small(tmp_path, item) -> None:
+    _write_windows(tmp_path, 6)  # 12 range queries, four at a time
+    with FakeProm() as fake:
+        fake.mode, fake.fixed = "fixed", _largest_accepted(item)
+        exporter = Exporter("advisor-cost-exporter", tmp_path, "--prometheus-url", fake.url,
+                            *PRICES)
+        try:
+            _wait(lambda: len([r for r in fake.requests if r[0] == "/api/v1/query_range"]) >= 12)
+            parsed = metrics(exporter.port)
+            assert parsed["cost_exporter_up"].samples[0].value == 1.0
+            assert _peak_rss_mb(exporter.proc.pid) < 200
         finally:
             exporter.stop()
     assert "Traceback" not in exporter.output()

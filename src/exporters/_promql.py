@@ -23,7 +23,14 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional, TypeVar, Union
 
-from ._promql_answer import BadAnswer, WindowPoints, fetch, finite_float, parse_answer
+from ._promql_answer import (
+    SMALL_ANSWER_BYTES,
+    BadAnswer,
+    WindowPoints,
+    fetch,
+    finite_float,
+    parse_answer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +48,6 @@ CACHE_ENTRIES = 20_000
 #: value); the oldest are evicted first.
 CACHE_BYTES = 16 * 1024 * 1024
 _ENTRY_BYTES = 256
-#: An answer up to this size (bytes) is parsed while others are; a bigger one waits until no
-#: other big one is being parsed, so that the objects of one big answer are alive at a time
-#: (docs/exporters.md §9). Reading is not serialised: the deadline is the network's.
-SMALL_ANSWER_BYTES = 1024 * 1024
 BACKOFF_INITIAL = 1.0
 BACKOFF_MAX = 60.0
 #: Without real traffic, the health of the database is probed at most this often (seconds).
@@ -166,7 +169,10 @@ class PromClient:
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple, _Cached] = OrderedDict()
         self._cache_bytes = 0
-        self._big = threading.Lock()  # held while an answer over SMALL_ANSWER_BYTES is parsed
+        # Held while an answer over SMALL_ANSWER_BYTES is read and parsed (_promql_answer);
+        # ``_held.big`` says whether this thread holds it.
+        self._big = threading.Lock()
+        self._held = threading.local()
         self._delay = 0.0
         self._retry_at = 0.0
         self._last_request = -math.inf
@@ -214,7 +220,7 @@ class PromClient:
         with self._lock:
             self.requests += 1
             self._last_request = self._clock()
-        big = False
+        self._held.big = False
         try:
             status, body = self._fetch(target)
             if status in _QUERY_REFUSALS:
@@ -226,9 +232,8 @@ class PromClient:
                 self._record_failure("http_error")
                 logger.warning("database error on %s: HTTP %d", path, status)
                 raise _QueryFailed(f"HTTP {status}")
-            big = len(body) > SMALL_ANSWER_BYTES
-            if big:
-                self._big.acquire()  # bounded: a parse always ends
+            if len(body) > SMALL_ANSWER_BYTES and not self._held.big:
+                self._hold_big()
             document = parse_answer(body)
             del body
             if not isinstance(document, dict) or document.get("status", "success") != "success":
@@ -248,14 +253,20 @@ class PromClient:
             logger.warning("query to %s failed (%s): %s", self.base_url, reason, exc)
             raise _QueryFailed(str(exc)) from exc
         finally:
-            if big:
+            if self._held.big:
+                self._held.big = False
                 self._big.release()
         self._record_success()
         return value
 
+    def _hold_big(self) -> None:
+        """Wait until no other big answer is read or parsed (bounded: both always end)."""
+        self._big.acquire()
+        self._held.big = True
+
     def _fetch(self, target: str) -> tuple[int, bytearray]:
         """GET ``target`` (path and query) of the database (``_promql_answer.fetch``)."""
-        return fetch(str(self.base_url), target, self.timeout)
+        return fetch(str(self.base_url), target, self.timeout, self._hold_big)
 
     def _cached(self, key: tuple, end: float, fetch: Callable[[], _Cached]) -> _Cached:
         with self._lock:

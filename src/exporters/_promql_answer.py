@@ -3,10 +3,11 @@
 
 An answer is bytes from a server that may be broken or hostile. It is read within one overall
 deadline and a byte cap (a server trickling bytes cannot stall a refresh). Before
-``json.loads`` sees it, one pass over the bytes bounds the nesting depth (``json`` recurses per
-level and raises RecursionError deep down) and what the parsed objects would take: 8 MiB of
-``[],[],...`` is ~180 MB of lists, 8 MiB of ordinary points ~60 MB. After parsing, a range
-query keeps of each series only the points its window and step ask for.
+``json.loads`` sees it, counts of its bytes (no copy per token) bound the nesting depth
+(``json`` recurses per level and raises RecursionError deep down) and what the parsed objects
+would take: 8 MiB of ``[],[],...`` is ~180 MB of lists, of ``"ab",...`` ~100 MB of strings, of
+ordinary points ~60 MB. After parsing, a range query keeps of each series only the points its
+window and step ask for.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import threading
 import time
 import urllib.parse
 from array import array
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-__all__ = ["MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "BadAnswer", "WindowPoints",
-           "fetch", "finite_float", "parse_answer"]
+__all__ = ["MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "SMALL_ANSWER_BYTES", "BadAnswer",
+           "WindowPoints", "fetch", "finite_float", "parse_answer", "parse_cost"]
 
 #: The largest answer read (bytes): a window's answer is ~0.3 MB; more is a broken server.
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
@@ -31,18 +32,23 @@ MAX_ANSWER_BYTES = 8 * 1024 * 1024
 #: point).
 MAX_DEPTH = 16
 #: What the parsed objects of one answer may take, as estimated before parsing (bytes): room
-#: for 8 MiB of ordinary points, a few times less than a hostile shape of the same size.
-MAX_PARSE_BYTES = 96 * 1024 * 1024
+#: for 8 MiB of ordinary points (~98 MiB estimated, ~70 MB in fact); a hostile shape of the
+#: same size is estimated at several times that and refused.
+MAX_PARSE_BYTES = 112 * 1024 * 1024
+#: An answer bigger than this (bytes) is read and parsed while no other big one is, so that one
+#: big answer's bytes and objects are alive at a time; waiting for that does not count against
+#: the request's deadline.
+SMALL_ANSWER_BYTES = 1024 * 1024
 
-# Upper bounds of what json.loads allocates (CPython 3.9-3.13, 64-bit, measured): a dict with
-# its slot in the parent, a list likewise, any other value with its slot, and per byte of
-# string (a non-ASCII character takes up to 4 bytes as a str, and at least 2 as UTF-8).
-_DICT_BYTES, _LIST_BYTES, _VALUE_BYTES, _STRING_BYTE = 240, 96, 64, 2
-# A string up to its closing quote, or to the end when it has none: a match never fails, so the
-# scan is linear whatever the bytes (a pattern that can fail backtracks from every quote of an
-# unterminated string: quadratic, minutes for 8 MiB of escaped quotes).
-_STRINGS = re.compile(rb'"[^"\\]*(?:\\[\s\S]?[^"\\]*)*"?')
-_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b"[]{},")
+# Upper bounds of what json.loads allocates per token (CPython 3.9-3.13, 64-bit, measured), all
+# counted on the raw bytes, so a bracket, comma or quote inside a string counts too (more, never
+# less): a list (capacity 4) and a dict (up to 5 keys), a slot and a number per comma or colon,
+# a str object per pair of quotes, and per byte both the decoded answer and string content.
+_LIST_BYTES, _DICT_BYTES, _ITEM_BYTES, _STRING_BYTES = 88, 200, 40, 80
+# json.loads decodes the whole answer into one str first: 1 byte per character, 2 once one
+# character is beyond Latin-1 (a UTF-8 lead byte from 0xC4), 4 once one is beyond the BMP (0xF0).
+_WIDE, _WIDEST = re.compile(rb"[\xc4-\xef]"), re.compile(rb"[\xf0-\xf4]")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class BadAnswer(ValueError):
@@ -72,11 +78,21 @@ def _shut(sock: Optional[socket.socket]) -> None:
             pass
 
 
-def fetch(base_url: str, target: str, timeout: float) -> tuple[int, bytearray]:
+def _watch(connection: http.client.HTTPConnection, deadline: float) -> threading.Timer:
+    """A timer that shuts the connection's socket down at ``deadline`` (monotonic seconds)."""
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut, (connection.sock,))
+    watchdog.daemon = True
+    watchdog.start()
+    return watchdog
+
+
+def fetch(base_url: str, target: str, timeout: float,
+          on_big: Optional[Callable[[], None]] = None) -> tuple[int, bytearray]:
     """GET ``base_url`` + ``target`` (path and query) within one overall deadline of
-    ``timeout`` seconds and at most ``MAX_ANSWER_BYTES``; return (status, body). Raises OSError,
-    http.client.HTTPException (TimeoutError when the deadline passes, e.g. a trickle) or
-    BadAnswer (too large)."""
+    ``timeout`` seconds and at most ``MAX_ANSWER_BYTES``; return (status, body). ``on_big`` is
+    called once the body passes ``SMALL_ANSWER_BYTES`` (it may wait: the deadline moves by
+    the wait). Raises OSError, http.client.HTTPException (TimeoutError when the deadline
+    passes, e.g. a trickle) or BadAnswer (too large)."""
     deadline = time.monotonic() + timeout
     parts = urllib.parse.urlsplit(base_url)
     connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
@@ -89,10 +105,7 @@ def fetch(base_url: str, target: str, timeout: float) -> tuple[int, bytearray]:
         _remaining(connection, deadline)
         # A socket timeout bounds each read, not their sum: a server trickling its head
         # a byte at a time would pass it. At the deadline the socket is shut down.
-        watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut,
-                                   (connection.sock,))
-        watchdog.daemon = True
-        watchdog.start()
+        watchdog = _watch(connection, deadline)
         response = connection.getresponse()
         declared = response.getheader("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
@@ -108,6 +121,13 @@ def fetch(base_url: str, target: str, timeout: float) -> tuple[int, bytearray]:
             if len(body) > MAX_ANSWER_BYTES:
                 raise BadAnswer(f"answer of more than {MAX_ANSWER_BYTES} bytes",
                                 "too_large")
+            if on_big is not None and len(body) > SMALL_ANSWER_BYTES:
+                watchdog.cancel()
+                waited = time.monotonic()
+                on_big()
+                on_big = None
+                deadline += time.monotonic() - waited
+                watchdog = _watch(connection, deadline)
         return response.status, body
     finally:
         if watchdog is not None:
@@ -115,7 +135,7 @@ def fetch(base_url: str, target: str, timeout: float) -> tuple[int, bytearray]:
         connection.close()
 
 
-def _nesting_within(brackets: bytes, limit: int) -> Optional[bool]:
+def _nesting_within(brackets: bytes | bytearray, limit: int) -> Optional[bool]:
     """True when balanced brackets nest at most ``limit`` deep, False when deeper, None when
     they do not pair up. Each pass removes the innermost pairs, at C speed."""
     for _ in range(limit):
@@ -128,25 +148,27 @@ def _nesting_within(brackets: bytes, limit: int) -> Optional[bool]:
     return False if brackets else True
 
 
+def parse_cost(body: bytes | bytearray) -> int:
+    """What ``json.loads`` would allocate for ``body`` at most, roughly (bytes)."""
+    width = 4 if _WIDEST.search(body) else 2 if _WIDE.search(body) else 1
+    return (_LIST_BYTES * body.count(b"[") + _DICT_BYTES * body.count(b"{")
+            + _ITEM_BYTES * (body.count(b",") + body.count(b":") + 1)
+            + _STRING_BYTES * (body.count(b'"') // 2) + 2 * width * len(body))
+
+
 def parse_answer(body: bytes | bytearray) -> Any:
     """The JSON document of an answer whose depth and parsed size are within budget.
 
     Raises BadAnswer: ``too_deep`` beyond ``MAX_DEPTH``, ``too_large`` when the parsed objects
     would take more than ``MAX_PARSE_BYTES``, ``bad_json`` when it is not JSON.
     """
-    structure = _STRINGS.sub(b"", body)
-    string_bytes = len(body) - len(structure)
-    structure = structure.translate(None, _NOT_STRUCTURE)
-    estimate = (_DICT_BYTES * structure.count(b"{") + _LIST_BYTES * structure.count(b"[")
-                + _VALUE_BYTES * (structure.count(b",") + 1) + _STRING_BYTE * string_bytes)
+    estimate = parse_cost(body)
     if estimate > MAX_PARSE_BYTES:
         raise BadAnswer(f"answer of {len(body)} bytes would take ~{estimate >> 20} MiB parsed, "
                         f"more than {MAX_PARSE_BYTES >> 20} MiB", "too_large")
-    nesting = _nesting_within(structure.translate(None, b","), MAX_DEPTH)
-    del structure
-    if nesting is None:
-        raise BadAnswer("answer is not JSON: unbalanced brackets", "bad_json")
-    if not nesting:
+    # Brackets inside strings count here too: unpaired, json itself decides (its recursion
+    # is then the bound); paired, they can only make an answer look deeper than it is.
+    if _nesting_within(body.translate(None, _NOT_BRACKETS), MAX_DEPTH) is False:
         raise BadAnswer(f"answer nested more than {MAX_DEPTH} deep", "too_deep")
     try:
         return json.loads(body)
