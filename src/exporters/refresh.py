@@ -1,9 +1,9 @@
 """The refresh thread: watches the results directory, recomputes, re-publishes every snapshot.
 
 Recompute policy: every set is recomputed from a fresh load when the newest usable results file
-or the analysis CSV beside it changes (path, mtime, size, inode or ctime: ``exporters.directory``),
-when VictoriaMetrics answered only
-in part and its backoff is over, and every ``RECOMPUTE_SECONDS``. Background work a set asks
+or the analysis CSV beside it changes (path, mtime, size, inode or ctime:
+``exporters.directory``), when VictoriaMetrics answered only in part and its backoff is over,
+and every ``RECOMPUTE_SECONDS``. Background work a set asks
 for runs on the refresh's job thread (``exporters.jobs``); when it has new results only that
 set is re-rendered, from the rows it cached, without loading the file again. Every tick
 re-publishes each snapshot with fresh self-metrics and process metrics.
