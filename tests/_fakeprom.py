@@ -1,5 +1,5 @@
 """A fake Prometheus HTTP API on loopback for the enrichment tests: it answers, fails, stalls,
-trickles or floods on request."""
+trickles, floods or answers hostile JSON on request."""
 
 from __future__ import annotations
 
@@ -17,7 +17,12 @@ class FakeProm:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict]] = []
-        self.mode = "ok"  # ok | error | slow | hang | trickle | huge | huge_unannounced
+        # ok | error | slow | hang | trickle | huge | huge_unannounced | flood | deep | bomb | fixed
+        self.mode = "ok"
+        self.fixed = b""  #: the answer of mode "fixed" to every request
+        #: Size of the valid points a "flood" answer adds outside the window asked (bytes).
+        self.flood_bytes = 8 * 1024 * 1024 - 64 * 1024
+        self._floods: dict[tuple, bytes] = {}
         self.release = threading.Event()  # ends a hanging or trickling answer
         self.error_status = 503  # the HTTP status of mode "error"
         self.range_values = {CPU_QUERY: [2.0, 3.0, 4.0], POWER_QUERY: [100.0, 110.0, 120.0]}
@@ -63,6 +68,18 @@ class FakeProm:
                     except OSError:
                         pass
                     return
+                if fake.mode == "fixed":
+                    fake._send(self, fake.fixed)
+                    return
+                if fake.mode == "deep":  # valid JSON nested far beyond any parser's recursion
+                    fake._send(self, b'{"status":"success","data":{"result":['
+                               + b"[" * 100_000 + b"]" * 100_000 + b"]}}")
+                    return
+                if fake.mode == "bomb":  # ~8 MiB of empty lists: ~180 MB once parsed
+                    count = 2_700_000
+                    fake._send(self, b'{"status":"success","data":{"result":['
+                               + b"[]," * count + b'{"values":[]}]}}')
+                    return
                 if url.path == "/api/v1/query_range" and params["query"] == "grid":
                     # Two series with a sample on every step, refused beyond Prometheus' limit
                     start, end = float(params["start"]), float(params["end"])
@@ -82,27 +99,52 @@ class FakeProm:
                     start = float(params["start"])
                     result = [{"metric": {}, "values": [[start + 5 * i, str(v)]
                                                         for i, v in enumerate(values)]}]
+                    if fake.mode == "flood" and values:
+                        # The same points, each followed by another 1 s later, amid ~8 MiB of
+                        # valid points in 2001 and in 2096, outside any window asked.
+                        pairs = [p for pair in result[0]["values"]
+                                 for p in (pair, [pair[0] + 1, "1e6"])]
+                        fake._send(self, b'{"status":"success","data":{"resultType":"matrix",'
+                                   b'"result":[{"metric":{},"values":[' + fake._outside(0)
+                                   + json.dumps(pairs, separators=(",", ":"))[1:-1].encode()
+                                   + b"," + fake._outside(1) + b"]}]}}")
+                        return
                     if values:
                         result.append({"metric": {"x": "2"}, "values": [[start, "NaNx"]]})
                     data = {"resultType": "matrix", "result": result if values else []}
                 else:
                     data = {"resultType": "vector",
                             "result": [{"metric": {}, "value": [params.get("time", 0), "42.5"]}]}
-                body = json.dumps({"status": "success", "data": data}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    self.wfile.write(body)
-                except OSError:
-                    pass
+                fake._send(self, json.dumps({"status": "success", "data": data},
+                                            separators=(",", ":")).encode())
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
                                        daemon=True)
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        try:
+            handler.wfile.write(body)
+        except OSError:
+            pass
+
+    def _outside(self, which: int) -> bytes:
+        """Half the flood: valid points every second, in 2001 (0) or in 2096 (1), joined by
+        commas, ``flood_bytes / 2`` bytes (built once)."""
+        key = (which, self.flood_bytes)
+        if key not in self._floods:
+            first = (1_000_000_000, 4_000_000_000)[which]
+            count = self.flood_bytes // 2 // 24  # [1000000000.0,"123.25"],
+            self._floods[key] = b"".join(b'[%d.0,"123.25"],' % (first + i)
+                                         for i in range(count))
+        return self._floods[key][:-1] if which else self._floods[key]
 
     def __enter__(self) -> FakeProm:
         self.thread.start()

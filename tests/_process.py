@@ -35,8 +35,9 @@ def clean_env() -> dict:
     return env
 
 
-def request(port: int, path: str, method: str = "GET", headers: dict | None = None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+def request(port: int, path: str, method: str = "GET", headers: dict | None = None,
+            host: str = "127.0.0.1"):
+    conn = http.client.HTTPConnection(host, port, timeout=5)
     try:
         conn.request(method, path, headers=headers or {})
         response = conn.getresponse()
@@ -45,8 +46,8 @@ def request(port: int, path: str, method: str = "GET", headers: dict | None = No
         conn.close()
 
 
-def metrics(port: int) -> dict:
-    _, _, body = request(port, "/metrics")
+def metrics(port: int, host: str = "127.0.0.1") -> dict:
+    _, _, body = request(port, "/metrics", host=host)
     return {f.name: f for f in text_string_to_metric_families(body.decode())}
 
 
@@ -63,15 +64,18 @@ class Exporter:
     """A console script as a child process, its stderr in a file (a pipe nobody reads can fill)."""
 
     def __init__(self, module: str, results_dir: Path, *extra: str,
-                 ports: dict[str, int] | None = None, fd_limit: int | None = None) -> None:
+                 ports: dict[str, int] | None = None, fd_limit: int | None = None,
+                 host: str = "127.0.0.1") -> None:
         self.port = free_port()
+        #: The address the exporter is asked on: a wildcard or a name is reached on loopback.
+        self.host = {"::": "::1", "0.0.0.0": "127.0.0.1", "localhost": "127.0.0.1"}.get(host, host)
         port_flags = ["--port", str(self.port)]
         if ports is not None:
             port_flags = [flag for name, port in ports.items()
                           for flag in (f"--{name}-port", str(port))]
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [*command(module), *port_flags, "--listen-address", "127.0.0.1",
+            [*command(module), *port_flags, "--listen-address", host,
              "--results-dir", str(results_dir), "--refresh-interval", "0.1", *extra],
             env=clean_env(), stdout=subprocess.DEVNULL, stderr=self.log,
             preexec_fn=None if fd_limit is None else lambda: resource.setrlimit(
@@ -81,7 +85,7 @@ class Exporter:
         for port in ports.values() if ports else (self.port,):
             while True:
                 try:
-                    if request(port, "/health")[0] == 200:
+                    if request(port, "/health", host=self.host)[0] == 200:
                         break
                 except OSError:
                     time.sleep(0.05)

@@ -87,7 +87,8 @@ def test_a_broken_analysis_is_counted_and_the_json_still_served(tmp_path: Path,
     state, refresher = cost_state
     refresher.tick()
     assert samples(state, "cost_scenarios_total") == {"": 15.0}
-    assert samples(state, "cost_exporter_up") == {"": 1.0}
+    # Served from the JSON alone, but not as healthy: every power series is missing.
+    assert samples(state, "cost_exporter_up") == {"": 0.0}
     failures = samples(state, "cost_exporter_refresh_failures_total")
     assert failures == {"": 1.0}
     body = state.body[0].decode()
@@ -96,6 +97,13 @@ def test_a_broken_analysis_is_counted_and_the_json_still_served(tmp_path: Path,
     os.mkfifo(tmp_path / f"{RUN}_analysis.csv")  # never blocks the refresh
     refresher.tick()
     assert 'refresh_failures_total{reason="analysis_unreadable"} 2.0' in state.body[0].decode()
+    assert samples(state, "cost_exporter_up") == {"": 0.0}
+    # Once the CSV is usable again, up returns to 1 with its power.
+    os.unlink(tmp_path / f"{RUN}_analysis.csv")
+    shutil.copy(DATA / f"{RUN}_analysis.csv", tmp_path)
+    refresher.tick()
+    assert samples(state, "cost_exporter_up") == {"": 1.0}
+    assert len(samples(state, "cost_usd_per_hour")) == 15
 
 
 def test_the_json_s_own_power_wins_over_the_analysis(tmp_path: Path, cost_state) -> None:

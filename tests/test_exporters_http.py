@@ -349,3 +349,53 @@ def test_client_log_writes_a_burst_then_counts_what_it_suppressed(caplog) -> Non
         log.warning("client %d misbehaved", 99)
     assert len(caplog.records) == 4
     assert caplog.records[-1].getMessage() == "client 99 misbehaved (17 similar lines suppressed)"
+
+
+@pytest.mark.parametrize("fields", [
+    b"Content-Length: 45\r\nTransfer-Encoding: chunked\r\n",  # both: RFC 9112 6.1
+    b"Transfer-Encoding: chunked\r\nContent-Length: 45\r\n",
+    b"Content-Length: 45\r\nContent-Length: 45\r\n",  # repeated, even when equal
+    b"Content-Length: 45, 45\r\n",  # a list
+    b"Content-Length: 45\r\nContent-Length: 46\r\n",  # conflicting
+    b"Content-Length: -45\r\n",  # invalid
+    b"Content-Length: 4 5\r\n",
+    b"Content-Length: 0x2d\r\n",
+])
+def test_ambiguous_body_framing_gets_400_and_nothing_behind_it_is_answered(serve, fields) -> None:
+    port, state, _ = serve()
+    # Framed by Transfer-Encoding, the body is the empty chunk and a smuggled GET follows; by
+    # Content-Length (45), the GET is the body. Either way only the 400 may come back.
+    smuggled = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = b"0\r\n\r\n" + smuggled + b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock = raw(port, b"POST /metrics HTTP/1.1\r\nHost: x\r\n" + fields + b"\r\n" + body)
+    answer = read_until_closed(sock)  # returns only because the server closed the connection
+    sock.close()
+    assert re.findall(rb"HTTP/1\.1 \d{3}", answer) == [b"HTTP/1.1 400"], answer
+    assert b"\r\nConnection: close\r\n" in answer
+    assert state.http_client_errors == {"bad_request": 1}
+    assert scrape(port, "/")[0] == 200  # the server is unaffected
+
+
+def test_one_content_length_or_chunked_alone_is_read_and_the_next_request_answered(serve) -> None:
+    port, state, _ = serve()
+    sock = raw(port, b"POST /a HTTP/1.1\r\nHost: x\r\ncontent-length: 3\r\n\r\nabc"
+                     b"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n0\r\n\r\n"
+                     b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = read_until_closed(sock)
+    sock.close()
+    assert re.findall(rb"HTTP/1\.1 \d{3}", answer) == [b"HTTP/1.1 405", b"HTTP/1.1 405",
+                                                        b"HTTP/1.1 404"]
+    assert state.http_client_errors == {}
+
+
+def test_a_head_sent_a_byte_at_a_time_is_still_checked_for_its_framing(serve) -> None:
+    port, state, _ = serve()
+    sock = raw(port)
+    for byte in (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"):
+        sock.sendall(bytes([byte]))
+    answer = read_until_closed(sock)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert state.http_client_errors == {"bad_request": 1}

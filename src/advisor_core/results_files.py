@@ -29,6 +29,7 @@ __all__ = [
     "load_results",
     "read_results",
     "read_results_bytes",
+    "results_file_candidates",
 ]
 
 #: Results files larger than this are refused (a runaway writer, not a benchmark run).
@@ -54,17 +55,22 @@ class ResultsFileError(ValueError):
         self.reason = reason
 
 
+def results_file_candidates(directory: PathLike) -> list[Path]:
+    """Every ``test_results_*.json`` entry of ``directory``, newest (greatest name) first,
+    whatever it is (a file, a link, a FIFO). Raises OSError when it cannot be listed."""
+    with os.scandir(directory) as entries:
+        names = [entry.name for entry in entries if fnmatch.fnmatchcase(entry.name, RESULTS_GLOB)]
+    return [Path(directory) / name for name in sorted(names, reverse=True)]
+
+
 def latest_results_file(directory: PathLike) -> Optional[Path]:
-    """Return the lexicographically greatest ``test_results_*.json`` in ``directory``, or None.
+    """Return the lexicographically greatest ``test_results_*.json`` in ``directory`` that is a
+    regular file (a link loop, a dangling link or a FIFO is passed over), or None.
 
     Raises OSError when the directory cannot be listed (callers keep what they had).
     """
-    with os.scandir(directory) as entries:
-        candidates = [entry.name for entry in entries
-                      if fnmatch.fnmatchcase(entry.name, RESULTS_GLOB) and entry.is_file()]
-    if not candidates:
-        return None
-    return Path(directory) / max(candidates)
+    return next((path for path in results_file_candidates(directory) if os.path.isfile(path)),
+                None)
 
 
 def read_results_bytes(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES) -> bytes:

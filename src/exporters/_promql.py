@@ -1,26 +1,36 @@
 """A small, defensive client for the Prometheus HTTP query API (VictoriaMetrics).
 
 Used only from the exporters' refresh thread, never on a scrape. Short timeouts, bounded
-concurrency, a cache for windows that ended in the past (a finished scenario's window never
-changes), and exponential backoff while the database is down (no requests while backing off).
-Each request has one overall deadline (a server trickling bytes cannot stall a refresh) and a
-size cap. The standard library's http.client only: no third-party HTTP dependency.
+concurrency, a cache bounded in bytes for windows that ended in the past (a finished scenario's
+window never changes), and exponential backoff while the database is down or answers nonsense
+(no requests while backing off). Each request has one overall deadline and a size cap, and an
+answer is checked before it is parsed (``exporters._promql_answer``); a range query keeps only
+the points its window asks for. Nothing a server sends makes a query raise: every failure is
+counted by reason. The standard library's http.client only: no third-party HTTP dependency.
 """
 
 from __future__ import annotations
 
 import http.client
-import json
 import logging
 import math
-import socket
 import threading
 import time
 import urllib.parse
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, TypeVar, Union
+
+from ._promql_answer import (
+    SMALL_ANSWER_BYTES,
+    BadAnswer,
+    WindowPoints,
+    fetch,
+    finite_float,
+    parse_answer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +44,10 @@ R = TypeVar("R")
 SETTLE_SECONDS = 30.0
 #: Cached answers kept at most (oldest evicted first); one per (query, window).
 CACHE_ENTRIES = 20_000
+#: What the cached answers may take (bytes, estimated as ``_ENTRY_BYTES`` per answer plus 8 per
+#: value); the oldest are evicted first.
+CACHE_BYTES = 16 * 1024 * 1024
+_ENTRY_BYTES = 256
 BACKOFF_INITIAL = 1.0
 BACKOFF_MAX = 60.0
 #: Without real traffic, the health of the database is probed at most this often (seconds).
@@ -71,6 +85,11 @@ MAX_POINTS_PER_REQUEST = 11_000
 #: Range requests one window may take (64 x 11,000 points is 40 days at a 5 s step): a window
 #: beyond that is a broken timestamp, answered "no data" rather than with thousands of requests.
 MAX_PIECES = 64
+#: Series with points in one range query's answer (the queries sent ask for a sum, or one series
+#: per container), and points kept in all (two series over the longest window): an answer with
+#: more is a failed query, not data to trust in part.
+MAX_SERIES = 1000
+MAX_QUERY_POINTS = 2 * MAX_PIECES * MAX_POINTS_PER_REQUEST
 
 
 def _pieces(start: float, end: float, step: float) -> list[tuple[float, float]]:
@@ -87,36 +106,25 @@ def _pieces(start: float, end: float, step: float) -> list[tuple[float, float]]:
     return pieces
 
 
-#: The largest answer read (bytes): a window's answer is ~0.3 MB; more is a broken server.
-MAX_ANSWER_BYTES = 8 * 1024 * 1024
+
+def _reason(exc: BaseException) -> str:
+    """The counted reason of a failed request."""
+    if isinstance(exc, BadAnswer):
+        return exc.reason
+    if isinstance(exc, MemoryError):
+        return "out_of_memory"
+    if isinstance(exc, (OSError, http.client.HTTPException)):
+        return "unreachable"  # refused, reset, the overall deadline, a broken HTTP answer
+    return "bad_answer"
 
 
-def _remaining(connection: http.client.HTTPConnection, deadline: float) -> None:
-    """Give the connection's next socket operation only what is left of the deadline."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("no complete answer within the deadline")
-    if connection.sock is not None:
-        connection.sock.settimeout(left)
+#: A cached answer: no data, an instant value, or a range query's values.
+_Cached = Union[None, float, "array[float]"]
 
 
-def _shut(sock: Optional[socket.socket]) -> None:
-    """End a blocked read: the request's deadline has passed."""
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-
-
-def _float_or_none(value: Any) -> Optional[float]:
-    if isinstance(value, bool):  # JSON true is no sample value (float(True) would be 1.0)
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+def _cost(value: Any) -> int:
+    """Estimated bytes of one cache entry."""
+    return _ENTRY_BYTES + (8 * len(value) if isinstance(value, array) else 0)
 
 
 class PromClient:
@@ -145,6 +153,11 @@ class PromClient:
         self.healthy = False
         self.requests = 0  #: HTTP requests actually sent (for tests and self-metrics)
         self.failures = 0  #: requests that failed
+        #: failed requests by reason: unreachable, http_error, too_large, too_deep, bad_json,
+        #: bad_shape, bad_answer, out_of_memory
+        self.failure_reasons: dict[str, int] = {}
+        #: points of range answers dropped: outside the window asked, or more than one a step
+        self.dropped_points = 0
         #: bumped whenever an answer could not be cached (failure, backoff, unfinished window):
         #: the refresh thread compares it before/after a compute to know a retry is worthwhile.
         self.incomplete = 0
@@ -154,7 +167,12 @@ class PromClient:
         self._clock = clock
         self._wall = wall_clock
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._cache: OrderedDict[tuple, _Cached] = OrderedDict()
+        self._cache_bytes = 0
+        # Held while an answer over SMALL_ANSWER_BYTES is read and parsed (_promql_answer);
+        # ``_held.big`` says whether this thread holds it.
+        self._big = threading.Lock()
+        self._held = threading.local()
         self._delay = 0.0
         self._retry_at = 0.0
         self._last_request = -math.inf
@@ -173,9 +191,10 @@ class PromClient:
             self._delay = 0.0
             self._retry_at = 0.0
 
-    def _record_failure(self) -> None:
+    def _record_failure(self, reason: str) -> None:
         with self._lock:
             self.failures += 1
+            self.failure_reasons[reason] = self.failure_reasons.get(reason, 0) + 1
             self.incomplete += 1
             self.healthy = False
             doubled = min(self._delay * 2, self._backoff_max)
@@ -188,8 +207,10 @@ class PromClient:
 
     # -- HTTP ---------------------------------------------------------------------------------
 
-    def _get(self, path: str, params: dict[str, str]) -> Any:
-        """GET ``path`` with ``params`` and return the ``data`` member of a success answer."""
+    def _get(self, path: str, params: dict[str, str], extract: Callable[[dict], T]) -> T:
+        """GET ``path`` with ``params`` and return ``extract`` of the ``data`` member of a
+        success answer (run while the parsed answer is alive, so that for a big answer no
+        other is parsed meanwhile). Raises _QueryFailed, every failure counted."""
         if not self.enabled:
             raise _QueryFailed("no database URL configured")
         if self.backing_off():
@@ -199,6 +220,7 @@ class PromClient:
         with self._lock:
             self.requests += 1
             self._last_request = self._clock()
+        self._held.big = False
         try:
             status, body = self._fetch(target)
             if status in _QUERY_REFUSALS:
@@ -207,86 +229,80 @@ class PromClient:
                 logger.warning("query %s rejected: HTTP %d", params.get("query"), status)
                 raise _QueryRefused(f"HTTP {status}")
             if status != 200:
-                self._record_failure()
+                self._record_failure("http_error")
                 logger.warning("database error on %s: HTTP %d", path, status)
                 raise _QueryFailed(f"HTTP {status}")
-            document = json.loads(body)
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            # refused connections, the overall deadline, resets, oversized or bad JSON
-            self._record_failure()
-            logger.warning("database unreachable at %s: %s", self.base_url, exc)
+            if len(body) > SMALL_ANSWER_BYTES and not self._held.big:
+                self._hold_big()
+            document = parse_answer(body)
+            del body
+            if not isinstance(document, dict) or document.get("status", "success") != "success":
+                raise BadAnswer("unexpected answer", "bad_shape")
+            data = document.get("data")
+            if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+                raise BadAnswer("answer without data.result", "bad_shape")
+            value = extract(data)
+            del document, data  # before another big answer may be parsed
+        except _QueryFailed:
+            raise
+        except Exception as exc:  # whatever a server sends is a failed query
+            # refused connections, the overall deadline, resets, an oversized, deep or broken
+            # answer, and what parsing it could not allocate
+            reason = _reason(exc)
+            self._record_failure(reason)
+            logger.warning("query to %s failed (%s): %s", self.base_url, reason, exc)
             raise _QueryFailed(str(exc)) from exc
-        if not isinstance(document, dict) or document.get("status", "success") != "success":
-            self._record_failure()
-            raise _QueryFailed("unexpected answer")
-        data = document.get("data")
-        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
-            self._record_failure()
-            raise _QueryFailed("answer without data.result")
-        self._record_success()
-        return data
-
-    def _fetch(self, target: str) -> tuple[int, bytes]:
-        """GET ``target`` (path and query) within one overall deadline of ``timeout`` seconds
-        and at most ``MAX_ANSWER_BYTES``; return (status, body). Raises OSError or
-        http.client.HTTPException (TimeoutError when the deadline passes, e.g. a trickle)."""
-        deadline = time.monotonic() + self.timeout
-        parts = urllib.parse.urlsplit(str(self.base_url))
-        connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
-                            else http.client.HTTPConnection)
-        connection = connection_class(parts.netloc, timeout=self.timeout)
-        watchdog: Optional[threading.Timer] = None
-        try:
-            connection.request("GET", parts.path + target,
-                               headers={"Accept": "application/json"})
-            _remaining(connection, deadline)
-            # A socket timeout bounds each read, not their sum: a server trickling its head
-            # a byte at a time would pass it. At the deadline the socket is shut down.
-            watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), _shut,
-                                       (connection.sock,))
-            watchdog.daemon = True
-            watchdog.start()
-            response = connection.getresponse()
-            declared = response.getheader("Content-Length")
-            if declared is not None and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
-                raise ValueError(f"answer of {declared} bytes, more than {MAX_ANSWER_BYTES}")
-            chunks, size = [], 0
-            while True:
-                _remaining(connection, deadline)
-                chunk = response.read1(65536)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > MAX_ANSWER_BYTES:
-                    raise ValueError(f"answer of more than {MAX_ANSWER_BYTES} bytes")
-                chunks.append(chunk)
-            return response.status, b"".join(chunks)
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-            connection.close()
+            if self._held.big:
+                self._held.big = False
+                self._big.release()
+        self._record_success()
+        return value
 
-    def _cached(self, key: tuple, end: float, fetch: Callable[[], T]) -> Optional[T]:
+    def _hold_big(self) -> None:
+        """Wait until no other big answer is read or parsed (bounded: both always end)."""
+        self._big.acquire()
+        self._held.big = True
+
+    def _fetch(self, target: str) -> tuple[int, bytearray]:
+        """GET ``target`` (path and query) of the database (``_promql_answer.fetch``)."""
+        return fetch(str(self.base_url), target, self.timeout, self._hold_big)
+
+    def _cached(self, key: tuple, end: float, fetch: Callable[[], _Cached]) -> _Cached:
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)
                 return self._cache[key]
         try:
-            value: Optional[T] = fetch()
+            value = fetch()
         except _QueryRefused:
             # A final answer, "no data", cached like any for a finished window: left uncached
             # it made every refresh interval a full recompute resending the refused requests.
             value = None
         except _QueryFailed:
             return None
+        except Exception as exc:  # a query never raises (class docstring)
+            self._record_failure(_reason(exc))
+            logger.warning("query %s failed: %s", key[1], exc)
+            return None
         if end <= self._wall() - self._settle:
-            with self._lock:
-                self._cache[key] = value
-                while len(self._cache) > CACHE_ENTRIES:
-                    self._cache.popitem(last=False)
+            self._remember(key, value)
         else:
             self._bump_incomplete()  # the window is still open: worth asking again later
         return value
+
+    def _remember(self, key: tuple, value: _Cached) -> None:
+        """Cache an answer, evicting the oldest beyond CACHE_ENTRIES or CACHE_BYTES."""
+        cost = _cost(value)
+        if cost > CACHE_BYTES:
+            return
+        with self._lock:
+            if key in self._cache:
+                self._cache_bytes -= _cost(self._cache.pop(key))
+            self._cache[key] = value
+            self._cache_bytes += cost
+            while len(self._cache) > CACHE_ENTRIES or self._cache_bytes > CACHE_BYTES:
+                self._cache_bytes -= _cost(self._cache.popitem(last=False)[1])
 
     # -- public queries -----------------------------------------------------------------------
 
@@ -295,71 +311,71 @@ class PromClient:
 
         None when the database is disabled, down, backing off, or the result is empty.
         """
-        at = _float_or_none(time)
+        at = finite_float(time)
         if at is None or not self.enabled:
             return None
 
-        def fetch() -> Optional[float]:
-            data = self._get("/api/v1/query", {"query": expr, "time": _format_time(at)})
+        def first_value(data: dict) -> Optional[float]:
             for series in data["result"]:
                 value = series.get("value") if isinstance(series, dict) else None
                 if isinstance(value, list) and len(value) == 2:
-                    return _float_or_none(value[1])
+                    return finite_float(value[1])
             return None
 
-        return self._cached(("query", expr, at), at, fetch)
+        def fetch() -> Optional[float]:
+            return self._get("/api/v1/query", {"query": expr, "time": _format_time(at)},
+                             first_value)
+
+        value = self._cached(("query", expr, at), at, fetch)
+        return value if isinstance(value, float) else None
 
     def query_range(
         self, expr: str, start: float, end: float, step: float = 5.0
     ) -> Optional[list[float]]:
         """Return the values of all series of a range query, concatenated in order, or None.
 
-        Unparsable values are skipped; an empty list means the database had no samples;
-        None means no answer (disabled, down, backing off, or an invalid window).
+        Only points the window and step ask for are kept (``WindowPoints``); unparsable values
+        are skipped; an empty list means the database had no samples; None means no answer
+        (disabled, down, backing off, a failed answer, or an invalid window).
         """
-        lo, hi, dt = _float_or_none(start), _float_or_none(end), _float_or_none(step)
+        lo, hi, dt = finite_float(start), finite_float(end), finite_float(step)
         if lo is None or hi is None or dt is None or dt <= 0 or hi < lo or not self.enabled:
             return None
 
-        def fetch() -> list[float]:
+        def fetch() -> array[float]:
             # Long windows (a soak test at a 5 s step) are asked in pieces on the same time grid:
             # Prometheus refuses more than 11,000 points per series, VictoriaMetrics 30,000.
-            by_series: dict[tuple, list[float]] = {}
             if (hi - lo) / dt >= MAX_PIECES * MAX_POINTS_PER_REQUEST:
                 logger.warning("range query %s over %.0f s not sent: window too long", expr,
                                hi - lo)
                 raise _QueryRefused("window too long")
-            for piece_start, piece_end in _pieces(lo, hi, dt):
-                data = self._get(
-                    "/api/v1/query_range",
-                    {
-                        "query": expr,
-                        "start": _format_time(piece_start),
-                        "end": _format_time(piece_end),
-                        "step": _format_step(dt),
-                    },
-                )
-                for series in data["result"]:
-                    pairs = series.get("values") if isinstance(series, dict) else None
-                    if not isinstance(pairs, list):
-                        continue
-                    labels = series.get("metric")
-                    if not isinstance(labels, dict):
-                        key: tuple = ()
-                    elif all(isinstance(value, str) for value in labels.values()):
-                        key = tuple(sorted(labels.items()))
-                    else:  # label values are strings in the API: a broken answer, not a series
-                        continue
-                    values = by_series.setdefault(key, [])
-                    for pair in pairs:
-                        if isinstance(pair, list) and len(pair) == 2:
-                            number = _float_or_none(pair[1])
-                            if number is not None:
-                                values.append(number)
-            return [value for values in by_series.values() for value in values]
+            points = WindowPoints(lo, hi, dt, MAX_SERIES, MAX_QUERY_POINTS)
+            try:
+                for piece_start, piece_end in _pieces(lo, hi, dt):
+
+                    def take(data: dict, first: float = piece_start,
+                             last: float = piece_end) -> None:
+                        for series in data["result"]:
+                            points.add(series, first, last)
+
+                    self._get(
+                        "/api/v1/query_range",
+                        {
+                            "query": expr,
+                            "start": _format_time(piece_start),
+                            "end": _format_time(piece_end),
+                            "step": _format_step(dt),
+                        },
+                        take,
+                    )
+            finally:
+                if points.dropped:
+                    with self._lock:
+                        self.dropped_points += points.dropped
+            return points.values()
 
         result = self._cached(("range", expr, lo, hi, dt), hi, fetch)
-        return list(result) if result is not None else None
+        return list(result) if isinstance(result, array) else None
 
     def map_windows(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Return ``[fn(item) for item in items]``, run on at most ``max_workers`` threads."""
@@ -383,7 +399,7 @@ class PromClient:
             retry_due = not self.healthy and self._retry_at > 0
         if idle or retry_due:
             try:
-                self._get("/api/v1/query", {"query": "vector(1)"})
+                self._get("/api/v1/query", {"query": "vector(1)"}, lambda data: None)
             except _QueryFailed:
                 pass
 

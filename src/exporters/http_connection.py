@@ -26,7 +26,7 @@ import h11
 from advisor_core import __version__ as VERSION
 
 from .exposition import CONTENT_TYPE
-from .http_policy import accepts_gzip, keeps_alive
+from .http_policy import accepts_gzip, framing_error, keeps_alive
 from .publisher import ExporterState
 
 if TYPE_CHECKING:
@@ -87,6 +87,10 @@ class Connection:
         self._writing = False  # registered with the loop for writable events
         self._eof = False
         self._answered_request = False  # the current request has been answered (or is)
+        # What the current parser was fed until its request head came out (None after): the
+        # framing check needs the raw fields h11 merges. A head that came in one read is that
+        # read's bytes, not a copy; h11 refuses one that stays incomplete past MAX_HEAD_BYTES.
+        self._head: Optional[bytes | bytearray] = b""
         self._close_after = False  # the answer being written ends the connection
         self._timer: Optional[asyncio.TimerHandle] = None
         self._deadline = 0.0  # loop time at which the current wait ends
@@ -121,11 +125,23 @@ class Connection:
         if not self.started_request:
             self.started_request = True
             self._arm(self.server.limits.header_timeout, "header_timeout")
-        self.http.receive_data(data)
+        self._feed(data)
         self._process()
         if not self._closed:
             # Pipelined bytes wait in the kernel while an answer is out; none are read meanwhile.
             self._want_read(not self.answering)
+
+    def _feed(self, data: bytes) -> None:
+        """Give the current request's parser bytes received from the client."""
+        head = self._head
+        if head is not None and len(head) <= MAX_HEAD_BYTES:
+            if not head:
+                self._head = data
+            else:  # a head in pieces: one growing buffer, not a copy per piece
+                if not isinstance(head, bytearray):
+                    self._head = head = bytearray(head)
+                head += data
+        self.http.receive_data(data)
 
     def _want_read(self, wanted: bool) -> None:
         if wanted and not self._reading and not self._eof:
@@ -204,6 +220,13 @@ class Connection:
                     self._bad_request(h11.RemoteProtocolError(
                         f"request head of {size} bytes, more than {MAX_HEAD_BYTES}", 431))
                     return
+                head, self._head = self._head, None
+                if head is not None and any(name == b"content-length"
+                                            for name, _ in event.headers):
+                    problem = framing_error(head)
+                    if problem is not None:  # answered 400 and closed: nothing behind it
+                        self._bad_request(h11.RemoteProtocolError(problem, 400))
+                        return
                 self._answer(event)
             elif isinstance(event, h11.ConnectionClosed):
                 self.close()
@@ -219,9 +242,10 @@ class Connection:
         data, closed = self.http.trailing_data
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self._answered_request = False
+        self._head = b""
         self.started_request = bool(data)
         if data:
-            self.http.receive_data(data)
+            self._feed(data)
             self._arm(self.server.limits.header_timeout, "header_timeout")
         else:
             self._arm(self.server.limits.idle_timeout, None)

@@ -1,4 +1,5 @@
-"""The HTTP layer's rules that need no socket: limits, gzip and keep-alive, client logging.
+"""The HTTP layer's rules that need no socket: limits, gzip, keep-alive, body framing, client
+logging.
 
 ``exporters.serving`` and ``exporters.http_connection`` apply them to connections
 (docs/exporters.md "HTTP serving").
@@ -7,11 +8,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-__all__ = ["ClientLog", "HttpLimits", "accepts_gzip", "keeps_alive"]
+__all__ = ["ClientLog", "HttpLimits", "accepts_gzip", "framing_error", "keeps_alive"]
 
 logger = logging.getLogger("exporters.http")
 
@@ -55,6 +57,38 @@ def keeps_alive(http_version: str, connection: str) -> bool:
     if http_version != "1.1":
         return False
     return "close" not in (token.strip().lower() for token in connection.split(","))
+
+
+#: The blank line that ends a request head (h11 accepts bare LF line ends too).
+_HEAD_END = re.compile(rb"\n\r?\n")
+
+
+def framing_error(head: bytes | bytearray) -> Optional[str]:
+    """Why the body framing of a request head is ambiguous, or None when it is not.
+
+    ``head`` holds the request's bytes from its request line on, at least up to the blank
+    line. RFC 9112 §6.1 and §6.3: a request with both Content-Length and Transfer-Encoding, or
+    with more than one Content-Length value (repeated fields or a list, equal or not), must be
+    answered 400 and its connection closed, since a proxy in front may have framed it
+    differently (request smuggling). h11 rejects an invalid or conflicting value itself, but
+    accepts both headers (Transfer-Encoding wins) and merges equal repeated values.
+    """
+    end = _HEAD_END.search(head)
+    lengths, chunked = 0, False
+    for line in head[:end.start() if end else len(head)].split(b"\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon:
+            continue
+        name = name.lower()
+        if name == b"content-length":
+            lengths += value.count(b",") + 1
+        elif name == b"transfer-encoding":
+            chunked = True
+    if lengths and chunked:
+        return "both Content-Length and Transfer-Encoding"
+    if lengths > 1:
+        return "more than one Content-Length"
+    return None
 
 
 class ClientLog:

@@ -18,7 +18,8 @@ from .metric_set import MetricSet, Run
 
 #: The self-observability families of every exporter, ``<exporter>_<suffix>``: (suffix, type,
 #: help, labels). ``exporter_info`` also carries the set's ``info_labels``;
-#: ``exporter_victoriametrics_up`` is served only with an enrichment URL (docs/exporters.md).
+#: The ``exporter_victoriametrics_*`` families are served only with an enrichment URL
+#: (docs/exporters.md).
 SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("exporter_up", "gauge", "1 while the exporter serves metrics from a readable file", ()),
     ("exporter_info", "gauge", "Exporter build information", ("version",)),
@@ -32,6 +33,9 @@ SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      "Failed refreshes by reason: the directory or newest file could not be used", ("reason",)),
     ("exporter_skipped_scenarios", "gauge",
      "Scenarios (or their samples) left out of the last refresh, by reason", ("reason",)),
+    ("exporter_skipped_files", "gauge",
+     "Names like a results file, newer than the one served, that cannot be opened as one",
+     ("reason",)),
     ("duplicate_scenarios", "gauge",
      "Scenario entries dropped because a later entry has the same name", ()),
     ("scenarios_total", "gauge",
@@ -41,6 +45,12 @@ SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      "HTTP connections closed for misbehaving or for lack of room, by reason", ("reason",)),
     ("exporter_victoriametrics_up", "gauge",
      "1 while the last request to VictoriaMetrics succeeded", ()),
+    ("exporter_victoriametrics_failures", "counter",
+     "Failed VictoriaMetrics requests by reason; each starts or extends the backoff",
+     ("reason",)),
+    ("exporter_victoriametrics_dropped_points", "counter",
+     "Points of VictoriaMetrics answers dropped: outside the window asked or closer than a step",
+     ()),
 )
 
 
@@ -74,6 +84,8 @@ class ExporterState:
         self.http_client_errors: dict[str, int] = {}
         #: Failed refreshes by reason (docs/exporters.md "Results directory").
         self.refresh_failures: dict[str, int] = {}
+        #: Names passed over in the last look at the directory, by reason (replaced whole).
+        self.skipped_files: dict[str, int] = {}
         # The latest refresh attempt of this set succeeded (a bad newer file makes up 0).
         self.refresh_errors_last_ok = True
         # The rendered data part: plain chunks, one per family.
@@ -166,6 +178,8 @@ class ExporterState:
                 ((reason,), count) for reason, count in sorted(self.refresh_failures.items())],
             "exporter_skipped_scenarios": [
                 ((reason,), reasons[reason]) for reason in sorted(reasons)],
+            "exporter_skipped_files": [
+                ((reason,), count) for reason, count in sorted(self.skipped_files.items())],
             "duplicate_scenarios": [((), self.run.duplicates if self.run is not None else 0)],
             "scenarios_total": [((), self.scenarios_total)],
             "exporter_http_connections": [((), self.http_connections)],
@@ -173,6 +187,10 @@ class ExporterState:
         }
         if self.prom.enabled:
             samples["exporter_victoriametrics_up"] = [((), 1.0 if self.prom.healthy else 0.0)]
+            samples["exporter_victoriametrics_failures"] = [
+                ((reason,), count)  # a copy: the client's worker threads add to it
+                for reason, count in sorted(dict(self.prom.failure_reasons).items())]
+            samples["exporter_victoriametrics_dropped_points"] = [((), self.prom.dropped_points)]
         return samples
 
     def publish(self, process: bytes) -> None:

@@ -1,18 +1,24 @@
 """The refresh thread: watches the results directory, recomputes, re-publishes every snapshot.
 
-Recompute policy: every set is recomputed from a fresh load when the newest results file or the
-analysis CSV beside it changes (path, mtime, size or inode), when VictoriaMetrics answered only
-in part and its backoff is over, and every ``RECOMPUTE_SECONDS``. Background work a set asks
+Recompute policy: every set is recomputed from a fresh load when the newest usable results file
+or the analysis CSV beside it changes (path, mtime, size, inode or ctime:
+``exporters.directory``), when VictoriaMetrics answered only in part and its backoff is over,
+and every ``RECOMPUTE_SECONDS``. Background work a set asks
 for runs on the refresh's job thread (``exporters.jobs``); when it has new results only that
 set is re-rendered, from the rows it cached, without loading the file again. Every tick
 re-publishes each snapshot with fresh self-metrics and process metrics.
+
+Failure model (docs/exporters.md §9): whatever goes wrong while loading or computing a run, any
+exception ``MemoryError`` included, is caught in ``tick``, counted by reason in each set it
+touches (``<set>_exporter_up`` 0 meanwhile), leaves the last good metrics served and is tried
+again with backoff, whether or not the file changes. ``tick`` never raises, so no data stops a
+process, at start-up included.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Hashable, Sequence
@@ -20,11 +26,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from advisor_core.analysis import analysis_path
 from advisor_core.reader import ReadLimits, RunRecord, read_run
-from advisor_core.results_files import RESULTS_GLOB, ResultsFileError, latest_results_file
+from advisor_core.results_files import RESULTS_GLOB, ResultsFileError
 
 from ._promql import PromClient
+from .directory import ATTEMPTS as _ATTEMPTS
+from .directory import newest_signature
 from .jobs import BackgroundJobs
 from .publisher import ExporterState, ProcessPart
 
@@ -34,16 +41,21 @@ logger = logging.getLogger("exporters")
 #: Even without a file change every set is recomputed this often (seconds), so slowly changing
 #: inputs (grid carbon intensity, windows still being ingested) reach the metrics.
 RECOMPUTE_SECONDS = 600.0
-#: Looks at the directory for a newest file that vanished (a rotation) before giving up.
-_ATTEMPTS = 3
+#: A failed refresh is tried again this many seconds later, the delay doubling with each
+#: failure in a row up to RETRY_MAX_SECONDS (a file that changes is read at once).
+RETRY_INITIAL_SECONDS = 1.0
+RETRY_MAX_SECONDS = 60.0
+#: Names passed over that one log line names at most.
+_NAMES_LOGGED = 5
 
 
-def _analysis_signature(results_path: Path) -> Optional[tuple]:
-    try:
-        info = os.stat(analysis_path(results_path))
-    except OSError:  # absent, or unreadable: reading it says which, and counts it
-        return None
-    return (info.st_mtime_ns, info.st_size, info.st_ino)
+def failure_reason(exc: BaseException, default: str) -> str:
+    """The counted reason of an unexpected exception of a refresh (``default`` for a bug)."""
+    if isinstance(exc, MemoryError):
+        return "out_of_memory"
+    if isinstance(exc, RecursionError):
+        return "too_deep"
+    return default
 
 
 #: What one results file may hold by default (docs/exporters.md §7): bytes, scenario entries and
@@ -79,8 +91,12 @@ class Refresher(threading.Thread):
         self._served_file = False  # a results file has been loaded since the start
         self._last_failure: Optional[str] = None
         self._retry = False
+        self._failed = False  # the refresh under way failed (for some set or all)
+        self._retry_delay = 0.0  # seconds; 0 after a refresh that worked
+        self._retry_at: Optional[float] = None  # monotonic time of the next try after a failure
         self._last_compute = -math.inf
         self._process = ProcessPart()
+        self._skipped_names: frozenset[tuple[str, str]] = frozenset()  # last logged
         self.ticks = 0
         #: Results files read so far (a re-render after a background job reads none).
         self.loads = 0
@@ -111,27 +127,26 @@ class Refresher(threading.Thread):
         self._wake.set()
 
     def _current_signature(self) -> tuple:
-        """(path, mtime, size, inode) of the newest results file and (mtime, size, inode) of
-        its analysis CSV (None when absent); () when there is no results file.
+        """The signature of the newest usable results file (``directory.newest_signature``);
+        the names passed over on the way are logged and shown by every set.
 
-        A newest file that vanishes between listing and ``stat`` (a rotation) is looked for
-        again. Raises OSError (listing) or ResultsFileError.
+        Raises OSError (listing) or ResultsFileError.
         """
-        for _ in range(_ATTEMPTS):
-            path = latest_results_file(self.results_dir)
-            if path is None:
-                return ()
-            try:
-                info = os.stat(path)
-            except FileNotFoundError:
-                continue
-            except OSError as exc:
-                raise ResultsFileError(f"{path}: cannot stat: {exc.strerror or exc}",
-                                       "unreadable") from exc
-            return (str(path), info.st_mtime_ns, info.st_size, info.st_ino,
-                    _analysis_signature(path))
-        raise ResultsFileError(f"{self.results_dir}: the newest results file keeps vanishing",
-                               "vanished")
+        signature, skipped = newest_signature(self.results_dir)
+        noticed = frozenset((path.name, reason) for path, reason in skipped)
+        new = noticed - self._skipped_names
+        if new:  # one line, naming a few: a directory may hold thousands of such names
+            shown = sorted(new)[:_NAMES_LOGGED]
+            logger.warning("passing over %s%s", ", ".join(
+                f"{name} ({reason.replace('_', ' ')})" for name, reason in shown),
+                f" and {len(new) - len(shown)} more" if len(new) > len(shown) else "")
+        self._skipped_names = noticed
+        counts: dict[str, int] = {}
+        for _, reason in skipped:
+            counts[reason] = counts.get(reason, 0) + 1
+        for state in self.states:
+            state.skipped_files = counts
+        return signature
 
     def _newest_after_vanish(self) -> tuple:
         try:
@@ -139,21 +154,47 @@ class Refresher(threading.Thread):
         except (OSError, ResultsFileError):
             return ()
 
-    def _fail(self, reason: str, message: str, again: bool = True) -> None:
-        """Every set keeps its last good data and says up 0; logged once per reason change.
+    def _fail(self, reason: str, message: str, again: bool = True, *,
+              states: Optional[Sequence[ExporterState]] = None,
+              error: Optional[BaseException] = None) -> None:
+        """The sets (default: every set) keep their last good data and say up 0, the failure
+        counted under ``reason``; logged once per reason change (with ``error``'s traceback).
 
-        ``again``: load whatever the next tick finds, so up returns to 1 once the cause is gone.
+        ``again``: load whatever the next tick finds, so up returns to 1 once the cause is gone;
+        otherwise the same file is tried again after the retry delay.
         """
         if reason != self._last_failure:
-            logger.error("keeping the last good metrics: %s", message)
+            logger.error("keeping the last good metrics: %s", message,
+                         exc_info=(type(error), error, error.__traceback__)
+                         if error is not None else None)
         self._last_failure = reason
+        self._failed = True
         if again:
             self._signature = None
-        for state in self.states:
+        for state in self.states if states is None else states:
             state.failed(reason)
 
+    def _schedule_retry(self, now: float) -> None:
+        """After a refresh: a failed one is tried again after the (doubling) retry delay."""
+        if self._failed:
+            self._retry_delay = (RETRY_INITIAL_SECONDS if self._retry_delay <= 0
+                                 else min(self._retry_delay * 2, RETRY_MAX_SECONDS))
+            self._retry_at = now + self._retry_delay
+        else:
+            self._retry_delay, self._retry_at = 0.0, None
+
     def tick(self) -> None:
-        """One refresh step: recompute when needed, then re-publish every set's body."""
+        """One refresh step: recompute when needed, then re-publish every set's body.
+
+        Never raises: a failure of the refresh is counted and retried (module docstring).
+        """
+        try:
+            self._tick()
+        except Exception as exc:  # a bug outside the refresh (listing, publishing): logged
+            self._fail(failure_reason(exc, "refresh_failed"), f"refresh tick failed: {exc!r}",
+                       error=exc)
+
+    def _tick(self) -> None:
         try:
             signature: Optional[tuple] = self._current_signature()
         except ResultsFileError as exc:
@@ -166,13 +207,21 @@ class Refresher(threading.Thread):
         changed = signature is not None and signature != self._signature
         retry = self._retry and not self.prom.backing_off()
         stale = now - self._last_compute >= RECOMPUTE_SECONDS
-        refreshed = signature is not None and (changed or retry or stale)
+        due = self._retry_at is not None and now >= self._retry_at
+        refreshed = signature is not None and (changed or retry or stale or due)
         with self._lock:
             rerender, self._rerender = self._rerender, set()
         if refreshed:
             assert signature is not None  # refreshed implies a listing that worked
             self._signature = signature
-            self._refresh(signature)
+            self._failed = False
+            try:
+                self._refresh(signature)
+            except Exception as exc:  # the one place a refresh's failure is caught
+                self._fail(failure_reason(exc, "load_failed"),
+                           f"refreshing from {signature[0] if signature else 'nothing'} "
+                           f"failed: {exc!r}", again=False, error=exc)
+            self._schedule_retry(now)
         else:
             for index, state in enumerate(self.states):
                 if index in rerender:
@@ -181,7 +230,10 @@ class Refresher(threading.Thread):
                 self.prom.probe()
         process = self._process.render()
         for state in self.states:
-            state.publish(process)
+            try:
+                state.publish(process)
+            except Exception:  # e.g. MemoryError: the previous snapshot stays served
+                logger.exception("%s: publishing failed", state.metric_set.name)
         self.ticks += 1
         if refreshed:
             # Background work starts once the new bodies are out: started earlier, its thread
@@ -206,16 +258,18 @@ class Refresher(threading.Thread):
     def _read(self, path: Path) -> Optional[RunRecord]:
         """The newest file read into records, or None after counting why it could not be read
         (a file that vanished is replaced by the next newest). An unusable analysis CSV is
-        logged and counted (``analysis_unreadable``); the run is served from its JSON alone."""
+        logged and counted (``analysis_unreadable``); the run is served from its JSON alone
+        with up 0."""
         for attempt in range(_ATTEMPTS):
             try:
                 self.loads += 1
                 run = read_run(path, self.limits)
                 if run.analysis_error is not None:
-                    logger.error("serving %s without its analysis: %s", path.name,
-                                 run.analysis_error)
-                    for state in self.states:
-                        state.failed("analysis_unreadable")
+                    # Served from its JSON alone, but not as healthy: up 0 until the CSV is
+                    # usable again (tried with the retry delay, or when it changes).
+                    self._fail("analysis_unreadable",
+                               f"serving {path.name} without its analysis: {run.analysis_error}",
+                               again=False)
                 return run
             except ResultsFileError as exc:
                 if exc.reason == "vanished" and attempt + 1 < _ATTEMPTS:
@@ -253,6 +307,7 @@ class Refresher(threading.Thread):
         # thing a refresh holds besides the bodies) are dropped after the last compute.
         summary = replace(run, scenarios=())
         entries = run.entries
+        analysis_ok = run.analysis_error is None
         last = len(self.states) - 1
         for index, state in enumerate(self.states):
             began = time.perf_counter()
@@ -262,14 +317,14 @@ class Refresher(threading.Thread):
                     del run  # the scenario objects are freed before the last render
                 state.set_data(families if isinstance(families, list) else list(families))
                 del families
-            except Exception:
-                logger.exception("%s: computing metrics failed", state.metric_set.name)
-                state.refresh_errors += 1
-                state.refresh_errors_last_ok = False
+            except Exception as exc:  # this set keeps its last good data; the others go on
+                reason = failure_reason(exc, "compute_failed")
+                self._fail(reason, f"{state.metric_set.name}: computing metrics failed: {exc!r}",
+                           again=False, states=(state,), error=exc)
                 continue
             state.run = summary
             state.scenarios_total = entries
-            state.refresh_errors_last_ok = True
+            state.refresh_errors_last_ok = analysis_ok
             state.last_refresh = time.time()
             state.refresh_duration = load_seconds + time.perf_counter() - began
         self._retry = self.prom.incomplete != incomplete

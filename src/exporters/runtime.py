@@ -86,7 +86,11 @@ def http_limits(settings: argparse.Namespace) -> HttpLimits:
 
 
 def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace) -> Exporters:
-    """Run the first refresh, bind every set's port, start the refresh and HTTP threads."""
+    """Run the first refresh, bind every set's port, start the refresh and HTTP threads.
+
+    The first refresh never raises: whatever the directory holds, the ports are bound and a
+    refresh that failed is served as ``<set>_exporter_up`` 0 with its reason, then retried.
+    """
     prom = PromClient(getattr(settings, "prometheus_url", None))
     states = [ExporterState(metric_set, prom) for metric_set in metric_sets]
     limits = ReadLimits(max_bytes=settings.max_file_bytes, max_scenarios=settings.max_scenarios,
@@ -193,8 +197,8 @@ def run_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace
             print(f"cannot listen on {settings.listen_address}: {exc.strerror or exc}",
                   file=sys.stderr)
             return 1
-        for name, port in exporters.ports.items():
-            logger.info("%s exporter listening on %s:%d", name, settings.listen_address, port)
+        for name, address in exporters.server.listening:
+            logger.info("%s exporter listening on %s", name, address)
         stop_signals.wait()
         exporters.stop()
     logger.info("stopped")

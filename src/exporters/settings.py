@@ -107,7 +107,9 @@ def build_parser(prog: str, sets: Sequence[type[MetricSet]], description: str) -
                              default=env(variable, cls.default_port),
                              help=f"TCP port of the {cls.name} exporter (env {variable})")
     net.add_argument("--listen-address", type=_address, default="0.0.0.0",
-                     help="address to bind (0.0.0.0 = all interfaces)")
+                     help="IPv4 or IPv6 address or host name to listen on; a name is listened "
+                          "on at each of its addresses (0.0.0.0 = all IPv4 interfaces, :: = "
+                          "all interfaces, IPv4 too where the OS allows dual stack)")
     net.add_argument("--max-connections", type=_count("connection count", 1, 1_000_000),
                      default=512,
                      help="open HTTP connections per process; a new one evicts the oldest "
