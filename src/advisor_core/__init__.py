@@ -1,8 +1,9 @@
 """advisor-core: power, cost and efficiency modelling for video-transcoding benchmarks.
 
-The numeric kernels are compiled (``advisor_core._linalg``, ``advisor_core._kernels``); parsing of
-results files lives in ``advisor_core.scenario``. The top-level names are imported on first use,
-so a process that needs only the cost model never loads numpy or the modelling code.
+The numeric kernels are compiled (``advisor_core._solver``, ``_pipeline`` and the other
+``.pyx`` modules); parsing of results files lives in ``advisor_core.scenario``. The top-level
+names are imported on first use, so a process that needs only the cost model never loads
+numpy or the modelling code.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from typing import Any, NamedTuple, Optional
 
 from advisor_core import linalg
 from advisor_core._typing import PathLike
+from advisor_core.arrays import Rows
 from advisor_core.features import feature_names
 from advisor_core.kinds import NATIVE_DEGREES, SIMPLICITY
-from advisor_core.linalg import Rows
 from advisor_core.scenario import as_number
 
 #: Name and version of the JSON model file written by ``MultivariatePredictor.save``.

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from advisor_core import extrapolation, linalg, resampling
+from advisor_core.arrays import Rows
 from advisor_core.intervals import conformal_half_width, extrapolated_half_width, half_width
-from advisor_core.linalg import Rows
 
 logger = logging.getLogger(__name__)
 

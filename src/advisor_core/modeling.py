@@ -34,6 +34,7 @@ from advisor_core import _model_file as model_file
 from advisor_core import linalg
 from advisor_core._model_file import FORMAT_NAME, FORMAT_VERSION
 from advisor_core._typing import PathLike
+from advisor_core.arrays import Rows
 from advisor_core.features import (
     NON_NEGATIVE_TARGETS,
     column_range,
@@ -56,7 +57,6 @@ from advisor_core.kinds import (
     terms,
     trees_available,
 )
-from advisor_core.linalg import Rows
 from advisor_core.power import PowerPredictor, StreamPowerModel
 from advisor_core.prediction import predict_results
 from advisor_core.selection import KindScore, fold_labels, score_kind, select

@@ -16,9 +16,9 @@ from array import array
 from typing import Any, NamedTuple, Optional
 
 from advisor_core import extrapolation, linalg
+from advisor_core.arrays import Rows
 from advisor_core.features import training_target
 from advisor_core.intervals import check_confidence_level, extrapolated_half_width, half_width
-from advisor_core.linalg import Rows
 from advisor_core.scenario import as_number, stream_count
 
 logger = logging.getLogger(__name__)
