@@ -160,7 +160,7 @@ def assert_rel(actual, expected, rel=REL):
 
 def test_power_initial_state():  # B.1
     p = PowerPredictor()
-    assert p.model is None and p.poly_features is None
+    assert p.model is None and not p.is_polynomial
     assert p.is_polynomial is False and p.training_data == []
 
 
@@ -187,7 +187,7 @@ def test_power_skips_unknown_stream_counts(name):  # B.3, B.6
 def test_power_fit_sample_linear():  # B.4, B.14
     p = PowerPredictor()
     assert p.fit(sample_set()) is True
-    assert p.model is not None and p.poly_features is None and not p.is_polynomial
+    assert p.model is not None and not p.is_polynomial
     assert len(p.training_data) == 4
     assert p.get_model_info() == {"trained": True, "model_type": "linear", "n_samples": 4,
                                   "stream_range": (1, 8)}
@@ -196,7 +196,7 @@ def test_power_fit_sample_linear():  # B.4, B.14
 def test_power_fit_large_polynomial():  # B.5, B.15
     p = PowerPredictor()
     assert p.fit(large_set()) is True
-    assert p.is_polynomial and p.poly_features is not None and len(p.training_data) == 7
+    assert p.is_polynomial and len(p.training_data) == 7
     assert p.get_model_info() == {"trained": True, "model_type": "polynomial", "n_samples": 7,
                                   "stream_range": (1, 12)}
 

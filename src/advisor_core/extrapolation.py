@@ -60,13 +60,6 @@ class TrainedBox:
         flat, inc = _guarded.clip_continue(arr, self.lo, self.hi, self.rising, self.slope)
         return float_rows(flat, arr.shape[1]), inc
 
-    def outside(self, X: Any, columns: int) -> list[bool]:
-        """Per row of X, whether one of its first ``columns`` features lies outside the box."""
-        arr = matrix(X, "X_new")
-        lo, hi = self.lo, self.hi
-        return [any(not lo[j] <= arr[i, j] <= hi[j] for j in range(columns))
-                for i in range(arr.shape[0])]
-
 
 def guarded_predict(model: PolynomialModel, box: TrainedBox, X: Any) -> array:
     """Predictions of ``model`` inside ``box``, continued by its linear trend beyond it.

@@ -49,8 +49,6 @@ class PowerPredictor:
 
     def __init__(self) -> None:
         self.model: Optional[StreamPowerModel] = None
-        # Degree of the polynomial expansion (2) when the model is quadratic, else None.
-        self.poly_features: Optional[int] = None
         self.is_polynomial = False
         self.training_data: list[tuple[int, float]] = []
         # Trained stream range; interval statistics of the current model, computed on the
@@ -75,7 +73,6 @@ class PowerPredictor:
             return False
         self.model = model
         self.is_polynomial = quadratic
-        self.poly_features = 2 if quadratic else None
         self.training_data = pairs
         streams = [s for s, _ in pairs]
         self._range = (float(min(streams)), float(max(streams)))
