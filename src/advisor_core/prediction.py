@@ -1,15 +1,16 @@
 """A fitted predictor's answers: means, bootstrap intervals of the mean, prediction intervals and
 the extrapolation flag, assembled per feature dict (docs/predictions.md).
 
-``predict_results`` reads one snapshot of a ``MultivariatePredictor``'s state, so a prediction
-that runs while a re-fit finishes sees one model, never a mixture.
+``predict_results`` reads one ``FittedState`` (the value a ``MultivariatePredictor`` held when
+the call began), so a prediction that runs while a re-fit finishes sees one model, never a
+mixture.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Optional
+from typing import Any, NamedTuple, Optional
 
 from advisor_core.features import (
     DEFAULT_ENCODER,
@@ -20,14 +21,24 @@ from advisor_core.features import (
     encode,
     valid_features,
 )
+from advisor_core.fitted import FittedState
 from advisor_core.intervals import check_confidence_level
 from advisor_core.kinds import KindFit, bootstrap_bounds, predict_rows
 
 logger = logging.getLogger("advisor_core.modeling")
 
-__all__ = ["INTERVAL_KEYS", "predict_results"]
+__all__ = ["INTERVAL_KEYS", "IntervalSettings", "predict_results"]
 
 INTERVAL_KEYS = ("ci_low", "ci_high", "ci_width", "pi_low", "pi_high", "extrapolated")
+
+
+class IntervalSettings(NamedTuple):
+    """A predictor's interval settings at the time of a call (its constructor's keywords)."""
+
+    confidence_level: Any
+    n_bootstrap: Any
+    random_state: Any
+    n_jobs: Optional[int]
 
 
 def _ci_bounds(low: Optional[float], high: Optional[float]) -> dict:
@@ -38,15 +49,15 @@ def _ci_bounds(low: Optional[float], high: Optional[float]) -> dict:
     return {"ci_low": low, "ci_high": high, "ci_width": high - low}
 
 
-def _bootstrap(state: dict, fit: KindFit, rows: list,
+def _bootstrap(settings: IntervalSettings, fit: KindFit, rows: list,
                level: float) -> Optional[tuple[list, list]]:
     """Bootstrap interval of the mean per row (unclamped), or None (no resample / no setting)."""
-    n_bootstrap = state["n_bootstrap"]
+    n_bootstrap = settings.n_bootstrap
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap <= 0:
         return [0.0] * len(rows), [0.0] * len(rows)
     try:
-        bounds = bootstrap_bounds(fit, rows, n_bootstrap, level, state["random_state"],
-                                  state["n_jobs"])
+        bounds = bootstrap_bounds(fit, rows, n_bootstrap, level, settings.random_state,
+                                  settings.n_jobs)
     except (TypeError, ValueError) as exc:
         logger.warning("MultivariatePredictor: no bootstrap interval: %s", exc)
         return None
@@ -55,22 +66,23 @@ def _bootstrap(state: dict, fit: KindFit, rows: list,
     return bounds
 
 
-def predict_results(state: dict, kind: str, features_list: list[dict],
-                    confidence: bool) -> list[dict]:
-    """Result dicts (target unit, e.g. watts) of feature dicts, from a predictor's state snapshot;
-    rows with a NaN/inf/non-numeric feature get Nones."""
-    encoders, hardware = state["encoder_categories"], state["hardware_categories"]
+def predict_results(fitted: FittedState, settings: IntervalSettings, kind: str,
+                    features_list: list[dict], confidence: bool) -> list[dict]:
+    """Result dicts (target unit, e.g. watts) of feature dicts by the trained ``kind``; rows
+    with a NaN/inf/non-numeric feature get Nones."""
+    encoders = list(fitted.encoder_categories)
+    hardware = list(fitted.hardware_categories)
     valid = [valid_features(f) for f in features_list]
     X_new = encode([f if ok else {} for f, ok in zip(features_list, valid)], encoders, hardware)
-    fit = state["_fits"][kind]
-    level = check_confidence_level(state["confidence_level"]) if confidence else None
+    fit = fitted.fits[kind]
+    level = check_confidence_level(settings.confidence_level) if confidence else None
     rows = predict_rows(fit, X_new, level)
     ci = None
     if level is not None:
-        ci = _bootstrap(state, fit, rows, level)
-    lo, hi = state["_range"]
+        ci = _bootstrap(settings, fit, rows, level)
+    lo, hi = fitted.trained_range
     n_numeric = len(NUMERIC_FEATURES)
-    non_negative = state["target_name"] in NON_NEGATIVE_TARGETS
+    non_negative = fitted.target_name in NON_NEGATIVE_TARGETS
     results = []
     for i, (row, ok) in enumerate(zip(rows, valid)):
         if not ok or not math.isfinite(row.mean):
