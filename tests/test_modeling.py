@@ -1167,3 +1167,26 @@ print("numpy" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_fitted_state_is_one_immutable_value_replaced_by_a_refit():
+    scenarios, _, _ = synthetic(30, seed=3)
+    m = MultivariatePredictor(["linear", "poly2"], cv_folds=3, n_bootstrap=3)
+    assert m.fitted is None and m.pipelines == {} and m.best_model_name is None
+    assert m.fit(scenarios)
+    first = m.fitted
+    assert first is not None and set(first.fits) == set(m.pipelines)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.best_model_name = "linear"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        first.fits["linear"] = first.fits["streams"]  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        m.best_model_name = "linear"  # type: ignore[misc]
+    winner, rows = first.best_model_name, first.n_samples
+    assert m.fit(scenarios[:20])
+    # The re-fit published a new value; the one a reader may still hold is untouched.
+    assert m.fitted is not first
+    assert (first.best_model_name, first.n_samples) == (winner, rows)
+    assert m.fitted.n_samples == 20 and m.get_model_info()["n_samples"] == 20
+    assert not m.fit([])  # a failed fit publishes nothing
+    assert m.fitted.n_samples == 20
