@@ -62,6 +62,7 @@ def to_document(fitted: Optional[FittedState], settings: dict, version: str) -> 
         "omitted_models": {k: all_scores[k] for k in omitted},
         "trained_best_model_name": trained_best,
         "selection": None if fitted is None else fitted.selection_info(),
+        "idle_watts": None if fitted is None else fitted.idle_watts,
         "X_train": None if fitted is None else fitted.X_train.tolist(),
         "y_train": None if fitted is None else fitted.y_train.tolist(),
     }
@@ -123,6 +124,7 @@ class SavedModel(NamedTuple):
     y_train: Optional[array]
     selection: Optional[dict]
     omitted_models: list[str]
+    idle_watts: Optional[float]
 
 
 def parse(document: Any) -> SavedModel:
@@ -198,6 +200,9 @@ def parse(document: Any) -> SavedModel:
         y_train=y,
         selection=dict(selection) if isinstance(selection, dict) else None,
         omitted_models=sorted(omitted) if isinstance(omitted, dict) else [],
+        # Absent from files written before the idle floor: no floor but 0.
+        idle_watts=None if document.get("idle_watts") is None
+        else number_field(document, "idle_watts"),
     )
 
 

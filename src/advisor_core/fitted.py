@@ -15,7 +15,7 @@ from types import MappingProxyType
 from typing import Any, Optional
 
 from advisor_core.arrays import Rows
-from advisor_core.features import feature_names
+from advisor_core.features import NUMERIC_FEATURES, feature_names
 from advisor_core.kinds import KindFit
 
 logger = logging.getLogger("advisor_core.modeling")
@@ -40,12 +40,15 @@ class FittedState:
     trained_range: tuple[array, array]
     target_name: Optional[str]
     hardware_model: Optional[str]
+    #: Mean power (W) of the run's idle baseline (``floors.idle_baseline_watts``), or None.
+    idle_watts: Optional[float] = None
 
     @classmethod
     def build(cls, fits: dict[str, KindFit], model_scores: dict[str, dict], best: str,
               selection: Optional[dict], encoders: list[str], hardware: list[str],
               X: Rows, y: array, trained_range: tuple[array, array],
-              target_name: Optional[str], hardware_model: Optional[str]) -> FittedState:
+              target_name: Optional[str], hardware_model: Optional[str],
+              idle_watts: Optional[float] = None) -> FittedState:
         """A state whose mappings are read-only views of private copies."""
         return cls(
             fits=MappingProxyType(dict(fits)),
@@ -60,6 +63,7 @@ class FittedState:
             trained_range=trained_range,
             target_name=target_name,
             hardware_model=hardware_model,
+            idle_watts=idle_watts,
         )
 
     @property
@@ -71,6 +75,11 @@ class FittedState:
     def n_samples(self) -> int:
         """Training rows."""
         return int(self.X_train.shape[0])
+
+    def single_valued(self) -> dict[int, tuple[str, float]]:
+        """Numeric features every training row shares: column -> (name, the one value)."""
+        lo, hi = self.trained_range
+        return {j: (name, lo[j]) for j, name in enumerate(NUMERIC_FEATURES) if lo[j] == hi[j]}
 
     def pipelines(self) -> dict[str, Any]:
         """The fitted model of each trained kind (a new dict)."""

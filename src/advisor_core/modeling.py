@@ -42,6 +42,7 @@ from advisor_core.features import (
     training_target,
 )
 from advisor_core.fitted import FittedState
+from advisor_core.floors import idle_baseline_watts
 from advisor_core.intervals import check_confidence_level
 from advisor_core.kinds import (
     SIMPLICITY,
@@ -289,7 +290,8 @@ class MultivariatePredictor:
             fits, model_scores, best, {"scheme": scheme, "rows": n, "winner": best,
                                        "reason": why},
             encoders, hardware, X, y, (lo, hi), target,
-            hardware_id if isinstance(hardware_id, str) else None)
+            hardware_id if isinstance(hardware_id, str) else None,
+            idle_baseline_watts(scenarios))
         logger.info("MultivariatePredictor: %s on %d rows (%s)", best, n, why)
         return True
 
@@ -338,12 +340,13 @@ class MultivariatePredictor:
 
     def get_model_info(self) -> dict:
         """Describe the trained ensemble: the winner and why, per model its out-of-fold RMSE
-        (target unit) and R², rows, terms, eligibility and in-sample RMSE; features, target."""
+        (target unit) and R², rows, terms, eligibility and in-sample RMSE; features, target;
+        ``single_valued_features`` ({name: value}) when a numeric feature has one trained value."""
         fitted = self._fitted
         if fitted is None:
             return {"trained": False, "best_model": None, "models": {}, "n_samples": 0,
                     "target": None, "hardware": None, "version": self.version}
-        return {
+        info = {
             "trained": True,
             "best_model": fitted.best_model_name,
             "best_score": fitted.best_score(),
@@ -357,6 +360,11 @@ class MultivariatePredictor:
             "confidence_level": self.confidence_level,
             "selection": fitted.selection_info() or {},
         }
+        single = fitted.single_valued()
+        if single:
+            # No slope along these: predictions off their value get no interval.
+            info["single_valued_features"] = dict(single.values())
+        return info
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -400,7 +408,7 @@ class MultivariatePredictor:
                 {k: describe(k, m, X, y, rising) for k, m in saved.pipelines.items()},
                 saved.model_scores, best, saved.selection, saved.encoder_categories,
                 saved.hardware_categories, X, y, column_range(X), saved.target_name,
-                saved.hardware_model)
+                saved.hardware_model, saved.idle_watts)
         if saved.omitted_models:
             logger.warning("model file omits tree models %s (not serialisable); refit to use "
                            "them", saved.omitted_models)

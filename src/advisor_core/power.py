@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Optional
 from advisor_core import extrapolation, linalg
 from advisor_core.arrays import Rows
 from advisor_core.features import training_target
+from advisor_core.floors import idle_baseline_watts, no_interval, power_floor, raise_to_floor
 from advisor_core.intervals import check_confidence_level, extrapolated_half_width, half_width
 from advisor_core.scenario import as_number, stream_count
 
@@ -51,6 +52,8 @@ class PowerPredictor:
         self.model: Optional[StreamPowerModel] = None
         self.is_polynomial = False
         self.training_data: list[tuple[int, float]] = []
+        # Mean power (W) of the run's idle baseline, the floor of predictions for >= 1 stream.
+        self.idle_watts: Optional[float] = None
         # Trained stream range; interval statistics of the current model, computed on the
         # first interval asked for.
         self._range = (0.0, 0.0)
@@ -74,6 +77,7 @@ class PowerPredictor:
         self.model = model
         self.is_polynomial = quadratic
         self.training_data = pairs
+        self.idle_watts = idle_baseline_watts(scenarios)
         streams = [s for s, _ in pairs]
         self._range = (float(min(streams)), float(max(streams)))
         if logger.isEnabledFor(logging.INFO):
@@ -90,51 +94,65 @@ class PowerPredictor:
 
         Inside the trained stream range the fitted line or quadratic; beyond it the value at
         the nearest trained count continued by the least-squares line's slope (never falling
-        as streams are added), so a quadratic is never extrapolated.
+        as streams are added), so a quadratic is never extrapolated. Never below the run's idle
+        baseline for one stream or more, nor below 0 W (``predict_interval`` reports the cut).
         """
-        model = self.model
-        if model is None:
-            return None
         value = as_number(streams)
-        if value is None:
+        predicted = self._unfloored(value)
+        if predicted is None or value is None:
+            return None
+        floor, _ = power_floor(value, self.idle_watts)
+        return predicted if predicted > floor else floor
+
+    def _unfloored(self, value: Optional[float]) -> Optional[float]:
+        """The model's value at ``value`` streams (W) before any floor; None when there is none."""
+        model = self.model
+        if model is None or value is None:
             return None
         low, high = self._range
         if low <= value <= high:  # the common case needs no kernel call
             predicted = model(value)
         else:
             predicted = self._guarded(value)
-        if not math.isfinite(predicted):
-            return None
-        return predicted if predicted > 0.0 else 0.0
+        return predicted if math.isfinite(predicted) else None
 
     def predict_interval(self, streams: Any, confidence_level: float = 0.95) -> dict:
         """Mean power (W) and a prediction interval (W) for one new measurement at ``streams``.
 
         ``{mean, pi_low, pi_high, extrapolated}``: ``mean`` equals ``predict(streams)``; the
         interval is the Student-t interval of the fitted line or quadratic
-        (``advisor_core.intervals``), floored at 0 W, None with no residual degree of freedom
-        (rows <= coefficients); ``extrapolated`` is True outside the trained stream range.
+        (``advisor_core.intervals``), None with no residual degree of freedom (rows <=
+        coefficients); ``extrapolated`` is True outside the trained stream range. Off the one
+        stream count a run measured there is no interval and ``no_interval`` says so; values
+        raised to the idle baseline or 0 W are named under ``floored`` (docs/predictions.md).
         ValueError for a ``confidence_level`` outside (0, 1).
         """
         level = check_confidence_level(confidence_level)
-        mean = self.predict(streams)
-        result: dict = {"mean": mean, "pi_low": None, "pi_high": None, "extrapolated": None}
-        if mean is None:
+        value = as_number(streams)
+        centre = self._unfloored(value)
+        result: dict = {"mean": centre, "pi_low": None, "pi_high": None, "extrapolated": None}
+        if centre is None or value is None:
             return result
-        value = float(as_number(streams))  # type: ignore[arg-type]
         low, high = self._range
         extrapolated = not low <= value <= high
         result["extrapolated"] = extrapolated
-        stats = self._interval_stats()
-        inside = min(max(value, low), high)
-        half = stats.half_width(inside, level)
-        if extrapolated:
-            half = extrapolated_half_width(half, stats.trend_half_width(value, level))
-        if half is not None:
-            centre = self._guarded(value) if extrapolated else self.model(value)  # type: ignore[misc]
-            result["pi_low"] = max(0.0, centre - half)
-            result["pi_high"] = max(0.0, centre + half)
+        if low == high and value != low:
+            result["no_interval"] = no_interval({"stream_count": low})
+        else:
+            half = self._half_width(value, level)
+            if half is not None:
+                result["pi_low"], result["pi_high"] = centre - half, centre + half
+        raise_to_floor(result, ("mean", "pi_low", "pi_high"), *power_floor(value, self.idle_watts))
         return result
+
+    def _half_width(self, value: float, level: float) -> Optional[float]:
+        """Prediction-interval half-width (W) at ``value`` streams, continued beyond the range."""
+        stats = self._interval_stats()
+        low, high = self._range
+        half = stats.half_width(min(max(value, low), high), level)
+        if not low <= value <= high:
+            half = extrapolated_half_width(half, stats.trend_half_width(value, level))
+        return half
 
     def _guarded(self, value: float) -> float:
         """The model, continued linearly beyond the trained range (watts)."""
@@ -151,16 +169,20 @@ class PowerPredictor:
         return cached
 
     def get_model_info(self) -> dict:
-        """Describe the model: trained flag, type, sample count and stream range (streams)."""
+        """Describe the model: trained flag, type, sample count and stream range (streams);
+        ``single_valued_features`` when every training row has one stream count."""
         if self.model is None:
             return {"trained": False, "model_type": None, "n_samples": 0, "stream_range": None}
         streams = [s for s, _ in self.training_data]
-        return {
+        info: dict = {
             "trained": True,
             "model_type": "polynomial" if self.is_polynomial else "linear",
             "n_samples": len(self.training_data),
             "stream_range": (min(streams), max(streams)),
         }
+        if min(streams) == max(streams):
+            info["single_valued_features"] = {"stream_count": float(streams[0])}
+        return info
 
 
 def _fit_stream_power(pairs: list[tuple[int, float]], quadratic: bool) -> StreamPowerModel:

@@ -22,6 +22,7 @@ from advisor_core.features import (
     valid_features,
 )
 from advisor_core.fitted import FittedState
+from advisor_core.floors import ZERO, no_interval, off_single_values, power_floor, raise_to_floor
 from advisor_core.intervals import check_confidence_level
 from advisor_core.kinds import KindFit, bootstrap_bounds, predict_rows
 
@@ -30,6 +31,8 @@ logger = logging.getLogger("advisor_core.modeling")
 __all__ = ["INTERVAL_KEYS", "IntervalSettings", "predict_results"]
 
 INTERVAL_KEYS = ("ci_low", "ci_high", "ci_width", "pi_low", "pi_high", "extrapolated")
+#: The target whose predictions are floored at the run's idle baseline.
+POWER_TARGET = "mean_power_watts"
 
 
 class IntervalSettings(NamedTuple):
@@ -42,11 +45,10 @@ class IntervalSettings(NamedTuple):
 
 
 def _ci_bounds(low: Optional[float], high: Optional[float]) -> dict:
-    """``{ci_low, ci_high, ci_width}`` floored at 0, or Nones when not finite."""
+    """``{ci_low, ci_high}``, or Nones when not finite."""
     if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
-        return {"ci_low": None, "ci_high": None, "ci_width": None}
-    low, high = max(0.0, low), max(0.0, high)
-    return {"ci_low": low, "ci_high": high, "ci_width": high - low}
+        return {"ci_low": None, "ci_high": None}
+    return {"ci_low": low, "ci_high": high}
 
 
 def _bootstrap(settings: IntervalSettings, fit: KindFit, rows: list,
@@ -83,6 +85,8 @@ def predict_results(fitted: FittedState, settings: IntervalSettings, kind: str,
     lo, hi = fitted.trained_range
     n_numeric = len(NUMERIC_FEATURES)
     non_negative = fitted.target_name in NON_NEGATIVE_TARGETS
+    power = fitted.target_name == POWER_TARGET
+    single = fitted.single_valued()
     results = []
     for i, (row, ok) in enumerate(zip(rows, valid)):
         if not ok or not math.isfinite(row.mean):
@@ -91,23 +95,40 @@ def predict_results(fitted: FittedState, settings: IntervalSettings, kind: str,
                 item.update(dict.fromkeys(INTERVAL_KEYS))
             results.append(item)
             continue
-        item = {"mean": max(0.0, row.mean), "model": kind}
+        values = [X_new[i, j] for j in range(n_numeric)]
+        off = off_single_values(values, single)
+        item = {"mean": row.mean, "model": kind}
         if confidence:
-            item.update(_ci_bounds(ci[0][i], ci[1][i]) if ci is not None
-                        else _ci_bounds(None, None))
-            half = row.half_width
-            if half is None:
-                item.update(pi_low=None, pi_high=None)
+            if off:  # no slope along those features: nothing to give an interval with
+                item.update(ci_low=None, ci_high=None, pi_low=None, pi_high=None)
             else:
-                low, high = row.mean - half, row.mean + half
-                if non_negative:
-                    low, high = max(0.0, low), max(0.0, high)
-                item.update(pi_low=low, pi_high=high)
+                item.update(_ci_bounds(ci[0][i], ci[1][i]) if ci is not None
+                            else _ci_bounds(None, None))
+                half = row.half_width
+                item.update(pi_low=None if half is None else row.mean - half,
+                            pi_high=None if half is None else row.mean + half)
             features = features_list[i]
             item["extrapolated"] = (
-                any(not lo[j] <= X_new[i, j] <= hi[j] for j in range(n_numeric))
+                any(not lo[j] <= values[j] <= hi[j] for j in range(n_numeric))
                 or category(features, "encoder_type", DEFAULT_ENCODER) not in encoders
                 or category(features, "hardware_cpu_model", DEFAULT_HARDWARE)
                 not in hardware)
-        results.append(item)
+        if off:
+            item["no_interval"] = no_interval(off)
+        # The mean and its bootstrap interval are never below 0 (nor below the idle baseline
+        # for power at one stream or more); the prediction interval only for non-negative
+        # targets.
+        floor, name = power_floor(values[0], fitted.idle_watts) if power else (0.0, ZERO)
+        raise_to_floor(item, ("mean", "ci_low", "ci_high", "pi_low", "pi_high")
+                       if non_negative else ("mean", "ci_low", "ci_high"), floor, name)
+        if confidence:
+            low, high = item["ci_low"], item["ci_high"]
+            item["ci_width"] = None if low is None or high is None else high - low
+        results.append(_ordered(item))
     return results
+
+
+def _ordered(item: dict) -> dict:
+    """The result keys in the documented order (docs/predictions.md)."""
+    order = ("mean", "model", *INTERVAL_KEYS, "no_interval", "floored")
+    return {key: item[key] for key in order if key in item}
