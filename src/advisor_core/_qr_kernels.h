@@ -9,10 +9,6 @@
    the compiler may inline them into each other). */
 #if defined(__GNUC__)
 #pragma GCC visibility push(hidden)
-#if defined(__GNUC__)
-#pragma GCC visibility pop
-#endif
-
 #endif
 
 /* Euclidean norm of x[0:n]; rescales only when the plain sum of squares over/underflows. */
