@@ -282,14 +282,11 @@ class MultivariatePredictor:
         best, why = select(scores)
         model_scores = {s.kind: {**s.as_dict(), "rmse_in_sample": in_sample[s.kind]}
                         for s in scores}
-        lo, hi = fits[best].box.lo, fits[best].box.hi
-        if fits[best].X.shape[1] != width:  # the stream-count line: its box has one column
-            lo, hi = column_range(X)
         # One assignment publishes the whole new model (see advisor_core.fitted).
         self._fitted = FittedState.build(
             fits, model_scores, best, {"scheme": scheme, "rows": n, "winner": best,
                                        "reason": why},
-            encoders, hardware, X, y, (lo, hi), target,
+            encoders, hardware, X, y, column_range(X), target,
             hardware_id if isinstance(hardware_id, str) else None,
             idle_baseline_watts(scenarios))
         logger.info("MultivariatePredictor: %s on %d rows (%s)", best, n, why)
