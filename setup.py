@@ -33,7 +33,15 @@ FORCE = not _stamp.is_file() or _stamp.read_text() != MODE
 _stamp.parent.mkdir(exist_ok=True)
 _stamp.write_text(MODE)
 
-KERNELS = ["_linalg", "_lstsq", "_kernels"]
+# One concern per module (README "Layout"): _buffers (work buffers of a kernel call), _solver
+# (least squares; its inner loops are the C of _qr_kernels.c), _pipeline (scaling, expansion,
+# fit, prediction), _resampling (bootstrap, percentiles), _guarded (leverage, prediction beyond
+# the training box), _crossval (out-of-fold predictions), _lstsq (the solver's numpy entry
+# point) and _kernels (cost and scoring).
+KERNELS = ["_buffers", "_solver", "_pipeline", "_resampling", "_guarded", "_crossval", "_lstsq",
+           "_kernels"]
+# Hand-written C compiled into a kernel's extension (not generated: kept by MANIFEST.in).
+C_SOURCES = {"_solver": ["src/advisor_core/_qr_kernels.c"]}
 
 directives = {
     "language_level": 3,
@@ -63,8 +71,9 @@ if SANITIZE:
 extensions = [
     Extension(
         f"advisor_core.{name}",
-        [f"src/advisor_core/{name}.pyx"],
-        include_dirs=[np.get_include()],
+        [f"src/advisor_core/{name}.pyx", *C_SOURCES.get(name, [])],
+        include_dirs=[np.get_include(), "src/advisor_core"],
+        depends=["src/advisor_core/_qr_kernels.h"] if name in C_SOURCES else [],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,

@@ -31,6 +31,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if item.get_closest_marker("dist") is None]
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With ADVISOR_LOADED_EXTENSIONS set, write the compiled modules the run loaded (one a
+    line): .ci/run's sanitizer stage checks that its tests exercised every one it built."""
+    target = os.environ.get("ADVISOR_LOADED_EXTENSIONS")
+    if not target:
+        return
+    import importlib.machinery
+    import sys
+
+    loaded = sorted(
+        name for name, module in list(sys.modules.items())
+        if name.startswith(("advisor_core.", "exporters."))
+        and str(getattr(module, "__file__", "")).endswith(
+            tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    )
+    Path(target).write_text("".join(f"{name}\n" for name in loaded), encoding="utf-8")
+
+
 def read_analysis(path: Path) -> list[dict]:
     """Rows of an analysis CSV as dicts of strings (empty cells are "")."""
     with open(path, newline="", encoding="utf-8") as handle:

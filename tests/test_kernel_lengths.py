@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advisor_core import _linalg
-from advisor_core.linalg import PolynomialModel, _monomials
+from advisor_core import _crossval, _guarded, _pipeline, _resampling
+from advisor_core.arrays import monomials
+from advisor_core.linalg import PolynomialModel
 
 
 def _model(p_mean: int, p_scale: int, n_coef: int) -> PolynomialModel:
@@ -32,7 +33,7 @@ def test_consistent_model_predicts_intercept_plus_linear_term() -> None:
     assert model.predict(np.array([[1.0, 3.0]])).tolist() == [0.5 + 2.0 - 3.0]
 
 
-@pytest.mark.parametrize("metric", [_linalg.r2, _linalg.rmse])
+@pytest.mark.parametrize("metric", [_pipeline.r2, _pipeline.rmse])
 def test_metrics_reject_short_predictions(metric) -> None:
     with pytest.raises(ValueError, match="y_pred"):
         metric(np.arange(30.0), np.arange(29.0))
@@ -41,27 +42,27 @@ def test_metrics_reject_short_predictions(metric) -> None:
 def test_fitting_kernels_reject_a_short_target() -> None:
     X = np.arange(20.0).reshape(10, 2)
     y = np.arange(9.0)
-    mono = _monomials(2, 1)
+    mono = monomials(2, 1)
     with pytest.raises(ValueError, match="y"):
-        _linalg.fit_pipeline(X, y, mono, 3)
+        _pipeline.fit_pipeline(X, y, mono, 3)
     with pytest.raises(ValueError, match="y"):
-        _linalg.cv_predict(X, y, mono, 3, mono, 3, np.arange(10, dtype=np.int64), 10, b"\0\0")
+        _crossval.cv_predict(X, y, mono, 3, mono, 3, np.arange(10, dtype=np.int64), 10, b"\0\0")
     with pytest.raises(ValueError, match="fold"):
-        _linalg.cv_predict(X, np.arange(10.0), mono, 3, mono, 3, np.arange(9, dtype=np.int64),
-                           10, b"\0\0")
+        _crossval.cv_predict(X, np.arange(10.0), mono, 3, mono, 3, np.arange(9, dtype=np.int64),
+                             10, b"\0\0")
     with pytest.raises(ValueError, match="rising"):
-        _linalg.cv_predict(X, np.arange(10.0), mono, 3, mono, 3, np.arange(10, dtype=np.int64),
+        _crossval.cv_predict(X, np.arange(10.0), mono, 3, mono, 3, np.arange(10, dtype=np.int64),
                            10, b"\0")
     with pytest.raises(ValueError, match="slope"):
-        _linalg.clip_continue(X, np.zeros(2), np.ones(2), b"\0\0", np.zeros(1))
+        _guarded.clip_continue(X, np.zeros(2), np.ones(2), b"\0\0", np.zeros(1))
     with pytest.raises(ValueError, match="Xn"):
-        _linalg.leverage(X, mono, 3, np.zeros((1, 3)))
+        _guarded.leverage(X, mono, 3, np.zeros((1, 3)))
     idx = np.zeros(2 * 10, dtype=np.int64)
     out, ok = np.zeros(2 * 10), bytearray(2)
     with pytest.raises(ValueError, match="y"):
-        _linalg.bootstrap(X, y, mono, 3, X, idx, out, ok, 0, 2)
+        _resampling.bootstrap(X, y, mono, 3, X, idx, out, ok, 0, 2)
     with pytest.raises(ValueError, match="Xn"):
-        _linalg.bootstrap(X, np.arange(10.0), mono, 3, np.zeros((1, 3)), idx, out, ok, 0, 2)
+        _resampling.bootstrap(X, np.arange(10.0), mono, 3, np.zeros((1, 3)), idx, out, ok, 0, 2)
 
 
 @pytest.mark.parametrize(("idx_len", "out_len", "ok_len", "stop", "what"), [
@@ -72,12 +73,12 @@ def test_fitting_kernels_reject_a_short_target() -> None:
 ])
 def test_bootstrap_rejects_buffers_shorter_than_its_range(idx_len, out_len, ok_len, stop, what):
     X = np.arange(20.0).reshape(10, 2)
-    mono = _monomials(2, 1)
+    mono = monomials(2, 1)
     with pytest.raises(ValueError, match=what):
-        _linalg.bootstrap(X, np.arange(10.0), mono, 2, X, np.zeros(idx_len, dtype=np.int64),
+        _resampling.bootstrap(X, np.arange(10.0), mono, 2, X, np.zeros(idx_len, dtype=np.int64),
                           np.zeros(out_len), bytearray(ok_len), 0, stop)
 
 
 def test_percentile_rejects_values_shorter_than_rows_times_columns():
     with pytest.raises(ValueError, match="smaller"):
-        _linalg.percentile_pair(np.zeros(5), b"\x01\x01", 3, 2.5, 97.5)
+        _resampling.percentile_pair(np.zeros(5), b"\x01\x01", 3, 2.5, 97.5)

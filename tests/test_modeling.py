@@ -3,6 +3,7 @@ scikit-learn."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -160,7 +161,7 @@ def assert_rel(actual, expected, rel=REL):
 
 def test_power_initial_state():  # B.1
     p = PowerPredictor()
-    assert p.model is None and p.poly_features is None
+    assert p.model is None and not p.is_polynomial
     assert p.is_polynomial is False and p.training_data == []
 
 
@@ -187,7 +188,7 @@ def test_power_skips_unknown_stream_counts(name):  # B.3, B.6
 def test_power_fit_sample_linear():  # B.4, B.14
     p = PowerPredictor()
     assert p.fit(sample_set()) is True
-    assert p.model is not None and p.poly_features is None and not p.is_polynomial
+    assert p.model is not None and not p.is_polynomial
     assert len(p.training_data) == 4
     assert p.get_model_info() == {"trained": True, "model_type": "linear", "n_samples": 4,
                                   "stream_range": (1, 8)}
@@ -196,7 +197,7 @@ def test_power_fit_sample_linear():  # B.4, B.14
 def test_power_fit_large_polynomial():  # B.5, B.15
     p = PowerPredictor()
     assert p.fit(large_set()) is True
-    assert p.is_polynomial and p.poly_features is not None and len(p.training_data) == 7
+    assert p.is_polynomial and len(p.training_data) == 7
     assert p.get_model_info() == {"trained": True, "model_type": "polynomial", "n_samples": 7,
                                   "stream_range": (1, 12)}
 
@@ -836,7 +837,8 @@ def test_saving_a_tree_best_model_keeps_native_models(tmp_path):
     scenarios, _, _ = synthetic(30, seed=8)
     m = MultivariatePredictor(["linear", "rf"], cv_folds=3, n_bootstrap=3)
     m.fit(scenarios)
-    m.best_model_name = "rf"  # whatever won, the file must cope with a tree best model
+    # Whatever won, the file must cope with a tree best model.
+    m._fitted = dataclasses.replace(m.fitted, best_model_name="rf")
     path = tmp_path / "model.json"
     m.save(path)
     document = json.loads(path.read_text())
@@ -1165,3 +1167,26 @@ print("numpy" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_fitted_state_is_one_immutable_value_replaced_by_a_refit():
+    scenarios, _, _ = synthetic(30, seed=3)
+    m = MultivariatePredictor(["linear", "poly2"], cv_folds=3, n_bootstrap=3)
+    assert m.fitted is None and m.pipelines == {} and m.best_model_name is None
+    assert m.fit(scenarios)
+    first = m.fitted
+    assert first is not None and set(first.fits) == set(m.pipelines)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.best_model_name = "linear"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        first.fits["linear"] = first.fits["streams"]  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        m.best_model_name = "linear"  # type: ignore[misc]
+    winner, rows = first.best_model_name, first.n_samples
+    assert m.fit(scenarios[:20])
+    # The re-fit published a new value; the one a reader may still hold is untouched.
+    assert m.fitted is not first
+    assert (first.best_model_name, first.n_samples) == (winner, rows)
+    assert m.fitted.n_samples == 20 and m.get_model_info()["n_samples"] == 20
+    assert not m.fit([])  # a failed fit publishes nothing
+    assert m.fitted.n_samples == 20

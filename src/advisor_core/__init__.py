@@ -1,9 +1,10 @@
 """advisor-core: power, cost and efficiency modelling for video-transcoding benchmarks.
 
-The numeric kernels are compiled (``advisor_core._linalg``, ``advisor_core._kernels``); a results
-file becomes one typed record per scenario in ``advisor_core.reader`` (``read_run``), which
-everything else reads. The top-level names are imported on first use,
-so a process that needs only the cost model never loads numpy or the modelling code.
+The numeric kernels are compiled (``advisor_core._solver``, ``_pipeline`` and the other
+``.pyx`` modules); a results file becomes one typed record per scenario in
+``advisor_core.reader`` (``read_run``), which everything else reads. The top-level names are
+imported on first use, so a process that needs only the cost model never loads numpy or the
+modelling code.
 """
 
 from __future__ import annotations

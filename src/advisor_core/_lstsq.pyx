@@ -1,21 +1,43 @@
 # cython: language_level=3
-"""numpy entry point of the compiled least-squares solver (the solver is in _linalg.pyx).
+"""numpy entry point of the compiled least-squares solver (the solver is in _solver.pyx).
 
-Kept apart from _linalg so that the model pipeline can run without loading numpy.
+Kept apart from _solver so that the model pipeline can run without loading numpy.
 """
 
 from libc.float cimport DBL_EPSILON
-from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
 
 cimport numpy as cnp
 import numpy as np
 
-from advisor_core._linalg cimport _any_nonfinite, _lstsq_core, _lstsq_work_size
+from advisor_core._buffers cimport Buffers
+from advisor_core._solver cimport any_nonfinite, lstsq_core, lstsq_work_size
 
 cnp.import_array()
 
 cdef double EPS = DBL_EPSILON
+
+
+cdef void _copy_inputs(const char* xd, Py_ssize_t xs0, Py_ssize_t xs1, Py_ssize_t m,
+                       Py_ssize_t n, bint transposed, const char* yd, Py_ssize_t ys0,
+                       Py_ssize_t ys1, Py_ssize_t nrhs, double* A, double* B) noexcept nogil:
+    """X (m x n, strides xs0/xs1 in bytes) into A column-major, as X^T when transposed, and y
+    (m x nrhs) into B column-major."""
+    cdef Py_ssize_t i, j
+    if transposed and xs1 == <Py_ssize_t> sizeof(double) and xs0 == n * xs1:
+        # C-contiguous X is already X^T in column-major order.
+        memcpy(A, xd, m * n * sizeof(double))
+    elif transposed:
+        for i in range(m):
+            for j in range(n):
+                A[j + i * n] = (<const double*> (xd + i * xs0 + j * xs1))[0]
+    else:
+        for i in range(m):
+            for j in range(n):
+                A[i + j * m] = (<const double*> (xd + i * xs0 + j * xs1))[0]
+    for j in range(nrhs):
+        for i in range(m):
+            B[i + j * m] = (<const double*> (yd + i * ys0 + j * ys1))[0]
 
 
 def lstsq(X, y, rcond=None):
@@ -23,7 +45,7 @@ def lstsq(X, y, rcond=None):
     # Small problems are dominated by call overhead, so this entry point reads the arrays
     # through numpy's C API (no memoryview set-up) and makes a single allocation.
     cdef cnp.ndarray xa, ya, out
-    cdef Py_ssize_t m, n, nrhs, i, j, rank = 0, mf, nf, xs0, xs1, ys0, ys1 = 0
+    cdef Py_ssize_t m, n, nrhs, rank = 0, mf, nf, xs0, xs1, ys0, ys1 = 0
     cdef cnp.npy_intp dims[2]
     cdef double rc
     cdef bint one_d, transposed
@@ -35,6 +57,7 @@ def lstsq(X, y, rcond=None):
     cdef double* res
     cdef Py_ssize_t* iwork
     cdef void* block = NULL
+    cdef Buffers buffers
     cdef bint ok = True
     if not cnp.PyArray_Check(X) or cnp.PyArray_TYPE(<cnp.ndarray> X) != cnp.NPY_DOUBLE:
         X = np.asarray(X, dtype=np.float64)
@@ -74,36 +97,21 @@ def lstsq(X, y, rcond=None):
     transposed = m < n
     mf = n if transposed else m
     nf = m if transposed else n
-    block = malloc((m * n + m * nrhs + _lstsq_work_size(mf, nf, nrhs) + 8) * sizeof(double)
-                   + (nf + 1) * sizeof(Py_ssize_t))
-    if block == NULL:
-        raise MemoryError()
+    buffers = Buffers()
+    block = buffers.take((m * n + m * nrhs + lstsq_work_size(mf, nf, nrhs) + 8) * sizeof(double)
+                         + (nf + 1) * sizeof(Py_ssize_t))
     A = <double*> block
     B = A + m * n
     work = B + m * nrhs
-    iwork = <Py_ssize_t*> (work + _lstsq_work_size(mf, nf, nrhs) + 8)
+    iwork = <Py_ssize_t*> (work + lstsq_work_size(mf, nf, nrhs) + 8)
     xd = cnp.PyArray_BYTES(xa)
     yd = cnp.PyArray_BYTES(ya)
     res = <double*> cnp.PyArray_DATA(out)
     with nogil:
-        if transposed and xs1 == <Py_ssize_t> sizeof(double) and xs0 == n * xs1:
-            # C-contiguous X is already X^T in column-major order.
-            memcpy(A, xd, m * n * sizeof(double))
-        elif transposed:
-            for i in range(m):
-                for j in range(n):
-                    A[j + i * n] = (<double*> (xd + i * xs0 + j * xs1))[0]
-        else:
-            for i in range(m):
-                for j in range(n):
-                    A[i + j * m] = (<double*> (xd + i * xs0 + j * xs1))[0]
-        for j in range(nrhs):
-            for i in range(m):
-                B[i + j * m] = (<double*> (yd + i * ys0 + j * ys1))[0]
-        ok = not _any_nonfinite(A, m * n) and not _any_nonfinite(B, m * nrhs)
+        _copy_inputs(xd, xs0, xs1, m, n, transposed, yd, ys0, ys1, nrhs, A, B)
+        ok = not any_nonfinite(A, m * n) and not any_nonfinite(B, m * nrhs)
         if ok:
-            rank = _lstsq_core(A, mf, mf, nf, transposed, B, m, nrhs, rc, res, n, work, iwork)
-    free(block)
+            rank = lstsq_core(A, mf, mf, nf, transposed, B, m, nrhs, rc, res, n, work, iwork)
     if not ok:
         raise ValueError("X and y must contain only finite values")
     if rank < 0:

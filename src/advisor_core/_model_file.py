@@ -17,9 +17,10 @@ from typing import Any, NamedTuple, Optional
 
 from advisor_core import linalg
 from advisor_core._typing import PathLike
+from advisor_core.arrays import Rows
 from advisor_core.features import feature_names
+from advisor_core.fitted import FittedState
 from advisor_core.kinds import NATIVE_DEGREES, SIMPLICITY
-from advisor_core.linalg import Rows
 from advisor_core.scenario import as_number
 
 #: Name and version of the JSON model file written by ``MultivariatePredictor.save``.
@@ -31,40 +32,39 @@ READABLE_VERSIONS = (1, 2)
 MAX_MODEL_FILE_BYTES = 256 * 1024 * 1024
 
 
-def to_document(state: dict) -> dict:
-    """The JSON document of a ``MultivariatePredictor``'s state snapshot (what ``save`` writes)."""
-    native = {k: m for k, m in state["pipelines"].items() if k in NATIVE_DEGREES}
-    omitted = sorted((k for k in state["pipelines"] if k not in native), key=SIMPLICITY.index)
-    scores = {k: json_score(state["model_scores"][k]) for k in native}
-    best = state["best_model_name"] if state["best_model_name"] in native else (
+def to_document(fitted: Optional[FittedState], settings: dict, version: str) -> dict:
+    """The JSON document of a ``MultivariatePredictor``: its fitted state (None: untrained), its
+    constructor settings and version (what ``save`` writes)."""
+    pipelines = {} if fitted is None else fitted.pipelines()
+    all_scores = {} if fitted is None else fitted.scores()
+    trained_best = None if fitted is None else fitted.best_model_name
+    native = {k: m for k, m in pipelines.items() if k in NATIVE_DEGREES}
+    omitted = sorted((k for k in pipelines if k not in native), key=SIMPLICITY.index)
+    scores = {k: json_score(all_scores[k]) for k in native}
+    best = trained_best if trained_best in native else (
         best_saved(scores) if scores else None)
     return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "version": state["version"],
-        "settings": {
-            "models": list(state["models"]),
-            "confidence_level": state["confidence_level"],
-            "n_bootstrap": state["n_bootstrap"],
-            "cv_folds": state["cv_folds"],
-            "random_state": state["random_state"],
-        },
-        "target_name": state["target_name"],
-        "hardware_model": state["hardware_model"],
-        "feature_names": list(state["feature_names"]),
-        "encoder_categories": list(state["encoder_categories"]),
-        "hardware_categories": list(state["hardware_categories"]),
+        "version": version,
+        "settings": settings,
+        "target_name": None if fitted is None else fitted.target_name,
+        "hardware_model": None if fitted is None else fitted.hardware_model,
+        "feature_names": [] if fitted is None else fitted.feature_names,
+        "encoder_categories": [] if fitted is None else list(fitted.encoder_categories),
+        "hardware_categories": [] if fitted is None else list(fitted.hardware_categories),
         "model_scores": scores,
         "best_model_name": best,
         "best_model_score": dict(scores[best]) if best is not None else None,
         "pipelines": {k: native_to_dict(m) for k, m in native.items()},
         # Tree models are not serialisable without pickle: they are left out, and named
         # here (with the best model of the trained process) so a reader knows what is missing.
-        "omitted_models": {k: dict(state["model_scores"][k]) for k in omitted},
-        "trained_best_model_name": state["best_model_name"],
-        "selection": state["selection"],
-        "X_train": None if state["_X_train"] is None else state["_X_train"].tolist(),
-        "y_train": None if state["_y_train"] is None else state["_y_train"].tolist(),
+        "omitted_models": {k: all_scores[k] for k in omitted},
+        "trained_best_model_name": trained_best,
+        "selection": None if fitted is None else fitted.selection_info(),
+        "idle_watts": None if fitted is None else fitted.idle_watts,
+        "X_train": None if fitted is None else fitted.X_train.tolist(),
+        "y_train": None if fitted is None else fitted.y_train.tolist(),
     }
 
 
@@ -124,6 +124,7 @@ class SavedModel(NamedTuple):
     y_train: Optional[array]
     selection: Optional[dict]
     omitted_models: list[str]
+    idle_watts: Optional[float]
 
 
 def parse(document: Any) -> SavedModel:
@@ -199,6 +200,9 @@ def parse(document: Any) -> SavedModel:
         y_train=y,
         selection=dict(selection) if isinstance(selection, dict) else None,
         omitted_models=sorted(omitted) if isinstance(omitted, dict) else [],
+        # Absent from files written before the idle floor: no floor but 0.
+        idle_watts=None if document.get("idle_watts") is None
+        else number_field(document, "idle_watts"),
     )
 
 

@@ -1,5 +1,5 @@
 """Guarded extrapolation and leverage: a model evaluated only inside the range it was trained on
-and continued by its linear trend beyond it (compiled in ``_linalg.pyx``).
+and continued by its linear trend beyond it (compiled in ``_guarded.pyx``).
 
 Used by the predictors' prediction intervals (docs/predictions.md): ``leverage`` gives the
 prediction variance of a new row over sigma², ``cross_val_predict`` predicts held-out rows the way
@@ -11,17 +11,17 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from advisor_core import _linalg
-from advisor_core.linalg import (
-    PolynomialModel,
+from advisor_core import _crossval, _guarded
+from advisor_core.arrays import (
     Rows,
-    _check_degree,
-    _design_width,
-    _matrix,
-    _monomials,
-    _training_data,
+    check_degree,
+    design_width,
     float_rows,
+    matrix,
+    monomials,
+    training_data,
 )
+from advisor_core.linalg import PolynomialModel
 
 __all__ = ["TrainedBox", "cross_val_predict", "guarded_predict", "leverage"]
 
@@ -43,7 +43,7 @@ class TrainedBox:
     @classmethod
     def of(cls, X: Any, trend: PolynomialModel, rising: bytes) -> TrainedBox:
         """The box of the rows of X (n, p) with the degree-1 ``trend`` fitted on them."""
-        arr = _matrix(X)
+        arr = matrix(X)
         n, p = arr.shape
         if trend.degree != 1 or trend.n_features != p or len(rising) != p:
             raise ValueError("the trend must be a degree-1 model of the same features")
@@ -56,16 +56,9 @@ class TrainedBox:
 
     def clip(self, X: Any) -> tuple[Rows, array]:
         """(rows of X clipped into the box, the trend's change from each clipped row to it)."""
-        arr = _matrix(X, "X_new")
-        flat, inc = _linalg.clip_continue(arr, self.lo, self.hi, self.rising, self.slope)
+        arr = matrix(X, "X_new")
+        flat, inc = _guarded.clip_continue(arr, self.lo, self.hi, self.rising, self.slope)
         return float_rows(flat, arr.shape[1]), inc
-
-    def outside(self, X: Any, columns: int) -> list[bool]:
-        """Per row of X, whether one of its first ``columns`` features lies outside the box."""
-        arr = _matrix(X, "X_new")
-        lo, hi = self.lo, self.hi
-        return [any(not lo[j] <= arr[i, j] <= hi[j] for j in range(columns))
-                for i in range(arr.shape[0])]
 
 
 def guarded_predict(model: PolynomialModel, box: TrainedBox, X: Any) -> array:
@@ -75,33 +68,33 @@ def guarded_predict(model: PolynomialModel, box: TrainedBox, X: Any) -> array:
     change from the clipped row to the row is added (``TrainedBox``): no polynomial is ever
     evaluated outside the data it was fitted on, and the stream count never lowers power.
     """
-    arr = _matrix(X, "X_new")
+    arr = matrix(X, "X_new")
     if arr.shape[1] != model.n_features:
         raise ValueError(f"X has {arr.shape[1]} features, the model expects {model.n_features}")
-    return _linalg.guarded_predict(
-        arr, model.mean, model.scale, _monomials(model.n_features, model.degree),
+    return _guarded.guarded_predict(
+        arr, model.mean, model.scale, monomials(model.n_features, model.degree),
         model.coef[1:], model.intercept + model.coef[0], box.lo, box.hi, box.rising, box.slope)
 
 
 def leverage(X: Any, degree: int, X_new: Any) -> tuple[int, array]:
     """(rank, h): rank of the centred design of the degree-``degree`` pipeline on X, and the
     leverage ``h = 1/n + v'(Zc'Zc)^+ v`` of each row of X_new (prediction variance / sigma²)."""
-    degree = _check_degree(degree)
-    arr = _matrix(X)
-    new = _matrix(X_new, "X_new")
+    degree = check_degree(degree)
+    arr = matrix(X)
+    new = matrix(X_new, "X_new")
     p = arr.shape[1]
     if new.shape[1] != p:
         raise ValueError(f"X_new has {new.shape[1]} features, X has {p}")
-    return _linalg.leverage(arr, _monomials(p, degree), _design_width(p, degree), new)
+    return _guarded.leverage(arr, monomials(p, degree), design_width(p, degree), new)
 
 
 def cross_val_predict(X: Any, y: Any, degree: int, fold: Any, rising: bytes) -> array:
     """Out-of-fold predictions (array('d'), NaN where a fold's fit failed) for fold labels
     ``fold`` (int64 buffer, labels 0..k-1), each held-out row predicted like a fitted model
     predicts it (``guarded_predict`` inside its fold's training box)."""
-    degree = _check_degree(degree)
-    arr, yv = _training_data(X, y)
+    degree = check_degree(degree)
+    arr, yv = training_data(X, y)
     p = arr.shape[1]
     k = max(fold) + 1 if len(fold) else 0
-    return _linalg.cv_predict(arr, yv, _monomials(p, degree), _design_width(p, degree),
-                              _monomials(p, 1), _design_width(p, 1), fold, k, bytes(rising))
+    return _crossval.cv_predict(arr, yv, monomials(p, degree), design_width(p, degree),
+                              monomials(p, 1), design_width(p, 1), fold, k, bytes(rising))

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from advisor_core import extrapolation, linalg, resampling
+from advisor_core.arrays import Rows
 from advisor_core.intervals import conformal_half_width, extrapolated_half_width, half_width
-from advisor_core.linalg import Rows
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +31,10 @@ __all__ = [
     "TREE_KINDS",
     "KindFit",
     "available_model_kinds",
+    "describe",
     "fit_kind",
     "oof_predictions",
+    "predict_rows",
     "terms",
     "trees_available",
 ]
@@ -128,18 +130,17 @@ class KindFit:
     df: int
     sigma2: float
     residuals: tuple  # out-of-fold residuals (the trees' interval), () when unknown
-
-    @property
-    def degree(self) -> Optional[int]:
-        """Polynomial degree of a least-squares kind, None for trees."""
-        return NATIVE_DEGREES.get(self.kind)
+    degree: Optional[int]  # polynomial degree of a least-squares kind, None for trees
 
 
 def describe(kind: str, model: Any, X: Rows, y: array, rising: bytes,
-             residuals: tuple = ()) -> KindFit:
-    """The KindFit of an already fitted model on the full feature matrix X."""
+             residuals: tuple = (), degree: Optional[int] = None) -> KindFit:
+    """The KindFit of an already fitted model on the full feature matrix X: its rank, residual
+    degrees of freedom and variance, trained box and continuing trend. ``degree`` overrides the
+    kind's own (``PowerPredictor``'s stream-count quadratic)."""
     Xk = kind_columns(kind, X)
-    degree = NATIVE_DEGREES.get(kind)
+    if degree is None:
+        degree = NATIVE_DEGREES.get(kind)
     trend = model if degree == 1 else linalg.PolynomialModel.fit(Xk, y, 1)
     box = extrapolation.TrainedBox.of(Xk, trend, rising[:Xk.shape[1]])
     trend_df, trend_sigma2 = _residual_stats(Xk, y, 1, trend.predict_values(Xk))
@@ -149,7 +150,8 @@ def describe(kind: str, model: Any, X: Rows, y: array, rising: bytes,
         df, sigma2 = trend_df, trend_sigma2
     else:
         df, sigma2 = _residual_stats(Xk, y, degree, model.predict_values(Xk))
-    return KindFit(kind, model, Xk, y, box, trend_df, trend_sigma2, df, sigma2, residuals)
+    return KindFit(kind, model, Xk, y, box, trend_df, trend_sigma2, df, sigma2, residuals,
+                   degree)
 
 
 def fit_kind(kind: str, X: Rows, y: array, rising: bytes, residuals: tuple = ()) -> KindFit:

@@ -1,7 +1,7 @@
 """Minimum-norm least squares and the polynomial regression pipeline (compiled kernels).
 
 The public functions take array-likes and return float64 numpy arrays; the numerics live in
-``_linalg.pyx``. The model pipeline itself does not need numpy: ``PolynomialModel`` keeps its
+``_pipeline.pyx``. The model pipeline itself does not need numpy: ``PolynomialModel`` keeps its
 coefficients in ``array('d')`` buffers and also accepts 2-D float64 ``memoryview`` inputs, which
 is how ``MultivariatePredictor`` trains and predicts (the results exporter never loads numpy).
 numpy is imported on the first call that needs it.
@@ -59,13 +59,22 @@ older versions ``cond=eps``. Exact shortcuts, all in compiled code:
 
 from __future__ import annotations
 
-import itertools
 import math
 from array import array
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from advisor_core import _linalg
+from advisor_core import _pipeline
+from advisor_core.arrays import Rows as Rows  # features.py reads the alias here
+from advisor_core.arrays import (
+    as_numpy,
+    check_degree,
+    design_width,
+    float_rows,
+    matrix,
+    monomials,
+    training_data,
+    vector,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -81,10 +90,8 @@ __all__ = [
     "standard_scaler",
 ]
 
-_MAX_PIPELINE_DEGREE = 3
-
 #: The numpy-facing solver (advisor_core._lstsq), bound on the first lstsq call.
-_solver: Optional[Callable[..., Any]] = None
+_numpy_lstsq: Optional[Callable[..., Any]] = None
 
 
 def lstsq(X: Any, y: Any, rcond: Optional[float] = None) -> np.ndarray:
@@ -93,119 +100,12 @@ def lstsq(X: Any, y: Any, rcond: Optional[float] = None) -> np.ndarray:
     X is (m, n), y is (m,) or (m, k); the result is (n,) or (n, k). Raises ValueError for
     non-finite values or mismatched shapes.
     """
-    global _solver
-    if _solver is None:
+    global _numpy_lstsq
+    if _numpy_lstsq is None:
         from advisor_core._lstsq import lstsq as solve
 
-        _solver = solve
-    return _solver(X, y, rcond)
-
-
-# A 2-D C-contiguous buffer (a cast memoryview or a numpy array): typed Any because typeshed
-# declares memoryview.shape Optional (it is None only on a released view, never here).
-Rows = Any
-
-
-@lru_cache(maxsize=64)
-def _monomials(n_features: int, degree: int) -> Rows:
-    """Read-only (J, degree) int32 table of the feature indices of each non-bias monomial."""
-    flat = array("i", [
-        index
-        for d in range(1, degree + 1)
-        for combo in itertools.combinations_with_replacement(range(n_features), d)
-        for index in combo + (-1,) * (degree - d)
-    ])
-    return memoryview(flat).cast("B").cast("i", (len(flat) // degree, degree)).toreadonly()
-
-
-def _is_float_buffer(X: Any, ndim: int) -> bool:
-    """True for a C-contiguous float64 memoryview/array('d') of ndim dimensions, none empty."""
-    if isinstance(X, array):
-        return ndim == 1 and X.typecode == "d"
-    return (isinstance(X, memoryview) and X.format == "d" and X.ndim == ndim
-            and X.c_contiguous and 0 not in (X.shape or (0,)))
-
-
-def _finite_buffer(X: Any) -> bool:
-    """True when a C-contiguous float64 buffer (array, memoryview, numpy array) is all finite."""
-    flat: Any
-    if isinstance(X, memoryview):
-        flat = X.cast("B").cast("d") if X.ndim > 1 else X
-    else:
-        flat = X if isinstance(X, array) else X.ravel()
-    return bool(_linalg.all_finite(flat))
-
-
-def _numpy_float(X: Any, ndim: int, name: str) -> Any:
-    """X as a C-contiguous float64 numpy array of ``ndim`` dimensions, or ValueError."""
-    import numpy as np
-
-    try:
-        arr = np.ascontiguousarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a numeric {ndim}-D array") from exc
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D array, got {arr.ndim}-D")
-    return arr
-
-
-def _matrix(X: Any, name: str = "X") -> Any:
-    """X as a C-contiguous float64 2-D buffer of finite values, or ValueError."""
-    if _is_float_buffer(X, 2):
-        arr = X
-    else:
-        arr = _numpy_float(X, 2, name)
-        if arr.shape[1] == 0:
-            raise ValueError(f"{name} must have at least one column")
-    if not _finite_buffer(arr):
-        raise ValueError(f"{name} must contain only finite values")
-    return arr
-
-
-def _vector(y: Any, n: int, name: str = "y") -> Any:
-    """y as a contiguous float64 1-D buffer of n finite values (n < 0: any length)."""
-    arr = y if _is_float_buffer(y, 1) else _numpy_float(y, 1, name)
-    if n >= 0 and len(arr) != n:
-        raise ValueError(f"{name} has {len(arr)} values, expected {n}")
-    if not _finite_buffer(arr):
-        raise ValueError(f"{name} must contain only finite values")
-    return arr
-
-
-def _training_data(X: Any, y: Any) -> tuple[Any, Any]:
-    """(X, y) as finite float64 buffers: X (n >= 1, p), y (n,); ValueError otherwise."""
-    arr = _matrix(X)
-    if arr.shape[0] == 0:
-        raise ValueError("X must have at least one row")
-    return arr, _vector(y, arr.shape[0])
-
-
-def float_rows(flat: array, width: int) -> Rows:
-    """A row-major array('d') as a 2-D (len // width, width) memoryview; non-empty input only."""
-    return memoryview(flat).cast("B").cast("d", (len(flat) // width, width))
-
-
-def _check_degree(degree: Any) -> int:
-    if isinstance(degree, bool) or not hasattr(degree, "__index__"):
-        raise ValueError(f"degree must be an integer, got {degree!r}")
-    if not 1 <= degree <= _MAX_PIPELINE_DEGREE:
-        raise ValueError(f"degree must be 1, 2 or 3, got {degree}")
-    return int(degree)
-
-
-def _design_width(n_features: int, degree: int) -> int:
-    """Columns scikit-learn's LinearRegression sees (bias column included for degree >= 2)."""
-    if degree == 1:
-        return n_features
-    return math.comb(n_features + degree, degree)
-
-
-def _as_numpy(values: array, shape: Optional[tuple[int, ...]] = None) -> np.ndarray:
-    """A numpy view of a kernel result (no copy), reshaped when ``shape`` is given."""
-    import numpy as np
-
-    out = np.frombuffer(values, dtype=np.float64) if len(values) else np.zeros(0)
-    return out.reshape(shape) if shape is not None else out
+        _numpy_lstsq = solve
+    return _numpy_lstsq(X, y, rcond)
 
 
 def polynomial_features(X: Any, degree: int, include_bias: bool = True) -> np.ndarray:
@@ -214,7 +114,7 @@ def polynomial_features(X: Any, degree: int, include_bias: bool = True) -> np.nd
         raise ValueError(f"degree must be an integer >= 0, got {degree!r}")
     if degree == 0 and not include_bias:
         raise ValueError("degree 0 without the bias column would produce no columns")
-    arr = _matrix(X)
+    arr = matrix(X)
     n, p = arr.shape
     degree = int(degree)
     if degree == 0:
@@ -223,37 +123,37 @@ def polynomial_features(X: Any, degree: int, include_bias: bool = True) -> np.nd
         mono = np.zeros((0, 1), dtype=np.int32)
         width = 1
     else:
-        mono = _monomials(p, degree)
+        mono = monomials(p, degree)
         width = mono.shape[0] + (1 if include_bias else 0)
-    return _as_numpy(_linalg.poly_expand(arr, mono, bool(include_bias)), (n, width))
+    return as_numpy(_pipeline.poly_expand(arr, mono, bool(include_bias)), (n, width))
 
 
 def standard_scaler(X: Any) -> tuple[np.ndarray, np.ndarray]:
     """Column means and population standard deviations of X (zero-variance columns: scale 1)."""
-    arr = _matrix(X)
+    arr = matrix(X)
     if arr.shape[0] == 0:
         raise ValueError("X must have at least one row")
-    mean, scale = _linalg.scaler_stats(arr)
-    return _as_numpy(mean), _as_numpy(scale)
+    mean, scale = _pipeline.scaler_stats(arr)
+    return as_numpy(mean), as_numpy(scale)
 
 
 def mean(values: Any) -> float:
     """Arithmetic mean with numpy's pairwise summation (bit for bit ``np.mean``); NaN if empty."""
-    return float(_linalg.mean(_vector(values, -1, "values")))
+    return float(_pipeline.mean(vector(values, -1, "values")))
 
 
 def r2_score(y_true: Any, y_pred: Any) -> float:
     """Coefficient of determination (scikit-learn semantics); NaN for fewer than 2 samples."""
-    yt = _vector(y_true, -1, "y_true")
-    yp = _vector(y_pred, len(yt), "y_pred")
-    return float(_linalg.r2(yt, yp))
+    yt = vector(y_true, -1, "y_true")
+    yp = vector(y_pred, len(yt), "y_pred")
+    return float(_pipeline.r2(yt, yp))
 
 
 def rmse(y_true: Any, y_pred: Any) -> float:
     """Root mean squared error, in the unit of y; NaN when empty."""
-    yt = _vector(y_true, -1, "y_true")
-    yp = _vector(y_pred, len(yt), "y_pred")
-    return float(_linalg.rmse(yt, yp))
+    yt = vector(y_true, -1, "y_true")
+    yp = vector(y_pred, len(yt), "y_pred")
+    return float(_pipeline.rmse(yt, yp))
 
 
 class PolynomialModel:
@@ -278,11 +178,11 @@ class PolynomialModel:
     @classmethod
     def fit(cls, X: Any, y: Any, degree: int) -> PolynomialModel:
         """Fit the pipeline on X (n, p) and y (n,); ValueError on invalid input."""
-        degree = _check_degree(degree)
-        arr, yv = _training_data(X, y)
+        degree = check_degree(degree)
+        arr, yv = training_data(X, y)
         p = arr.shape[1]
-        mean, scale, coef, intercept = _linalg.fit_pipeline(
-            arr, yv, _monomials(p, degree), _design_width(p, degree)
+        mean, scale, coef, intercept = _pipeline.fit_pipeline(
+            arr, yv, monomials(p, degree), design_width(p, degree)
         )
         coef.insert(0, 0.0)
         return cls(degree, mean, scale, coef, float(intercept))
@@ -294,21 +194,21 @@ class PolynomialModel:
 
     def predict_values(self, X: Any) -> array:
         """Predictions for the rows of X (n, p) as array('d'), in the unit of the target."""
-        arr = _matrix(X)
+        arr = matrix(X)
         if arr.shape[1] != self.n_features:
             raise ValueError(f"X has {arr.shape[1]} features, the model expects {self.n_features}")
-        return _linalg.predict_pipeline(
+        return _pipeline.predict_pipeline(
             arr,
             self.mean,
             self.scale,
-            _monomials(self.n_features, self.degree),
+            monomials(self.n_features, self.degree),
             self.coef[1:],
             self.intercept + self.coef[0],
         )
 
     def predict(self, X: Any) -> np.ndarray:
         """Predictions for the rows of X (n, p) as a numpy array, in the unit of the target."""
-        return _as_numpy(self.predict_values(X))
+        return as_numpy(self.predict_values(X))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description (plain lists and floats)."""
@@ -326,7 +226,7 @@ class PolynomialModel:
         if not isinstance(d, dict):
             raise ValueError("model description must be a dict")
         try:
-            degree = _check_degree(d["degree"])
+            degree = check_degree(d["degree"])
             mean = _float_list(d["mean"], "mean")
             scale = _float_list(d["scale"], "scale")
             coef = _float_list(d["coef"], "coef")
@@ -345,7 +245,7 @@ class PolynomialModel:
             raise ValueError("mean and scale lengths differ")
         if 0.0 in scale:
             raise ValueError("scale must be non-zero")
-        terms = 1 + _monomials(p, degree).shape[0]
+        terms = 1 + monomials(p, degree).shape[0]
         if len(coef) != terms:
             raise ValueError(f"coef must have {terms} entries")
         return cls(degree, mean, scale, coef, intercept)

@@ -39,9 +39,10 @@ from advisor_core.features import (
     column_range,
     encode,
     extract_features,
-    feature_names,
     training_target,
 )
+from advisor_core.fitted import FittedState
+from advisor_core.floors import idle_baseline_watts
 from advisor_core.intervals import check_confidence_level
 from advisor_core.kinds import (
     SIMPLICITY,
@@ -56,9 +57,8 @@ from advisor_core.kinds import (
     terms,
     trees_available,
 )
-from advisor_core.linalg import Rows
 from advisor_core.power import PowerPredictor, StreamPowerModel
-from advisor_core.prediction import predict_results
+from advisor_core.prediction import IntervalSettings, predict_results
 from advisor_core.record import as_record
 from advisor_core.selection import KindScore, fold_labels, score_kind, select
 
@@ -110,36 +110,88 @@ class MultivariatePredictor:
         # Threads for the native bootstrap (None: the usable cores, for large problems); a
         # runtime setting, not saved with the model.
         self.n_jobs = n_jobs
-        self.pipelines: dict[str, Any] = {}
-        self.best_model_name: Optional[str] = None
-        self.best_model_score: Optional[dict] = None
-        self.model_scores: dict[str, dict] = {}
-        self.feature_names: list[str] = []
-        self.target_name: Optional[str] = None
-        self.encoder_categories: list[str] = []
-        self.hardware_categories: list[str] = []
-        self.hardware_model: Optional[str] = None
-        # Training rows (2-D float64 memoryview) and targets; X_train/y_train view them.
-        self._X_train: Optional[Rows] = None
-        self._y_train: Optional[array] = None
-        # Per trained kind: what its guarded predictions and intervals need; the trained range
-        # of every feature (the ``extrapolated`` flag); how the winner was chosen.
-        self._fits: dict[str, KindFit] = {}
-        self._range: tuple[array, array] = (array("d"), array("d"))
-        self.selection: Optional[dict] = None
+        # The fitted model (None until a fit succeeds): replaced as a whole, never changed.
+        self._fitted: Optional[FittedState] = None
         self.version = "1.0"
 
     extract_features = staticmethod(extract_features)
 
     @property
+    def fitted(self) -> Optional[FittedState]:
+        """The fitted state (None until trained); a new fit replaces it, never changes it."""
+        return self._fitted
+
+    @property
     def X_train(self) -> Optional[np.ndarray]:
         """The encoded training features (rows × feature_names), a read-only numpy view."""
-        return _readonly_numpy(self._X_train)
+        fitted = self._fitted
+        return None if fitted is None else _readonly_numpy(fitted.X_train)
 
     @property
     def y_train(self) -> Optional[np.ndarray]:
         """The training targets (in the target's unit), a read-only numpy view."""
-        return _readonly_numpy(self._y_train)
+        fitted = self._fitted
+        return None if fitted is None else _readonly_numpy(fitted.y_train)
+
+    @property
+    def pipelines(self) -> dict[str, Any]:
+        """The fitted model of each trained kind (empty until trained)."""
+        fitted = self._fitted
+        return {} if fitted is None else fitted.pipelines()
+
+    @property
+    def best_model_name(self) -> Optional[str]:
+        """The kind the model selection chose, None until trained."""
+        fitted = self._fitted
+        return None if fitted is None else fitted.best_model_name
+
+    @property
+    def best_model_score(self) -> Optional[dict]:
+        """The chosen kind's score dict (see ``get_model_info``), None until trained."""
+        fitted = self._fitted
+        return None if fitted is None else fitted.best_score()
+
+    @property
+    def model_scores(self) -> dict[str, dict]:
+        """Per trained kind its score dict (empty until trained)."""
+        fitted = self._fitted
+        return {} if fitted is None else fitted.scores()
+
+    @property
+    def selection(self) -> Optional[dict]:
+        """How the winner was chosen: scheme, rows, winner, reason (None until trained)."""
+        fitted = self._fitted
+        return None if fitted is None else fitted.selection_info()
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Names of the encoded feature columns (empty until trained)."""
+        fitted = self._fitted
+        return [] if fitted is None else fitted.feature_names
+
+    @property
+    def encoder_categories(self) -> list[str]:
+        """Encoder types seen in training (one-hot columns), sorted."""
+        fitted = self._fitted
+        return [] if fitted is None else list(fitted.encoder_categories)
+
+    @property
+    def hardware_categories(self) -> list[str]:
+        """CPU models seen in training (one-hot columns), sorted."""
+        fitted = self._fitted
+        return [] if fitted is None else list(fitted.hardware_categories)
+
+    @property
+    def target_name(self) -> Optional[str]:
+        """The target the model predicts (e.g. ``mean_power_watts``), None until trained."""
+        fitted = self._fitted
+        return None if fitted is None else fitted.target_name
+
+    @property
+    def hardware_model(self) -> Optional[str]:
+        """The ``hardware_id`` given to ``fit`` (a label only), None when none was."""
+        fitted = self._fitted
+        return None if fitted is None else fitted.hardware_model
 
     # -- training -------------------------------------------------------------------------
 
@@ -232,46 +284,23 @@ class MultivariatePredictor:
         best, why = select(scores)
         model_scores = {s.kind: {**s.as_dict(), "rmse_in_sample": in_sample[s.kind]}
                         for s in scores}
-        lo, hi = fits[best].box.lo, fits[best].box.hi
-        if fits[best].X.shape[1] != width:  # the stream-count line: its box has one column
-            lo, hi = column_range(X)
-        # One update publishes the whole new model (see _snapshot).
-        self.__dict__.update(
-            pipelines={k: f.model for k, f in fits.items()},
-            _fits=fits,
-            model_scores=model_scores,
-            best_model_name=best,
-            best_model_score=dict(model_scores[best]),
-            selection={"scheme": scheme, "rows": n, "winner": best, "reason": why},
-            encoder_categories=encoders,
-            hardware_categories=hardware,
-            feature_names=feature_names(encoders, hardware),
-            _X_train=X,
-            _y_train=y,
-            _range=(lo, hi),
-            target_name=target,
-            hardware_model=hardware_id if isinstance(hardware_id, str) else None,
-        )
+        # One assignment publishes the whole new model (see advisor_core.fitted).
+        self._fitted = FittedState.build(
+            fits, model_scores, best, {"scheme": scheme, "rows": n, "winner": best,
+                                       "reason": why},
+            encoders, hardware, X, y, column_range(X), target,
+            hardware_id if isinstance(hardware_id, str) else None,
+            idle_baseline_watts(scenarios))
         logger.info("MultivariatePredictor: %s on %d rows (%s)", best, n, why)
         return True
 
     # -- prediction -----------------------------------------------------------------------
 
-    # Readers take one snapshot of the instance dict (a single atomic copy under the GIL) and
-    # fit publishes its result with one dict update, so a prediction running in another thread
-    # while a re-fit finishes sees the old model or the new one, never a mixture.
+    # Readers take self._fitted once and use only that value (advisor_core.fitted).
 
-    def _snapshot(self) -> dict:
-        return self.__dict__.copy()
-
-    @staticmethod
-    def _resolve_model(state: dict, model_name: Optional[str]) -> str:
-        best = state["best_model_name"]
-        if model_name is not None and model_name in state["pipelines"]:
-            return model_name
-        if model_name is not None:
-            logger.warning("model %r is not trained; using %s", model_name, best)
-        return best
+    def _interval_settings(self) -> IntervalSettings:
+        return IntervalSettings(self.confidence_level, self.n_bootstrap, self.random_state,
+                                self.n_jobs)
 
     def predict(self, features: Any, return_confidence: bool = True,
                 model_name: Optional[str] = None) -> dict:
@@ -286,11 +315,11 @@ class MultivariatePredictor:
         ``features`` → ``{mean: None, model: None}``; a NaN, infinite or non-numeric feature →
         None values. ValueError when ``confidence_level`` is outside (0, 1).
         """
-        state = self._snapshot()
-        if not state["pipelines"] or not isinstance(features, dict):
+        fitted = self._fitted
+        if fitted is None or not isinstance(features, dict):
             return {"mean": None, "model": None}
-        kind = self._resolve_model(state, model_name)
-        return predict_results(state, kind, [features], return_confidence)[0]
+        return predict_results(fitted, self._interval_settings(), fitted.resolve(model_name),
+                               [features], return_confidence)[0]
 
     def predict_batch(self, features_list: Any, return_confidence: bool = False) -> list[dict]:
         """Predict with the best model for each feature dict (the keys of ``predict``); one
@@ -299,10 +328,10 @@ class MultivariatePredictor:
         if not isinstance(features_list, (list, tuple)):
             return []
         results: list[dict] = [{"mean": None, "model": None} for _ in features_list]
-        state = self._snapshot()
+        fitted = self._fitted
         valid = [i for i, f in enumerate(features_list) if isinstance(f, dict)]
-        if state["pipelines"] and valid:
-            rows = predict_results(state, state["best_model_name"],
+        if fitted is not None and valid:
+            rows = predict_results(fitted, self._interval_settings(), fitted.best_model_name,
                                    [features_list[i] for i in valid], return_confidence)
             for i, item in zip(valid, rows):
                 results[i] = item
@@ -310,32 +339,40 @@ class MultivariatePredictor:
 
     def get_model_info(self) -> dict:
         """Describe the trained ensemble: the winner and why, per model its out-of-fold RMSE
-        (target unit) and R², rows, terms, eligibility and in-sample RMSE; features, target."""
-        state = self._snapshot()
-        if not state["pipelines"]:
+        (target unit) and R², rows, terms, eligibility and in-sample RMSE; features, target;
+        ``single_valued_features`` ({name: value}) when a numeric feature has one trained value."""
+        fitted = self._fitted
+        if fitted is None:
             return {"trained": False, "best_model": None, "models": {}, "n_samples": 0,
-                    "target": None, "hardware": None, "version": state["version"]}
-        X_train = state["_X_train"]
-        return {
+                    "target": None, "hardware": None, "version": self.version}
+        info = {
             "trained": True,
-            "best_model": state["best_model_name"],
-            "best_score": dict(state["best_model_score"] or {}),
-            "models": {name: dict(score) for name, score in state["model_scores"].items()},
-            "n_samples": 0 if X_train is None else int(X_train.shape[0]),
-            "n_features": len(state["feature_names"]),
-            "feature_names": list(state["feature_names"]),
-            "target": state["target_name"],
-            "hardware": state["hardware_model"],
-            "version": state["version"],
-            "confidence_level": state["confidence_level"],
-            "selection": dict(state["selection"] or {}),
+            "best_model": fitted.best_model_name,
+            "best_score": fitted.best_score(),
+            "models": fitted.scores(),
+            "n_samples": fitted.n_samples,
+            "n_features": len(fitted.feature_names),
+            "feature_names": fitted.feature_names,
+            "target": fitted.target_name,
+            "hardware": fitted.hardware_model,
+            "version": self.version,
+            "confidence_level": self.confidence_level,
+            "selection": fitted.selection_info() or {},
         }
+        single = fitted.single_valued()
+        if single:
+            # No slope along these: predictions off their value get no interval.
+            info["single_valued_features"] = dict(single.values())
+        return info
 
     # -- persistence ----------------------------------------------------------------------
 
     def to_dict(self) -> dict:
         """The JSON document ``save`` writes (format name + version, coefficients, data)."""
-        return model_file.to_document(self._snapshot())
+        settings = {"models": list(self.models), "confidence_level": self.confidence_level,
+                    "n_bootstrap": self.n_bootstrap, "cv_folds": self.cv_folds,
+                    "random_state": self.random_state}
+        return model_file.to_document(self._fitted, settings, self.version)
 
     def save(self, path: PathLike) -> None:
         """Write the model as versioned JSON (atomically); parent directories are created.
@@ -360,24 +397,17 @@ class MultivariatePredictor:
         saved = model_file.parse(document)
         predictor = cls(**saved.settings)
         predictor.version = saved.version
-        predictor.target_name = saved.target_name
-        predictor.hardware_model = saved.hardware_model
-        predictor.encoder_categories = saved.encoder_categories
-        predictor.hardware_categories = saved.hardware_categories
-        predictor.feature_names = saved.feature_names
-        predictor.pipelines = saved.pipelines
-        predictor.model_scores = saved.model_scores
-        predictor.best_model_name = saved.best_model_name
-        predictor.best_model_score = (dict(saved.model_scores[saved.best_model_name])
-                                      if saved.best_model_name is not None else None)
-        predictor.selection = saved.selection
         X, y = saved.X_train, saved.y_train
-        predictor._X_train, predictor._y_train = X, y
-        if saved.pipelines and X is not None and y is not None:  # parse: pipelines need rows
-            non_negative = predictor.target_name in NON_NEGATIVE_TARGETS
+        best = saved.best_model_name
+        # parse guarantees that saved pipelines come with their training rows.
+        if saved.pipelines and best is not None and X is not None and y is not None:
+            non_negative = saved.target_name in NON_NEGATIVE_TARGETS
             rising = bytes([1 if non_negative else 0]) + bytes(len(saved.feature_names) - 1)
-            predictor._fits = {k: describe(k, m, X, y, rising) for k, m in saved.pipelines.items()}
-            predictor._range = column_range(X)
+            predictor._fitted = FittedState.build(
+                {k: describe(k, m, X, y, rising) for k, m in saved.pipelines.items()},
+                saved.model_scores, best, saved.selection, saved.encoder_categories,
+                saved.hardware_categories, X, y, column_range(X), saved.target_name,
+                saved.hardware_model, saved.idle_watts)
         if saved.omitted_models:
             logger.warning("model file omits tree models %s (not serialisable); refit to use "
                            "them", saved.omitted_models)

@@ -1,11 +1,12 @@
 """Mean power (watts) as a function of the number of concurrent streams.
 
 ``PowerPredictor`` is the reference's stream-count model: ordinary least squares of mean power
-on the stream count, a line below six distinct counts and a quadratic from six on. Beyond the
-trained range it continues the least-squares line (never falling as streams are added) and
-``predict_interval`` gives the textbook Student-t prediction interval
-(``advisor_core.intervals``). Training pairs are the records' stream count and one power
-(``advisor_core.record``), so every results schema trains.
+on the stream count, a line below six distinct counts and a quadratic from six on. It is the
+``streams`` kind of ``advisor_core.kinds`` (with degree 2 from six counts): the same compiled
+fit, rank, residual variance, leverage and continuation beyond the trained range (the least-
+squares line, never falling as streams are added) as the multivariate kinds, and the textbook
+Student-t prediction interval (``advisor_core.intervals``). Training pairs are the records'
+stream count and one power (``advisor_core.record``), so every results schema trains.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import math
 from array import array
 from typing import Any, NamedTuple, Optional
 
-from advisor_core import extrapolation, linalg
-from advisor_core.intervals import check_confidence_level, extrapolated_half_width, half_width
-from advisor_core.linalg import Rows
+from advisor_core import extrapolation, kinds, linalg
+from advisor_core.arrays import Rows
+from advisor_core.floors import idle_baseline_watts, no_interval, power_floor, raise_to_floor
+from advisor_core.intervals import check_confidence_level
 from advisor_core.record import as_record
 from advisor_core.scenario import as_number
 
@@ -49,14 +51,14 @@ class PowerPredictor:
 
     def __init__(self) -> None:
         self.model: Optional[StreamPowerModel] = None
-        # Degree of the polynomial expansion (2) when the model is quadratic, else None.
-        self.poly_features: Optional[int] = None
         self.is_polynomial = False
         self.training_data: list[tuple[int, float]] = []
-        # Trained stream range; interval statistics of the current model, computed on the
-        # first interval asked for.
+        # Mean power (W) of the run's idle baseline, the floor of predictions for >= 1 stream.
+        self.idle_watts: Optional[float] = None
+        # Trained stream range; the fitted pipeline and its training rows; the kind's interval
+        # statistics (advisor_core.kinds.KindFit), computed on the first interval asked for.
         self._range = (0.0, 0.0)
-        self._stats: Optional[_StreamIntervalStats] = None
+        self._fit: Optional[_StreamFit] = None
 
     def fit(self, scenarios: Any) -> bool:
         """Fit watts against stream count; False (old model kept) when no usable pair exists."""
@@ -65,18 +67,22 @@ class PowerPredictor:
             logger.warning("PowerPredictor: no scenario with a stream count and a mean power")
             return False
         quadratic = len({s for s, _ in pairs}) >= QUADRATIC_MIN_DISTINCT_STREAMS
+        X = _rows([float(s) for s, _ in pairs])
+        y = array("d", [w for _, w in pairs])
         try:
-            model = _fit_stream_power(pairs, quadratic)
-        except (ValueError, OverflowError) as exc:  # sums beyond the float range
+            pipeline = linalg.PolynomialModel.fit(X, y, 2 if quadratic else 1)
+            model = _raw_curve(pipeline)
+        except (ValueError, OverflowError, ZeroDivisionError) as exc:
             logger.warning("PowerPredictor: fit failed (%s); previous model kept", exc)
             return False
         if not all(math.isfinite(c) for c in (model.intercept, *model.coef)):
             logger.warning("PowerPredictor: fit produced non-finite coefficients; model kept")
             return False
         self.model = model
+        self._fit = _StreamFit(model, X, y)
         self.is_polynomial = quadratic
-        self.poly_features = 2 if quadratic else None
         self.training_data = pairs
+        self.idle_watts = idle_baseline_watts(scenarios)
         streams = [s for s, _ in pairs]
         self._range = (float(min(streams)), float(max(streams)))
         if logger.isEnabledFor(logging.INFO):
@@ -93,147 +99,126 @@ class PowerPredictor:
 
         Inside the trained stream range the fitted line or quadratic; beyond it the value at
         the nearest trained count continued by the least-squares line's slope (never falling
-        as streams are added), so a quadratic is never extrapolated.
+        as streams are added), so a quadratic is never extrapolated. Never below the run's idle
+        baseline for one stream or more, nor below 0 W (``predict_interval`` reports the cut).
         """
-        model = self.model
-        if model is None:
-            return None
         value = as_number(streams)
-        if value is None:
+        predicted = self._unfloored(value)
+        if predicted is None or value is None:
+            return None
+        floor, _ = power_floor(value, self.idle_watts)
+        return predicted if predicted > floor else floor
+
+    def _unfloored(self, value: Optional[float]) -> Optional[float]:
+        """The model's value at ``value`` streams (W) before any floor; None when there is none."""
+        model = self.model
+        if model is None or value is None:
             return None
         low, high = self._range
         if low <= value <= high:  # the common case needs no kernel call
             predicted = model(value)
         else:
             predicted = self._guarded(value)
-        if not math.isfinite(predicted):
-            return None
-        return predicted if predicted > 0.0 else 0.0
+        return predicted if math.isfinite(predicted) else None
 
     def predict_interval(self, streams: Any, confidence_level: float = 0.95) -> dict:
         """Mean power (W) and a prediction interval (W) for one new measurement at ``streams``.
 
         ``{mean, pi_low, pi_high, extrapolated}``: ``mean`` equals ``predict(streams)``; the
         interval is the Student-t interval of the fitted line or quadratic
-        (``advisor_core.intervals``), floored at 0 W, None with no residual degree of freedom
-        (rows <= coefficients); ``extrapolated`` is True outside the trained stream range.
+        (``advisor_core.intervals``), None with no residual degree of freedom (rows <=
+        coefficients); ``extrapolated`` is True outside the trained stream range. Off the one
+        stream count a run measured there is no interval and ``no_interval`` says so; values
+        raised to the idle baseline or 0 W are named under ``floored`` (docs/predictions.md).
         ValueError for a ``confidence_level`` outside (0, 1).
         """
         level = check_confidence_level(confidence_level)
-        mean = self.predict(streams)
-        result: dict = {"mean": mean, "pi_low": None, "pi_high": None, "extrapolated": None}
-        if mean is None:
+        value = as_number(streams)
+        centre = self._unfloored(value)
+        result: dict = {"mean": centre, "pi_low": None, "pi_high": None, "extrapolated": None}
+        if centre is None or value is None:
             return result
-        value = float(as_number(streams))  # type: ignore[arg-type]
         low, high = self._range
         extrapolated = not low <= value <= high
         result["extrapolated"] = extrapolated
-        stats = self._interval_stats()
-        inside = min(max(value, low), high)
-        half = stats.half_width(inside, level)
-        if extrapolated:
-            half = extrapolated_half_width(half, stats.trend_half_width(value, level))
-        if half is not None:
-            centre = self._guarded(value) if extrapolated else self.model(value)  # type: ignore[misc]
-            result["pi_low"] = max(0.0, centre - half)
-            result["pi_high"] = max(0.0, centre + half)
+        if low == high and value != low:
+            result["no_interval"] = no_interval({"stream_count": low})
+        else:
+            half = self._half_width(value, level)
+            if half is not None:
+                result["pi_low"], result["pi_high"] = centre - half, centre + half
+        raise_to_floor(result, ("mean", "pi_low", "pi_high"), *power_floor(value, self.idle_watts))
         return result
+
+    def _half_width(self, value: float, level: float) -> Optional[float]:
+        """Prediction-interval half-width (W) at ``value`` streams (the kind's rule, continued
+        beyond the trained range)."""
+        return kinds.predict_rows(self._kind_fit(), _rows([value]), level)[0].half_width
 
     def _guarded(self, value: float) -> float:
         """The model, continued linearly beyond the trained range (watts)."""
-        stats = self._interval_stats()
-        return extrapolation.guarded_predict(stats.model, stats.box, _one_row(value))[0]
+        fit = self._kind_fit()
+        return extrapolation.guarded_predict(fit.model, fit.box, _rows([value]))[0]
 
-    def _interval_stats(self) -> _StreamIntervalStats:
-        model = self.model
-        if model is None:
+    def _kind_fit(self) -> kinds.KindFit:
+        fit = self._fit
+        if fit is None or fit.source is not self.model:
             raise RuntimeError("the predictor is not trained")
-        cached = self._stats
-        if cached is None or cached.source is not model:
-            cached = self._stats = _StreamIntervalStats(model, self.training_data)
-        return cached
+        if fit.kind_fit is None:
+            # The curve as a pipeline with identity scaling: beyond the range the guarded
+            # evaluation continues exactly the values predict() gives inside it.
+            curve = fit.source
+            as_pipeline = linalg.PolynomialModel(
+                len(curve.coef), array("d", [0.0]), array("d", [1.0]),
+                array("d", [0.0, *curve.coef]), curve.intercept)
+            fit.kind_fit = kinds.describe("streams", as_pipeline, fit.X, fit.y, b"\x01",
+                                          degree=len(curve.coef))
+        return fit.kind_fit
 
     def get_model_info(self) -> dict:
-        """Describe the model: trained flag, type, sample count and stream range (streams)."""
+        """Describe the model: trained flag, type, sample count and stream range (streams);
+        ``single_valued_features`` when every training row has one stream count."""
         if self.model is None:
             return {"trained": False, "model_type": None, "n_samples": 0, "stream_range": None}
         streams = [s for s, _ in self.training_data]
-        return {
+        info: dict = {
             "trained": True,
             "model_type": "polynomial" if self.is_polynomial else "linear",
             "n_samples": len(self.training_data),
             "stream_range": (min(streams), max(streams)),
         }
+        if min(streams) == max(streams):
+            info["single_valued_features"] = {"stream_count": float(streams[0])}
+        return info
 
 
-def _fit_stream_power(pairs: list[tuple[int, float]], quadratic: bool) -> StreamPowerModel:
-    """Least squares with intercept on the centred design [s] or [s, s²] (min-norm)."""
-    import numpy as np
-
-    n = len(pairs)
-    # A dozen points: plain Python sums cost less than numpy's per-call overhead.
-    x_mean = sum(s for s, _ in pairs) / n
-    y_mean = sum(w for _, w in pairs) / n
-    centred_y = np.array([w - y_mean for _, w in pairs])
-    if quadratic:
-        # The constant column of the reference's [1, s, s²] design is zero once centred and
-        # receives coefficient 0 from min-norm least squares, so it is left out.
-        sq_mean = sum(s * s for s, _ in pairs) / n
-        design = np.array([(s - x_mean, s * s - sq_mean) for s, _ in pairs])
-        beta = linalg.lstsq(design, centred_y)
-        coef: tuple[float, ...] = (float(beta[0]), float(beta[1]))
-        return StreamPowerModel(float(y_mean - x_mean * coef[0] - sq_mean * coef[1]), coef)
-    design = np.array([s - x_mean for s, _ in pairs]).reshape(n, 1)
-    coef = (float(linalg.lstsq(design, centred_y)[0]),)
-    return StreamPowerModel(float(y_mean - x_mean * coef[0]), coef)
+def _rows(streams: list[float]) -> Rows:
+    """Stream counts as an n x 1 float matrix (the kernels' input) without going through numpy."""
+    return linalg.float_rows(array("d", streams), 1)
 
 
-def _one_row(streams: float) -> Rows:
-    """A 1 x 1 float matrix (the kernels' input) without going through numpy."""
-    return linalg.float_rows(array("d", [streams]), 1)
+def _raw_curve(pipeline: linalg.PolynomialModel) -> StreamPowerModel:
+    """The fitted pipeline (scaled stream count z = (s - m) / sd) as a curve in the stream count
+    itself: c1 z + c2 z^2 expanded in powers of s."""
+    m, sd = pipeline.mean[0], pipeline.scale[0]
+    base = pipeline.intercept + pipeline.coef[0]
+    c1 = pipeline.coef[1]
+    if pipeline.degree == 1:
+        return StreamPowerModel(base - c1 * m / sd, (c1 / sd,))
+    c2 = pipeline.coef[2]
+    return StreamPowerModel(base - c1 * m / sd + c2 * m * m / (sd * sd),
+                            (c1 / sd - 2.0 * c2 * m / (sd * sd), c2 / (sd * sd)))
 
 
-class _StreamIntervalStats:
-    """What the stream-count model's intervals need: its design's rank, the residual variance,
-    and the least-squares line that continues it beyond the trained range."""
+class _StreamFit:
+    """A fitted stream-count curve with its training rows, and (on the first interval asked for)
+    the ``streams`` kind's statistics of it."""
 
-    def __init__(self, model: StreamPowerModel, pairs: list[tuple[int, float]]) -> None:
-        self.source = model
-        n = len(pairs)
-        self.degree = len(model.coef)
-        self.X = linalg.float_rows(array("d", [float(s) for s, _ in pairs]), 1)
-        watts = [w for _, w in pairs]
-        # The reference's coefficients as a pipeline with identity scaling, so the one guarded
-        # evaluation rule of linalg applies to it.
-        self.model = linalg.PolynomialModel(
-            self.degree, array("d", [0.0]), array("d", [1.0]),
-            array("d", [0.0, *model.coef]), model.intercept)
-        line = linalg.PolynomialModel.fit(self.X, array("d", watts), 1)
-        self.line = line
-        self.box = extrapolation.TrainedBox.of(self.X, line, b"\x01")
-        self.rank, _ = extrapolation.leverage(self.X, self.degree, self.X)
-        residuals = [w - model(s) for s, w in pairs]
-        self.df = n - self.rank - 1
-        self.sigma2 = (math.fsum(r * r for r in residuals) / self.df) if self.df > 0 else math.nan
-        line_fit = line.predict_values(self.X)
-        self.line_rank, _ = extrapolation.leverage(self.X, 1, self.X)
-        self.line_df = n - self.line_rank - 1
-        self.line_sigma2 = (math.fsum((w - f) ** 2 for w, f in zip(watts, line_fit)) / self.line_df
-                            if self.line_df > 0 else math.nan)
+    __slots__ = ("X", "kind_fit", "source", "y")
 
-    def half_width(self, streams: float, level: float) -> Optional[float]:
-        """Prediction-interval half-width (W) of the model at ``streams``."""
-        if self.df < 1:
-            return None
-        _, h = extrapolation.leverage(self.X, self.degree, _one_row(streams))
-        return half_width(self.sigma2, self.df, h[0], level)
-
-    def trend_half_width(self, streams: float, level: float) -> Optional[float]:
-        """Prediction-interval half-width (W) of the least-squares line at ``streams``."""
-        if self.line_df < 1:
-            return None
-        _, h = extrapolation.leverage(self.X, 1, _one_row(streams))
-        return half_width(self.line_sigma2, self.line_df, h[0], level)
+    def __init__(self, source: StreamPowerModel, X: Rows, y: array) -> None:
+        self.source, self.X, self.y = source, X, y
+        self.kind_fit: Optional[kinds.KindFit] = None
 
 
 def _power_pairs(scenarios: Any) -> list[tuple[int, float]]:

@@ -249,7 +249,8 @@ class TranscodingRecommender:
         }
 
     def generate_cli_report(self, scenarios: Iterable[Any]) -> NoReturn:
-        """Not implemented (as in the reference)."""
+        """Always raises NotImplementedError: kept because the reference library's public API
+        lists this method as not implemented (``advisor recommend`` prints the report)."""
         raise NotImplementedError("CLI report generation is not implemented")
 
     def _unit(self, scenario: Any) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "ScenarioRecord",
     "as_record",
     "as_records",
+    "idle_baseline",
     "read_scenario",
     "with_measurements",
 ]
@@ -336,6 +337,14 @@ def as_record(scenario: Any) -> Optional[ScenarioRecord]:
         return read_scenario(scenario, max_text=_UNBOUNDED_TEXT, named=False)
     except Unusable:
         return None
+
+
+def idle_baseline(records: Iterable[Optional[ScenarioRecord]]) -> Optional[ScenarioRecord]:
+    """The run's idle baseline: the first record, in file order, whose name marks a baseline
+    (``scenario.is_baseline``) and that has a power; None without one."""
+    return next((record for record in records
+                 if record is not None and record.baseline and record.power_w is not None),
+                None)
 
 
 def as_records(scenarios: Optional[Iterable[Any]]) -> list[Optional[ScenarioRecord]]:

@@ -1,5 +1,5 @@
 """Bootstrap resampling of the regression pipeline: seeded resample indices, refits'
-predictions and their central percentile intervals (compiled loops in ``_linalg.pyx``).
+predictions and their central percentile intervals (compiled loops in ``_resampling.pyx``).
 
 The resamples are drawn with the standard library's seeded generator (``resample_indices``), so
 a seed reproduces a result without numpy; a resample is refitted on its distinct rows weighted
@@ -14,15 +14,15 @@ from array import array
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Optional
 
-from advisor_core import _linalg
-from advisor_core.linalg import (
-    _as_numpy,
-    _check_degree,
-    _design_width,
-    _is_float_buffer,
-    _matrix,
-    _monomials,
-    _training_data,
+from advisor_core import _resampling
+from advisor_core.arrays import (
+    as_numpy,
+    check_degree,
+    design_width,
+    is_float_buffer,
+    matrix,
+    monomials,
+    training_data,
 )
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def resample_indices(n: int, n_bootstrap: int, random_state: Any = 0) -> Any:
 def _bootstrap(X: Any, y: Any, degree: int, X_new: Any, n_bootstrap: Any,
                random_state: Any, n_jobs: Optional[int]) -> tuple[array, bytearray, int]:
     """Resampled refits' predictions: (row-major values, per-resample success flags, columns)."""
-    degree = _check_degree(degree)
+    degree = check_degree(degree)
     if isinstance(n_bootstrap, bool) or not hasattr(n_bootstrap, "__index__"):
         raise ValueError(f"n_bootstrap must be an integer, got {n_bootstrap!r}")
     n_bootstrap = int(n_bootstrap)
@@ -89,15 +89,15 @@ def _bootstrap(X: Any, y: Any, degree: int, X_new: Any, n_bootstrap: Any,
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, int)
                                or n_jobs < 1):
         raise ValueError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}")
-    arr, yv = _training_data(X, y)
+    arr, yv = training_data(X, y)
     n, p = arr.shape
-    new = X_new if _is_float_buffer(X_new, 2) else _new_rows(X_new)
-    new = _matrix(new, "X_new")
+    new = X_new if is_float_buffer(X_new, 2) else _new_rows(X_new)
+    new = matrix(new, "X_new")
     if new.shape[1] != p:
         raise ValueError(f"X_new has {new.shape[1]} features, X has {p}")
     cols = int(new.shape[0])
     idx = resample_indices(n, n_bootstrap, random_state)
-    mono, width = _monomials(p, degree), _design_width(p, degree)
+    mono, width = monomials(p, degree), design_width(p, degree)
     out = array("d", [0.0]) * (n_bootstrap * cols)
     ok = bytearray(n_bootstrap)
     if n_jobs is None:
@@ -105,7 +105,7 @@ def _bootstrap(X: Any, y: Any, degree: int, X_new: Any, n_bootstrap: Any,
     n_jobs = max(1, min(n_jobs, n_bootstrap))
 
     def run(block: tuple[int, int]) -> None:
-        _linalg.bootstrap(arr, yv, mono, width, new, idx, out, ok, block[0], block[1])
+        _resampling.bootstrap(arr, yv, mono, width, new, idx, out, ok, block[0], block[1])
 
     # The compiled loop releases the GIL and each thread fills its own rows of the shared
     # buffers, so the result does not depend on the number of threads.
@@ -145,7 +145,7 @@ def bootstrap_predictions(
     import numpy as np
 
     out, ok, cols = _bootstrap(X, y, degree, X_new, n_bootstrap, random_state, n_jobs)
-    values = _as_numpy(out, (len(ok), cols))
+    values = as_numpy(out, (len(ok), cols))
     return values[np.frombuffer(bytes(ok), dtype=np.uint8).astype(bool)]
 
 
@@ -169,7 +169,7 @@ def bootstrap_interval(
     out, ok, cols = _bootstrap(X, y, degree, X_new, n_bootstrap, random_state, n_jobs)
     if 1 not in ok:
         return None
-    return _linalg.percentile_pair(out, ok, cols, q_low, q_high)
+    return _resampling.percentile_pair(out, ok, cols, q_low, q_high)
 
 
 def percentile_interval(preds: Any, confidence_level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +188,6 @@ def percentile_interval(preds: Any, confidence_level: float) -> tuple[np.ndarray
     if not np.isfinite(arr).all():  # numpy's NaN and infinity rules
         low, high = np.percentile(arr, [q_low, q_high], axis=0)
         return low, high
-    low, high = _linalg.percentile_pair(np.ascontiguousarray(arr).ravel(),
+    low, high = _resampling.percentile_pair(np.ascontiguousarray(arr).ravel(),
                                         b"\x01" * arr.shape[0], arr.shape[1], q_low, q_high)
-    return _as_numpy(low), _as_numpy(high)
+    return as_numpy(low), as_numpy(high)

@@ -129,9 +129,11 @@ class EnergyEfficiencyScorer:
         return EnergyEfficiencyScorer("qoe_efficiency_score").compute_score(rated)
 
     def compute_cost_adjusted_score(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not implemented (as in the reference)."""
+        """Always raises NotImplementedError: kept because the reference library's public API
+        lists this method as not implemented."""
         raise NotImplementedError("cost-adjusted scoring is not implemented")
 
     def compute_hardware_normalized_score(self, *args: Any, **kwargs: Any) -> NoReturn:
-        """Not implemented (as in the reference)."""
+        """Always raises NotImplementedError: kept because the reference library's public API
+        lists this method as not implemented."""
         raise NotImplementedError("hardware-normalised scoring is not implemented")

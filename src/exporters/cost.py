@@ -32,7 +32,7 @@ from prometheus_client.core import GaugeMetricFamily
 from advisor_core.argtypes import price
 from advisor_core.columns import read_columns
 from advisor_core.cost import CostModel
-from advisor_core.record import ScenarioRecord, with_measurements
+from advisor_core.record import ScenarioRecord, idle_baseline, with_measurements
 from advisor_core.regional_pricing import (
     RegionalPricing,
     check_region,
@@ -218,8 +218,8 @@ class CostMetrics(MetricSet):
                 priced.append(record._replace(viewers=record.audience))
         priced = self._enrich(priced, prom)
 
-        baseline_watts = next((record.power_w for record in priced
-                               if record.baseline and record.power_w is not None), None)
+        baseline = idle_baseline(priced)
+        baseline_watts = None if baseline is None else baseline.power_w
         intensity = self._intensity()
         costs = self.model.cost_lists(read_columns(priced))
 

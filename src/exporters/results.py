@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from advisor_core.record import ScenarioRecord
+from advisor_core.record import ScenarioRecord, idle_baseline
 
 from ._promql import PromClient
 from .families import Family, FamilySpec, LabelSchema, LabelSet, table_families
@@ -210,8 +210,7 @@ class ResultsMetrics(MetricSet):
         """Return the results families for a run (refresh thread only; never trains)."""
         records = fill_from_victoriametrics(run.scenarios, prom)
         labels = [_SCHEMA(scenario_labels(run.run_id, record)) for record in records]
-        baseline = next((record for record in records
-                         if record.power_w is not None and record.baseline), None)
+        baseline = idle_baseline(records)
         # Within one run (one file) only the scenario set, durations and the CPU filled in from
         # VictoriaMetrics can change the model's features between refreshes.
         signature = (run.run_id,

@@ -1,0 +1,3 @@
+"""Type stub of the work buffers of the compiled kernels (nothing Python-facing but the class)."""
+
+class Buffers: ...

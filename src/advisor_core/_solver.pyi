@@ -1,0 +1,5 @@
+"""Type stub of the compiled least-squares solver (see advisor_core.linalg for the public API)."""
+
+from typing import Any
+
+def all_finite(x: Any) -> bool: ...

@@ -1,0 +1,145 @@
+"""Where the data cannot answer: one trained stream count, and the idle baseline as a floor.
+
+Small runs of our own (docs/predictions.md, "When the data cannot answer"): a run whose stream
+tests all used 1 stream has no slope along the stream count, and a run with an idle baseline
+has a floor under every power prediction for one stream or more. Both show in the result.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from advisor_core.floors import IDLE_BASELINE, SINGLE_TRAINED_VALUE, ZERO
+from advisor_core.modeling import MultivariatePredictor, PowerPredictor
+
+IDLE = {"name": "Baseline (Idle)", "bitrate": "0k", "power": {"mean_watts": 10.2}}
+
+
+def stream_test(streams: int, watts: float, kbps: int = 2500, cpu: float = 40.0) -> dict:
+    return {
+        "name": f"{streams} Streams @ {kbps}k", "bitrate": f"{kbps}k", "resolution": "1280x720",
+        "fps": 30, "duration": 60, "power": {"mean_watts": watts},
+        "container_usage": {"cpu_percent": cpu}, "encoder_type": "x264",
+        "hardware": {"cpu_model": "cpu"},
+    }
+
+
+def features(streams: int, kbps: int = 2500, cpu: float = 40.0) -> dict:
+    return {"stream_count": streams, "bitrate_mbps": kbps / 1000, "cpu_usage_pct": cpu,
+            "total_pixels": 1280 * 720 * 30 * 60, "container_cpu_pct": 0,
+            "encoder_type": "x264", "hardware_cpu_model": "cpu"}
+
+
+#: A real run's shape: every stream test used 1 stream (14.0-15.3 W), idle 10.2 W.
+ONE_COUNT_RUN = [IDLE, stream_test(1, 14.0, 1000), stream_test(1, 14.41, 2500),
+                 stream_test(1, 15.3, 5000), stream_test(1, 13.9, 8000)]
+
+
+# -- PowerPredictor ----------------------------------------------------------------------------
+
+def test_power_predictor_gives_no_interval_off_the_one_stream_count_it_measured():
+    p = PowerPredictor()
+    assert p.fit(ONE_COUNT_RUN)
+    info = p.get_model_info()
+    assert info["single_valued_features"] == {"stream_count": 1.0}
+    far = p.predict_interval(4)
+    assert far["pi_low"] is None and far["pi_high"] is None and far["extrapolated"]
+    assert far["no_interval"] == {"reason": SINGLE_TRAINED_VALUE,
+                                  "trained_values": {"stream_count": 1.0}}
+    assert far["mean"] == pytest.approx(sum([14.0, 14.41, 15.3, 13.9]) / 4)
+    # At the measured count the interval stands (3 residual degrees of freedom).
+    at_one = p.predict_interval(1)
+    assert "no_interval" not in at_one
+    assert at_one["pi_low"] < at_one["mean"] < at_one["pi_high"]
+
+
+def test_power_predictor_with_several_counts_reports_no_single_value():
+    p = PowerPredictor()
+    assert p.fit([stream_test(1, 14.0), stream_test(2, 18.0), stream_test(4, 26.5)])
+    assert "single_valued_features" not in p.get_model_info()
+    assert "no_interval" not in p.predict_interval(8)
+
+
+def test_power_interval_is_raised_to_the_idle_baseline_and_says_so():
+    # A noisy line whose 95 % interval at 1 stream reaches far below the 10.2 W idle power.
+    run = [IDLE, stream_test(1, 11.0), stream_test(1, 16.0), stream_test(2, 14.0),
+           stream_test(2, 21.0), stream_test(3, 19.0)]
+    p = PowerPredictor()
+    assert p.fit(run)
+    p.idle_watts = None
+    unfloored = p.predict_interval(1)
+    assert unfloored["pi_low"] < 10.2 and "floored" not in unfloored
+    p.fit(run)
+    result = p.predict_interval(1)
+    assert result["pi_low"] == 10.2
+    assert result["floored"] == {"floor": IDLE_BASELINE, "value": 10.2, "keys": ["pi_low"]}
+    assert result["mean"] == unfloored["mean"] and result["pi_high"] == unfloored["pi_high"]
+    assert p.predict(1) == unfloored["mean"]
+    # Zero streams (idle itself) has no idle floor, only 0 W.
+    assert p.predict_interval(0).get("floored", {"floor": ZERO})["floor"] == ZERO
+
+
+def test_power_mean_below_idle_is_raised_and_reported():
+    # Power falling with streams: continued beyond 3 streams the line stays flat (rising
+    # rule), but inside the range the fit at 3 streams is below idle.
+    run = [{**IDLE, "power": {"mean_watts": 12.0}}, stream_test(1, 13.0), stream_test(2, 12.0),
+           stream_test(3, 9.0)]
+    p = PowerPredictor()
+    assert p.fit(run)
+    result = p.predict_interval(3)
+    assert result["mean"] == 12.0 == p.predict(3)
+    assert result["floored"]["floor"] == IDLE_BASELINE and "mean" in result["floored"]["keys"]
+
+
+def test_power_without_baseline_reports_the_zero_cut():
+    p = PowerPredictor()
+    assert p.fit([stream_test(1, 3.0), stream_test(2, 1.0), stream_test(2, 5.0),
+                  stream_test(3, 0.5)])
+    result = p.predict_interval(3)
+    assert result["pi_low"] == 0.0
+    assert result["floored"] == {"floor": ZERO, "value": 0.0, "keys": ["pi_low"]}
+
+
+# -- MultivariatePredictor ---------------------------------------------------------------------
+
+def test_multivariate_gives_no_interval_off_the_one_stream_count_and_says_why():
+    m = MultivariatePredictor(["linear"], n_bootstrap=20, cv_folds=2)
+    assert m.fit(ONE_COUNT_RUN)
+    info = m.get_model_info()
+    assert info["single_valued_features"]["stream_count"] == 1.0
+    far = m.predict(features(4))
+    assert far["no_interval"] == {"reason": SINGLE_TRAINED_VALUE,
+                                  "trained_values": {"stream_count": 1.0}}
+    assert [far[k] for k in ("ci_low", "ci_high", "ci_width", "pi_low", "pi_high")] == [None] * 5
+    assert far["extrapolated"] and math.isfinite(far["mean"])
+    batch = m.predict_batch([features(1), features(4)], return_confidence=True)
+    assert "no_interval" not in batch[0] and batch[0]["pi_low"] is not None
+    assert batch[1]["no_interval"]["reason"] == SINGLE_TRAINED_VALUE
+    # Saved and loaded, the model still knows.
+    loaded = MultivariatePredictor.from_dict(m.to_dict())
+    assert loaded.get_model_info() == info
+    assert loaded.predict(features(4)) == far
+
+
+def test_multivariate_power_is_floored_at_the_saved_idle_baseline():
+    run = [IDLE, stream_test(1, 11.0, 1000, 30), stream_test(1, 16.0, 2500, 50),
+           stream_test(2, 14.0, 1000, 35), stream_test(2, 21.0, 5000, 60),
+           stream_test(3, 19.0, 2500, 70), stream_test(3, 23.0, 5000, 80)]
+    m = MultivariatePredictor(["linear"], n_bootstrap=50, cv_folds=2)
+    assert m.fit(run)
+    result = m.predict(features(1, 1000, 20))
+    assert result["floored"]["floor"] == IDLE_BASELINE and result["floored"]["value"] == 10.2
+    for key in result["floored"]["keys"]:
+        assert result[key] == 10.2
+    for key in ("mean", "ci_low", "ci_high", "pi_low", "pi_high"):
+        assert result[key] >= 10.2
+    assert result["ci_width"] == result["ci_high"] - result["ci_low"]
+    assert MultivariatePredictor.from_dict(m.to_dict()).predict(features(1, 1000, 20)) == result
+    # The energy target has no idle floor in watts: only the zero cut applies there.
+    energy = MultivariatePredictor(["linear"], n_bootstrap=0)
+    runs = [{**s, "power": {**s["power"], "total_energy_joules": s["power"]["mean_watts"] * 60}}
+            for s in run]
+    assert energy.fit(runs, target="total_energy_joules")
+    assert energy.predict(features(1, 1000, 20)).get("floored", {"floor": ZERO})["floor"] == ZERO
