@@ -392,8 +392,10 @@ def test_one_content_length_or_chunked_alone_is_read_and_the_next_request_answer
 def test_a_head_sent_a_byte_at_a_time_is_still_checked_for_its_framing(serve) -> None:
     port, state, _ = serve()
     sock = raw(port)
+    # The head alone: the server answers once the head is complete and closes, and a body
+    # byte it never reads could make the close a reset that loses the answer in transit.
     for byte in (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"):
+                 b"Transfer-Encoding: chunked\r\n\r\n"):
         sock.sendall(bytes([byte]))
     answer = read_until_closed(sock)
     sock.close()
