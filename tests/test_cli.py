@@ -611,3 +611,26 @@ def test_an_unexpected_failure_is_one_line_and_the_traceback_needs_verbose():
     verbose = _advisor("recommend", str(RESULTS), "--verbose", pre=pre)
     assert verbose.returncode == 2 and "Traceback" in verbose.stderr
     assert verbose.stderr.splitlines()[-1].startswith("advisor: error: unexpected RuntimeError")
+
+
+def _one_count_run(tmp_path: Path) -> Path:
+    """A run whose stream tests all used one stream, with an idle baseline."""
+    scenarios = [{"name": "Baseline (Idle)", "bitrate": "0k", "duration": 60,
+                  "power": {"mean_watts": 10.2, "total_energy_joules": 612.0}}]
+    for kbps, watts in ((1000, 14.0), (2500, 14.5), (5000, 15.3)):
+        scenarios.append({"name": f"1 Streams @ {kbps}k", "bitrate": f"{kbps}k", "duration": 60,
+                          "power": {"mean_watts": watts, "total_energy_joules": watts * 60}})
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text(json.dumps({"scenarios": scenarios}))
+    return path
+
+
+def test_predict_on_a_run_with_one_stream_count_says_it_has_no_slope(tmp_path):
+    proc = _advisor("predict", str(_one_count_run(tmp_path)), "--streams", "4",
+                    "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["pi_low_watts"] is None and result["pi_high_watts"] is None
+    assert result["no_interval"]["reason"] == "single_trained_value"
+    (line,) = proc.stderr.splitlines()
+    assert "only one stream count (1)" in line and "no interval" in line

@@ -859,3 +859,23 @@ def test_recommendation_families_equal_advisor_recommend(tmp_path: Path, capsys)
                            if e["vmaf"] is not None}
     for sample in parsed["results_recommendation_pareto_optimal"]:
         assert set(sample.labels) == set(LABELS)
+
+
+def test_predictions_off_a_single_trained_stream_count_are_left_out_and_counted(
+        tmp_path: Path, metrics: ResultsMetrics):
+    # Every stream test used one stream: the model has no slope along streams, so the ladders
+    # (which have no stream count either way) and any other count get no prediction.
+    scenarios = [{"name": "Baseline (Idle)", "bitrate": "0k", "duration": 60,
+                  "power": {"mean_watts": 10.2}}]
+    scenarios += [{"name": f"1 Streams @ {kbps}k", "bitrate": f"{kbps}k", "duration": 60,
+                   "power": {"mean_watts": watts}}
+                  for kbps, watts in ((1000, 14.0), (2500, 14.5), (5000, 15.3))]
+    scenarios.append({"name": "4 Streams @ 2500k", "bitrate": "2500k", "duration": 60})
+    run = _run(_write(tmp_path, scenarios))
+    metrics.compute(run, NO_DB)
+    assert run_job(metrics)
+    parsed = _parse(metrics.rerender())
+    predicted = set(parsed.get("results_scenario_predicted_power_watts", {}))
+    assert "4 Streams @ 2500k" not in predicted
+    assert {"1 Streams @ 1000k", "1 Streams @ 2500k", "1 Streams @ 5000k"} <= predicted
+    assert metrics.skipped()["prediction_without_slope"] == 1

@@ -146,7 +146,11 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
     energy_cost = energy_wh / 1000.0 * prices.energy_per_kwh
     compute_cost = (prices.cpu_core_per_hour + prices.gpu_per_hour) * hours
     warning = None
-    if interval["extrapolated"]:
+    if interval.get("no_interval"):
+        warning = (f"the run measured only one stream count ({low}): it cannot say how power "
+                   f"changes with streams, so {streams} streams gets the level measured at "
+                   f"{low}, with no interval")
+    elif interval["extrapolated"]:
         warning = (f"{streams} streams is outside the trained range {low}..{high}: the model "
                    "continues its fitted curve there and the interval may not hold")
     return {
@@ -160,6 +164,8 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
         "pi_low_watts": interval["pi_low"],
         "pi_high_watts": interval["pi_high"],
         "extrapolated": bool(interval["extrapolated"]),
+        "no_interval": interval.get("no_interval"),
+        "floored": interval.get("floored"),
         "warning": warning,
         "duration_seconds": duration_seconds,
         "energy_wh": energy_wh,

@@ -113,7 +113,12 @@ def _residual_stats(X: Rows, y: array, degree: int, fitted: Any) -> tuple[int, f
     df = len(y) - rank - 1
     if df < 1:
         return df, math.nan
-    return df, math.fsum((t - f) ** 2 for t, f in zip(y, fitted)) / df
+    try:
+        variance = math.fsum((t - f) * (t - f) for t, f in zip(y, fitted)) / df
+    except OverflowError:  # an intermediate sum beyond the float range
+        return df, math.nan
+    # Watts near the float limit square to inf: no variance, so no interval (never inf bounds).
+    return df, variance if math.isfinite(variance) else math.nan
 
 
 @dataclass(frozen=True)

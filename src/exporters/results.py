@@ -249,7 +249,11 @@ class ResultsMetrics(MetricSet):
         if by_name:
             for name, labels, basis in cached.rows:
                 prediction = by_name.get(name)
-                if prediction is not None:
+                if prediction is not None and prediction.get("no_interval"):
+                    # Off the one value a feature was trained on: no slope, so no prediction
+                    # (docs/predictions.md); counted, not served as a confident number.
+                    _count(skipped, "prediction_without_slope")
+                elif prediction is not None:
                     _add_finite(labels, prediction_values(prediction, *basis), sinks, skipped)
         self._skipped = skipped
         families = {**cached.measured, **predicted}
