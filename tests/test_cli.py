@@ -634,3 +634,18 @@ def test_predict_on_a_run_with_one_stream_count_says_it_has_no_slope(tmp_path):
     assert result["no_interval"]["reason"] == "single_trained_value"
     (line,) = proc.stderr.splitlines()
     assert "only one stream count (1)" in line and "no interval" in line
+
+
+@pytest.mark.parametrize("kind", ["ranking", "pareto"])
+def test_a_name_that_reads_as_math_is_drawn_as_text(tmp_path, kind):
+    pytest.importorskip("matplotlib")
+    scenarios = [{"name": f"{n} Streams @ $\\foo{{$ 2500k", "bitrate": "2500k", "duration": 60,
+                  "vmaf_score": 80 + n, "resolution": "1280x720", "fps": 30,
+                  "power": {"mean_watts": 10.0 + n, "total_energy_joules": 60 * (10.0 + n)}}
+                 for n in (1, 2, 4)]
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text(json.dumps({"scenarios": scenarios}))
+    out = tmp_path / "x.png"
+    proc = _advisor("plot", str(path), "--kind", kind, "-o", str(out))
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert out.stat().st_size > 1000

@@ -37,6 +37,11 @@ def _pyplot() -> Any:
     return plt
 
 
+def _literal(name: str) -> str:
+    """A scenario name as text to draw: matplotlib reads "$...$" as math, a name is no formula."""
+    return name.replace("$", r"\$")
+
+
 def _legend_outside(ax: Any) -> None:
     """The legend right of the axes, where it cannot cover a point (tight_layout makes room)."""
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8)
@@ -74,8 +79,8 @@ def _ranking(fig: Any, items: Sequence[Evaluation], top: int) -> None:
     axes = fig.subplots(len(groups), 1, squeeze=False)[:, 0]
     for ax, group in zip(axes, groups):
         shown = group.items[:top]
-        ax.barh([item.name for item in shown][::-1], [item.score for item in shown][::-1],
-                color="tab:green")
+        ax.barh([_literal(item.name) for item in shown][::-1],
+                [item.score for item in shown][::-1], color="tab:green")
         ax.set_xlabel(f"{group.algorithm} ({group.unit})")
         ax.tick_params(axis="y", labelsize=7)
     fig.suptitle("Efficiency ranking, higher is better (one chart per unit)")
@@ -91,7 +96,7 @@ def _pareto(ax: Any, items: Sequence[Evaluation]) -> None:
     ax.plot([i.power_per_stream_watts for i in front], [i.vmaf for i in front],
             color="tab:red", marker="o", label="Pareto front")
     for item in front:
-        ax.annotate(item.name, (item.power_per_stream_watts, item.vmaf), fontsize=7,
+        ax.annotate(_literal(item.name), (item.power_per_stream_watts, item.vmaf), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("power per stream (W)")
     ax.set_ylabel("VMAF")
