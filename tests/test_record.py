@@ -206,3 +206,14 @@ def test_limits_bound_what_a_record_keeps(tmp_path: Path):
     assert [s.name for s in run.scenarios] == ["ok", "fine"]
     assert run.skipped == {"text_too_long": 1, "bitrate_invalid": 1}
     assert run.scenarios[0].bitrate is None
+
+
+def test_the_database_never_fills_a_total_whose_gpu_part_is_unknown():
+    from advisor_core.record import with_measurements
+
+    unknown = record(gpu_power={"mean_watts": "x"}, duration=60)
+    assert with_measurements(unknown, power_w=100.0, energy_j=6000.0).power_w is None
+    known = record(gpu_power={"mean_watts": 50}, duration=60)
+    filled = with_measurements(known, power_w=100.0, energy_j=6000.0)
+    assert (filled.power_w, filled.energy_j) == (150.0, 9000.0)
+    assert with_measurements(record(), power_w=100.0).power_w == 100.0

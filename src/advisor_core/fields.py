@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from . import samples as _samples
-from .scenario import as_number, resolution
+from .scenario import as_number, positive_number, resolution
 
-__all__ = ["MAX_OUTPUTS", "FieldReader", "Unusable", "finite", "non_negative", "positive"]
+__all__ = ["MAX_OUTPUTS", "FieldReader", "Unusable", "finite"]
 
 #: Most renditions an ``outputs`` ladder may list (real ladders have a handful).
 MAX_OUTPUTS = 64
@@ -34,18 +34,6 @@ class Unusable(ValueError):
 def finite(value: float) -> Optional[float]:
     """``value`` when finite, else None (a derived figure that left the float range)."""
     return value if math.isfinite(value) else None
-
-
-def positive(value: Any) -> Optional[float]:
-    """A finite number > 0 (durations, steps, rates, viewers), else None."""
-    number = as_number(value)
-    return number if number is not None and number > 0 else None
-
-
-def non_negative(value: Any) -> Optional[float]:
-    """A finite number >= 0 (watts, percentages, counts), else None."""
-    number = as_number(value)
-    return number if number is not None and number >= 0 else None
 
 
 class FieldReader:
@@ -105,7 +93,8 @@ class FieldReader:
 
     def number(self, key: str, rule: Any, entry: Optional[Mapping[str, Any]] = None,
                reason: Optional[str] = None) -> Optional[float]:
-        """A number field by ``rule`` (``positive``...); a present, unusable value is a problem."""
+        """A number field by ``rule`` (``positive_number``...); a present, unusable value is a
+        problem."""
         value = (self.entry if entry is None else entry).get(key)
         if value is None:
             return None
@@ -150,7 +139,7 @@ class FieldReader:
                 size = fps = None
                 if isinstance(output, dict):
                     size = resolution(output.get("resolution"))
-                    fps = positive(output.get("fps"))
+                    fps = positive_number(output.get("fps"))
                 if size is not None and fps is not None:
                     found.append((size[0], size[1], fps, _fps_text(output.get("fps"))))
             if len(found) < entries:

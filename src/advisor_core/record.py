@@ -16,8 +16,16 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional
 
 from . import samples as _samples
-from .fields import FieldReader, Unusable, finite, non_negative, positive
-from .scenario import as_number, bitrate_mbps, detected_encoder_class, is_baseline, stream_count
+from .fields import FieldReader, Unusable, finite
+from .scenario import (
+    as_number,
+    bitrate_mbps,
+    detected_encoder_class,
+    is_baseline,
+    non_negative_number,
+    positive_number,
+    stream_count,
+)
 
 __all__ = [
     "DEFAULT_ENCODER",
@@ -145,8 +153,8 @@ class ScenarioRecord(NamedTuple):
 
 
 def _window(reader: FieldReader) -> Optional[tuple[float, float]]:
-    start = reader.number("start_time", positive)
-    end = reader.number("end_time", positive)
+    start = reader.number("start_time", positive_number)
+    end = reader.number("end_time", positive_number)
     if start is None or end is None or end <= start:
         return None
     return start, end
@@ -172,12 +180,12 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
     # Only text is a bitrate ("2500k"; a bare number in text is kbps): a JSON number has no
     # unit to read, so it labels the scenario but prices and scores nothing.
     mbps = bitrate_mbps(entry.get("bitrate"))
-    fps = read.number("fps", positive)
+    fps = read.number("fps", positive_number)
     renditions, ladder, ladder_entries = read.renditions(fps)
     window = _window(read)
     # The scenario's length: its ``duration`` field (what the advisor library and the Go
     # exporters read), else the measured window (what the Python results exporter read).
-    duration = read.number("duration", positive)
+    duration = read.number("duration", positive_number)
     if duration is None and window is not None:
         duration = window[1] - window[0]
     pixels = None
@@ -185,19 +193,17 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
         pixels = finite(float(sum(w * h * f for w, h, f in renditions) * duration))
     if pixels is None:
         # Scheduler files write 0 for jobs that produced nothing: no count, not a bad one.
-        pixels = read.number("pixels_processed", non_negative) or None
-    step = read.number("step_seconds", positive)
+        pixels = read.number("pixels_processed", non_negative_number) or None
+    step = read.number("step_seconds", positive_number)
     power, energy, stdev = _power(read, step, duration, analysis)
     raw_gpu = entry.get("gpu_power")
     gpu_power = read.nested("gpu_power")
-    gpu = read.number("mean_watts", non_negative, gpu_power, "gpu_power_invalid")
+    gpu = read.number("mean_watts", non_negative_number, gpu_power, _GPU_UNKNOWN)
     if gpu is None and (gpu_power.get("mean_watts") is not None
                         or not isinstance(raw_gpu, (dict, type(None)))):
         power = energy = None  # a GPU was measured, but not usably: the total is unknown
-    elif gpu is not None:
-        power = None if power is None else finite(power + gpu)
-        gpu_energy = None if duration is None else gpu * duration
-        energy = None if energy is None or gpu_energy is None else finite(energy + gpu_energy)
+    else:
+        power, energy = _plus_gpu(power, energy, gpu, duration)
     cpu_pct, core_s, gpu_cores = _cpu(read, step, duration, analysis)
     encoder_type = read.text("encoder_type")
     encoder = read.text("encoder") or encoder_type or DEFAULT_ENCODER
@@ -220,7 +226,7 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
         window=window,
         duration_s=duration,
         pixels=pixels,
-        viewers=read.number("viewers", positive),
+        viewers=read.number("viewers", positive_number),
         power_w=power,
         gpu_power_w=gpu,
         energy_j=energy,
@@ -228,15 +234,16 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
         cpu_pct=cpu_pct,
         core_s=core_s,
         gpu_cores=gpu_cores,
-        docker_cpu_pct=read.number("cpu_percent", non_negative, read.nested("docker_overhead"),
+        docker_cpu_pct=read.number("cpu_percent", non_negative_number,
+                                   read.nested("docker_overhead"),
                                    "docker_overhead_invalid"),
         quality_rated=entry.get("vmaf_score") is not None,
         vmaf=read.score("vmaf_score", 0.0, 100.0),
         psnr=read.score("psnr_score", 0.0, math.inf),
         ssim=read.score("ssim_score", 0.0, 1.0),
-        avg_fps=read.number("avg_fps", non_negative) or None,  # 0: nothing encoded
-        total_frames=read.number("total_frames", non_negative),
-        dropped_frames=read.number("dropped_frames", non_negative),
+        avg_fps=read.number("avg_fps", non_negative_number) or None,  # 0: nothing encoded
+        total_frames=read.number("total_frames", non_negative_number),
+        dropped_frames=read.number("dropped_frames", non_negative_number),
         declared_efficiency=read.number("efficiency_score", as_number),
         problems=tuple(read.problems),
     )
@@ -245,8 +252,9 @@ def read_scenario(entry: Any, analysis: Optional[AnalysisRow] = None,
 def _has_own_power(entry: dict) -> bool:
     """A usable mean or energy in the ``power`` object, or a non-empty ``power_watts`` list."""
     power = entry.get("power")
-    if isinstance(power, dict) and (non_negative(power.get("mean_watts")) is not None
-                                    or positive(power.get("total_energy_joules")) is not None):
+    if isinstance(power, dict) and (
+            non_negative_number(power.get("mean_watts")) is not None
+            or positive_number(power.get("total_energy_joules")) is not None):
         return True
     samples = entry.get("power_watts")
     return isinstance(samples, list) and bool(samples)
@@ -259,9 +267,9 @@ def _power(read: FieldReader, step: Optional[float], duration: Optional[float],
     when it has a usable mean or energy, else the ``power_watts`` samples, else the analysis
     CSV row (docs/results-files.md §2.4)."""
     power = read.nested("power")
-    mean = read.number("mean_watts", non_negative, power, "power_invalid")
-    energy = read.number("total_energy_joules", positive, power, "power_invalid")
-    stdev = read.number("stdev_watts", non_negative, power, "power_invalid")
+    mean = read.number("mean_watts", non_negative_number, power, "power_invalid")
+    energy = read.number("total_energy_joules", positive_number, power, "power_invalid")
+    stdev = read.number("stdev_watts", non_negative_number, power, "power_invalid")
     if mean is None and energy is None:
         stdev = None
         sampled = read.series("power_watts", step, spread=True)
@@ -270,7 +278,7 @@ def _power(read: FieldReader, step: Optional[float], duration: Optional[float],
         elif analysis is not None:
             mean, energy = analysis.power_w, analysis.energy_j
     if mean is None and energy is not None and duration is not None:
-        mean = positive(energy / duration)
+        mean = positive_number(energy / duration)
     return mean, energy, stdev
 
 
@@ -281,7 +289,7 @@ def _cpu(read: FieldReader, step: Optional[float], duration: Optional[float],
     ``container_usage``, else the ``cpu_usage_cores`` samples, else the analysis CSV; GPU
     samples add their cores."""
     usage = read.nested("container_usage")
-    percent = read.number("cpu_percent", non_negative, usage, "container_usage_invalid")
+    percent = read.number("cpu_percent", non_negative_number, usage, "container_usage_invalid")
     core_s = None
     if percent is None:
         cpu = read.series("cpu_usage_cores", step)
@@ -303,6 +311,21 @@ def _cpu(read: FieldReader, step: Optional[float], duration: Optional[float],
     return percent, core_s, gpu_cores
 
 
+#: The problem of a record whose GPU drew power that the file does not say: no total power.
+_GPU_UNKNOWN = "gpu_power_invalid"
+
+
+def _plus_gpu(package_w: Optional[float], package_j: Optional[float], gpu_w: Optional[float],
+              duration: Optional[float]) -> tuple[Optional[float], Optional[float]]:
+    """Power (W) and energy (J) of CPU package + GPU (``gpu_w`` None: no GPU measured); the
+    GPU's energy is its mean power x the duration (docs/results-files.md §2.4)."""
+    if gpu_w is None:
+        return package_w, package_j
+    power = None if package_w is None else finite(package_w + gpu_w)
+    energy = None if package_j is None or duration is None else finite(package_j + gpu_w * duration)
+    return power, energy
+
+
 def with_measurements(record: ScenarioRecord, power_w: Optional[float] = None,
                       energy_j: Optional[float] = None, stdev_w: Optional[float] = None,
                       cpu_pct: Optional[float] = None,
@@ -310,13 +333,11 @@ def with_measurements(record: ScenarioRecord, power_w: Optional[float] = None,
     """The record with the quantities it lacks filled in from another source (VictoriaMetrics):
     a value the record already has is kept; GPU power is added as the reader adds it."""
     changes: dict[str, Any] = {}
-    if record.power_w is None and power_w is not None:
-        gpu = record.gpu_power_w or 0.0
-        changes["power_w"] = finite(power_w + gpu)
-        if record.energy_j is None and energy_j is not None:
-            gpu_j = 0.0 if record.gpu_power_w is None else (
-                None if record.duration_s is None else record.gpu_power_w * record.duration_s)
-            changes["energy_j"] = None if gpu_j is None else finite(energy_j + gpu_j)
+    if record.power_w is None and power_w is not None and _GPU_UNKNOWN not in record.problems:
+        power, energy = _plus_gpu(power_w, energy_j, record.gpu_power_w, record.duration_s)
+        changes["power_w"] = power
+        if record.energy_j is None:
+            changes["energy_j"] = energy
     if record.power_stdev_w is None and stdev_w is not None and \
             (record.power_w is not None or power_w is not None):
         changes["power_stdev_w"] = stdev_w
