@@ -291,8 +291,11 @@ def test_missing_file_is_exit_2(tmp_path, capsys):
 
 
 def test_the_analysis_csv_joins_like_the_reference(tmp_path):
-    rows, skipped = read_analysis(ANALYSIS)
-    assert skipped == 0 and len(rows) == 15
+    rows, skipped, total = read_analysis(ANALYSIS)
+    assert skipped == 0 and len(rows) == total == 15
+    # Only the rows of the names asked for are kept (a CSV of other names costs nothing).
+    assert list(read_analysis(ANALYSIS, names={"8 Streams @ 5000k", "x"}).rows) == [
+        "8 Streams @ 5000k"]
     run = read_run(RESULTS, analysis=ANALYSIS)
     by_name = {s.name: s for s in run.scenarios}
     eight = by_name["8 Streams @ 5000k"]
@@ -340,7 +343,8 @@ def test_json_documents_have_the_documented_fields(capsys):
     predicted = _json(capsys, "predict", str(EXTENDED), "--streams", "3")
     assert set(predicted) == {"version", "streams", "configuration", "model", "confidence_level",
                               "mean_power_watts", "pi_low_watts", "pi_high_watts",
-                              "extrapolated", "warning", "duration_seconds", "energy_wh",
+                              "extrapolated", "no_interval", "floored", "warning",
+                              "duration_seconds", "energy_wh",
                               "energy_cost", "compute_cost", "cost", "co2_grams", "prices"}
     compared = _json(capsys, "compare", str(EXTENDED), "2 streams @ 2500k", "4 streams @ 5000k")
     assert set(compared) == {"version", "prices", "a", "b", "scores_comparable", "rows"}
@@ -553,8 +557,9 @@ def test_a_closed_standard_output_is_one_line():
     proc.stdout.close()  # before the command has its result (reading 240 entries takes longer)
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 2
-    assert err.splitlines() == [
-        "advisor: error: standard output was closed before the result was written"]
+    *warnings, error = err.splitlines()
+    assert error == "advisor: error: standard output was closed before the result was written"
+    assert all(line.startswith("advisor: warning: ") for line in warnings)  # the report's own
 
 
 @pytest.mark.slow
@@ -649,3 +654,42 @@ def test_a_name_that_reads_as_math_is_drawn_as_text(tmp_path, kind):
     proc = _advisor("plot", str(path), "--kind", kind, "-o", str(out))
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert out.stat().st_size > 1000
+
+
+def test_bounds_raised_to_the_idle_baseline_are_said(tmp_path):
+    # The bundled run's idle baseline is 6.17 W; its 1-stream interval's low bound falls below.
+    proc = _advisor("predict", str(RESULTS), "--streams", "1", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["floored"] == {"floor": "idle_baseline", "value": 6.17, "keys": ["pi_low"]}
+    assert result["pi_low_watts"] == 6.17
+    (line,) = proc.stderr.splitlines()
+    assert "raised to the run's idle baseline (6.17 W)" in line
+    report = _advisor("report", str(RESULTS), "--format", "json")
+    assert report.returncode == 0, report.stderr
+    rows = json.loads(report.stdout)["power_model"]["predictions"]
+    assert rows[0]["floored"]["keys"] == ["pi_low"] and rows[1]["floored"] is None
+    assert "idle baseline" in report.stderr
+
+
+def test_report_on_a_run_with_one_stream_count_says_it_has_no_slope(tmp_path):
+    proc = _advisor("report", str(_one_count_run(tmp_path)), "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)["power_model"]["predictions"]
+    assert rows[0]["no_interval"] is None and rows[3]["no_interval"] is not None
+    assert rows[3]["pi_low_watts"] is None
+    assert "only one stream count (1)" in proc.stderr
+
+
+def test_confidence_levels_too_close_to_0_or_1_are_one_line():
+    proc = _advisor("predict", str(RESULTS), "--streams", "4", "--confidence", "1e-300")
+    _one_error(proc, "--confidence", "too close to 0 or 1")
+
+
+def test_a_dangling_link_as_the_csv_beside_the_run_is_warned_about(tmp_path):
+    path = tmp_path / RESULTS.name
+    shutil.copy(RESULTS, path)
+    (tmp_path / f"{RESULTS.stem}_analysis.csv").symlink_to(tmp_path / "nowhere.csv")
+    proc = _advisor("recommend", str(path))
+    assert proc.returncode == 0
+    assert "the run is read without it" in proc.stderr

@@ -44,6 +44,8 @@ def unusable(directory: Path, name: str, kind: str) -> Path:
         path.symlink_to(path.name)  # a link to itself: ELOOP
     elif kind == "dangling_link":
         path.symlink_to(directory / "nowhere.json")
+    elif kind == "unusable_link":
+        path.symlink_to("a" * 300)  # a target whose name is too long: ENAMETOOLONG
     elif kind == "fifo":
         os.mkfifo(path)
     else:
@@ -52,7 +54,7 @@ def unusable(directory: Path, name: str, kind: str) -> Path:
 
 
 REASON = {"symlink_loop": "symlink_loop", "dangling_link": "dangling_link",
-          "fifo": "not_a_file", "directory": "not_a_file"}
+          "unusable_link": "unusable_link", "fifo": "not_a_file", "directory": "not_a_file"}
 
 
 @posix
@@ -85,7 +87,7 @@ def test_every_kind_at_once_and_the_command_line_reader_passes_them_over_too(tmp
     state = ExporterState(Valued(), prom)
     Refresher([state], tmp_path, 1.0, prom).tick()
     assert served(state) == (1.0, 1.0, {}, {"dangling_link": 1.0, "not_a_file": 2.0,
-                                            "symlink_loop": 1.0})
+                                            "symlink_loop": 1.0, "unusable_link": 1.0})
 
 
 @posix

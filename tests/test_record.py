@@ -180,7 +180,7 @@ def test_read_run_joins_the_csv_beside_and_reports_an_unusable_one(tmp_path: Pat
     assert (by_name["a"].power_w, by_name["a"].energy_j, by_name["a"].cpu_pct) == (
         10.0, 1800.0, 50.0)
     assert by_name["b"].power_w == 5.0  # the JSON's own power wins
-    assert run.analysis_matched == 2 and run.analysis_rows == 2
+    assert run.analysis_matched == 2 and run.analysis_rows == 3  # one of them skipped
     assert run.analysis_error is not None and run.analysis_error.reason == "bad_rows"
     assert read_run(path, analysis=False).scenarios[0].power_w is None
     csv.write_bytes(b"name,mean_power_w\na,\xe9\n")
@@ -217,3 +217,14 @@ def test_the_database_never_fills_a_total_whose_gpu_part_is_unknown():
     filled = with_measurements(known, power_w=100.0, energy_j=6000.0)
     assert (filled.power_w, filled.energy_j) == (150.0, 9000.0)
     assert with_measurements(record(), power_w=100.0).power_w == 100.0
+
+
+def test_an_analysis_csv_of_other_names_keeps_no_rows(tmp_path: Path):
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text(json.dumps({"scenarios": [{"name": "a", "duration": 60}]}))
+    rows = "".join(f"{i:x},1.5,2.5,3.5\n" for i in range(50_000))
+    (tmp_path / "test_results_20250101_000000_analysis.csv").write_text(
+        "name,mean_power_w,total_energy_wh,container_cpu_pct\n" + rows + "a,10,1,5\n")
+    run = read_run(path)
+    assert run.analysis_rows == 50_001 and run.analysis_matched == 1
+    assert run.scenarios[0].power_w == 10.0

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Collection
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from advisor_core._typing import PathLike
 from advisor_core.record import AnalysisRow
@@ -19,7 +20,7 @@ from advisor_core.results_files import MAX_RESULTS_FILE_BYTES, read_results_byte
 from advisor_core.scenario import MAX_NUMBER_TEXT, as_number
 
 __all__ = ["ANALYSIS_SUFFIX", "JOULES_PER_WATT_HOUR", "MAX_COLUMNS", "AnalysisError",
-           "analysis_path", "read_analysis"]
+           "AnalysisTable", "analysis_path", "read_analysis"]
 
 JOULES_PER_WATT_HOUR = 3600.0
 #: ``test_results_X.json`` -> ``test_results_X_analysis.csv`` (the reference pipeline's name).
@@ -66,14 +67,25 @@ def _row(cells: list[str], columns: list[Optional[int]]) -> AnalysisRow:
     )
 
 
-def read_analysis(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES
-                  ) -> tuple[dict[str, AnalysisRow], int]:
-    """(rows by scenario name, rows skipped) of an analysis CSV; the last row of a name wins.
+class AnalysisTable(NamedTuple):
+    """An analysis CSV read: its rows by scenario name (those of ``names`` when given), the
+    rows skipped for having more fields than the header, and the rows it has in all."""
+
+    rows: dict[str, AnalysisRow]
+    skipped: int
+    total: int
+
+
+def read_analysis(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES,
+                  names: Optional[Collection[str]] = None) -> AnalysisTable:
+    """The rows of an analysis CSV by scenario name (the last row of a name wins; only the
+    rows of ``names`` are kept when given, so a CSV of millions of other names costs no more
+    than its text).
 
     Read like a results file (one open, a regular file of at most ``max_bytes``, never
-    blocking). A row with more fields than the header is skipped and counted, so memory stays
-    proportional to the file. Raises AnalysisError naming the file and the reason
-    (``vanished``, ``unreadable``, ``not_utf8``, ``not_csv``, ``too_many_columns``, ...).
+    blocking). A row with more fields than the header is skipped and counted. Raises
+    AnalysisError naming the file and the reason (``vanished``, ``unreadable``, ``not_utf8``,
+    ``not_csv``, ``too_many_columns``, ...).
     """
     try:
         raw = read_results_bytes(path, max_bytes)
@@ -95,12 +107,13 @@ def read_analysis(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES
         name_at = header.index("name")
         columns = [header.index(c) if c in header else None for c in _COLUMNS]
         rows: dict[str, AnalysisRow] = {}
-        skipped = 0
+        skipped = total = 0
         for cells in reader:
+            total += 1
             if len(cells) > len(header) or len(cells) <= name_at:
                 skipped += 1
-                continue
-            rows[cells[name_at]] = _row(cells, columns)
+            elif names is None or cells[name_at] in names:
+                rows[cells[name_at]] = _row(cells, columns)
     except csv.Error as exc:
         raise AnalysisError(f"{path}: cannot read analysis CSV: {exc}", "not_csv") from exc
-    return rows, skipped
+    return AnalysisTable(rows, skipped, total)

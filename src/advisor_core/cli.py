@@ -23,6 +23,7 @@ from .analysis import analysis_path
 from .argtypes import positive_seconds, price
 from .commands import InputError, compare, predict, recommend
 from .decision import Prices, evaluate
+from .intervals import check_confidence_level
 from .power import PowerPredictor
 from .reader import RunRecord, read_run
 from .record import ScenarioRecord
@@ -157,7 +158,8 @@ def analysis_source(results: Path, given: Optional[Path], enabled: bool) -> Opti
     if given is not None:
         return given
     beside = analysis_path(results)
-    return beside if beside.exists() else None
+    # lexists: a dangling link beside the run is a CSV that cannot be read (warned), not none.
+    return beside if os.path.lexists(beside) else None
 
 
 def analysis_coverage(csv: Path, matched: int, scenarios: int, rows: int,
@@ -232,10 +234,33 @@ def _power_model(scenarios: Sequence[ScenarioRecord]) -> Optional[dict[str, Any]
         interval = model.predict_interval(n, CONFIDENCE_LEVEL)
         rows.append({"streams": n, "watts": interval["mean"], "pi_low_watts": interval["pi_low"],
                      "pi_high_watts": interval["pi_high"],
-                     "extrapolated": interval["extrapolated"]})
+                     "extrapolated": interval["extrapolated"],
+                     "no_interval": interval.get("no_interval"),
+                     "floored": interval.get("floored")})
     return {"model_type": info["model_type"], "n_samples": info["n_samples"],
             "stream_range": list(info["stream_range"]), "confidence_level": CONFIDENCE_LEVEL,
             "predictions": rows}
+
+
+def _power_model_warnings(model: Optional[dict[str, Any]]) -> list[str]:
+    """What a person must know of the power model's table: no slope, bounds raised to a floor."""
+    if model is None:
+        return []
+    rows = model["predictions"]
+    warnings = []
+    if any(row["no_interval"] for row in rows):
+        low = model["stream_range"][0]
+        warnings.append(f"the run measured only one stream count ({low}): the model has no "
+                        f"slope along streams, so other counts get the level measured at {low}, "
+                        "with no interval")
+    floored = [row for row in rows if row["floored"]]
+    if floored:
+        floor = floored[0]["floored"]
+        what = "the run's idle baseline" if floor["floor"] == "idle_baseline" else "0 W"
+        warnings.append(f"interval bounds at {', '.join(str(r['streams']) for r in floored)} "
+                        f"stream(s) were raised to {what} ({floor['value']:g} W): the fitted "
+                        "curve falls below what the machine draws idle there")
+    return warnings
 
 
 def _plot(args: argparse.Namespace, scenarios: Sequence[ScenarioRecord],
@@ -260,8 +285,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     scenarios = loaded.scenarios
     prices = _prices(args)
     if args.command == "predict":
-        if not 0 < args.confidence < 1:
-            raise InputError(f"--confidence must be in (0, 1), got {args.confidence}")
+        try:
+            check_confidence_level(args.confidence)
+        except ValueError as exc:
+            raise InputError(f"--confidence: {exc}") from None
         result = predict(scenarios, args.streams, prices, args.duration, args.confidence,
                          args.bitrate, args.resolution, args.encoder)
         if result["warning"]:
@@ -275,6 +302,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     result = recommend(evaluations, prices, loaded.entries)
     if args.command == "report":
         result["power_model"] = _power_model(scenarios)
+        warnings.extend(_power_model_warnings(result["power_model"]))
     return result, warnings
 
 
@@ -321,6 +349,10 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``advisor`` command; return its exit status (2 for any error)."""
     args = _parser().parse_args(argv)
+    if sys.stdout is None:  # started with standard output closed (>&-)
+        print("advisor: error: standard output is closed: nowhere to write the result",
+              file=sys.stderr)
+        return 2
     with _logging(args.verbose):
         try:
             result, warnings = run(args)

@@ -153,6 +153,12 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
     elif interval["extrapolated"]:
         warning = (f"{streams} streams is outside the trained range {low}..{high}: the model "
                    "continues its fitted curve there and the interval may not hold")
+    floored = interval.get("floored")
+    if floored:
+        what = "the run's idle baseline" if floored["floor"] == "idle_baseline" else "0 W"
+        note = (f"{' and '.join(floored['keys'])} raised to {what} ({floored['value']:g} W): the "
+                "fitted curve falls below it there")
+        warning = note if warning is None else f"{warning}; {note}"
     return {
         "version": __version__,
         "streams": streams,

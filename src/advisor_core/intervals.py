@@ -49,6 +49,9 @@ def check_confidence_level(confidence_level: object) -> float:
     level = float(confidence_level)
     if not 0.0 < level < 1.0:
         raise ValueError(f"confidence_level must be in (0, 1), got {confidence_level!r}")
+    if not 0.5 < (1.0 + level) / 2.0 < 1.0:  # the two-sided quantile's probability in floats
+        raise ValueError(f"confidence_level {confidence_level!r} is too close to 0 or 1 to "
+                         "compute (use a level between 1e-15 and 1 - 1e-15)")
     return level
 
 

@@ -10,7 +10,7 @@ read scenarios through here (docs/results-files.md).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -51,7 +51,7 @@ class RunRecord(Records):
     """One results file read into records (``path``, ``run_id``: the file's stem).
 
     ``entries``: entries of its ``scenarios`` list; ``analysis_rows``: rows of the analysis CSV
-    read with it (None: no CSV); ``analysis_error``: why that CSV could not be used.
+    read with it, all of them (None: no CSV); ``analysis_error``: why that CSV could not be used.
     """
 
     path: Path = Path()
@@ -100,8 +100,9 @@ def read_run(path: PathLike, limits: ReadLimits = ReadLimits(),
     error: Optional[AnalysisError] = None
     if analysis is not False:
         csv_path = analysis_path(path) if analysis is True else Path(analysis)  # type: ignore[arg-type]
+        names = {entry["name"] for entry in raw if isinstance(entry.get("name"), str)}
         try:
-            rows, bad_rows = read_analysis(csv_path, limits.max_bytes)
+            rows, bad_rows, total_rows = read_analysis(csv_path, limits.max_bytes, names)
         except AnalysisError as exc:
             # Beside the file, absence is normal; a CSV asked for by name must exist.
             if not (analysis is True and exc.reason == "vanished"):
@@ -110,7 +111,8 @@ def read_run(path: PathLike, limits: ReadLimits = ReadLimits(),
             if bad_rows:
                 error = AnalysisError(f"{csv_path}: {bad_rows} rows with more fields than the "
                                       "header skipped", "bad_rows")
-    return run_record(path, raw, limits.max_text, rows, entries, error)
+    run = run_record(path, raw, limits.max_text, rows, entries, error)
+    return run if rows is None else replace(run, analysis_rows=total_rows)
 
 
 def run_record(path: PathLike, objects: Iterable[Any], max_text: int = MAX_TEXT,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional
 
 from . import samples as _samples
@@ -48,8 +47,7 @@ DEFAULT_ENCODER = "h264"
 #: The ``preset`` label when the file names none (the runner's default).
 DEFAULT_PRESET = "veryfast"
 
-@dataclass(frozen=True)
-class AnalysisRow:
+class AnalysisRow(NamedTuple):
     """One row of an analysis CSV (``advisor_core.analysis``): mean power (W), energy (J) and
     container CPU (percent of one core); None where the row has no usable value."""
 

@@ -51,13 +51,16 @@ def _scan(directory: Path, skipped: Skipped) -> Optional[tuple]:
             if exc.errno == errno.ELOOP:
                 skipped.append((path, "symlink_loop"))
                 continue
+            if os.path.islink(path):
+                # A link to nothing usable (no target, a target name too long, a directory it
+                # may not search): this name only, never the directory.
+                missing = exc.errno in (errno.ENOENT, errno.ENOTDIR)
+                skipped.append((path, "dangling_link" if missing else "unusable_link"))
+                continue
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 raise ResultsFileError(f"{path}: cannot stat: {exc.strerror or exc}",
                                        "unreadable") from exc
-            if not os.path.islink(path):
-                return None  # gone since the listing: a rotation
-            skipped.append((path, "dangling_link"))
-            continue
+            return None  # gone since the listing: a rotation
         if not stat.S_ISREG(info.st_mode):
             skipped.append((path, "not_a_file"))
             continue
