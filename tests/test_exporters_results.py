@@ -879,3 +879,18 @@ def test_predictions_off_a_single_trained_stream_count_are_left_out_and_counted(
     assert "4 Streams @ 2500k" not in predicted
     assert {"1 Streams @ 1000k", "1 Streams @ 2500k", "1 Streams @ 5000k"} <= predicted
     assert metrics.skipped()["prediction_without_slope"] == 1
+
+
+def test_bounds_raised_to_the_idle_baseline_are_flagged(metrics: ResultsMetrics):
+    from advisor_core.reader import read_run
+
+    # The bundled run's idle baseline draws 6.17 W; the model's 1-stream intervals reach below.
+    metrics.compute(read_run(REAL), NO_DB)
+    assert run_job(metrics)
+    parsed = _parse(metrics.rerender())
+    floored = parsed["results_scenario_prediction_floored"]
+    lows = parsed["results_scenario_predicted_power_pi_low_watts"]
+    assert {name for name, sample in floored.items() if sample["value"] == 1.0} == {
+        name for name, sample in lows.items() if sample["value"] == 6.17}
+    assert any(sample["value"] == 1.0 for sample in floored.values())
+    assert all(sample["value"] >= 6.17 for sample in lows.values())  # one stream or more

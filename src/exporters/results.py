@@ -53,6 +53,7 @@ _SCHEMA = LabelSchema(LABELS)
 _PREDICTED = frozenset((
     "predicted_power", "predicted_energy", "predicted_efficiency", "predicted_ci_low",
     "predicted_ci_high", "predicted_pi_low", "predicted_pi_high", "prediction_extrapolated",
+    "prediction_floored",
 ))
 
 # (key, metric name, help) in the reference's declaration order, new families last.
@@ -117,6 +118,9 @@ _FAMILIES: tuple[FamilySpec, ...] = (
     ("prediction_extrapolated", "results_scenario_prediction_extrapolated",
      "1 when the prediction lies outside the trained range of a feature or has an unseen "
      "category (the model then continues its linear trend), else 0"),
+    ("prediction_floored", "results_scenario_prediction_floored",
+     "1 when the prediction or a bound of its intervals was raised to the run's idle baseline "
+     "(or 0 W) because the fitted curve fell below it there, else 0"),
     ("avg_fps", "results_scenario_avg_fps", "Achieved average encoding rate (frames/second)"),
     ("dropped_frames", "results_scenario_dropped_frames",
      "Frames dropped in the scenario (frames; per file, not a counter)"),

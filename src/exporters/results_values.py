@@ -124,6 +124,8 @@ def prediction_values(prediction: dict, duration: Optional[float], pixels: Optio
     extrapolated = prediction.get("extrapolated")
     if isinstance(extrapolated, bool):
         add(("prediction_extrapolated", 1.0 if extrapolated else 0.0))
+    # A cut to a floor is said, not silent (docs/predictions.md).
+    add(("prediction_floored", 1.0 if prediction.get("floored") else 0.0))
     return out
 
 
