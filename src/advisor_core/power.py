@@ -18,9 +18,9 @@ from typing import Any, NamedTuple, Optional
 
 from advisor_core import extrapolation, kinds, linalg
 from advisor_core.arrays import Rows
-from advisor_core.floors import idle_baseline_watts, no_interval, power_floor, raise_to_floor
+from advisor_core.floors import no_interval, power_floor, raise_to_floor
 from advisor_core.intervals import check_confidence_level
-from advisor_core.record import as_record
+from advisor_core.record import ScenarioRecord, as_records, idle_baseline
 from advisor_core.scenario import as_number
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ class PowerPredictor:
 
     def fit(self, scenarios: Any) -> bool:
         """Fit watts against stream count; False (old model kept) when no usable pair exists."""
-        pairs = _power_pairs(scenarios)
+        records = as_records(scenarios) if isinstance(scenarios, (list, tuple)) else []
+        pairs = _power_pairs(records)
         if not pairs:
             logger.warning("PowerPredictor: no scenario with a stream count and a mean power")
             return False
@@ -82,7 +83,8 @@ class PowerPredictor:
         self._fit = _StreamFit(model, X, y)
         self.is_polynomial = quadratic
         self.training_data = pairs
-        self.idle_watts = idle_baseline_watts(scenarios)
+        baseline = idle_baseline(records)
+        self.idle_watts = None if baseline is None else baseline.power_w
         streams = [s for s, _ in pairs]
         self._range = (float(min(streams)), float(max(streams)))
         if logger.isEnabledFor(logging.INFO):
@@ -221,14 +223,7 @@ class _StreamFit:
         self.kind_fit: Optional[kinds.KindFit] = None
 
 
-def _power_pairs(scenarios: Any) -> list[tuple[int, float]]:
+def _power_pairs(records: list[Optional[ScenarioRecord]]) -> list[tuple[int, float]]:
     """(streams, watts) pairs of the records that have both (the record's one power rule)."""
-    if not isinstance(scenarios, (list, tuple)):
-        return []
-    pairs = []
-    for scenario in scenarios:
-        record = as_record(scenario)
-        if record is None or record.streams is None or record.power_w is None:
-            continue
-        pairs.append((record.streams, record.power_w))
-    return pairs
+    return [(record.streams, record.power_w) for record in records
+            if record is not None and record.streams is not None and record.power_w is not None]
