@@ -47,6 +47,7 @@ DEFAULT_ENCODER = "h264"
 #: The ``preset`` label when the file names none (the runner's default).
 DEFAULT_PRESET = "veryfast"
 
+
 class AnalysisRow(NamedTuple):
     """One row of an analysis CSV (``advisor_core.analysis``): mean power (W), energy (J) and
     container CPU (percent of one core); None where the row has no usable value."""
