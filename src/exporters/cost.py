@@ -238,6 +238,7 @@ class CostMetrics(MetricSet):
             if intensity is not None and baseline_watts is not None and baseline_watts > 0
             else None
         )
+
         def add(key: str, labels: LabelSet, value: float) -> None:
             if math.isfinite(value):
                 fam[key].add(labels, value)
