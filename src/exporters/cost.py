@@ -3,8 +3,8 @@
 Families and label names are the reference's (docs/exporters.md §4) with the README's
 "Differences from the reference" 10-17 applied:
 raw scenario names as label values, full-precision values, duplicate names resolved by the
-infrastructure, baseline = ``advisor_core.scenario.is_baseline`` with power samples, carbon
-intensity fetched in the refresh thread.
+infrastructure, baseline = ``advisor_core.record.idle_baseline`` (the first baseline with a
+power), carbon intensity fetched in the refresh thread.
 
 A scenario is priced from its record (``advisor_core.record``): the measured energy (integrated
 ``power_watts`` samples, the ``power`` object's or the analysis CSV's energy, + GPU) and CPU

@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 from prometheus_client import Metric
 from prometheus_client.samples import Sample
 
 from ._render import label_block, render_rows
-
-
-def label_text(value: Any) -> str:
-    """The label value of a scenario field in every exporter: text as it is, null or missing
-    as "", a whole float as an integer ("2500", not "2500.0", so series join across
-    exporters), any other value as Python prints it."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 class LabelSet:
