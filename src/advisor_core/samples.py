@@ -14,7 +14,8 @@ from typing import Any, NamedTuple, Optional
 
 from . import _kernels
 
-__all__ = ["SampleSummary", "sample_series", "sample_stdev", "summarise", "trapezoid"]
+__all__ = ["SampleSummary", "sample_series", "sample_stdev", "summarise", "trapezoid",
+           "usable_summary"]
 
 
 def trapezoid(values: Any, step_seconds: float) -> float:
@@ -90,3 +91,10 @@ def summarise(values: Any, step_seconds: Optional[float], spread: bool = True) -
         integral = None if joules != joules else joules
     return SampleSummary(len(samples), mean, integral,
                          sample_stdev(samples, mean) if spread else None)
+
+
+def usable_summary(values: Any, step_seconds: Optional[float]) -> Optional[SampleSummary]:
+    """``summarise`` for a source with nothing to count (a database answer): the summary of a
+    usable list, else None (absent and invalid alike)."""
+    summary = summarise(values, step_seconds)
+    return summary if isinstance(summary, SampleSummary) else None

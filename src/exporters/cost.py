@@ -37,7 +37,7 @@ from advisor_core.regional_pricing import (
     RegionalPricing,
     check_region,
 )
-from advisor_core.samples import SampleSummary, summarise
+from advisor_core.samples import usable_summary
 from advisor_core.scenario import positive_number
 
 from ._promql import PromClient
@@ -186,10 +186,8 @@ class CostMetrics(MetricSet):
         enriched = list(records)
         for (index, record), (cpu, power) in zip(wanted, prom.map_windows(fetch, wanted)):
             # The database's samples obey the file's rule for sample lists.
-            watts = summarise(power, QUERY_STEP_SECONDS)
-            cores = summarise(cpu, QUERY_STEP_SECONDS)
-            watts = watts if isinstance(watts, SampleSummary) else None
-            cores = cores if isinstance(cores, SampleSummary) else None
+            watts = usable_summary(power, QUERY_STEP_SECONDS)
+            cores = usable_summary(cpu, QUERY_STEP_SECONDS)
             duration = record.duration_s
             enriched[index] = with_measurements(
                 record,

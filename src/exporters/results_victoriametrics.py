@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from advisor_core.record import ScenarioRecord, with_measurements
-from advisor_core.samples import sample_series, sample_stdev
+from advisor_core.samples import usable_summary
 from advisor_core.scenario import positive_number
 
 from ._promql import PromClient
@@ -63,16 +63,17 @@ def fill_from_victoriametrics(records: Sequence[ScenarioRecord],
         wanted, prom.map_windows(fetch, wanted)
     ):
         start, end = record.window  # type: ignore[misc]
-        samples = sample_series(power)
+        # The database's samples obey the file's rule for sample lists (advisor_core.samples).
+        samples = usable_summary(power, QUERY_STEP_SECONDS)
         watts = joules = None
         if need_energy:
             joules = positive_number(energy)
             watts = None if joules is None else positive_number(joules / (end - start))
-            if watts is None and samples is not None and samples[1] > 0:
-                watts, joules = samples[1], positive_number(samples[1] * (end - start))
-        stdev = sample_stdev(*samples) if samples is not None else None
-        cpu_samples = sample_series(cpu)
+            if watts is None and samples is not None and samples.mean > 0:
+                watts, joules = samples.mean, positive_number(samples.mean * (end - start))
+        cpu_samples = usable_summary(cpu, QUERY_STEP_SECONDS)
         filled[index] = with_measurements(
-            record, power_w=watts, energy_j=joules, stdev_w=stdev,
-            cpu_pct=None if cpu_samples is None else cpu_samples[1])
+            record, power_w=watts, energy_j=joules,
+            stdev_w=None if samples is None else samples.stdev,
+            cpu_pct=None if cpu_samples is None else cpu_samples.mean)
     return filled
