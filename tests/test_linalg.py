@@ -385,6 +385,34 @@ def test_pipeline_functions_reject_bad_input(X, y):
         resampling.bootstrap_predictions(X, y, 1, np.ones((1, 2)), 3)
 
 
+@pytest.mark.parametrize("degree", [1, 2, 3])
+def test_fit_column_is_the_pipeline_on_one_feature(degree):
+    rng = np.random.default_rng(degree)
+    x = rng.integers(1, 17, 15).astype(float)
+    y = 10 + 3 * x + rng.normal(0, 1, 15)
+    one = linalg.PolynomialModel.fit_column(array("d", x), array("d", y), degree)
+    ref = linalg.PolynomialModel.fit(x.reshape(-1, 1), y, degree)
+    assert one.to_dict() == ref.to_dict()  # bit for bit: the same kernel
+
+
+@pytest.mark.parametrize(
+    ("x", "y", "degree"),
+    [
+        (array("d"), array("d"), 1),
+        (array("d", [1.0, 2.0]), array("d", [1.0]), 1),
+        (array("d", [1.0, math.inf]), array("d", [1.0, 2.0]), 1),
+        (array("d", [1.0, 2.0]), array("d", [math.nan, 2.0]), 1),
+        (array("i", [1, 2]), array("d", [1.0, 2.0]), 1),
+        ([1.0, 2.0], array("d", [1.0, 2.0]), 1),
+        (array("d", [1.0, 2.0]), array("d", [1.0, 2.0]), 4),
+        (array("d", [1.0, 2.0]), array("d", [1.0, 2.0]), True),
+    ],
+)
+def test_fit_column_rejects_bad_input(x, y, degree):
+    with pytest.raises(ValueError):
+        linalg.PolynomialModel.fit_column(x, y, degree)
+
+
 def test_predict_rejects_wrong_width():
     model = linalg.PolynomialModel.fit(np.eye(3), [1.0, 2.0, 3.0], 1)
     with pytest.raises(ValueError, match="features"):

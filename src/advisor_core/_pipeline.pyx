@@ -15,7 +15,7 @@ from cpython.array cimport array
 
 from advisor_core._blas cimport dot, pairwise_sum
 from advisor_core._buffers cimport Buffers, check_len, new_doubles
-from advisor_core._solver cimport lstsq_core, lstsq_work_size
+from advisor_core._solver cimport any_nonfinite, lstsq_core, lstsq_work_size
 
 
 cdef double EPS = DBL_EPSILON
@@ -309,8 +309,31 @@ def poly_expand(const double[:, ::1] X, const int[:, ::1] mono, bint include_bia
 def fit_pipeline(const double[:, ::1] X, const double[::1] y, const int[:, ::1] mono,
                  Py_ssize_t ncols_tol):
     """Fit scaler -> expansion -> least squares: (mean, scale, coef per monomial, intercept)."""
+    if X.shape[0] < 1:
+        raise ValueError("cannot fit on 0 rows")
+    check_len(y.shape[0], X.shape[0], "y")
+    return fit_rows(&X[0, 0], X.shape[0], X.shape[1], &y[0], mono, ncols_tol)
+
+
+def fit_column(const double[::1] x, const double[::1] y, const int[:, ::1] mono,
+               Py_ssize_t ncols_tol):
+    """fit_pipeline on one feature given as a 1-D buffer x; ValueError unless x and y are
+    non-empty, of one length and finite (one call where the stream-count curve's fit is
+    mostly call overhead)."""
+    cdef Py_ssize_t m = x.shape[0]
+    if m < 1:
+        raise ValueError("cannot fit on 0 rows")
+    check_len(y.shape[0], m, "y")
+    if any_nonfinite(&x[0], m) or any_nonfinite(&y[0], m):
+        raise ValueError("x and y must contain only finite values")
+    return fit_rows(&x[0], m, 1, &y[0], mono, ncols_tol)
+
+
+cdef tuple fit_rows(const double* X, Py_ssize_t m, Py_ssize_t p, const double* y,
+                    const int[:, ::1] mono, Py_ssize_t ncols_tol):
+    """The fit of fit_pipeline on the m x p row-major X (m >= 1) and y."""
     cdef Pipe P
-    cdef Py_ssize_t m = X.shape[0], p = X.shape[1], i
+    cdef Py_ssize_t i
     cdef int status
     cdef double intercept = 0.0
     cdef Buffers buffers = Buffers()
@@ -318,18 +341,14 @@ def fit_pipeline(const double[:, ::1] X, const double[::1] y, const int[:, ::1] 
     cdef array mean = new_doubles(p, 0.0)
     cdef array scale = new_doubles(p, 1.0)
     cdef array coef = new_doubles(mono.shape[0], 0.0)
-    if m < 1:
-        raise ValueError("cannot fit on 0 rows")
-    check_len(y.shape[0], m, "y")
     pipe_init(&P, mono, p, ncols_tol)
     pipe_alloc(&P, buffers, m)
     rows = buffers.indices(m)
     with nogil:
         for i in range(m):
             rows[i] = i
-        status = pipe_fit(&P, &X[0, 0], &y[0], rows, m, NULL, NULL, 0,
-                          mean.data.as_doubles, scale.data.as_doubles, coef.data.as_doubles,
-                          &intercept)
+        status = pipe_fit(&P, X, y, rows, m, NULL, NULL, 0, mean.data.as_doubles,
+                          scale.data.as_doubles, coef.data.as_doubles, &intercept)
     if status != 0:
         raise ValueError("least-squares fit failed (no convergence or non-finite result)")
     return mean, scale, coef, intercept

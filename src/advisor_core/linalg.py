@@ -156,6 +156,10 @@ def rmse(y_true: Any, y_pred: Any) -> float:
     return float(_pipeline.rmse(yt, yp))
 
 
+# Design columns of a one-feature pipeline per degree (``design_width(1, degree)``).
+_COLUMN_TERMS = {d: design_width(1, d) for d in (1, 2, 3)}
+
+
 class PolynomialModel:
     """A fitted StandardScaler -> PolynomialFeatures(degree) -> LinearRegression pipeline.
 
@@ -184,6 +188,21 @@ class PolynomialModel:
         mean, scale, coef, intercept = _pipeline.fit_pipeline(
             arr, yv, monomials(p, degree), design_width(p, degree)
         )
+        coef.insert(0, 0.0)
+        return cls(degree, mean, scale, coef, float(intercept))
+
+    @classmethod
+    def fit_column(cls, x: Any, y: Any, degree: int) -> PolynomialModel:
+        """Fit the pipeline on one feature: x and y C-contiguous float64 1-D buffers
+        (``array('d')``) of the same n >= 1 finite values (the stream-count curve, where the
+        fit is mostly call overhead); ValueError on invalid input."""
+        if type(degree) is not int or degree not in _COLUMN_TERMS:
+            degree = check_degree(degree)
+        try:
+            mean, scale, coef, intercept = _pipeline.fit_column(
+                x, y, monomials(1, degree), _COLUMN_TERMS[degree])
+        except TypeError as exc:
+            raise ValueError("x and y must be float64 1-D buffers") from exc
         coef.insert(0, 0.0)
         return cls(degree, mean, scale, coef, float(intercept))
 

@@ -67,26 +67,25 @@ class PowerPredictor:
         if not pairs:
             logger.warning("PowerPredictor: no scenario with a stream count and a mean power")
             return False
-        quadratic = len({s for s, _ in pairs}) >= QUADRATIC_MIN_DISTINCT_STREAMS
-        X = _rows([float(s) for s, _ in pairs])
-        y = array("d", [w for _, w in pairs])
+        counts, watts = zip(*pairs)
+        distinct = set(counts)
+        quadratic = len(distinct) >= QUADRATIC_MIN_DISTINCT_STREAMS
         try:
-            pipeline = linalg.PolynomialModel.fit(X, y, 2 if quadratic else 1)
-            model = _raw_curve(pipeline)
+            x, y = array("d", counts), array("d", watts)
+            model = _raw_curve(linalg.PolynomialModel.fit_column(x, y, 2 if quadratic else 1))
         except (ValueError, OverflowError, ZeroDivisionError) as exc:
             logger.warning("PowerPredictor: fit failed (%s); previous model kept", exc)
             return False
-        if not all(math.isfinite(c) for c in (model.intercept, *model.coef)):
+        if not (math.isfinite(model.intercept) and all(map(math.isfinite, model.coef))):
             logger.warning("PowerPredictor: fit produced non-finite coefficients; model kept")
             return False
         self.model = model
-        self._fit = _StreamFit(model, X, y)
+        self._fit = _StreamFit(model, x, y)
         self.is_polynomial = quadratic
         self.training_data = pairs
         baseline = idle_baseline(records)
         self.idle_watts = None if baseline is None else baseline.power_w
-        streams = [s for s, _ in pairs]
-        self._range = (float(min(streams)), float(max(streams)))
+        self._range = (float(min(distinct)), float(max(distinct)))
         if logger.isEnabledFor(logging.INFO):
             y_mean = sum(w for _, w in pairs) / len(pairs)
             ss_res = sum((w - model(s)) ** 2 for s, w in pairs)
@@ -173,7 +172,8 @@ class PowerPredictor:
             as_pipeline = linalg.PolynomialModel(
                 len(curve.coef), array("d", [0.0]), array("d", [1.0]),
                 array("d", [0.0, *curve.coef]), curve.intercept)
-            fit.kind_fit = kinds.describe("streams", as_pipeline, fit.X, fit.y, b"\x01",
+            fit.kind_fit = kinds.describe("streams", as_pipeline, linalg.float_rows(fit.x, 1),
+                                          fit.y, b"\x01",
                                           degree=len(curve.coef))
         return fit.kind_fit
 
@@ -216,10 +216,10 @@ class _StreamFit:
     """A fitted stream-count curve with its training rows, and (on the first interval asked for)
     the ``streams`` kind's statistics of it."""
 
-    __slots__ = ("X", "kind_fit", "source", "y")
+    __slots__ = ("kind_fit", "source", "x", "y")
 
-    def __init__(self, source: StreamPowerModel, X: Rows, y: array) -> None:
-        self.source, self.X, self.y = source, X, y
+    def __init__(self, source: StreamPowerModel, x: array, y: array) -> None:
+        self.source, self.x, self.y = source, x, y
         self.kind_fit: Optional[kinds.KindFit] = None
 
 
