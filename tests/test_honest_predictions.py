@@ -143,3 +143,53 @@ def test_multivariate_power_is_floored_at_the_saved_idle_baseline():
             for s in run]
     assert energy.fit(runs, target="total_energy_joules")
     assert energy.predict(features(1, 1000, 20)).get("floored", {"floor": ZERO})["floor"] == ZERO
+
+
+# -- Absurd but finite data --------------------------------------------------------------------
+
+def _numbers(value):
+    """Every float inside a nested dict/list/tuple."""
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _numbers(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _numbers(item)
+
+
+#: Power of 1e300 W: every value finite, but squared errors pass the float range.
+ABSURD_RUN = [stream_test(s, 1e300 * (0.5 + 0.1 * s), 2500, 10.0 * s + s % 3)
+              for s in range(1, 9)]
+
+
+@pytest.mark.parametrize("models", [["linear", "poly2"], ["linear", "rf"]])
+def test_scores_that_cannot_be_computed_are_none_with_a_reason_and_the_model_saves(
+        models, tmp_path):
+    m = MultivariatePredictor(models, n_bootstrap=20)
+    assert m.fit(ABSURD_RUN)
+    info = m.get_model_info()
+    assert all(math.isfinite(v) for v in _numbers(info))
+    for kind, score in info["models"].items():
+        assert score["rmse"] is None and score["r2"] is None, kind
+        assert set(score["unscored"]) == {"r2", "rmse", "rmse_in_sample"}
+        assert "float range" in score["unscored"]["rmse"]
+    assert "finite out-of-fold error" in info["selection"]["reason"]
+    path = tmp_path / "absurd.json"
+    m.save(path)
+    loaded = MultivariatePredictor.load(path)
+    native = {k: v for k, v in info["models"].items() if k != "rf"}
+    assert loaded.get_model_info()["models"] == native
+    assert loaded.predict(features(3, 2500, 32)) == m.predict(features(3, 2500, 32))
+
+
+def test_a_kind_with_no_out_of_fold_prediction_says_so():
+    from advisor_core.fitted import reported_score
+    from advisor_core.selection import score_kind
+
+    score = score_kind("linear", [1.0, 2.0, 3.0], [1.0, math.nan, 3.0], 2, 1)
+    reported = reported_score(score, 0.5, oof_finite=False)
+    assert reported["rmse"] is None and reported["rmse_in_sample"] == 0.5
+    assert reported["unscored"] == {"r2": "a held-out row has no finite out-of-fold prediction",
+                                    "rmse": "a held-out row has no finite out-of-fold prediction"}

@@ -59,7 +59,7 @@ def to_document(fitted: Optional[FittedState], settings: dict, version: str) -> 
         "pipelines": {k: native_to_dict(m) for k, m in native.items()},
         # Tree models are not serialisable without pickle: they are left out, and named
         # here (with the best model of the trained process) so a reader knows what is missing.
-        "omitted_models": {k: all_scores[k] for k in omitted},
+        "omitted_models": {k: json_score(all_scores[k]) for k in omitted},
         "trained_best_model_name": trained_best,
         "selection": None if fitted is None else fitted.selection_info(),
         "idle_watts": None if fitted is None else fitted.idle_watts,
@@ -228,13 +228,19 @@ def read_score(score: Any, kind: str) -> dict:
     """A saved score: r2 and rmse (numbers or null), optional rows/terms/flags; else ValueError."""
     if not isinstance(score, dict) or not {"r2", "rmse"} <= set(score):
         raise ValueError(f"model_scores[{kind!r}] must hold r2 and rmse")
-    known = set(_SCORE_NUMBERS) | set(_SCORE_FLAGS) | {"rows", "terms"}
+    known = set(_SCORE_NUMBERS) | set(_SCORE_FLAGS) | {"rows", "terms", "unscored"}
     if not set(score) <= known:
         raise ValueError(f"model_scores[{kind!r}] has unknown keys {sorted(set(score) - known)}")
     out: dict = {}
     for key in _SCORE_NUMBERS:
         if key in score:
-            out[key] = math.nan if score[key] is None else number_field(score, key)
+            out[key] = None if score[key] is None else number_field(score, key)
+    if "unscored" in score:
+        unscored = score["unscored"]
+        if not isinstance(unscored, dict) or not all(
+                k in _SCORE_NUMBERS and isinstance(v, str) for k, v in unscored.items()):
+            raise ValueError(f"model_scores[{kind!r}].unscored must map score names to reasons")
+        out["unscored"] = dict(unscored)
     for key in ("rows", "terms"):
         if key in score:
             value = score[key]

@@ -8,6 +8,7 @@ model or the new one, never a mixture: readers take the attribute once and use o
 from __future__ import annotations
 
 import logging
+import math
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,10 +18,11 @@ from typing import Any, Optional
 from advisor_core.arrays import Rows
 from advisor_core.features import NUMERIC_FEATURES, feature_names
 from advisor_core.kinds import KindFit
+from advisor_core.selection import KindScore
 
 logger = logging.getLogger("advisor_core.modeling")
 
-__all__ = ["FittedState"]
+__all__ = ["FittedState", "reported_score"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +107,28 @@ class FittedState:
             logger.warning("model %r is not trained; using %s", model_name,
                            self.best_model_name)
         return self.best_model_name
+
+
+def reported_score(score: KindScore, rmse_in_sample: float, oof_finite: bool) -> dict:
+    """The score dict of one kind as ``get_model_info`` reports it (RMSE in the target's unit).
+
+    A number that could not be computed (an out-of-fold prediction that is not finite, or
+    squared errors beyond the float range, as for targets of 1e154 W or more) is None, and
+    ``unscored`` maps its name to the reason: never a NaN or an infinity.
+    """
+    out = {**score.as_dict(), "rmse_in_sample": rmse_in_sample}
+    unscored = {}
+    for key in ("r2", "rmse", "rmse_in_sample"):
+        value = out[key]
+        if isinstance(value, float) and not math.isfinite(value):
+            out[key] = None
+            unscored[key] = (_NO_OOF_PREDICTION if key != "rmse_in_sample" and not oof_finite
+                             else _SQUARES_OVERFLOW)
+    if unscored:
+        out["unscored"] = unscored
+    return out
+
+
+_NO_OOF_PREDICTION = "a held-out row has no finite out-of-fold prediction"
+_SQUARES_OVERFLOW = "the squared errors pass the float range (targets too large)"
+

@@ -41,7 +41,7 @@ from advisor_core.features import (
     extract_features,
     training_target,
 )
-from advisor_core.fitted import FittedState
+from advisor_core.fitted import FittedState, reported_score
 from advisor_core.floors import idle_baseline_watts
 from advisor_core.intervals import check_confidence_level
 from advisor_core.kinds import (
@@ -258,6 +258,7 @@ class MultivariatePredictor:
         fits: dict[str, KindFit] = {}
         scores: list[KindScore] = []
         in_sample: dict[str, float] = {}
+        oof_finite: dict[str, bool] = {}
         for kind in candidates:
             try:
                 oof = oof_predictions(kind, X, y, fold, rising)
@@ -276,13 +277,14 @@ class MultivariatePredictor:
                 continue
             fits[kind] = fitted_kind
             in_sample[kind] = rmse
+            oof_finite[kind] = all(math.isfinite(v) for v in oof)
             scores.append(score_kind(kind, y, oof, terms(kind, X), width))
         if not fits:
             logger.warning("MultivariatePredictor: no model could be trained")
             return False
 
         best, why = select(scores)
-        model_scores = {s.kind: {**s.as_dict(), "rmse_in_sample": in_sample[s.kind]}
+        model_scores = {s.kind: reported_score(s, in_sample[s.kind], oof_finite[s.kind])
                         for s in scores}
         # One assignment publishes the whole new model (see advisor_core.fitted).
         self._fitted = FittedState.build(

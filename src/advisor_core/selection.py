@@ -134,6 +134,9 @@ def select(scores: Sequence[KindScore]) -> tuple[str, str]:
     """
     eligible = [s for s in scores if s.eligible]
     if not eligible:
+        if not any(math.isfinite(s.mse) for s in scores):
+            return scores[0].kind, (f"{scores[0].kind}: no kind has a finite out-of-fold "
+                                    "error; simplest")
         return scores[0].kind, f"{scores[0].kind}: no kind is supported by the rows; simplest"
     best = min(eligible, key=lambda s: s.mse)
     limit = best.mse + best.mse_se
