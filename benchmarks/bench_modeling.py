@@ -252,7 +252,7 @@ def test_power_fit(benchmark):
     predictor = PowerPredictor()
     compare(benchmark, lambda: predictor.fit(records), lambda: records_power_fit(records),
             rounds=200, iterations=20, baseline_rounds=30, baseline_iterations=5,
-            label="PowerPredictor.fit (15 real scenarios, read records)", threshold=15,
+            label="PowerPredictor.fit (15 real scenarios, read records)", threshold=30,
             target=30)
 
 
