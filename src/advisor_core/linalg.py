@@ -156,8 +156,8 @@ def rmse(y_true: Any, y_pred: Any) -> float:
     return float(_pipeline.rmse(yt, yp))
 
 
-# Design columns of a one-feature pipeline per degree (``design_width(1, degree)``).
-_COLUMN_TERMS = {d: design_width(1, d) for d in (1, 2, 3)}
+# Per degree, the monomial table and design columns of a one-feature pipeline.
+_COLUMN_TERMS = {d: (monomials(1, d), design_width(1, d)) for d in (1, 2, 3)}
 
 
 class PolynomialModel:
@@ -199,8 +199,7 @@ class PolynomialModel:
         if type(degree) is not int or degree not in _COLUMN_TERMS:
             degree = check_degree(degree)
         try:
-            mean, scale, coef, intercept = _pipeline.fit_column(
-                x, y, monomials(1, degree), _COLUMN_TERMS[degree])
+            mean, scale, coef, intercept = _pipeline.fit_column(x, y, *_COLUMN_TERMS[degree])
         except TypeError as exc:
             raise ValueError("x and y must be float64 1-D buffers") from exc
         coef.insert(0, 0.0)
