@@ -193,3 +193,40 @@ def test_a_kind_with_no_out_of_fold_prediction_says_so():
     assert reported["rmse"] is None and reported["rmse_in_sample"] == 0.5
     assert reported["unscored"] == {"r2": "a held-out row has no finite out-of-fold prediction",
                                     "rmse": "a held-out row has no finite out-of-fold prediction"}
+
+
+# -- An interval wholly below its floor ---------------------------------------------------------
+
+#: Stream tests drawing less than the (odd, high) 20 W idle baseline, on a tight line.
+BELOW_IDLE_RUN = [{**IDLE, "power": {"mean_watts": 20.0}},
+                  stream_test(1, 10.0, 1000, 30), stream_test(1, 10.2, 2500, 32),
+                  stream_test(2, 10.9, 1000, 41), stream_test(2, 11.1, 2500, 43),
+                  stream_test(3, 12.0, 1000, 50), stream_test(3, 11.9, 2500, 52)]
+
+
+def test_power_interval_wholly_below_idle_is_withdrawn_not_collapsed_to_a_point():
+    p = PowerPredictor()
+    assert p.fit(BELOW_IDLE_RUN)
+    p.idle_watts = None
+    model = p.predict_interval(2)
+    assert model["pi_high"] < 20.0
+    p.fit(BELOW_IDLE_RUN)
+    result = p.predict_interval(2)
+    assert result["mean"] == 20.0 == p.predict(2)
+    assert result["pi_low"] is None and result["pi_high"] is None
+    assert result["floored"] == {"floor": IDLE_BASELINE, "value": 20.0, "keys": ["mean"],
+                                 "below_floor": {"pi_low": model["pi_low"],
+                                                 "pi_high": model["pi_high"]}}
+
+
+def test_multivariate_intervals_wholly_below_idle_are_withdrawn():
+    m = MultivariatePredictor(["linear"], n_bootstrap=50)
+    assert m.fit(BELOW_IDLE_RUN)
+    result = m.predict(features(2, 1000, 41))
+    assert result["mean"] == 20.0
+    for key in ("ci_low", "ci_high", "ci_width", "pi_low", "pi_high"):
+        assert result[key] is None, key
+    below = result["floored"]["below_floor"]
+    assert set(below) == {"ci_low", "ci_high", "pi_low", "pi_high"}
+    assert below["ci_low"] <= below["ci_high"] < 20.0 and below["pi_high"] < 20.0
+    assert MultivariatePredictor.from_dict(m.to_dict()).predict(features(2, 1000, 41)) == result

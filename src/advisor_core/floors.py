@@ -56,15 +56,34 @@ def power_floor(streams: float, idle_watts: Optional[float]) -> tuple[float, str
 def raise_to_floor(result: dict, keys: Iterable[str], floor: float, name: str) -> None:
     """Raise each number ``result[key]`` below ``floor`` to it; name the raised keys in
     ``result["floored"]`` (``{"floor": name, "value": floor, "keys": [...]}``), added to any
-    earlier record of the same floor."""
+    earlier record of the same floor.
+
+    An interval (``ci_*``, ``pi_*``) whose upper bound is below the floor is withdrawn instead:
+    raised, it would be the point [floor, floor], an interval claiming a certainty the model
+    does not have. Its bounds become None and the model's own bounds are kept under
+    ``floored["below_floor"]``.
+    """
+    keys = tuple(keys)
+    below = {}
+    for low, high in _INTERVALS:
+        upper = result.get(high)
+        if low in keys and high in keys and isinstance(upper, float) and upper < floor:
+            below[low], below[high] = result[low], upper
+            result[low] = result[high] = None
     raised = [key for key in keys
               if isinstance(result.get(key), float) and result[key] < floor]
-    if not raised:
+    if not raised and not below:
         return
     for key in raised:
         result[key] = floor
     record = result.setdefault("floored", {"floor": name, "value": floor, "keys": []})
     record["keys"].extend(key for key in raised if key not in record["keys"])
+    if below:
+        record.setdefault("below_floor", {}).update(below)
+
+
+#: The (low, high) keys of the intervals of a prediction result.
+_INTERVALS = (("ci_low", "ci_high"), ("pi_low", "pi_high"))
 
 
 def off_single_values(row: Sequence[float], single: Mapping[int, tuple[str, float]]) -> dict:
