@@ -119,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"advisor-core {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
-                                     metavar="COMMAND")
+                                     metavar="COMMAND",
+                                     help="the subcommand to run (one of those below)")
     sub = {name: commands.add_parser(name, help=short, description=text)
            for name, (short, text) in _COMMANDS.items()}
     for name, command in sub.items():
@@ -224,10 +225,12 @@ def _prices(args: argparse.Namespace) -> Prices:
                              args.currency)
 
 
-def _power_model(scenarios: Sequence[ScenarioRecord]) -> Optional[dict[str, Any]]:
+def _power_model(scenarios: Sequence[ScenarioRecord]) -> tuple[Optional[dict[str, Any]],
+                                                                 Optional[str]]:
+    """The report's power model table, or None and why none could be trained."""
     model = PowerPredictor()
     if not model.fit(scenarios):
-        return None
+        return None, model.fit_failure
     info = model.get_model_info()
     rows = []
     for n in PREDICTION_STREAMS:
@@ -239,7 +242,7 @@ def _power_model(scenarios: Sequence[ScenarioRecord]) -> Optional[dict[str, Any]
                      "floored": interval.get("floored")})
     return {"model_type": info["model_type"], "n_samples": info["n_samples"],
             "stream_range": list(info["stream_range"]), "confidence_level": CONFIDENCE_LEVEL,
-            "predictions": rows}
+            "predictions": rows}, None
 
 
 def _power_model_warnings(model: Optional[dict[str, Any]]) -> list[str]:
@@ -257,10 +260,23 @@ def _power_model_warnings(model: Optional[dict[str, Any]]) -> list[str]:
     if floored:
         floor = floored[0]["floored"]
         what = "the run's idle baseline" if floor["floor"] == "idle_baseline" else "0 W"
-        warnings.append(f"interval bounds at {', '.join(str(r['streams']) for r in floored)} "
-                        f"stream(s) were raised to {what} ({floor['value']:g} W): the fitted "
-                        "curve falls below what the machine draws idle there")
+        raised = [row for row in floored if row["floored"]["keys"]]
+        if raised:
+            warnings.append(f"values at {_streams_list(raised)} were raised to {what} "
+                            f"({floor['value']:g} W): the fitted curve falls below what the "
+                            "machine draws idle there")
+        below = [row for row in floored if row["floored"].get("below_floor")]
+        if below:
+            warnings.append(f"at {_streams_list(below)} the model's whole prediction interval "
+                            f"lies below {what}: no interval")
     return warnings
+
+
+def _streams_list(rows: list[dict[str, Any]]) -> str:
+    """"1, 2 streams" / "1 stream": the stream counts of table rows."""
+    counts = [row["streams"] for row in rows]
+    noun = "stream" if counts == [1] else "streams"
+    return f"{', '.join(str(n) for n in counts)} {noun}"
 
 
 def _plot(args: argparse.Namespace, scenarios: Sequence[ScenarioRecord],
@@ -301,7 +317,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         return _plot(args, scenarios, evaluations), warnings
     result = recommend(evaluations, prices, loaded.entries)
     if args.command == "report":
-        result["power_model"] = _power_model(scenarios)
+        result["power_model"], result["power_model_unavailable"] = _power_model(scenarios)
         warnings.extend(_power_model_warnings(result["power_model"]))
     return result, warnings
 

@@ -7,12 +7,21 @@ from typing import Any, Optional
 __all__ = ["render"]
 
 
+#: From this magnitude on a number is printed as 4 significant digits (1.235e+06), not with
+#: every digit of a fixed-point format (an absurd 1e300 W would print 300 of them).
+_LARGE = 1e6
+
+
 def _fmt(value: Optional[float], spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    if value is None:
+        return "-"
+    return format(value, ".4g" if abs(value) >= _LARGE else spec)
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {noun[:-1]}ies" if noun.endswith("y") else f"{n} {noun}s"
 
 
 def _head(result: dict[str, Any]) -> list[str]:
@@ -30,8 +39,9 @@ def _recommend(result: dict[str, Any]) -> list[str]:
     cur = result["prices"]["currency"]
     lines = _head(result)
     skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(result["skipped"].items()))
-    lines.append(f"{result['entries']} entries, {result['evaluated']} configurations evaluated, "
-                 f"{result['duplicates']} duplicates (last entry wins)"
+    lines.append(f"{_count(result['entries'], 'entry')}, "
+                 f"{_count(result['evaluated'], 'configuration')} evaluated, "
+                 f"{_count(result['duplicates'], 'duplicate')} (last entry wins)"
                  + (f"; left out: {skipped}" if skipped else ""))
     for group in result["rankings"]:
         lines += ["", f"Ranking by {group['algorithm']} ({group['unit']}, higher is better)",
@@ -55,19 +65,20 @@ def _recommend(result: dict[str, Any]) -> list[str]:
         lines.append("Pareto front: no configuration has both a VMAF score and a mean power")
     else:
         lines.append("Pareto front, VMAF against power per stream (no other is better on both)")
-        lines += [f"  {p['name']}: VMAF {p['vmaf']:.2f}, {p['power_per_stream_watts']:.2f} W/stream"
-                  for p in energy]
+        lines += [f"  {p['name']}: VMAF {_fmt(p['vmaf'], '.2f')}, "
+                  f"{_fmt(p['power_per_stream_watts'], '.2f')} W/stream" for p in energy]
         lines.append(f"Pareto front, VMAF against {cur} per stream-hour")
-        lines += [f"  {p['name']}: VMAF {p['vmaf']:.2f}, "
+        lines += [f"  {p['name']}: VMAF {_fmt(p['vmaf'], '.2f')}, "
                   f"{_fmt(p['cost_per_stream_hour'], '.4g')} {cur}/stream-h" for p in cost]
     return lines
 
 
-def _model(model: Optional[dict[str, Any]]) -> list[str]:
+def _model(model: Optional[dict[str, Any]], unavailable: Optional[str]) -> list[str]:
     if model is None:
-        return ["", "Power model: not enough scenarios with power and a stream count"]
+        return ["", f"Power model: none ({unavailable})"]
     lo, hi = model["stream_range"]
-    lines = ["", f"Power model: {model['model_type']} in streams, {model['n_samples']} samples, "
+    lines = ["", f"Power model: {model['model_type']} in streams, "
+                 f"{_count(model['n_samples'], 'sample')}, "
                  f"trained on {lo}..{hi} streams; {model['confidence_level']:.0%} prediction "
                  "interval for one new measurement",
              f"{'streams':>7} {'watts':>9} {'low':>9} {'high':>9}"]
@@ -87,12 +98,13 @@ def _predict(result: dict[str, Any]) -> list[str]:
     config = ", ".join(f"{k} {v}" for k, v in result["configuration"].items() if v) or "all"
     lines = [
         *_head(result),
-        f"Model: {m['type']} in streams, trained on {m['trained_on']} scenarios ({config}), "
+        f"Model: {m['type']} in streams, trained on {_count(m['trained_on'], 'scenario')} "
+        f"({config}), "
         f"streams {m['stream_range'][0]}..{m['stream_range'][1]}",
-        f"{result['streams']} streams: {result['mean_power_watts']:.2f} W, "
+        f"{_count(result['streams'], 'stream')}: {_fmt(result['mean_power_watts'], '.2f')} W, "
         f"{result['confidence_level']:.0%} prediction interval "
         f"{_fmt(result['pi_low_watts'], '.2f')}..{_fmt(result['pi_high_watts'], '.2f')} W",
-        f"Over {result['duration_seconds']:g} s: {result['energy_wh']:.2f} Wh, "
+        f"Over {result['duration_seconds']:g} s: {_fmt(result['energy_wh'], '.2f')} Wh, "
         f"cost {result['cost']:.4g} {cur} (energy {result['energy_cost']:.4g}, compute "
         f"{result['compute_cost']:.4g}), {_fmt(result['co2_grams'], '.1f')} gCO2",
     ]
@@ -141,5 +153,5 @@ def render(command: str, result: dict[str, Any]) -> str:
     else:
         lines = _recommend(result)
         if command == "report":
-            lines += _model(result["power_model"])
+            lines += _model(result["power_model"], result["power_model_unavailable"])
     return "\n".join(lines) + "\n"

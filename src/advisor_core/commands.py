@@ -21,7 +21,7 @@ from advisor_core.decision import (
     pareto_front,
     ranking_groups,
 )
-from advisor_core.power import PowerPredictor
+from advisor_core.power import NO_TRAINING_PAIRS, PowerPredictor
 from advisor_core.record import ScenarioRecord
 from advisor_core.scenario import bitrate_mbps, resolution
 
@@ -135,8 +135,10 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
         raise InputError("no scenario of the run matches the given configuration")
     model = PowerPredictor()
     if not model.fit(matching):
-        raise InputError("no scenario of that configuration has a stream count and a mean "
-                         "power to train on")
+        if model.fit_failure == NO_TRAINING_PAIRS:
+            raise InputError("no scenario of that configuration has a stream count and a mean "
+                             "power to train on")
+        raise InputError(f"no power model for that configuration: {model.fit_failure}")
     info = model.get_model_info()
     interval = model.predict_interval(streams, confidence_level)
     mean = interval["mean"]
@@ -156,8 +158,15 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
     floored = interval.get("floored")
     if floored:
         what = "the run's idle baseline" if floored["floor"] == "idle_baseline" else "0 W"
-        note = (f"{' and '.join(floored['keys'])} raised to {what} ({floored['value']:g} W): the "
-                "fitted curve falls below it there")
+        notes = []
+        if floored["keys"]:
+            notes.append(f"{' and '.join(floored['keys'])} raised to {what} "
+                         f"({floored['value']:g} W): the fitted curve falls below it there")
+        below = floored.get("below_floor")
+        if below:
+            notes.append(f"the model's whole prediction interval ({below['pi_low']:.4g}.."
+                         f"{below['pi_high']:.4g} W) lies below {what}: no interval")
+        note = "; ".join(notes)
         warning = note if warning is None else f"{warning}; {note}"
     return {
         "version": __version__,

@@ -25,11 +25,14 @@ from advisor_core.scenario import as_number
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QUADRATIC_MIN_DISTINCT_STREAMS", "PowerPredictor", "StreamPowerModel"]
+__all__ = ["NO_TRAINING_PAIRS", "QUADRATIC_MIN_DISTINCT_STREAMS", "PowerPredictor",
+           "StreamPowerModel"]
 
 
 #: Distinct stream counts from which the power model becomes quadratic.
 QUADRATIC_MIN_DISTINCT_STREAMS = 6
+#: ``PowerPredictor.fit_failure`` when no scenario has both a stream count and a power.
+NO_TRAINING_PAIRS = "no scenario with a stream count and a mean power"
 
 
 class StreamPowerModel(NamedTuple):
@@ -55,18 +58,20 @@ class PowerPredictor:
         self.training_data: list[tuple[int, float]] = []
         # Mean power (W) of the run's idle baseline, the floor of predictions for >= 1 stream.
         self.idle_watts: Optional[float] = None
+        #: Why the last ``fit`` returned False (None after one that trained).
+        self.fit_failure: Optional[str] = None
         # Trained stream range; the fitted pipeline and its training rows; the kind's interval
         # statistics (advisor_core.kinds.KindFit), computed on the first interval asked for.
         self._range = (0.0, 0.0)
         self._fit: Optional[_StreamFit] = None
 
     def fit(self, scenarios: Any) -> bool:
-        """Fit watts against stream count; False (old model kept) when no usable pair exists."""
+        """Fit watts against stream count; False (old model kept, ``fit_failure`` says why) when
+        no usable pair exists or the fit fails numerically."""
         records = as_records(scenarios) if isinstance(scenarios, (list, tuple)) else []
         pairs = _power_pairs(records)
         if not pairs:
-            logger.warning("PowerPredictor: no scenario with a stream count and a mean power")
-            return False
+            return self._failed(NO_TRAINING_PAIRS)
         counts, watts = zip(*pairs)
         distinct = set(counts)
         quadratic = len(distinct) >= QUADRATIC_MIN_DISTINCT_STREAMS
@@ -74,12 +79,12 @@ class PowerPredictor:
             x, y = array("d", counts), array("d", watts)
             model = _raw_curve(linalg.PolynomialModel.fit_column(x, y, 2 if quadratic else 1))
         except (ValueError, OverflowError, ZeroDivisionError) as exc:
-            logger.warning("PowerPredictor: fit failed (%s); previous model kept", exc)
-            return False
+            return self._failed(f"{_UNFITTABLE}: {exc}; {_reach(watts)}")
         if not (math.isfinite(model.intercept) and all(map(math.isfinite, model.coef))):
-            logger.warning("PowerPredictor: fit produced non-finite coefficients; model kept")
-            return False
+            return self._failed(f"{_UNFITTABLE}: its coefficients pass the float range; "
+                                f"{_reach(watts)}")
         self.model = model
+        self.fit_failure = None
         self._fit = _StreamFit(model, x, y)
         self.is_polynomial = quadratic
         self.training_data = pairs
@@ -94,6 +99,12 @@ class PowerPredictor:
             logger.info("PowerPredictor: %s model on %d points, R² = %.4f",
                         "polynomial" if quadratic else "linear", len(pairs), r2)
         return True
+
+    def _failed(self, reason: str) -> bool:
+        """Record and log why a fit trained nothing (the old model is kept); False."""
+        self.fit_failure = reason
+        logger.warning("PowerPredictor: %s; previous model kept", reason)
+        return False
 
     def predict(self, streams: Any) -> Optional[float]:
         """Predicted mean power in watts for ``streams`` (≥ 0), or None untrained / bad input.
@@ -192,6 +203,13 @@ class PowerPredictor:
         if min(streams) == max(streams):
             info["single_valued_features"] = {"stream_count": float(streams[0])}
         return info
+
+
+_UNFITTABLE = "power cannot be fitted against the stream count"
+
+
+def _reach(watts: tuple[float, ...]) -> str:
+    return f"the power values reach {max(watts, key=abs):.4g} W"
 
 
 def _rows(streams: list[float]) -> Rows:

@@ -13,6 +13,12 @@ _EXTRA_MODULES = frozenset({"prometheus_client", "h11"})
 
 
 def _load(module: str, prog: str) -> ModuleType:
+    if sys.argv[1:] == ["--version"]:
+        # The version needs no extra: answered here, as the exporter's own parser would.
+        from advisor_core import __version__
+
+        print(f"{prog} {__version__}")
+        raise SystemExit(0)
     try:
         return importlib.import_module(f"exporters.{module}")
     except ModuleNotFoundError as exc:

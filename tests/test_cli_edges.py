@@ -1,0 +1,112 @@
+"""Edges of the command-line tools: numeric failures named, absurd numbers printed sanely,
+grammar, help texts, and ``--version`` without the exporters extra."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from advisor_core import __version__
+from advisor_core.cli import _parser, main
+
+
+def _run(tmp_path: Path, watts: float, counts=(1, 2, 4, 8), idle: float = 10.0) -> Path:
+    """A run of stream tests drawing ``watts`` x (0.1 + 0.1 x streams), with an idle baseline."""
+    scenarios = [{"name": "Baseline (Idle)", "bitrate": "0k", "duration": 60,
+                  "power": {"mean_watts": idle}}]
+    for n in counts:
+        scenarios.append({"name": f"{n} Streams @ 2500k", "bitrate": "2500k", "duration": 60,
+                          "resolution": "1280x720", "fps": 30, "vmaf_score": 90,
+                          "power": {"mean_watts": watts * (0.1 + 0.1 * n)}})
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text(json.dumps({"scenarios": scenarios}))
+    return path
+
+
+def test_predict_names_a_numeric_fit_failure_not_missing_data(tmp_path, capsys):
+    path = _run(tmp_path, 1e308)
+    assert main(["predict", str(path), "--streams", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "to train on" not in err
+    assert err.startswith("advisor: error: no power model for that configuration: power cannot "
+                          "be fitted against the stream count")
+    assert "the power values reach 9e+307 W" in err
+    assert main(["report", str(path), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["power_model"] is None
+    assert report["power_model_unavailable"].startswith("power cannot be fitted")
+    assert main(["report", str(path)]) == 0
+    assert "Power model: none (power cannot be fitted" in capsys.readouterr().out
+
+
+def test_predict_without_pairs_still_says_there_is_nothing_to_train_on(tmp_path, capsys):
+    path = _run(tmp_path, 10.0, counts=())
+    assert main(["predict", str(path), "--streams", "3"]) == 2
+    assert "no scenario of that configuration has a stream count and a mean power to train on" \
+        in capsys.readouterr().err
+    assert main(["report", str(path)]) == 0
+    assert "Power model: none (no scenario with a stream count and a mean power)" \
+        in capsys.readouterr().out
+
+
+def test_absurd_watts_print_as_four_significant_digits(tmp_path, capsys):
+    path = _run(tmp_path, 1e300)
+    assert main(["predict", str(path), "--streams", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "3 streams: 4e+299 W" in out and "Over 3600 s: 4e+299 Wh" in out
+    assert main(["report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) < 160, out
+    assert "VMAF 90.00, 1.125e+299 W/stream" in out
+    assert "      1    2e+299         -" in out
+
+
+def test_one_stream_is_singular(tmp_path, capsys):
+    path = _run(tmp_path, 20.0, counts=(1, 2, 4))
+    assert main(["predict", str(path), "--streams", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "\n1 stream: " in out and "1 streams" not in out
+    assert "trained on 3 scenarios" in out
+    assert main(["recommend", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 entries, 4 configurations evaluated, 0 duplicates" in out
+
+
+def test_interval_wholly_below_the_idle_baseline_is_withdrawn_and_said(tmp_path, capsys):
+    path = _run(tmp_path, 20.0, counts=(1, 1, 2, 2, 3, 3), idle=100.0)
+    assert main(["predict", str(path), "--streams", "2", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["mean_power_watts"] == 100.0
+    assert result["pi_low_watts"] is None and result["pi_high_watts"] is None
+    below = result["floored"]["below_floor"]
+    assert below["pi_low"] == pytest.approx(6.0) and below["pi_high"] == pytest.approx(6.0)
+    assert "whole prediction interval" in captured.err and "no interval" in captured.err
+    assert main(["report", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "at 1, 2, 3" in err and "whole prediction interval lies below the run's idle" in err
+
+
+def test_the_command_positional_has_help():
+    text = _parser().format_help()
+    rest = text.partition("positional arguments:")[2]
+    assert rest.split("\n")[1].split() == ["COMMAND", "the", "subcommand", "to", "run", "(one",
+                                            "of", "those", "below)"], text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("entry", "prog"), [("all_exporters", "advisor-exporters"),
+                                             ("cost", "advisor-cost-exporter")])
+def test_exporters_version_works_without_the_extra(entry, prog):
+    code = ("import sys; sys.modules['prometheus_client'] = None; sys.modules['h11'] = None\n"
+            f"sys.argv = [{prog!r}, '--version']\n"
+            f"from exporters._launch import {entry}\n"
+            f"sys.exit({entry}())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"{prog} {__version__}"
