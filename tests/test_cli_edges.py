@@ -65,6 +65,15 @@ def test_absurd_watts_print_as_four_significant_digits(tmp_path, capsys):
     assert "      1    2e+299         -" in out
 
 
+@pytest.mark.parametrize(("watts", "counts"), [(1e200, (1, 2, 4, 8)), (20.0, (1, 2))])
+def test_a_missing_interval_is_explained(tmp_path, capsys, watts, counts):
+    path = _run(tmp_path, watts, counts=counts)
+    assert main(["predict", str(path), "--streams", "2", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["pi_low_watts"] is None
+    assert "no prediction interval: the fit's residuals cannot give one" in captured.err
+
+
 def test_one_stream_is_singular(tmp_path, capsys):
     path = _run(tmp_path, 20.0, counts=(1, 2, 4))
     assert main(["predict", str(path), "--streams", "1"]) == 0

@@ -156,6 +156,12 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
         warning = (f"{streams} streams is outside the trained range {low}..{high}: the model "
                    "continues its fitted curve there and the interval may not hold")
     floored = interval.get("floored")
+    if interval["pi_low"] is None and not interval.get("no_interval") and not (
+            floored and floored.get("below_floor")):
+        note = ("no prediction interval: the fit's residuals cannot give one (no more "
+                "scenarios than the curve has coefficients, or power values too large to square "
+                "in floating point)")
+        warning = note if warning is None else f"{warning}; {note}"
     if floored:
         what = "the run's idle baseline" if floored["floor"] == "idle_baseline" else "0 W"
         notes = []
