@@ -109,6 +109,11 @@ class FittedState:
         return self.best_model_name
 
 
+#: Why a score is None (``reported_score``).
+_NO_OOF_PREDICTION = "a held-out row has no finite out-of-fold prediction"
+_SQUARES_OVERFLOW = "the squared errors pass the float range (targets too large)"
+
+
 def reported_score(score: KindScore, rmse_in_sample: float, oof_finite: bool) -> dict:
     """The score dict of one kind as ``get_model_info`` reports it (RMSE in the target's unit).
 
@@ -127,8 +132,3 @@ def reported_score(score: KindScore, rmse_in_sample: float, oof_finite: bool) ->
     if unscored:
         out["unscored"] = unscored
     return out
-
-
-_NO_OOF_PREDICTION = "a held-out row has no finite out-of-fold prediction"
-_SQUARES_OVERFLOW = "the squared errors pass the float range (targets too large)"
-

@@ -5,7 +5,8 @@ every effect in the prediction's result (docs/predictions.md, "When the data can
 
 * **Floors.** Power with one stream or more is not below the run's idle baseline (the power
   of the machine doing nothing); other values of a non-negative target are not below 0. A value
-  raised to its floor is named under ``floored``, with the floor.
+  raised to its floor is named under ``floored``, with the floor; an interval lying wholly
+  below it is withdrawn (not raised to a zero-width point) and its bounds kept there.
 * **One trained value.** A feature every training row shares (a run whose stream tests all
   used 1 stream) gives the model no slope along it: a prediction at another value of that
   feature gets no interval, and ``no_interval`` says why.
@@ -53,6 +54,10 @@ def power_floor(streams: float, idle_watts: Optional[float]) -> tuple[float, str
     return 0.0, ZERO
 
 
+#: The (low, high) keys of the intervals of a prediction result.
+_INTERVALS = (("ci_low", "ci_high"), ("pi_low", "pi_high"))
+
+
 def raise_to_floor(result: dict, keys: Iterable[str], floor: float, name: str) -> None:
     """Raise each number ``result[key]`` below ``floor`` to it; name the raised keys in
     ``result["floored"]`` (``{"floor": name, "value": floor, "keys": [...]}``), added to any
@@ -80,10 +85,6 @@ def raise_to_floor(result: dict, keys: Iterable[str], floor: float, name: str) -
     record["keys"].extend(key for key in raised if key not in record["keys"])
     if below:
         record.setdefault("below_floor", {}).update(below)
-
-
-#: The (low, high) keys of the intervals of a prediction result.
-_INTERVALS = (("ci_low", "ci_high"), ("pi_low", "pi_high"))
 
 
 def off_single_values(row: Sequence[float], single: Mapping[int, tuple[str, float]]) -> dict:
