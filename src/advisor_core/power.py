@@ -141,7 +141,8 @@ class PowerPredictor:
         (``advisor_core.intervals``), None with no residual degree of freedom (rows <=
         coefficients); ``extrapolated`` is True outside the trained stream range. Off the one
         stream count a run measured there is no interval and ``no_interval`` says so; values
-        raised to the idle baseline or 0 W are named under ``floored`` (docs/predictions.md).
+        raised to the idle baseline or 0 W are named under ``floored``, and an interval wholly
+        below it is None with its bounds under ``floored["below_floor"]`` (docs/predictions.md).
         ValueError for a ``confidence_level`` outside (0, 1).
         """
         level = check_confidence_level(confidence_level)
