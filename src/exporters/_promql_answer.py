@@ -15,13 +15,15 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import re
 import socket
 import threading
 import time
 import urllib.parse
 from array import array
 from typing import Any, Callable, Optional
+
+# The one estimate of what parsed JSON takes, for results files and answers alike.
+from advisor_core.results_files import json_parse_cost as parse_cost
 
 __all__ = ["MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "SMALL_ANSWER_BYTES", "BadAnswer",
            "WindowPoints", "fetch", "finite_float", "parse_answer", "parse_cost"]
@@ -40,14 +42,6 @@ MAX_PARSE_BYTES = 112 * 1024 * 1024
 #: the request's deadline.
 SMALL_ANSWER_BYTES = 1024 * 1024
 
-# Upper bounds of what json.loads allocates per token (CPython 3.9-3.13, 64-bit, measured), all
-# counted on the raw bytes, so a bracket, comma or quote inside a string counts too (more, never
-# less): a list (capacity 4) and a dict (up to 5 keys), a slot and a number per comma or colon,
-# a str object per pair of quotes, and per byte both the decoded answer and string content.
-_LIST_BYTES, _DICT_BYTES, _ITEM_BYTES, _STRING_BYTES = 88, 200, 40, 80
-# json.loads decodes the whole answer into one str first: 1 byte per character, 2 once one
-# character is beyond Latin-1 (a UTF-8 lead byte from 0xC4), 4 once one is beyond the BMP (0xF0).
-_WIDE, _WIDEST = re.compile(rb"[\xc4-\xef]"), re.compile(rb"[\xf0-\xf4]")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -146,14 +140,6 @@ def _nesting_within(brackets: bytes | bytearray, limit: int) -> Optional[bool]:
             return None
         brackets = shorter
     return False if brackets else True
-
-
-def parse_cost(body: bytes | bytearray) -> int:
-    """What ``json.loads`` would allocate for ``body`` at most, roughly (bytes)."""
-    width = 4 if _WIDEST.search(body) else 2 if _WIDE.search(body) else 1
-    return (_LIST_BYTES * body.count(b"[") + _DICT_BYTES * body.count(b"{")
-            + _ITEM_BYTES * (body.count(b",") + body.count(b":") + 1)
-            + _STRING_BYTES * (body.count(b'"') // 2) + 2 * width * len(body))
 
 
 def parse_answer(body: bytes | bytearray) -> Any:
