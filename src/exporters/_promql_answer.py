@@ -25,8 +25,8 @@ from typing import Any, Callable, Optional
 # The one estimate of what parsed JSON takes, for results files and answers alike.
 from advisor_core.results_files import json_parse_cost as parse_cost
 
-__all__ = ["MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "SMALL_ANSWER_BYTES", "BadAnswer",
-           "WindowPoints", "fetch", "finite_float", "parse_answer", "parse_cost"]
+__all__ = ["EDGE_SECONDS", "MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "SMALL_ANSWER_BYTES",
+           "BadAnswer", "WindowPoints", "fetch", "finite_float", "parse_answer", "parse_cost"]
 
 #: The largest answer read (bytes): a window's answer is ~0.3 MB; more is a broken server.
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
@@ -175,21 +175,29 @@ def finite_float(value: Any) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
+#: How far outside a window asked a point may lie and still be on it (seconds): the window's
+#: ends are sent rounded to the millisecond (``_promql._format_time``), so a point on them may
+#: come back up to half a millisecond outside; plus the error of a float at epoch seconds.
+EDGE_SECONDS = 0.0005 + 1e-6
+
+
 class WindowPoints:
     """The values of a range query's series, only where its window and step ask for them.
 
-    A point is kept when its time lies within one step of the window asked (VictoriaMetrics
-    moves a window's ends to the step grid, so the first and last point may fall just outside)
-    and at least one step after the series' previous point; a series keeps at most
-    ``(end - start) / step + 2`` points. Everything else is counted in ``dropped``. More than
-    ``max_series`` series with points, or more than ``max_points`` points in all, is no answer
-    to trust: ``add`` raises BadAnswer (``too_large``) rather than keep part of it.
+    A point is kept when its time lies within the window asked, [start, end] (``EDGE_SECONDS``
+    at either end for the rounding of the times sent), and at least one step after the
+    series' previous point; a series keeps at most ``(end - start) / step + 1`` points, what a
+    step grid can put in the window. VictoriaMetrics may move a long window's ends onto its own
+    step grid: its points outside the window asked are dropped like any other. Everything
+    dropped is counted in ``dropped``. More than ``max_series`` series with points, or more
+    than ``max_points`` points in all, is no answer to trust: ``add`` raises BadAnswer
+    (``too_large``) rather than keep part of it.
     """
 
     def __init__(self, start: float, end: float, step: float, max_series: int,
                  max_points: int) -> None:
         self.step = step
-        self.limit = int((end - start) // step) + 2
+        self.limit = int((end - start + 2 * EDGE_SECONDS) // step) + 1
         self.max_series, self.max_points = max_series, max_points
         self._gap = step * (1 - 1e-9)  # float times on the grid are not exact
         # label key -> (values, [time of the last value]); values as doubles, 8 bytes each
@@ -212,7 +220,7 @@ class WindowPoints:
             return
         known = self._series.get(key)
         values, last = known if known is not None else (array("d"), [-math.inf])
-        earliest, latest = start - self.step, end + self.step
+        earliest, latest = start - EDGE_SECONDS, end + EDGE_SECONDS
         gap, limit, previous, before = self._gap, self.limit, last[0], len(values)
         for pair in pairs:
             if type(pair) is not list or len(pair) != 2:
@@ -224,7 +232,7 @@ class WindowPoints:
                     self.dropped += 1
                     continue
             # NaN and infinities fail the window test; so does a huge integer.
-            if not earliest < at < latest or at - previous < gap or len(values) >= limit:
+            if not earliest <= at <= latest or at - previous < gap or len(values) >= limit:
                 self.dropped += 1
                 continue
             number = finite_float(pair[1])
