@@ -73,11 +73,13 @@ class MetricSet(abc.ABC):
                 kept.append(record)
                 used_bytes += size
                 used_series += rows
-        self._admitted = {reason: count for reason, count in over.items() if count}
-        if self._admitted:
+        admitted = {reason: count for reason, count in over.items() if count}
+        if admitted:
             run = replace(run, scenarios=tuple(kept))
         del kept
-        return self._within_budget(self.compute(run, prom))
+        families = self.compute(run, prom)
+        self._admitted = admitted  # counted once the compute served them worked
+        return self._within_budget(families)
 
     def rerendered(self) -> list[Family]:
         """``rerender`` within the set's budget."""
