@@ -38,15 +38,15 @@ def _sets(tmp_path: Path) -> list:
     return [cls(settings) for cls in SETS]
 
 
-def long_names(count: int = 20_000, length: int = 607) -> str:
+def long_names(count: int = 20_000, length: int = 607, letter: str = "n") -> str:
     """The hostile review's file: every scenario gives a sample to most families, each with a
     607-character name, within every file limit (16 MiB, 20,000 scenarios, 1,024 chars)."""
-    scenarios = [{"name": f"{i:05d} " + "n" * (length - 6), "bitrate": "5000k",
+    scenarios = [{"name": f"{i:05d} " + letter * (length - 6), "bitrate": "5000k",
                   "resolution": "1920x1080", "fps": 30, "duration": 60,
                   "power": {"mean_watts": 70.5}, "vmaf_score": 95.2, "psnr_score": 44.1,
                   "ssim_score": 0.99, "total_frames": 1800, "dropped_frames": 1,
                   "encoder_type": "libx264"} for i in range(count)]
-    return json.dumps({"scenarios": scenarios}, separators=(",", ":"))
+    return json.dumps({"scenarios": scenarios}, separators=(",", ":"), ensure_ascii=False)
 
 
 def empty_objects() -> str:
@@ -267,6 +267,20 @@ def test_hostile_files_within_the_limits_stay_under_200_mb_and_say_why(tmp_path:
             assert left_out and served, name
             assert len(served) + left_out == 20_000, name
         assert _peak_kb(exporter.proc.pid) < PEAK_KB, f"{_peak_kb(exporter.proc.pid)} kB"
+        # Three UTF-8 bytes a character: the admission bound (characters) is low, the exact
+        # cut holds the budget.
+        wide = tmp_path / "test_results_20250101_000001.json"
+        wide.write_text(long_names(8000, letter="\u4e2d"), encoding="utf-8")
+        assert wide.stat().st_size <= 16 * MiB
+        for name, port in ports.items():
+            samples = _wait(port, lambda s, n=name: _value(
+                s, f"{n}_scenarios_total") == 8000.0)
+            assert _value(samples, f"{name}_exporter_up") == 1.0
+            left_out = _value(samples, f"{name}_exporter_skipped_scenarios",
+                              reason="label_budget")
+            served = _served_names(samples)
+            assert left_out and served and len(served) + left_out == 8000, name
+        assert _peak_kb(exporter.proc.pid) < PEAK_KB, f"{_peak_kb(exporter.proc.pid)} kB"
         served_before = {name: _served_names(_samples(port)) for name, port in ports.items()}
         empty = tmp_path / "test_results_20250102_000000.json"
         empty.write_text(empty_objects())
@@ -274,12 +288,12 @@ def test_hostile_files_within_the_limits_stay_under_200_mb_and_say_why(tmp_path:
             samples = _wait(port, lambda s, n=name: _value(
                 s, f"{n}_exporter_refresh_failures", reason="too_costly"))
             assert _value(samples, f"{name}_exporter_up") == 0.0
-            assert _value(samples, f"{name}_scenarios_total") == 20_000.0  # the last good run
+            assert _value(samples, f"{name}_scenarios_total") == 8000.0  # the last good run
             assert _served_names(samples) == served_before[name]
         assert _peak_kb(exporter.proc.pid) < PEAK_KB, f"{_peak_kb(exporter.proc.pid)} kB"
         # The cause gone, the real run is served whole again.
-        empty.unlink()
-        names.unlink()
+        for path in (empty, wide, names):
+            path.unlink()
         for name, port in ports.items():
             samples = _wait(port, lambda s, n=name: _value(s, f"{n}_exporter_up") == 1.0)
             assert _served_names(samples) == _served_names(normal[name])
@@ -287,3 +301,19 @@ def test_hostile_files_within_the_limits_stay_under_200_mb_and_say_why(tmp_path:
     finally:
         if exporter.proc.poll() is None:
             exporter.kill()
+
+
+def test_a_set_over_its_series_budget_serves_whole_scenarios_up_to_it(tmp_path: Path) -> None:
+    run = read_run(DATA_DIR / "test_results_20240115_103000.json", EXPORTER_LIMITS)
+    for metric_set in _sets(tmp_path):
+        whole = metric_set.compute(run, PromClient(None))
+        rows = sum(len(f) for f in whole if isinstance(f, TableFamily))
+        metric_set.budget = BodyBudget(label_bytes=16 * MiB, series=rows // 2)
+        served = [f for f in metric_set.families(run, PromClient(None))
+                  if isinstance(f, TableFamily)]
+        kept = sum(len(f) for f in served)
+        assert rows // 2 - 40 < kept <= rows // 2, metric_set.name  # a scenario has <= 38
+        names = {labels.labels["scenario"] for f in served for labels in f.keys}
+        every = {labels.labels["scenario"] for f in whole if isinstance(f, TableFamily)
+                 for labels in f.keys}
+        assert metric_set.skipped()["series_budget"] == len(every - names) > 0

@@ -55,30 +55,27 @@ class MetricSet(abc.ABC):
     def families(self, run: Run, prom: PromClient) -> list[Family]:
         """``compute`` within the set's budget: what the refresh serves.
 
-        Scenarios are admitted in file order while an upper bound of their label bytes and
-        samples fits (so a file of long texts costs a compute of what is served, not of the
-        whole file); the families computed are then cut to the budget exactly.
+        Scenarios are admitted in file order while an upper bound of their label bytes fits
+        (so a file of long texts costs a compute of what is served, not of the whole file; the
+        samples of a compute are bounded by the file's scenario cap already); the families
+        computed are then cut to the budget, label bytes and series, exactly.
         """
-        budget, rows = self.budget, max(1, self.rows_per_scenario)
+        rows = max(1, self.rows_per_scenario)
         kept: list[ScenarioRecord] = []
-        over = {"label_budget": 0, "series_budget": 0}
-        used_bytes = used_series = 0
+        used = left_out = 0
         for record in run.scenarios:
             size = rows * (self.label_overhead + label_text_length(run.run_id, record))
-            if used_bytes + size > budget.label_bytes:
-                over["label_budget"] += 1
-            elif used_series + rows > budget.series:
-                over["series_budget"] += 1
+            if used + size > self.budget.label_bytes:
+                left_out += 1
             else:
                 kept.append(record)
-                used_bytes += size
-                used_series += rows
-        admitted = {reason: count for reason, count in over.items() if count}
-        if admitted:
+                used += size
+        if left_out:
             run = replace(run, scenarios=tuple(kept))
         del kept
         families = self.compute(run, prom)
-        self._admitted = admitted  # counted once the compute served them worked
+        # Counted once the compute of what was admitted worked.
+        self._admitted = {"label_budget": left_out} if left_out else {}
         return self._within_budget(families)
 
     def rerendered(self) -> list[Family]:
