@@ -109,6 +109,14 @@ class FakeProm:
                                    + json.dumps(pairs, separators=(",", ":"))[1:-1].encode()
                                    + b"," + fake._outside(1) + b"]}]}}")
                         return
+                    if fake.mode == "edges" and values:
+                        # A point less than a step before the window and one on the grid less
+                        # than a step after it: what a one-step slack would integrate.
+                        end = float(params["end"])
+                        later = start + 5 * len(values)
+                        assert later - 5 <= end < later
+                        result[0]["values"] = [[start - 4.5, "1e6"], *result[0]["values"],
+                                               [later, "1e6"]]
                     if values:
                         result.append({"metric": {"x": "2"}, "values": [[start, "NaNx"]]})
                     data = {"resultType": "matrix", "result": result if values else []}

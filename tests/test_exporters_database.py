@@ -136,31 +136,60 @@ def test_the_scan_before_parsing_is_linear_in_any_bytes(body) -> None:
     assert time.monotonic() - started < 10.0
 
 
-def test_a_series_keeps_at_most_one_point_per_step_near_its_window() -> None:
+def test_a_series_keeps_at_most_one_point_per_step_within_its_window() -> None:
     points = WindowPoints(100.0, 120.0, 5.0, 10, 1000)
     points.add({"metric": {}, "values": [
         [90, "1"],  # two steps before the window: dropped
-        [97.5, "2"],  # within a step before it (a window moved onto the step grid): kept
-        [98, "3"],  # closer than a step to the previous point: dropped
-        [102.5, "NaN"], [102.5, None],  # no value: skipped, neither kept nor counted
-        [102.5, "4"], [102.5, "5"],  # a repeated time: dropped
-        [107.5, True], "junk", [1, 2, 3],  # no point at all: skipped
-        [107.5, "6"], [112.5, "7"], [117.5, "8"],
-        [122.5, "9"],  # within a step after the window: kept
-        [127.5, "10"],  # beyond: dropped
-        ["117.4", "11"],  # earlier than the previous point: dropped
-        [float("nan"), "12"], [None, "13"], [True, "14"], [10**400, "15"],  # no usable time
+        [95, "2"],  # one step before it (a window moved onto a step grid): dropped
+        [99.99, "3"],  # a hundredth of a second before it: dropped
+        [100.0, "NaN"], [100.0, None],  # no value: skipped, neither kept nor counted
+        [100.0, "4"], [100.0, "5"],  # on the start; then a repeated time: dropped
+        [102.5, "6"],  # closer than a step to the previous point: dropped
+        [105, True], "junk", [1, 2, 3],  # no point at all: skipped
+        [105, "7"], [110, "8"], [115, "9"],
+        [120, "10"],  # on the end: kept
+        [125, "11"],  # one step after the window: dropped
+        ["119", "12"],  # earlier than the previous point: dropped
+        [float("nan"), "13"], [None, "14"], [True, "15"], [10**400, "16"],  # no usable time
     ]}, 100.0, 120.0)
-    assert list(points.values()) == [2.0, 4.0, 6.0, 7.0, 8.0, 9.0]
-    assert points.dropped == 9
-    assert points.limit == 6  # (120 - 100) / 5 + 2
+    assert list(points.values()) == [4.0, 7.0, 8.0, 9.0, 10.0]
+    assert points.dropped == 11
+    assert points.limit == 5  # (120 - 100) / 5 + 1: what a step grid can put in the window
+
+
+def test_the_window_s_ends_are_exact_to_the_millisecond_they_are_sent_with() -> None:
+    """The ends travel rounded to the millisecond: a point on a sent end may come back up to
+    half a millisecond outside the window; anything further out is no point of it."""
+    start, end = 1_705_316_100.0004, 1_705_316_120.0004  # sent as ...100 and ...120
+    sent = [float(_promql._format_time(start)), float(_promql._format_time(end))]
+    assert sent == [1_705_316_100.0, 1_705_316_120.0]
+    points = WindowPoints(start, end, 5.0, 10, 1000)
+    points.add({"values": [[sent[0] - 5.0, "1"], [sent[0] - 0.001, "2"], [sent[0], "3"],
+                           [sent[0] + 5, "4"], [sent[0] + 10, "5"], [sent[0] + 15, "6"],
+                           [sent[1], "7"], [sent[1] + 0.0012, "8"], [sent[1] + 5, "9"]]},
+               start, end)
+    assert list(points.values()) == [3.0, 4.0, 5.0, 6.0, 7.0]
+    assert points.dropped == 4 and points.limit == 5
 
 
 def test_points_beyond_what_the_window_asks_for_are_dropped() -> None:
     points = WindowPoints(0.0, 50.0, 5.0, 10, 1000)
+    # A grid moved by 1 s: 10 of its points lie in [0, 50]; twice as dense: still 11 at most.
     points.add({"values": [[t * 5.0 - 4.0, str(t)] for t in range(20)]}, 0.0, 50.0)
-    assert len(points.values()) == points.limit == 12
-    assert points.dropped == 8
+    assert len(points.values()) == 10 and points.limit == 11
+    assert points.dropped == 10
+    dense = WindowPoints(0.0, 50.0, 5.0, 10, 1000)
+    dense.add({"values": [[t * 2.5, str(t)] for t in range(-4, 30)]}, 0.0, 50.0)
+    assert len(dense.values()) == dense.limit == 11
+
+
+def test_one_hostile_point_each_side_of_the_window_changes_no_value(fake) -> None:
+    """The review's answer: each series with an extra point a step before and a step after the
+    window asked. Neither is integrated: the values are the ordinary answer's."""
+    client = PromClient(fake.url, timeout=10.0)
+    fake.mode = "edges"
+    assert client.query_range(POWER_QUERY, PAST, PAST + 10.5, 5.0) == NORMAL
+    assert client.dropped_points == 2
 
 
 def test_more_series_or_points_than_a_query_can_ask_for_fail_it_whole(monkeypatch) -> None:

@@ -25,12 +25,15 @@ __all__ = ["ReadLimits", "Records", "RunRecord", "read_records", "read_run", "ru
 
 @dataclass(frozen=True)
 class ReadLimits:
-    """What one results file may hold: bytes, scenario entries and characters per text field
-    (every text may become a label value). Together they bound a reader's memory."""
+    """What one results file may hold: bytes, scenario entries, characters per text field
+    (every text may become a label value) and bytes its parsed objects may take, as estimated
+    before parsing (``results_files.json_parse_cost``; None: unbounded). Together they bound a
+    reader's memory."""
 
     max_bytes: int = MAX_RESULTS_FILE_BYTES
     max_scenarios: Optional[int] = None
     max_text: int = MAX_TEXT
+    max_parse_bytes: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ def read_run(path: PathLike, limits: ReadLimits = ReadLimits(),
     False for none). Raises ResultsFileError (a ValueError) for an unusable file; an unusable
     analysis CSV is reported in ``analysis_error`` and the run is read from its JSON alone."""
     path = Path(path)
-    raw, entries = read_results(path, limits.max_bytes, limits.max_scenarios)
+    raw, entries = read_results(path, limits.max_bytes, limits.max_scenarios,
+                                limits.max_parse_bytes)
     rows: Optional[dict[str, AnalysisRow]] = None
     error: Optional[AnalysisError] = None
     if analysis is not False:

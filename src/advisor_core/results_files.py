@@ -13,6 +13,7 @@ import json
 import logging
 import math
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any, Optional
@@ -25,6 +26,7 @@ __all__ = [
     "MAX_RESULTS_FILE_BYTES",
     "RESULTS_GLOB",
     "ResultsFileError",
+    "json_parse_cost",
     "latest_results_file",
     "load_results",
     "read_results",
@@ -47,7 +49,8 @@ class ResultsFileError(ValueError):
     """A results file that cannot be used; ``reason`` names why, for counting.
 
     Reasons: ``vanished`` (gone between listing and opening), ``unreadable``, ``not_a_file``
-    (a FIFO, device or directory), ``too_large``, ``malformed_json``, ``bad_schema``.
+    (a FIFO, device or directory), ``too_large``, ``too_costly`` (the parsed objects would take
+    more than allowed), ``malformed_json``, ``bad_schema``, ``too_many_scenarios``.
     """
 
     def __init__(self, message: str, reason: str) -> None:
@@ -119,6 +122,29 @@ def read_results_bytes(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES) 
     return raw
 
 
+# Upper bounds of what json.loads allocates per token (CPython 3.9-3.13, 64-bit, measured), all
+# counted on the raw bytes, so a bracket, comma or quote inside a string counts too (more, never
+# less): a list (capacity 4) and a dict (up to 5 keys), a slot and a number per comma or colon,
+# a str object per pair of quotes, and per byte both the decoded text and string content.
+_LIST_BYTES, _DICT_BYTES, _ITEM_BYTES, _STRING_BYTES = 88, 200, 40, 80
+# json.loads works on the whole document decoded into one str: 1 byte per character, 2 once one
+# character is beyond Latin-1 (a UTF-8 lead byte from 0xC4), 4 once one is beyond the BMP (0xF0).
+_WIDE, _WIDEST = re.compile(rb"[\xc4-\xef]"), re.compile(rb"[\xf0-\xf4]")
+
+
+def json_parse_cost(raw: bytes | bytearray) -> int:
+    """What ``json.loads`` would allocate for the UTF-8 JSON ``raw`` at most, roughly (bytes).
+
+    Counted on the bytes at C speed (no token is looked at one by one): 16 MiB of ``{},{},...``
+    is estimated at ~1.3 GB (~400 MB in fact), 16 MiB of ordinary scenarios at ~150 MB
+    (~105 MB in fact).
+    """
+    width = 1 if raw.isascii() else 4 if _WIDEST.search(raw) else 2 if _WIDE.search(raw) else 1
+    return (_LIST_BYTES * raw.count(b"[") + _DICT_BYTES * raw.count(b"{")
+            + _ITEM_BYTES * (raw.count(b",") + raw.count(b":") + 1)
+            + _STRING_BYTES * (raw.count(b'"') // 2) + 2 * width * len(raw))
+
+
 #: Digits an integer literal may have; longer ones are beyond the float range anyway (no field
 #: can use them), and parsing them as int would hit Python's integer-digit limit.
 _MAX_INT_DIGITS = 400
@@ -151,13 +177,22 @@ def load_results(path: PathLike) -> list[dict]:
 
 
 def read_results(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES,
-                 max_scenarios: Optional[int] = None) -> tuple[list[dict], int]:
+                 max_scenarios: Optional[int] = None,
+                 max_parse_bytes: Optional[int] = None) -> tuple[list[dict], int]:
     """``load_results`` and the number of entries of ``scenarios``, objects or not.
 
     Raises ResultsFileError (a ValueError) naming the file, the problem and its reason; a file
-    of more than ``max_scenarios`` entries is refused as ``too_many_scenarios``.
+    of more than ``max_scenarios`` entries is refused as ``too_many_scenarios``, one whose
+    parsed objects would take more than ``max_parse_bytes`` (``json_parse_cost``, checked
+    before parsing) as ``too_costly``.
     """
     raw = read_results_bytes(path, max_bytes)
+    if max_parse_bytes is not None:
+        estimate = json_parse_cost(raw)
+        if estimate > max_parse_bytes:
+            raise ResultsFileError(
+                f"{path}: {len(raw)} bytes would take ~{estimate >> 20} MiB parsed, more than "
+                f"the {max_parse_bytes >> 20} MiB allowed", "too_costly")
     try:
         # Decoded here rather than by json.loads so the bytes are freed before the objects
         # are built (the memory peak of a load).

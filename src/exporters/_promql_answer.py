@@ -15,7 +15,6 @@ from __future__ import annotations
 import http.client
 import json
 import math
-import re
 import socket
 import threading
 import time
@@ -23,8 +22,11 @@ import urllib.parse
 from array import array
 from typing import Any, Callable, Optional
 
-__all__ = ["MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "SMALL_ANSWER_BYTES", "BadAnswer",
-           "WindowPoints", "fetch", "finite_float", "parse_answer", "parse_cost"]
+# The one estimate of what parsed JSON takes, for results files and answers alike.
+from advisor_core.results_files import json_parse_cost as parse_cost
+
+__all__ = ["EDGE_SECONDS", "MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "SMALL_ANSWER_BYTES",
+           "BadAnswer", "WindowPoints", "fetch", "finite_float", "parse_answer", "parse_cost"]
 
 #: The largest answer read (bytes): a window's answer is ~0.3 MB; more is a broken server.
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
@@ -40,14 +42,6 @@ MAX_PARSE_BYTES = 112 * 1024 * 1024
 #: the request's deadline.
 SMALL_ANSWER_BYTES = 1024 * 1024
 
-# Upper bounds of what json.loads allocates per token (CPython 3.9-3.13, 64-bit, measured), all
-# counted on the raw bytes, so a bracket, comma or quote inside a string counts too (more, never
-# less): a list (capacity 4) and a dict (up to 5 keys), a slot and a number per comma or colon,
-# a str object per pair of quotes, and per byte both the decoded answer and string content.
-_LIST_BYTES, _DICT_BYTES, _ITEM_BYTES, _STRING_BYTES = 88, 200, 40, 80
-# json.loads decodes the whole answer into one str first: 1 byte per character, 2 once one
-# character is beyond Latin-1 (a UTF-8 lead byte from 0xC4), 4 once one is beyond the BMP (0xF0).
-_WIDE, _WIDEST = re.compile(rb"[\xc4-\xef]"), re.compile(rb"[\xf0-\xf4]")
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
@@ -148,14 +142,6 @@ def _nesting_within(brackets: bytes | bytearray, limit: int) -> Optional[bool]:
     return False if brackets else True
 
 
-def parse_cost(body: bytes | bytearray) -> int:
-    """What ``json.loads`` would allocate for ``body`` at most, roughly (bytes)."""
-    width = 4 if _WIDEST.search(body) else 2 if _WIDE.search(body) else 1
-    return (_LIST_BYTES * body.count(b"[") + _DICT_BYTES * body.count(b"{")
-            + _ITEM_BYTES * (body.count(b",") + body.count(b":") + 1)
-            + _STRING_BYTES * (body.count(b'"') // 2) + 2 * width * len(body))
-
-
 def parse_answer(body: bytes | bytearray) -> Any:
     """The JSON document of an answer whose depth and parsed size are within budget.
 
@@ -189,21 +175,29 @@ def finite_float(value: Any) -> Optional[float]:
     return number if math.isfinite(number) else None
 
 
+#: How far outside a window asked a point may lie and still be on it (seconds): the window's
+#: ends are sent rounded to the millisecond (``_promql._format_time``), so a point on them may
+#: come back up to half a millisecond outside; plus the error of a float at epoch seconds.
+EDGE_SECONDS = 0.0005 + 1e-6
+
+
 class WindowPoints:
     """The values of a range query's series, only where its window and step ask for them.
 
-    A point is kept when its time lies within one step of the window asked (VictoriaMetrics
-    moves a window's ends to the step grid, so the first and last point may fall just outside)
-    and at least one step after the series' previous point; a series keeps at most
-    ``(end - start) / step + 2`` points. Everything else is counted in ``dropped``. More than
-    ``max_series`` series with points, or more than ``max_points`` points in all, is no answer
-    to trust: ``add`` raises BadAnswer (``too_large``) rather than keep part of it.
+    A point is kept when its time lies within the window asked, [start, end] (``EDGE_SECONDS``
+    at either end for the rounding of the times sent), and at least one step after the
+    series' previous point; a series keeps at most ``(end - start) / step + 1`` points, what a
+    step grid can put in the window. VictoriaMetrics may move a long window's ends onto its own
+    step grid: its points outside the window asked are dropped like any other. Everything
+    dropped is counted in ``dropped``. More than ``max_series`` series with points, or more
+    than ``max_points`` points in all, is no answer to trust: ``add`` raises BadAnswer
+    (``too_large``) rather than keep part of it.
     """
 
     def __init__(self, start: float, end: float, step: float, max_series: int,
                  max_points: int) -> None:
         self.step = step
-        self.limit = int((end - start) // step) + 2
+        self.limit = int((end - start + 2 * EDGE_SECONDS) // step) + 1
         self.max_series, self.max_points = max_series, max_points
         self._gap = step * (1 - 1e-9)  # float times on the grid are not exact
         # label key -> (values, [time of the last value]); values as doubles, 8 bytes each
@@ -226,7 +220,7 @@ class WindowPoints:
             return
         known = self._series.get(key)
         values, last = known if known is not None else (array("d"), [-math.inf])
-        earliest, latest = start - self.step, end + self.step
+        earliest, latest = start - EDGE_SECONDS, end + EDGE_SECONDS
         gap, limit, previous, before = self._gap, self.limit, last[0], len(values)
         for pair in pairs:
             if type(pair) is not list or len(pair) != 2:
@@ -238,7 +232,7 @@ class WindowPoints:
                     self.dropped += 1
                     continue
             # NaN and infinities fail the window test; so does a huge integer.
-            if not earliest < at < latest or at - previous < gap or len(values) >= limit:
+            if not earliest <= at <= latest or at - previous < gap or len(values) >= limit:
                 self.dropped += 1
                 continue
             number = finite_float(pair[1])

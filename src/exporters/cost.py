@@ -102,6 +102,8 @@ class CostMetrics(MetricSet):
 
     name = "cost"
     default_port = 9504
+    rows_per_scenario = len(_FAMILIES)
+    label_overhead = 100
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -154,10 +156,6 @@ class CostMetrics(MetricSet):
     def info_labels(self) -> dict[str, str]:
         """Region and currency, next to the version."""
         return {"region": self.region, "currency": self.currency}
-
-    def skipped(self) -> dict[str, int]:
-        """Scenarios without cost samples in the last compute, by reason."""
-        return dict(self._skipped)
 
     def _intensity(self) -> Optional[float]:
         try:

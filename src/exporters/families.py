@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
 from typing import Optional, Union
 
 from prometheus_client import Metric
@@ -124,6 +126,74 @@ FamilySpec = tuple[str, str, str]
 def table_families(specs: Sequence[FamilySpec], **values: str) -> dict[str, TableFamily]:
     """A new, empty gauge TableFamily for each spec, by key (helps formatted with ``values``)."""
     return {key: TableFamily(name, text.format(**values)) for key, name, text in specs}
+
+
+@dataclass(frozen=True)
+class BodyBudget:
+    """What the per-scenario (table) families of one exporter's body may hold: bytes of label
+    blocks (``{a="x",...}``, one per sample: what makes a body big) and samples (series)."""
+
+    label_bytes: int = 16 * 1024 * 1024
+    series: int = 100_000
+
+
+_BLOCK = attrgetter("block")
+
+
+def within_budget(families: list[Family],
+                  budget: BodyBudget) -> tuple[list[Family], dict[str, int]]:
+    """The families with whole scenarios left out until the table families fit ``budget``, and
+    the scenarios left out by reason (``label_budget``, ``series_budget``).
+
+    A scenario is the label sets with one ``scenario`` label value (a label set without one is
+    a scenario of its own); scenarios are taken in the order they first appear while they fit.
+    Families within the budget are returned as they are; cut ones are new objects.
+    """
+    tables = [family for family in families if isinstance(family, TableFamily)]
+    series = sum(len(table) for table in tables)
+    if series <= budget.series and sum(
+            sum(map(len, map(_BLOCK, table.keys))) for table in tables) <= budget.label_bytes:
+        return families, {}  # the common case, at C speed: no row is looked at in Python
+    # Label bytes and samples of each label set, then of each scenario, in order of appearance.
+    per_set: dict[int, list] = {}
+    for table in tables:
+        for labels in table.keys:
+            cost = per_set.get(id(labels))
+            if cost is None:
+                per_set[id(labels)] = [labels, len(labels.block), 1]
+            else:
+                cost[1] += len(labels.block)
+                cost[2] += 1
+    per_scenario: dict[object, list[int]] = {}
+    scenario_of: dict[int, object] = {}
+    for ident, (labels, size, rows) in per_set.items():
+        name = dict(zip(labels._names, labels._values)).get("scenario", ident)
+        scenario_of[ident] = name
+        cost = per_scenario.setdefault(name, [0, 0])
+        cost[0] += size
+        cost[1] += rows
+    kept: set[object] = set()
+    used_bytes = used_series = 0
+    left_out = {"label_budget": 0, "series_budget": 0}
+    for name, (size, rows) in per_scenario.items():
+        if used_bytes + size > budget.label_bytes:
+            left_out["label_budget"] += 1
+        elif used_series + rows > budget.series:
+            left_out["series_budget"] += 1
+        else:
+            kept.add(name)
+            used_bytes += size
+            used_series += rows
+    result: list[Family] = []
+    for family in families:
+        if isinstance(family, TableFamily):
+            cut = TableFamily(family.name, family.documentation, family.type)
+            for labels, value in zip(family.keys, family.values):
+                if scenario_of[id(labels)] in kept:
+                    cut.add(labels, value)
+            family = cut
+        result.append(family)
+    return result, {reason: count for reason, count in left_out.items() if count}
 
 
 _LEGACY_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import abc
 import argparse
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Optional
 
 from advisor_core.reader import RunRecord
+from advisor_core.record import ScenarioRecord
 
 from ._promql import PromClient
-from .families import Family
+from .families import BodyBudget, Family, within_budget
 from .jobs import Job
 
 #: One loaded results file: its records, one per scenario name (``advisor_core.reader``).
@@ -22,6 +24,18 @@ class MetricSet(abc.ABC):
 
     name: str = ""
     default_port: int = 0
+    #: What the set's body may hold (docs/exporters.md §9); the runner sets it from the flags.
+    budget: BodyBudget = BodyBudget()
+    #: Scenarios a set left out of its last compute or render by reason (the set's own rules).
+    _skipped: Mapping[str, int] = {}
+    #: Scenarios the last ``families`` or ``rerendered`` left out to stay within ``budget``.
+    _over_budget: Mapping[str, int] = {}
+    _admitted: Mapping[str, int] = {}
+    #: Most per-scenario samples one scenario has in this set, and the bytes of its label
+    #: names, quotes and short constant values: with the scenario's text, an upper bound of
+    #: what it adds to the body's label bytes, known before ``compute`` builds anything.
+    rows_per_scenario: int = 1
+    label_overhead: int = 0
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -38,9 +52,48 @@ class MetricSet(abc.ABC):
         """Called in the refresh thread only (never on a scrape). Returns metric families
         (prometheus_client Metric objects, or TableFamily for big per-scenario ones)."""
 
+    def families(self, run: Run, prom: PromClient) -> list[Family]:
+        """``compute`` within the set's budget: what the refresh serves.
+
+        Scenarios are admitted in file order while an upper bound of their label bytes fits
+        (so a file of long texts costs a compute of what is served, not of the whole file; the
+        samples of a compute are bounded by the file's scenario cap already); the families
+        computed are then cut to the budget, label bytes and series, exactly.
+        """
+        rows = max(1, self.rows_per_scenario)
+        kept: list[ScenarioRecord] = []
+        used = left_out = 0
+        for record in run.scenarios:
+            size = rows * (self.label_overhead + label_text_length(run.run_id, record))
+            if used + size > self.budget.label_bytes:
+                left_out += 1
+            else:
+                kept.append(record)
+                used += size
+        if left_out:
+            run = replace(run, scenarios=tuple(kept))
+        del kept
+        families = self.compute(run, prom)
+        # Counted once the compute of what was admitted worked.
+        self._admitted = {"label_budget": left_out} if left_out else {}
+        return self._within_budget(families)
+
+    def rerendered(self) -> list[Family]:
+        """``rerender`` within the set's budget."""
+        return self._within_budget(self.rerender())
+
+    def _within_budget(self, families: list[Family]) -> list[Family]:
+        families, self._over_budget = within_budget(families, self.budget)
+        return families
+
     def skipped(self) -> Mapping[str, int]:
-        """Scenarios this set skipped in the last compute, by reason (default: none)."""
-        return {}
+        """Scenarios, or samples of them, the set left out of its last render, by reason: its
+        own rules' and its budget's."""
+        counts = dict(self._skipped)
+        for source in (self._admitted, self._over_budget):
+            for reason, count in source.items():
+                counts[reason] = counts.get(reason, 0) + count
+        return counts
 
     def info_labels(self) -> Mapping[str, str]:
         """Extra labels of ``<name>_exporter_info`` besides ``version``."""
@@ -58,3 +111,10 @@ class MetricSet(abc.ABC):
     def rerender(self) -> list[Family]:
         """The last compute's families rebuilt from its cached rows with the jobs' results."""
         raise NotImplementedError(f"{type(self).__name__} has no background jobs to show")
+
+
+def label_text_length(run_id: str, record: ScenarioRecord) -> int:
+    """Characters of the record's texts any set makes label values of (and the run id)."""
+    return len(run_id) + sum(len(text) for text in (
+        record.name, record.bitrate, record.resolution, record.fps_text, record.output_ladder,
+        record.encoder, record.preset) if text)

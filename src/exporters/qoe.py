@@ -54,15 +54,13 @@ class QoEMetrics(MetricSet):
 
     name = "qoe"
     default_port = 9503
+    rows_per_scenario = len(_FAMILIES)
+    label_overhead = 40
 
     def __init__(self, settings: Optional[argparse.Namespace] = None) -> None:
         self._per_watt = EnergyEfficiencyScorer("quality_per_watt")
         self._efficiency = EnergyEfficiencyScorer("qoe_efficiency_score")
         self._skipped: dict[str, int] = {}
-
-    def skipped(self) -> dict[str, int]:
-        """Scenarios with a value left out in the last compute, by reason."""
-        return dict(self._skipped)
 
     def compute(self, run: Run, prom: PromClient) -> list[Family]:
         """Return the QoE families for a run (refresh thread only; no database queries)."""

@@ -58,9 +58,11 @@ def failure_reason(exc: BaseException, default: str) -> str:
     return default
 
 
-#: What one results file may hold by default (docs/exporters.md §7): bytes, scenario entries and
-#: characters per text field (label value). Together they bound a refresh's memory.
-EXPORTER_LIMITS = ReadLimits(max_bytes=16 * 1024 * 1024, max_scenarios=20_000, max_text=1024)
+#: What one results file may hold by default (docs/exporters.md §7, §9): bytes, scenario entries,
+#: characters per text field (label value) and the estimated size of its parsed objects. With
+#: each set's BodyBudget they bound a refresh's memory.
+EXPORTER_LIMITS = ReadLimits(max_bytes=16 * 1024 * 1024, max_scenarios=20_000, max_text=1024,
+                             max_parse_bytes=96 * 1024 * 1024)
 
 
 class Refresher(threading.Thread):
@@ -251,7 +253,7 @@ class Refresher(threading.Thread):
     def _rerender_one(self, state: ExporterState) -> None:
         """Render one set again from its cached rows (its background job has new results)."""
         try:
-            state.set_data(state.metric_set.rerender())
+            state.set_data(state.metric_set.rerendered())
         except Exception:
             logger.exception("%s: re-rendering failed", state.metric_set.name)
 
@@ -312,7 +314,7 @@ class Refresher(threading.Thread):
         for index, state in enumerate(self.states):
             began = time.perf_counter()
             try:
-                families = state.metric_set.compute(run, self.prom)
+                families = state.metric_set.families(run, self.prom)
                 if index == last:
                     del run  # the scenario objects are freed before the last render
                 state.set_data(families if isinstance(families, list) else list(families))

@@ -180,6 +180,10 @@ class ResultsMetrics(MetricSet):
 
     name = "results"
     default_port = 9502
+    # The measured and predicted families, rank, best per ladder and Pareto; the ranked label
+    # set adds ``algorithm``.
+    rows_per_scenario = len(_FAMILIES) + 3
+    label_overhead = 170
 
     def __init__(
         self,
@@ -194,10 +198,6 @@ class ResultsMetrics(MetricSet):
         self._cached = _Cached(signature=(), measured={}, rows=(), skipped={}, recommendation=[])
 
     # -- MetricSet hooks ------------------------------------------------------------------------
-
-    def skipped(self) -> dict[str, int]:
-        """Scenarios left without some samples in the last render, by reason."""
-        return dict(self._skipped)
 
     def take_job(self) -> Optional[Job]:
         """The model training/prediction the last compute asked for (None when nothing is due)."""

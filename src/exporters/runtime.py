@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._promql import PromClient
+from .families import BodyBudget
 from .http_policy import HttpLimits
 from .metric_set import MetricSet
 from .publisher import ExporterState
@@ -94,7 +95,11 @@ def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespa
     prom = PromClient(getattr(settings, "prometheus_url", None))
     states = [ExporterState(metric_set, prom) for metric_set in metric_sets]
     limits = ReadLimits(max_bytes=settings.max_file_bytes, max_scenarios=settings.max_scenarios,
-                        max_text=settings.max_label_length)
+                        max_text=settings.max_label_length,
+                        max_parse_bytes=settings.max_parse_bytes)
+    budget = BodyBudget(label_bytes=settings.max_body_label_bytes, series=settings.max_series)
+    for metric_set in metric_sets:
+        metric_set.budget = budget
     refresher = Refresher(states, Path(settings.results_dir), settings.refresh_interval, prom,
                           limits)
     refresher.tick()

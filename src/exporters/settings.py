@@ -11,7 +11,9 @@ from urllib.parse import urlsplit
 from advisor_core import __version__ as VERSION
 from advisor_core.argtypes import positive_seconds
 
+from .families import BodyBudget
 from .metric_set import MetricSet
+from .refresh import EXPORTER_LIMITS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,13 +124,28 @@ def build_parser(prog: str, sets: Sequence[type[MetricSet]], description: str) -
                      help="directory holding test_results_*.json files; must exist (env "
                           "RESULTS_DIR)")
     net.add_argument("--max-file-bytes", type=_count("file size", 1, 2**40),
-                     default=16 * 1024 * 1024,
+                     default=EXPORTER_LIMITS.max_bytes,
                      help="largest results file read (bytes); a bigger one is refused")
-    net.add_argument("--max-scenarios", type=_count("scenario count", 1, 10**8), default=20_000,
+    net.add_argument("--max-scenarios", type=_count("scenario count", 1, 10**8),
+                     default=EXPORTER_LIMITS.max_scenarios,
                      help="most scenario entries a results file may have")
-    net.add_argument("--max-label-length", type=_count("label length", 1, 10**7), default=1024,
+    net.add_argument("--max-label-length", type=_count("label length", 1, 10**7),
+                     default=EXPORTER_LIMITS.max_text,
                      help="longest text field of a scenario (characters): a longer one skips "
                           "the scenario")
+    net.add_argument("--max-parse-bytes", type=_count("parse budget", 1, 2**44),
+                     default=EXPORTER_LIMITS.max_parse_bytes,
+                     help="most bytes a results file's parsed objects may take, as estimated "
+                          "from counts of its brackets, commas, colons, quotes and bytes "
+                          "before parsing; a costlier file is refused")
+    net.add_argument("--max-body-label-bytes", type=_count("label budget", 1, 2**40),
+                     default=BodyBudget().label_bytes,
+                     help="most bytes of label blocks one exporter's per-scenario samples may "
+                          "take in its body; scenarios beyond it are left out and counted")
+    net.add_argument("--max-series", type=_count("series budget", 1, 10**9),
+                     default=BodyBudget().series,
+                     help="most per-scenario samples (series) one exporter serves; scenarios "
+                          "beyond it are left out and counted")
     net.add_argument("--refresh-interval", type=interval, default=2.0,
                      help="seconds between checks for a new or changed results file")
     net.add_argument("--prometheus-url", type=_base_url, default=env("PROMETHEUS_URL", None),

@@ -1,0 +1,319 @@
+"""Byte budgets of a results file and of an exporter's body (docs/exporters.md §9): files whose
+parsed objects would cost too much are refused before parsing, scenarios beyond a body's label
+and series budget are left out and counted, bundled data is served whole."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from _process import DATA_DIR, Exporter, free_port, request
+from advisor_core.reader import read_run
+from advisor_core.results_files import ResultsFileError, json_parse_cost, read_results
+from exporters._promql import PromClient
+from exporters.cost import CostMetrics
+from exporters.families import BodyBudget, LabelSchema, TableFamily, within_budget
+from exporters.metric_set import label_text_length
+from exporters.publisher import ExporterState
+from exporters.qoe import QoEMetrics
+from exporters.refresh import EXPORTER_LIMITS
+from exporters.results import ResultsMetrics
+from exporters.settings import parse_settings
+
+MiB = 1024 * 1024
+#: The issue's goal: no file within the limits takes an exporter above this (VmHWM, kB).
+PEAK_KB = 200 * 1024
+REAL_FILES = sorted(DATA_DIR.glob("test_results_*.json"))
+SETS = (CostMetrics, QoEMetrics, ResultsMetrics)
+
+
+def _sets(tmp_path: Path) -> list:
+    settings = parse_settings("t", list(SETS), ["--results-dir", str(tmp_path)])
+    return [cls(settings) for cls in SETS]
+
+
+def long_names(count: int = 20_000, length: int = 607, letter: str = "n") -> str:
+    """The hostile review's file: every scenario gives a sample to most families, each with a
+    607-character name, within every file limit (16 MiB, 20,000 scenarios, 1,024 chars)."""
+    scenarios = [{"name": f"{i:05d} " + letter * (length - 6), "bitrate": "5000k",
+                  "resolution": "1920x1080", "fps": 30, "duration": 60,
+                  "power": {"mean_watts": 70.5}, "vmaf_score": 95.2, "psnr_score": 44.1,
+                  "ssim_score": 0.99, "total_frames": 1800, "dropped_frames": 1,
+                  "encoder_type": "libx264"} for i in range(count)]
+    return json.dumps({"scenarios": scenarios}, separators=(",", ":"), ensure_ascii=False)
+
+
+def empty_objects() -> str:
+    """16 MiB of ``{}``: ~400 MB once parsed."""
+    return '{"scenarios":[' + "{}," * ((16 * MiB - 20) // 3) + "{}]}"
+
+
+# -- the parse-cost estimate -------------------------------------------------------------------
+
+
+SHAPES = {
+    "empty objects": "[" + "{}," * 200_000 + "{}]",
+    "one-key objects": "[" + '{"a":1},' * 200_000 + "{}]",
+    "empty lists": "[" + "[]," * 200_000 + "[]]",
+    "nested lists": "[" + "[[1]]," * 200_000 + "[]]",
+    "floats": "[" + "1.5," * 200_000 + "1]",
+    "short strings": "[" + '"ab",' * 200_000 + '""]',
+    "non-ASCII strings": "[" + '"\u00e9\u4e2d",' * 100_000 + '""]',
+    "many keys": "{" + ",".join(f'"k{i}":{i}.5' for i in range(100_000)) + "}",
+    "long names": long_names(500),
+    **{path.name: path.read_text() for path in REAL_FILES},
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_parse_cost_estimate_bounds_what_json_allocates(shape: str) -> None:
+    text = SHAPES[shape]
+    raw = text.encode()
+    tracemalloc.start()
+    try:
+        document = json.loads(raw.decode())  # the decoded text counts, as in read_results
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    del document
+    assert peak <= json_parse_cost(raw) <= 6 * peak + 4096, (peak, json_parse_cost(raw))
+
+
+def test_a_costly_file_is_refused_before_parsing_and_bundled_data_passes(tmp_path: Path) -> None:
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text(empty_objects())
+    assert path.stat().st_size <= EXPORTER_LIMITS.max_bytes
+    budget = EXPORTER_LIMITS.max_parse_bytes
+    assert budget is not None
+    tracemalloc.start()
+    try:
+        with pytest.raises(ResultsFileError) as caught:
+            read_results(path, EXPORTER_LIMITS.max_bytes, None, budget)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert caught.value.reason == "too_costly" and "MiB parsed" in str(caught.value)
+    assert peak < 20 * MiB  # the bytes read, nothing parsed
+    for real in REAL_FILES:
+        assert json_parse_cost(real.read_bytes()) < budget // 100
+        read_run(real, EXPORTER_LIMITS)  # no error
+
+
+# -- the body budget ---------------------------------------------------------------------------
+
+
+def _tables(scenarios: list[tuple[str, int]]) -> list:
+    """Two families; each scenario (name, rows) has one label set and a sample in ``rows`` of
+    them; labels of scenario ``x`` made by a second schema share its scenario."""
+    schema, ranked = LabelSchema(("scenario", "x")), LabelSchema(("algorithm", "scenario"))
+    first, second = TableFamily("a", "a"), TableFamily("b", "b")
+    for name, rows in scenarios:
+        first.add(schema((name, "v")), 1.0)
+        if rows > 1:
+            second.add(ranked(("alg", name)), 2.0)
+    return [first, second]
+
+
+def _label_bytes(families: list) -> int:
+    return sum(len(labels.block) for family in families for labels in family.keys)
+
+
+def test_within_budget_keeps_whole_scenarios_in_order_and_counts_the_rest() -> None:
+    families = _tables([("s1", 2), ("s2", 1), ("long" * 20, 2), ("s3", 2)])
+    whole = _label_bytes(families)
+    same, over = within_budget(families, BodyBudget(label_bytes=whole, series=7))
+    assert same is families and over == {}
+    # Without room for the long one: the short ones after it still fit.
+    budget = BodyBudget(label_bytes=whole - 100, series=100)
+    cut, over = within_budget(families, budget)
+    assert over == {"label_budget": 1}
+    assert [[labels.labels["scenario"] for labels in family.keys] for family in cut] == [
+        ["s1", "s2", "s3"], ["s1", "s3"]]
+    assert _label_bytes(cut) <= budget.label_bytes and cut[0].values == [1.0, 1.0, 1.0]
+    assert [len(family) for family in families] == [4, 3]  # the input is left as it was
+    cut, over = within_budget(families, BodyBudget(label_bytes=whole, series=3))
+    assert over == {"series_budget": 2}
+    assert sum(len(family) for family in cut) == 3
+
+
+@pytest.mark.parametrize("path", REAL_FILES, ids=lambda p: p.name)
+def test_bundled_data_is_served_whole_and_the_admission_bound_is_an_upper_bound(
+        path: Path, tmp_path: Path) -> None:
+    run = read_run(path, EXPORTER_LIMITS)
+    for metric_set in _sets(tmp_path):
+        prom = PromClient(None)
+        whole = metric_set.compute(run, prom)
+        served = metric_set.families(run, prom)
+        assert not set(metric_set.skipped()) & {"label_budget", "series_budget"}
+        assert [(f.name, f.samples) for f in served] == [(f.name, f.samples) for f in whole]
+        # What the admission before compute assumes of a scenario is never less than what its
+        # samples' label blocks take: with ASCII texts the exact cut after compute is a guard.
+        actual: dict[str, int] = {}
+        for family in whole:
+            if isinstance(family, TableFamily):
+                for labels in family.keys:
+                    name = labels.labels["scenario"]
+                    actual[name] = actual.get(name, 0) + len(labels.block)
+        for record in run.scenarios:
+            bound = metric_set.rows_per_scenario * (
+                metric_set.label_overhead + label_text_length(run.run_id, record))
+            assert actual.get(record.name, 0) <= bound, (metric_set.name, record.name)
+
+
+def test_a_set_over_its_budget_serves_a_prefix_and_counts_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text(long_names(2000))
+    run = read_run(path, EXPORTER_LIMITS)
+    for metric_set in _sets(tmp_path):
+        metric_set.budget = BodyBudget(label_bytes=2 * MiB, series=100_000)
+        state = ExporterState(metric_set, PromClient(None))
+        served = metric_set.families(run, PromClient(None))
+        used = _label_bytes([f for f in served if isinstance(f, TableFamily)])
+        assert MiB // 2 < used <= 2 * MiB, (metric_set.name, used)  # near the budget, not over
+        state.set_data(served)
+        state.publish(b"")
+        body = state.body[0]
+        skipped = metric_set.skipped()
+        names = {s.labels["scenario"] for f in text_string_to_metric_families(body.decode())
+                 for s in f.samples if "scenario" in s.labels}
+        assert names and len(names) + skipped["label_budget"] == 2000, metric_set.name
+        assert sorted(names) == sorted(record.name for record in run.scenarios[:len(names)])
+
+
+def test_budget_flags_reach_the_reader_and_every_set(tmp_path: Path) -> None:
+    from exporters.runtime import start_exporters
+
+    settings = parse_settings("t", [CostMetrics], [
+        "--results-dir", str(tmp_path), "--port", "0", "--listen-address", "127.0.0.1",
+        "--max-parse-bytes", "5000", "--max-body-label-bytes", "700", "--max-series", "9"])
+    exporters = start_exporters([CostMetrics(settings)], settings)
+    try:
+        assert exporters.refresher.limits.max_parse_bytes == 5000
+        assert exporters.refresher.states[0].metric_set.budget == BodyBudget(700, 9)
+    finally:
+        exporters.stop()
+
+
+# -- real processes ----------------------------------------------------------------------------
+
+
+def _peak_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def _samples(port: int) -> dict:
+    body = request(port, "/metrics")[2].decode()
+    return {f.name: f.samples for f in text_string_to_metric_families(body)}
+
+
+def _wait(port: int, check, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = _samples(port)
+        if check(samples):
+            return samples
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never reached: {sorted(samples)}")
+        time.sleep(0.2)
+
+
+def _value(samples: dict, family: str, **labels: str) -> float | None:
+    for sample in samples.get(family, []):
+        if all(sample.labels.get(k) == v for k, v in labels.items()):
+            return sample.value
+    return None
+
+
+def _served_names(samples: dict) -> set[str]:
+    return {s.labels["scenario"] for family in samples.values() for s in family
+            if "scenario" in s.labels}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc status")
+def test_hostile_files_within_the_limits_stay_under_200_mb_and_say_why(tmp_path: Path) -> None:
+    """The shipped unit's process (all three sets) fed the review's two files after real data:
+    long names are served in part with the rest counted, empty objects refused unparsed."""
+    real = DATA_DIR / "test_results_20240115_103000.json"
+    (tmp_path / real.name).write_bytes(real.read_bytes())
+    ports = {name: free_port() for name in ("cost", "qoe", "results")}
+    exporter = Exporter("advisor-exporters", tmp_path, ports=ports)
+    try:
+        normal = {name: _wait(port, lambda s, n=name: _value(s, f"{n}_scenarios_total"))
+                  for name, port in ports.items()}
+        for name, samples in normal.items():
+            assert _value(samples, f"{name}_exporter_up") == 1.0
+            assert _value(samples, f"{name}_exporter_skipped_scenarios",
+                          reason="label_budget") is None
+        names = tmp_path / "test_results_20250101_000000.json"
+        names.write_text(long_names())
+        assert names.stat().st_size <= 16 * MiB
+        for name, port in ports.items():
+            samples = _wait(port, lambda s, n=name: _value(
+                s, f"{n}_scenarios_total") == 20_000.0)
+            assert _value(samples, f"{name}_exporter_up") == 1.0
+            left_out = _value(samples, f"{name}_exporter_skipped_scenarios",
+                              reason="label_budget")
+            served = _served_names(samples)
+            assert left_out and served, name
+            assert len(served) + left_out == 20_000, name
+        assert _peak_kb(exporter.proc.pid) < PEAK_KB, f"{_peak_kb(exporter.proc.pid)} kB"
+        # Three UTF-8 bytes a character: the admission bound (characters) is low, the exact
+        # cut holds the budget.
+        wide = tmp_path / "test_results_20250101_000001.json"
+        wide.write_text(long_names(8000, letter="\u4e2d"), encoding="utf-8")
+        assert wide.stat().st_size <= 16 * MiB
+        for name, port in ports.items():
+            samples = _wait(port, lambda s, n=name: _value(
+                s, f"{n}_scenarios_total") == 8000.0)
+            assert _value(samples, f"{name}_exporter_up") == 1.0
+            left_out = _value(samples, f"{name}_exporter_skipped_scenarios",
+                              reason="label_budget")
+            served = _served_names(samples)
+            assert left_out and served and len(served) + left_out == 8000, name
+        assert _peak_kb(exporter.proc.pid) < PEAK_KB, f"{_peak_kb(exporter.proc.pid)} kB"
+        served_before = {name: _served_names(_samples(port)) for name, port in ports.items()}
+        empty = tmp_path / "test_results_20250102_000000.json"
+        empty.write_text(empty_objects())
+        for name, port in ports.items():
+            samples = _wait(port, lambda s, n=name: _value(
+                s, f"{n}_exporter_refresh_failures", reason="too_costly"))
+            assert _value(samples, f"{name}_exporter_up") == 0.0
+            assert _value(samples, f"{name}_scenarios_total") == 8000.0  # the last good run
+            assert _served_names(samples) == served_before[name]
+        assert _peak_kb(exporter.proc.pid) < PEAK_KB, f"{_peak_kb(exporter.proc.pid)} kB"
+        # The cause gone, the real run is served whole again.
+        for path in (empty, wide, names):
+            path.unlink()
+        for name, port in ports.items():
+            samples = _wait(port, lambda s, n=name: _value(s, f"{n}_exporter_up") == 1.0)
+            assert _served_names(samples) == _served_names(normal[name])
+        assert exporter.stop() < 5.0
+    finally:
+        if exporter.proc.poll() is None:
+            exporter.kill()
+
+
+def test_a_set_over_its_series_budget_serves_whole_scenarios_up_to_it(tmp_path: Path) -> None:
+    run = read_run(DATA_DIR / "test_results_20240115_103000.json", EXPORTER_LIMITS)
+    for metric_set in _sets(tmp_path):
+        whole = metric_set.compute(run, PromClient(None))
+        rows = sum(len(f) for f in whole if isinstance(f, TableFamily))
+        metric_set.budget = BodyBudget(label_bytes=16 * MiB, series=rows // 2)
+        served = [f for f in metric_set.families(run, PromClient(None))
+                  if isinstance(f, TableFamily)]
+        kept = sum(len(f) for f in served)
+        assert rows // 2 - 40 < kept <= rows // 2, metric_set.name  # a scenario has <= 38
+        names = {labels.labels["scenario"] for f in served for labels in f.keys}
+        every = {labels.labels["scenario"] for f in whole if isinstance(f, TableFamily)
+                 for labels in f.keys}
+        assert metric_set.skipped()["series_budget"] == len(every - names) > 0
