@@ -230,3 +230,93 @@ def test_multivariate_intervals_wholly_below_idle_are_withdrawn():
     assert set(below) == {"ci_low", "ci_high", "pi_low", "pi_high"}
     assert below["ci_low"] <= below["ci_high"] < 20.0 and below["pi_high"] < 20.0
     assert MultivariatePredictor.from_dict(m.to_dict()).predict(features(2, 1000, 41)) == result
+
+
+# -- Issue 24's review ---------------------------------------------------------------------------
+
+def test_a_filtered_training_set_keeps_the_runs_idle_baseline_when_the_run_is_given():
+    run = [IDLE, stream_test(1, 11.0, 1000), stream_test(1, 9.0, 2500), stream_test(2, 14.0, 2500),
+           stream_test(2, 20.0, 1000), stream_test(3, 17.0, 2500)]
+    chosen = [s for s in run if s["bitrate"] == "2500k"]
+    alone = PowerPredictor()
+    assert alone.fit(chosen) and alone.idle_watts is None
+    assert alone.predict_interval(1)["pi_low"] < 10.2
+    p = PowerPredictor()
+    assert p.fit(chosen, run=run)
+    assert p.idle_watts == 10.2 and p.training_data == alone.training_data
+    result = p.predict_interval(1)
+    assert result["pi_low"] == 10.2 and result["floored"]["floor"] == IDLE_BASELINE
+    assert p.predict(1) >= 10.2
+    m = MultivariatePredictor(["linear"], n_bootstrap=0)
+    assert m.fit(chosen, run=run)
+    assert m.fitted.idle_watts == 10.2
+
+
+@pytest.mark.parametrize("streams", [-1, -0.5, math.nan, math.inf, -math.inf, "4", None, True])
+def test_a_stream_count_that_is_not_one_gets_no_prediction_and_a_reason(streams):
+    p = PowerPredictor()
+    assert p.fit([stream_test(1, 14.0), stream_test(2, 18.0), stream_test(4, 26.5)])
+    assert p.predict(streams) is None
+    result = p.predict_interval(streams)
+    assert [result[k] for k in ("mean", "pi_low", "pi_high", "extrapolated")] == [None] * 4
+    assert result["no_prediction"].startswith("streams must be a finite number >= 0, got ")
+    assert p.predict(0) is not None and "no_prediction" not in p.predict_interval(0)
+
+
+def test_an_untrained_power_predictor_says_so():
+    from advisor_core.power import NOT_TRAINED
+
+    assert PowerPredictor().predict_interval(2)["no_prediction"] == NOT_TRAINED
+
+
+def test_an_interval_whose_top_is_the_floor_is_withdrawn_not_collapsed():
+    from advisor_core.floors import raise_to_floor
+
+    result = {"mean": 12.0, "pi_low": 8.0, "pi_high": 10.0}
+    raise_to_floor(result, ("mean", "pi_low", "pi_high"), 10.0, IDLE_BASELINE)
+    assert result["pi_low"] is None and result["pi_high"] is None
+    assert result["floored"]["below_floor"] == {"pi_low": 8.0, "pi_high": 10.0}
+    # An exact fit whose interval is the floor itself cuts nothing.
+    exact = {"mean": 10.0, "pi_low": 10.0, "pi_high": 10.0}
+    raise_to_floor(exact, ("mean", "pi_low", "pi_high"), 10.0, IDLE_BASELINE)
+    assert exact == {"mean": 10.0, "pi_low": 10.0, "pi_high": 10.0}
+
+
+#: Powers of 1e-300 W off a line: residuals of ~1e-301 W square below the smallest float.
+TINY_RUN = [stream_test(s, 1e-300 * (0.5 + 0.1 * s + 0.05 * (s % 3)), 2500, 10.0 * s + s % 3)
+            for s in range(1, 9)]
+
+
+def test_residuals_too_small_to_square_give_no_interval_not_a_zero_width_one():
+    p = PowerPredictor()
+    assert p.fit(TINY_RUN)
+    result = p.predict_interval(4)
+    assert result["mean"] > 0 and result["pi_low"] is None and result["pi_high"] is None
+    m = MultivariatePredictor(["linear"], n_bootstrap=0)
+    assert m.fit(TINY_RUN)
+    row = m.predict(features(4, 2500, 41))
+    assert row["mean"] > 0 and row["pi_low"] is None and row["pi_high"] is None
+
+
+def test_an_exact_line_keeps_its_zero_width_interval():
+    p = PowerPredictor()
+    assert p.fit([stream_test(s, 10.0 + 2.0 * s) for s in (1, 2, 3, 4)])
+    result = p.predict_interval(2)
+    assert result["pi_low"] == result["pi_high"] == result["mean"] == 14.0
+
+
+def test_saving_a_model_of_trees_only_is_an_error_not_an_empty_file(tmp_path):
+    pytest.importorskip("sklearn")
+    run = [stream_test(s, 10.0 + 2.0 * s + 0.3 * (s % 3), 2500, 10.0 * s + s % 4)
+           for s in range(1, 11)]
+    m = MultivariatePredictor(["rf"], n_bootstrap=0)
+    assert m.fit(run)
+    path = tmp_path / "trees.json"
+    with pytest.raises(ValueError, match=r"only tree models \(rf\).*nothing usable to write"):
+        m.save(path)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="only tree models"):
+        m.to_dict()
+    # Untrained, the file is the (loadable) untrained predictor it always was.
+    MultivariatePredictor(["rf"]).save(path)
+    assert MultivariatePredictor.load(path).get_model_info()["trained"] is False

@@ -85,8 +85,9 @@ def test_power_interval_without_residual_degrees_of_freedom_is_none():
     assert p.fit([powered(1, 10.0), powered(2, 14.0)])
     assert p.predict_interval(1.5) == {"mean": pytest.approx(12.0), "pi_low": None,
                                        "pi_high": None, "extrapolated": False}
-    assert PowerPredictor().predict_interval(4) == {"mean": None, "pi_low": None,
-                                                   "pi_high": None, "extrapolated": None}
+    assert PowerPredictor().predict_interval(4) == {
+        "mean": None, "pi_low": None, "pi_high": None, "extrapolated": None,
+        "no_prediction": "the predictor is not trained"}
 
 
 @pytest.mark.parametrize("level", [0.0, 1.0, -0.5, 1.5, float("nan"), "0.95", None, True])

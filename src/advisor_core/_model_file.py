@@ -34,12 +34,17 @@ MAX_MODEL_FILE_BYTES = 256 * 1024 * 1024
 
 def to_document(fitted: Optional[FittedState], settings: dict, version: str) -> dict:
     """The JSON document of a ``MultivariatePredictor``: its fitted state (None: untrained), its
-    constructor settings and version (what ``save`` writes)."""
+    constructor settings and version (what ``save`` writes). ValueError for a fitted state of
+    tree models only: none is saved, and the file would hold no model."""
     pipelines = {} if fitted is None else fitted.pipelines()
     all_scores = {} if fitted is None else fitted.scores()
     trained_best = None if fitted is None else fitted.best_model_name
     native = {k: m for k, m in pipelines.items() if k in NATIVE_DEGREES}
     omitted = sorted((k for k in pipelines if k not in native), key=SIMPLICITY.index)
+    if pipelines and not native:  # the file would load as an untrained predictor
+        raise ValueError(f"the model has only tree models ({', '.join(omitted)}), which are not "
+                         "saved (no pickle): nothing usable to write; train a least-squares "
+                         "kind too (e.g. models=['linear', 'rf'])")
     scores = {k: json_score(all_scores[k]) for k in native}
     best = trained_best if trained_best in native else (
         best_saved(scores) if scores else None)

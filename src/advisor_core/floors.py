@@ -63,16 +63,17 @@ def raise_to_floor(result: dict, keys: Iterable[str], floor: float, name: str) -
     ``result["floored"]`` (``{"floor": name, "value": floor, "keys": [...]}``), added to any
     earlier record of the same floor.
 
-    An interval (``ci_*``, ``pi_*``) whose upper bound is below the floor is withdrawn instead:
-    raised, it would be the point [floor, floor], an interval claiming a certainty the model
-    does not have. Its bounds become None and the model's own bounds are kept under
-    ``floored["below_floor"]``.
+    An interval (``ci_*``, ``pi_*``) reaching below the floor whose upper bound is not above
+    it is withdrawn instead: raised, it would be the point [floor, floor], an interval claiming
+    a certainty the model does not have. Its bounds become None and the model's own bounds are
+    kept under ``floored["below_floor"]``.
     """
     keys = tuple(keys)
     below = {}
     for low, high in _INTERVALS:
-        upper = result.get(high)
-        if low in keys and high in keys and isinstance(upper, float) and upper < floor:
+        lower, upper = result.get(low), result.get(high)
+        if (low in keys and high in keys and isinstance(upper, float) and upper <= floor
+                and isinstance(lower, float) and lower < floor):
             below[low], below[high] = result[low], upper
             result[low] = result[high] = None
     raised = [key for key in keys

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import sys
 from array import array
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -117,8 +118,13 @@ def _residual_stats(X: Rows, y: array, degree: int, fitted: Any) -> tuple[int, f
         variance = math.fsum((t - f) * (t - f) for t, f in zip(y, fitted)) / df
     except OverflowError:  # an intermediate sum beyond the float range
         return df, math.nan
-    # Watts near the float limit square to inf: no variance, so no interval (never inf bounds).
-    return df, variance if math.isfinite(variance) else math.nan
+    # Watts near the float limit square to inf, and residuals of 1e-160 or less square to 0 or
+    # a subnormal: no variance, so no interval (never inf bounds, nor a zero-width interval
+    # around data that are not on the curve). Residuals all exactly 0 are a true variance 0.
+    if not math.isfinite(variance) or (
+            variance < sys.float_info.min and any(t != f for t, f in zip(y, fitted))):
+        return df, math.nan
+    return df, variance
 
 
 @dataclass(frozen=True)

@@ -217,13 +217,15 @@ class MultivariatePredictor:
         return fold_labels(n, folds, seed)
 
     def fit(self, scenarios: Any, target: str = "mean_power_watts",
-            hardware_id: Optional[str] = None) -> bool:
+            hardware_id: Optional[str] = None, run: Any = None) -> bool:
         """Train and cross-validate every candidate kind; False (state unchanged) if none trains.
 
         With more than one kind asked for, the stream-count line (``streams``) joins the
         candidates and the winner is chosen by ``advisor_core.selection`` (out-of-fold error,
-        one-standard-error rule, rows per coefficient). Raises ValueError for an unknown model
-        kind and ImportError for 'rf'/'gbm' without scikit-learn.
+        one-standard-error rule, rows per coefficient). ``run``: the whole run ``scenarios``
+        were chosen from, whose idle baseline is the power floor (default: ``scenarios``).
+        Raises ValueError for an unknown model kind and ImportError for 'rf'/'gbm' without
+        scikit-learn.
         """
         kinds = self._model_kinds()
         features_rows: list[dict] = []
@@ -292,7 +294,7 @@ class MultivariatePredictor:
                                        "reason": why},
             encoders, hardware, X, y, column_range(X), target,
             hardware_id if isinstance(hardware_id, str) else None,
-            idle_baseline_watts(scenarios))
+            idle_baseline_watts(scenarios if run is None else run))
         logger.info("MultivariatePredictor: %s on %d rows (%s)", best, n, why)
         return True
 
@@ -370,7 +372,8 @@ class MultivariatePredictor:
     # -- persistence ----------------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        """The JSON document ``save`` writes (format name + version, coefficients, data)."""
+        """The JSON document ``save`` writes (format name + version, coefficients, data);
+        ValueError as ``save``."""
         settings = {"models": list(self.models), "confidence_level": self.confidence_level,
                     "n_bootstrap": self.n_bootstrap, "cv_folds": self.cv_folds,
                     "random_state": self.random_state}
@@ -380,7 +383,9 @@ class MultivariatePredictor:
         """Write the model as versioned JSON (atomically); parent directories are created.
 
         Tree models ('rf', 'gbm') are not written: they are listed under ``omitted_models`` and
-        the saved best model is the best native one. Raises ValueError for non-finite values.
+        the saved best model is the best native one. Raises ValueError for non-finite values,
+        and for a model of tree kinds only (the file would hold no usable model; nothing is
+        written).
         """
         model_file.write(path, self.to_dict())
 

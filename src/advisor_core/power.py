@@ -18,15 +18,15 @@ from typing import Any, NamedTuple, Optional
 
 from advisor_core import extrapolation, kinds, linalg
 from advisor_core.arrays import Rows
-from advisor_core.floors import no_interval, power_floor, raise_to_floor
+from advisor_core.floors import idle_baseline_watts, no_interval, power_floor, raise_to_floor
 from advisor_core.intervals import check_confidence_level
 from advisor_core.record import ScenarioRecord, as_records, idle_baseline
 from advisor_core.scenario import as_number
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["NO_TRAINING_PAIRS", "QUADRATIC_MIN_DISTINCT_STREAMS", "PowerPredictor",
-           "StreamPowerModel"]
+__all__ = ["NOT_TRAINED", "NO_TRAINING_PAIRS", "QUADRATIC_MIN_DISTINCT_STREAMS",
+           "PowerPredictor", "StreamPowerModel"]
 
 
 #: Distinct stream counts from which the power model becomes quadratic.
@@ -65,9 +65,15 @@ class PowerPredictor:
         self._range = (0.0, 0.0)
         self._fit: Optional[_StreamFit] = None
 
-    def fit(self, scenarios: Any) -> bool:
+    def fit(self, scenarios: Any, run: Any = None) -> bool:
         """Fit watts against stream count; False (old model kept, ``fit_failure`` says why) when
-        no usable pair exists or the fit fails numerically."""
+        no usable pair exists or the fit fails numerically.
+
+        ``run``: the whole run ``scenarios`` were chosen from (e.g. one bitrate's scenarios);
+        its idle baseline is the floor of the predictions (default: ``scenarios`` themselves).
+        A training set filtered to one configuration leaves the baseline out, and with it the
+        floor, unless the run is given.
+        """
         records = as_records(scenarios) if isinstance(scenarios, (list, tuple)) else []
         pairs = _power_pairs(records)
         if not pairs:
@@ -88,8 +94,11 @@ class PowerPredictor:
         self._fit = _StreamFit(model, x, y)
         self.is_polynomial = quadratic
         self.training_data = pairs
-        baseline = idle_baseline(records)
-        self.idle_watts = None if baseline is None else baseline.power_w
+        if run is None:
+            baseline = idle_baseline(records)
+            self.idle_watts = None if baseline is None else baseline.power_w
+        else:
+            self.idle_watts = idle_baseline_watts(run)
         self._range = (float(min(distinct)), float(max(distinct)))
         if logger.isEnabledFor(logging.INFO):
             y_mean = sum(w for _, w in pairs) / len(pairs)
@@ -107,14 +116,15 @@ class PowerPredictor:
         return False
 
     def predict(self, streams: Any) -> Optional[float]:
-        """Predicted mean power in watts for ``streams`` (≥ 0), or None untrained / bad input.
+        """Predicted mean power in watts for ``streams`` (≥ 0), or None untrained / bad input
+        (negative, NaN, infinite or not a number).
 
         Inside the trained stream range the fitted line or quadratic; beyond it the value at
         the nearest trained count continued by the least-squares line's slope (never falling
         as streams are added), so a quadratic is never extrapolated. Never below the run's idle
         baseline for one stream or more, nor below 0 W (``predict_interval`` reports the cut).
         """
-        value = as_number(streams)
+        value, _ = _stream_count(streams)
         predicted = self._unfloored(value)
         if predicted is None or value is None:
             return None
@@ -143,13 +153,16 @@ class PowerPredictor:
         stream count a run measured there is no interval and ``no_interval`` says so; values
         raised to the idle baseline or 0 W are named under ``floored``, and an interval wholly
         below it is None with its bounds under ``floored["below_floor"]`` (docs/predictions.md).
-        ValueError for a ``confidence_level`` outside (0, 1).
+        No mean (untrained, bad ``streams``, a value past the float range): every value None and
+        ``no_prediction`` says why. ValueError for a ``confidence_level`` outside (0, 1).
         """
         level = check_confidence_level(confidence_level)
-        value = as_number(streams)
+        value, bad = _stream_count(streams)
         centre = self._unfloored(value)
         result: dict = {"mean": centre, "pi_low": None, "pi_high": None, "extrapolated": None}
         if centre is None or value is None:
+            result["no_prediction"] = (bad if bad is not None else NOT_TRAINED
+                                       if self.model is None else _PAST_FLOAT_RANGE)
             return result
         low, high = self._range
         extrapolated = not low <= value <= high
@@ -207,6 +220,17 @@ class PowerPredictor:
 
 
 _UNFITTABLE = "power cannot be fitted against the stream count"
+#: ``predict_interval(...)["no_prediction"]`` of an untrained predictor.
+NOT_TRAINED = "the predictor is not trained"
+_PAST_FLOAT_RANGE = "the model's power at that stream count passes the float range"
+
+
+def _stream_count(streams: Any) -> tuple[Optional[float], Optional[str]]:
+    """(``streams`` as a float >= 0, None) or (None, why it is not a stream count)."""
+    value = as_number(streams)
+    if value is None or value < 0:
+        return None, f"streams must be a finite number >= 0, got {streams!r:.40}"
+    return value, None
 
 
 def _reach(watts: tuple[float, ...]) -> str:
