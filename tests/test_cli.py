@@ -207,8 +207,8 @@ def test_compare_shows_differences_and_refuses_mixed_units(capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--streams", "0"], "--streams must be >= 1"),
-        (["--streams", "-3"], "--streams must be >= 1"),
+        (["--streams", "0"], "--streams must be a whole number from 1 to"),
+        (["--streams", "-3"], "--streams must be a whole number from 1 to"),
         (["--streams", "4", "--bitrate", "fast"], "not a bitrate"),
         (["--streams", "4", "--bitrate", "9999k"], "no scenario of the run matches"),
     ],
@@ -345,7 +345,7 @@ def test_json_documents_have_the_documented_fields(capsys):
     assert set(predicted) == {"version", "streams", "configuration", "model", "confidence_level",
                               "mean_power_watts", "pi_low_watts", "pi_high_watts",
                               "extrapolated", "no_interval", "floored", "warning",
-                              "duration_seconds", "energy_wh",
+                              "duration_seconds", "energy_wh", "unavailable",
                               "energy_cost", "compute_cost", "cost", "co2_grams", "prices"}
     compared = _json(capsys, "compare", str(EXTENDED), "2 streams @ 2500k", "4 streams @ 5000k")
     assert set(compared) == {"version", "prices", "a", "b", "scores_comparable", "rows"}
@@ -421,7 +421,7 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path):
 def test_library_log_records_stay_off_the_terminal_unless_verbose(tmp_path):
     # No power in the JSON alone: PowerPredictor logs a warning, the command says why in one line.
     line = _one_error(_advisor("predict", str(RESULTS), "--no-analysis", "--streams", "4"),
-                      "no scenario of that configuration has a stream count and a mean power")
+                      "no scenario of the run has a stream count and a mean power")
     verbose = _advisor("predict", str(RESULTS), "--no-analysis", "--streams", "4", "--verbose")
     assert verbose.returncode == 2
     assert "PowerPredictor: no scenario with a stream count and a mean power" in verbose.stderr

@@ -32,7 +32,7 @@ def test_predict_names_a_numeric_fit_failure_not_missing_data(tmp_path, capsys):
     assert main(["predict", str(path), "--streams", "3"]) == 2
     err = capsys.readouterr().err.strip()
     assert "to train on" not in err
-    assert err.startswith("advisor: error: no power model for that configuration: power cannot "
+    assert err.startswith("advisor: error: no power model for the run: power cannot "
                           "be fitted against the stream count")
     assert "the power values reach 9e+307 W" in err
     assert main(["report", str(path), "--format", "json"]) == 0
@@ -46,7 +46,7 @@ def test_predict_names_a_numeric_fit_failure_not_missing_data(tmp_path, capsys):
 def test_predict_without_pairs_still_says_there_is_nothing_to_train_on(tmp_path, capsys):
     path = _run(tmp_path, 10.0, counts=())
     assert main(["predict", str(path), "--streams", "3"]) == 2
-    assert "no scenario of that configuration has a stream count and a mean power to train on" \
+    assert "no scenario of the run has a stream count and a mean power to train on" \
         in capsys.readouterr().err
     assert main(["report", str(path)]) == 0
     assert "Power model: none (no scenario with a stream count and a mean power)" \
@@ -119,3 +119,86 @@ def test_exporters_version_works_without_the_extra(entry, prog):
                           timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"{prog} {__version__}"
+
+
+# -- Issue 24's review: the filtered run's floor, bounds on --streams, non-finite figures ------
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "results" / \
+    "test_results_20251229_125651.json"
+
+
+def _strict_json(text: str) -> dict:
+    """JSON as the standard defines it: Infinity and NaN are errors."""
+    def refuse(name: str) -> None:
+        raise AssertionError(f"non-JSON constant {name} in the output")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_filtered_prediction_keeps_the_runs_idle_baseline_as_its_floor(capsys):
+    # The 2500k scenarios leave the 0k idle baseline (6.17 W) out of the training set; its
+    # unfloored 95 % interval at 1 stream reaches down to 4.76 W.
+    assert main(["predict", str(EXAMPLE), "--streams", "1", "--bitrate", "2500k",
+                 "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    result = _strict_json(captured.out)
+    assert result["model"]["trained_on"] == 4
+    assert result["pi_low_watts"] == 6.17
+    assert result["floored"] == {"floor": "idle_baseline", "value": 6.17, "keys": ["pi_low"]}
+    assert "the interval's lower bound was raised to the run's idle baseline (6.17 W)" \
+        in captured.err
+
+
+@pytest.mark.parametrize("streams", ["0", "-1", "1000001", str(10**400)])
+def test_stream_counts_outside_1_to_the_maximum_are_one_line_errors(capsys, streams):
+    assert main(["predict", str(EXAMPLE), "--streams", streams]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and len(err) < 200, err
+    assert err.startswith("advisor: error: --streams must be a whole number from 1 to 1000000")
+    assert "unexpected" not in err
+
+
+def test_the_maximum_stream_count_is_answered(capsys):
+    assert main(["predict", str(EXAMPLE), "--streams", "1000000", "--format", "json"]) == 0
+    result = _strict_json(capsys.readouterr().out)
+    assert result["mean_power_watts"] > 1e6 and result["extrapolated"] is True
+
+
+def test_figures_beyond_the_float_range_are_null_with_a_reason(capsys):
+    args = ["predict", str(EXAMPLE), "--streams", "8", "--cpu-cost", "1e308",
+            "--gpu-cost", "1e308"]
+    assert main([*args, "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    result = _strict_json(captured.out)
+    assert result["cost"] is None and result["compute_cost"] is None
+    assert result["energy_cost"] == pytest.approx(result["energy_wh"] / 1000 * 0.12)
+    assert result["unavailable"] == {"compute_cost": "beyond the float range",
+                                     "cost": "beyond the float range"}
+    assert "cost not computed: beyond the float range" in captured.err
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "inf" not in out and "cost - USD" in out
+
+
+def test_a_mean_beyond_the_float_range_leaves_every_figure_null(tmp_path, capsys):
+    # 1e304 W more per stream, continued to a million streams, passes the float range.
+    path = _run(tmp_path, 1e305, counts=(1, 2, 3, 4))
+    assert main(["predict", str(path), "--streams", "1000000", "--format", "json"]) == 0
+    captured = capsys.readouterr()
+    result = _strict_json(captured.out)
+    assert result["mean_power_watts"] is None
+    assert result["unavailable"]["mean_power_watts"].endswith("passes the float range")
+    assert result["energy_wh"] is None and result["unavailable"]["energy_wh"] == "no mean power"
+    assert result["compute_cost"] == 0.0
+
+
+def test_json_output_refuses_a_non_finite_number(monkeypatch, capsys):
+    import advisor_core.cli as cli
+
+    def leaky(*args, **kwargs):
+        return {"version": __version__, "figure": float("inf")}, []
+
+    monkeypatch.setattr(cli, "run", leaky)
+    assert main(["predict", str(EXAMPLE), "--streams", "1", "--format", "json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Out of range float values" in captured.err

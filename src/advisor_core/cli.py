@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, TypeVar
 from . import __version__
 from .analysis import analysis_path
 from .argtypes import positive_seconds, price
-from .commands import InputError, compare, predict, recommend
+from .commands import MAX_STREAMS, InputError, compare, floor_notes, predict, recommend
 from .decision import Prices, evaluate
 from .intervals import check_confidence_level
 from .power import PowerPredictor
@@ -130,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
             _pricing(command)
     pred = sub["predict"]
     pred.add_argument("--streams", type=int, required=True, metavar="N",
-                      help="concurrent streams (>= 1)")
+                      help=f"concurrent streams, 1 to {MAX_STREAMS}")
     pred.add_argument("--bitrate", help="train on scenarios of this bitrate (e.g. 2500k)")
     pred.add_argument("--resolution", help="train on scenarios of this resolution (WxH)")
     pred.add_argument("--encoder", help="train on scenarios of this encoder (type or name)")
@@ -256,19 +256,13 @@ def _power_model_warnings(model: Optional[dict[str, Any]]) -> list[str]:
         warnings.append(f"the run measured only one stream count ({low}): the model has no "
                         f"slope along streams, so other counts get the level measured at {low}, "
                         "with no interval")
-    floored = [row for row in rows if row["floored"]]
-    if floored:
-        floor = floored[0]["floored"]
-        what = "the run's idle baseline" if floor["floor"] == "idle_baseline" else "0 W"
-        raised = [row for row in floored if row["floored"]["keys"]]
-        if raised:
-            warnings.append(f"values at {_streams_list(raised)} were raised to {what} "
-                            f"({floor['value']:g} W): the fitted curve falls below what the "
-                            "machine draws idle there")
-        below = [row for row in floored if row["floored"].get("below_floor")]
-        if below:
-            warnings.append(f"at {_streams_list(below)} the model's whole prediction interval "
-                            f"lies below {what}: no interval")
+    # Rows cut alike are said once: "at 1, 2 streams the mean ... raised ...".
+    cuts: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["floored"]:
+            for note in floor_notes(row["floored"], bounds=False):
+                cuts.setdefault(note, []).append(row)
+    warnings += [f"at {_streams_list(at)} {note}" for note, at in cuts.items()]
     return warnings
 
 
@@ -375,7 +369,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for warning in warnings:
                 print(f"advisor: warning: {warning}", file=sys.stderr)
             if getattr(args, "format", "table") == "json":
-                text = json.dumps(result, indent=2) + "\n"
+                # allow_nan=False: a NaN or infinity that slipped through is an error, never
+                # a non-JSON "Infinity" in the output.
+                text = json.dumps(result, indent=2, allow_nan=False) + "\n"
             else:
                 from .cli_tables import render
 

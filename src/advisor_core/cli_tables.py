@@ -105,8 +105,8 @@ def _predict(result: dict[str, Any]) -> list[str]:
         f"{result['confidence_level']:.0%} prediction interval "
         f"{_fmt(result['pi_low_watts'], '.2f')}..{_fmt(result['pi_high_watts'], '.2f')} W",
         f"Over {result['duration_seconds']:g} s: {_fmt(result['energy_wh'], '.2f')} Wh, "
-        f"cost {result['cost']:.4g} {cur} (energy {result['energy_cost']:.4g}, compute "
-        f"{result['compute_cost']:.4g}), {_fmt(result['co2_grams'], '.1f')} gCO2",
+        f"cost {_fmt(result['cost'], '.4g')} {cur} (energy {_fmt(result['energy_cost'], '.4g')}, "
+        f"compute {_fmt(result['compute_cost'], '.4g')}), {_fmt(result['co2_grams'], '.1f')} gCO2",
     ]
     return lines  # the warning of an extrapolation goes to stderr (advisor_core.cli)
 

@@ -9,6 +9,7 @@ field; the command (``advisor_core.cli``) only reads arguments and prints these.
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -25,7 +26,7 @@ from advisor_core.power import NO_TRAINING_PAIRS, PowerPredictor
 from advisor_core.record import ScenarioRecord
 from advisor_core.scenario import bitrate_mbps, resolution
 
-__all__ = ["InputError", "compare", "predict", "recommend"]
+__all__ = ["MAX_STREAMS", "InputError", "compare", "floor_notes", "predict", "recommend"]
 
 class InputError(ValueError):
     """Input the command cannot work with (exit status 2, one line)."""
@@ -113,6 +114,72 @@ def _matches(record: ScenarioRecord, bitrate: Optional[str], size: Optional[str]
     return True
 
 
+#: The most concurrent streams ``predict`` answers for (docs/recommend.md): far more than a
+#: machine runs, small enough that every count is exact in a float.
+MAX_STREAMS = 1_000_000
+
+#: What the result keys of a floored prediction are called in a sentence.
+_CUT_NAMES = {"mean": "the mean", "pi_low": "the interval's lower bound",
+              "pi_high": "the interval's upper bound"}
+
+
+def floor_notes(floored: dict[str, Any], bounds: bool = True) -> list[str]:
+    """Sentences saying what a prediction's ``floored`` record cut (``advisor_core.floors``):
+    the values raised, by name, and an interval withdrawn below the floor (with the model's
+    bounds when ``bounds``)."""
+    what = "the run's idle baseline" if floored["floor"] == "idle_baseline" else "0 W"
+    notes = []
+    keys = [key for key in _CUT_NAMES if key in floored["keys"]]
+    if keys:
+        why = ("the fitted curve falls below it there" if "mean" in keys
+               else "the model's interval reaches below it there")
+        notes.append(f"{' and '.join(_CUT_NAMES[key] for key in keys)} "
+                     f"{'was' if len(keys) == 1 else 'were'} raised to {what} "
+                     f"({floored['value']:.4g} W): {why}")
+    below = floored.get("below_floor")
+    if below:
+        span = f" ({below['pi_low']:.4g}..{below['pi_high']:.4g} W)" if bounds else ""
+        notes.append(f"the model's whole prediction interval{span} lies below {what}: "
+                     "no interval")
+    return notes
+
+
+def _stream_text(streams: Any) -> str:
+    """``streams`` for an error message, short even for an absurd integer."""
+    if isinstance(streams, int) and abs(streams) >= 10**20:
+        return "a number of more than 20 digits"
+    return repr(streams)
+
+
+def _energy_figures(mean: Optional[float], prices: Prices,
+                    hours: float) -> tuple[dict[str, Optional[float]], dict[str, str]]:
+    """Energy (Wh), costs (currency) and CO2 (g) of ``mean`` W over ``hours``, and for each
+    figure left None (no mean, beyond the float range) why."""
+    def finite(value: Optional[float]) -> Optional[float]:
+        return value if value is not None and math.isfinite(value) else None
+
+    energy_wh = finite(None if mean is None else mean * hours)
+    energy_cost = finite(None if energy_wh is None
+                         else energy_wh / 1000.0 * prices.energy_per_kwh)
+    compute_cost = finite((prices.cpu_core_per_hour + prices.gpu_per_hour) * hours)
+    figures = {
+        "energy_wh": energy_wh,
+        "energy_cost": energy_cost,
+        "compute_cost": compute_cost,
+        "cost": finite(None if energy_cost is None or compute_cost is None
+                       else energy_cost + compute_cost),
+        "co2_grams": finite(None if energy_wh is None or prices.co2_g_per_kwh is None
+                            else energy_wh / 1000.0 * prices.co2_g_per_kwh),
+    }
+    reasons = {}
+    for key, value in figures.items():
+        if value is not None or (key == "co2_grams" and prices.co2_g_per_kwh is None):
+            continue
+        upstream = mean is None and key != "compute_cost"
+        reasons[key] = "no mean power" if upstream else "beyond the float range"
+    return figures, reasons
+
+
 def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
             duration_seconds: float,
             confidence_level: float = 0.95, bitrate: Optional[str] = None,
@@ -121,59 +188,54 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
     (Wh), cost (currency) and CO2 (g) over ``duration_seconds``.
 
     The stream-count model is trained on the run's scenarios of the same configuration (the
-    ``bitrate``/``size``/``encoder`` filters, when given). InputError when ``streams`` < 1,
-    the filters match nothing, or no model can be trained.
+    ``bitrate``/``size``/``encoder`` filters, when given); its floor is the whole run's idle
+    baseline. A figure that cannot be computed (beyond the float range) is None and
+    ``unavailable`` says why. InputError when ``streams`` is not a whole number from 1 to
+    ``MAX_STREAMS``, the filters match nothing, or no model can be trained.
     """
-    if streams < 1:
-        raise InputError(f"--streams must be >= 1, got {streams}")
+    if (isinstance(streams, bool) or not isinstance(streams, int)
+            or not 1 <= streams <= MAX_STREAMS):
+        raise InputError(f"--streams must be a whole number from 1 to {MAX_STREAMS}, "
+                         f"got {_stream_text(streams)}")
     if bitrate is not None and bitrate_mbps(bitrate) is None:
         raise InputError(f"--bitrate {bitrate!r} is not a bitrate (e.g. 2500k, 5M)")
     if size is not None and resolution(size) is None:
         raise InputError(f"--resolution {size!r} is not WIDTHxHEIGHT")
+    filtered = any(v is not None for v in (bitrate, size, encoder))
     matching = [s for s in scenarios if _matches(s, bitrate, size, encoder)]
     if not matching:
         raise InputError("no scenario of the run matches the given configuration")
     model = PowerPredictor()
-    if not model.fit(matching):
+    if not model.fit(matching, run=scenarios):
+        of = "of that configuration " if filtered else "of the run "
         if model.fit_failure == NO_TRAINING_PAIRS:
-            raise InputError("no scenario of that configuration has a stream count and a mean "
-                             "power to train on")
-        raise InputError(f"no power model for that configuration: {model.fit_failure}")
+            raise InputError(f"no scenario {of}has a stream count and a mean power to train on")
+        raise InputError(f"no power model for {'that configuration' if filtered else 'the run'}"
+                         f": {model.fit_failure}")
     info = model.get_model_info()
     interval = model.predict_interval(streams, confidence_level)
     mean = interval["mean"]
     low, high = info["stream_range"]
-    hours = duration_seconds / 3600.0
-    energy_wh = mean * hours
-    energy_cost = energy_wh / 1000.0 * prices.energy_per_kwh
-    compute_cost = (prices.cpu_core_per_hour + prices.gpu_per_hour) * hours
-    warning = None
+    figures, unavailable = _energy_figures(mean, prices, duration_seconds / 3600.0)
+    if mean is None:
+        unavailable = {"mean_power_watts": interval["no_prediction"], **unavailable}
+    notes = []
     if interval.get("no_interval"):
-        warning = (f"the run measured only one stream count ({low}): it cannot say how power "
-                   f"changes with streams, so {streams} streams gets the level measured at "
-                   f"{low}, with no interval")
+        notes.append(f"the run measured only one stream count ({low}): it cannot say how power "
+                     f"changes with streams, so {streams} streams gets the level measured at "
+                     f"{low}, with no interval")
     elif interval["extrapolated"]:
-        warning = (f"{streams} streams is outside the trained range {low}..{high}: the model "
-                   "continues its fitted curve there and the interval may not hold")
+        notes.append(f"{streams} streams is outside the trained range {low}..{high}: the model "
+                     "continues its fitted curve there and the interval may not hold")
     floored = interval.get("floored")
-    if interval["pi_low"] is None and not interval.get("no_interval") and not (
-            floored and floored.get("below_floor")):
-        note = ("no prediction interval: the fit's residuals cannot give one (no more "
-                "scenarios than the curve has coefficients, or power values too large to square "
-                "in floating point)")
-        warning = note if warning is None else f"{warning}; {note}"
+    if mean is not None and interval["pi_low"] is None and not interval.get("no_interval") \
+            and not (floored and floored.get("below_floor")):
+        notes.append("no prediction interval: the fit's residuals cannot give one (no more "
+                     "scenarios than the curve has coefficients, or power values too large or "
+                     "too small to square in floating point)")
     if floored:
-        what = "the run's idle baseline" if floored["floor"] == "idle_baseline" else "0 W"
-        notes = []
-        if floored["keys"]:
-            notes.append(f"{' and '.join(floored['keys'])} raised to {what} "
-                         f"({floored['value']:g} W): the fitted curve falls below it there")
-        below = floored.get("below_floor")
-        if below:
-            notes.append(f"the model's whole prediction interval ({below['pi_low']:.4g}.."
-                         f"{below['pi_high']:.4g} W) lies below {what}: no interval")
-        note = "; ".join(notes)
-        warning = note if warning is None else f"{warning}; {note}"
+        notes += floor_notes(floored)
+    notes += [f"{key} not computed: {why}" for key, why in unavailable.items()]
     return {
         "version": __version__,
         "streams": streams,
@@ -187,14 +249,10 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
         "extrapolated": bool(interval["extrapolated"]),
         "no_interval": interval.get("no_interval"),
         "floored": interval.get("floored"),
-        "warning": warning,
+        "warning": "; ".join(notes) or None,
         "duration_seconds": duration_seconds,
-        "energy_wh": energy_wh,
-        "energy_cost": energy_cost,
-        "compute_cost": compute_cost,
-        "cost": energy_cost + compute_cost,
-        "co2_grams": (None if prices.co2_g_per_kwh is None
-                      else energy_wh / 1000.0 * prices.co2_g_per_kwh),
+        **figures,
+        "unavailable": unavailable,
         "prices": _prices(prices),
     }
 
