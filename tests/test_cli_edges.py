@@ -202,3 +202,56 @@ def test_json_output_refuses_a_non_finite_number(monkeypatch, capsys):
     assert main(["predict", str(EXAMPLE), "--streams", "1", "--format", "json"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "Out of range float values" in captured.err
+
+
+def test_the_report_table_marks_cut_values_and_the_warning_names_what_was_cut(capsys):
+    assert main(["report", str(EXAMPLE)]) == 0
+    captured = capsys.readouterr()
+    rows = {line.split()[0]: line for line in captured.out.splitlines()
+            if line[:7].strip().isdigit() and line.startswith("   ")}
+    assert rows["1"].split()[:4] == ["1", "10.41", "6.17*", "15.83"]
+    assert "*" not in rows["2"]
+    assert "* cut at the run's idle baseline (6.17 W)" in captured.out
+    assert "at 1 stream the interval's lower bound was raised to the run's idle baseline " \
+           "(6.17 W): the model's interval reaches below it there" in captured.err
+    assert "fitted curve" not in captured.err
+
+
+def test_a_one_count_report_says_no_interval_rather_than_extrapolated(tmp_path, capsys):
+    path = _run(tmp_path, 20.0, counts=(1, 1, 1))
+    assert main(["report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("no interval (one stream count measured)") == 15  # 2..16 streams
+    assert "extrapolated" not in out and "may not hold" not in out
+
+
+def test_a_cut_at_zero_is_not_said_twice(tmp_path, capsys):
+    path = _run(tmp_path, 10.0, counts=(1, 2, 3), idle=0.0)
+    path.write_text(path.read_text().replace('"Baseline (Idle)"', '"Warm-up"'))
+    data = json.loads(path.read_text())
+    for scenario, watts in zip(data["scenarios"][1:], (3.0, 1.0, 0.5)):
+        scenario["power"]["mean_watts"] = watts
+    data["scenarios"].append({**data["scenarios"][2], "name": "2 Streams @ 2500k (b)",
+                              "power": {"mean_watts": 5.0}})
+    path.write_text(json.dumps(data))
+    assert main(["predict", str(path), "--streams", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "raised to 0 W: " in captured.err and "0 W (0 W)" not in captured.err
+    assert "0.00*.." in captured.out and "* cut at 0 W" in captured.out
+
+
+def test_tiny_watts_print_with_significant_digits_and_no_interval_is_explained(tmp_path, capsys):
+    path = _run(tmp_path, 1e-300, counts=(1, 2, 3, 4, 5))
+    data = json.loads(path.read_text())
+    for n, scenario in enumerate(data["scenarios"][1:], 1):  # off the line, not on it
+        scenario["power"]["mean_watts"] *= 1 + 0.05 * (n % 3)
+    data["scenarios"][0]["power"]["mean_watts"] = 0.0
+    path.write_text(json.dumps(data))
+    assert main(["predict", str(path), "--streams", "3"]) == 0
+    captured = capsys.readouterr()
+    assert "W, 95% prediction interval -..- W" in captured.out
+    assert "0.00 W" not in captured.out and "e-301 W" in captured.out
+    assert "no prediction interval" in captured.err
+    assert main(["report", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "e-301" in captured.out and "no prediction interval" in captured.err

@@ -21,7 +21,15 @@ from typing import Any, Callable, Optional, TypeVar
 from . import __version__
 from .analysis import analysis_path
 from .argtypes import positive_seconds, price
-from .commands import MAX_STREAMS, InputError, compare, floor_notes, predict, recommend
+from .commands import (
+    MAX_STREAMS,
+    NO_RESIDUAL_INTERVAL,
+    InputError,
+    compare,
+    floor_notes,
+    predict,
+    recommend,
+)
 from .decision import Prices, evaluate
 from .intervals import check_confidence_level
 from .power import PowerPredictor
@@ -256,6 +264,11 @@ def _power_model_warnings(model: Optional[dict[str, Any]]) -> list[str]:
         warnings.append(f"the run measured only one stream count ({low}): the model has no "
                         f"slope along streams, so other counts get the level measured at {low}, "
                         "with no interval")
+    unexplained = [row for row in rows if row["watts"] is not None and row["pi_low_watts"] is None
+                   and not row["no_interval"]
+                   and not (row["floored"] and row["floored"].get("below_floor"))]
+    if unexplained:
+        warnings.append(f"at {_streams_list(unexplained)} {NO_RESIDUAL_INTERVAL}")
     # Rows cut alike are said once: "at 1, 2 streams the mean ... raised ...".
     cuts: dict[str, list[dict[str, Any]]] = {}
     for row in rows:

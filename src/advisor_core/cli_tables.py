@@ -4,18 +4,44 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .commands import floor_name
+
 __all__ = ["render"]
 
 
 #: From this magnitude on a number is printed as 4 significant digits (1.235e+06), not with
 #: every digit of a fixed-point format (an absurd 1e300 W would print 300 of them).
 _LARGE = 1e6
+#: Below this magnitude a non-zero number is printed as 4 significant digits too (1e-300 W is
+#: not 0.00 W).
+_SMALL = 0.01
+#: The mark of a value cut at its floor (raised to it, or an interval withdrawn below it).
+_CUT = "*"
 
 
 def _fmt(value: Optional[float], spec: str) -> str:
     if value is None:
         return "-"
-    return format(value, ".4g" if abs(value) >= _LARGE else spec)
+    magnitude = abs(value)
+    return format(value, ".4g" if magnitude >= _LARGE or 0 < magnitude < _SMALL else spec)
+
+
+def _cut_marks(floored: Optional[dict[str, Any]]) -> dict[str, str]:
+    """The mark after each value of a prediction (mean, pi_low, pi_high): ``_CUT`` for the
+    values its ``floored`` record cut, else a space."""
+    marks = dict.fromkeys(("mean", "pi_low", "pi_high"), " ")
+    if floored:
+        for key in (*floored["keys"], *(floored.get("below_floor") or ())):
+            if key in marks:
+                marks[key] = _CUT
+    return marks
+
+
+def _cut_footnote(floored: Optional[dict[str, Any]]) -> list[str]:
+    if not floored:
+        return []
+    return [f"{_CUT} cut at {floor_name(floored)}: a value below it raised to it, an interval "
+            "wholly below it withdrawn (-)"]
 
 
 def _count(n: int, noun: str) -> str:
@@ -82,31 +108,44 @@ def _model(model: Optional[dict[str, Any]], unavailable: Optional[str]) -> list[
                  f"trained on {lo}..{hi} streams; {model['confidence_level']:.0%} prediction "
                  "interval for one new measurement",
              f"{'streams':>7} {'watts':>9} {'low':>9} {'high':>9}"]
+    extrapolated = floored = None
     for p in model["predictions"]:
-        lines.append(f"{p['streams']:>7} {_fmt(p['watts'], '.2f'):>9} "
-                     f"{_fmt(p['pi_low_watts'], '.2f'):>9} {_fmt(p['pi_high_watts'], '.2f'):>9}"
-                     + ("  extrapolated: outside the trained range" if p["extrapolated"] else ""))
-    if any(p["extrapolated"] for p in model["predictions"]):
+        if p["no_interval"]:
+            note = "  no interval (one stream count measured)"
+        elif p["extrapolated"]:
+            note, extrapolated = "  extrapolated: outside the trained range", True
+        else:
+            note = ""
+        floored = floored or p["floored"]
+        mark = _cut_marks(p["floored"])
+        # The mark takes the place of the space after each value: the columns stay aligned.
+        lines.append(f"{p['streams']:>7} {_fmt(p['watts'], '.2f'):>9}{mark['mean']}"
+                     f"{_fmt(p['pi_low_watts'], '.2f'):>9}{mark['pi_low']}"
+                     f"{_fmt(p['pi_high_watts'], '.2f'):>9}{mark['pi_high']}{note}".rstrip())
+    if extrapolated:
         lines.append(f"Rows marked extrapolated lie outside {lo}..{hi} streams: the model "
                      "continues its fitted curve there and the interval may not hold.")
-    return lines
+    return lines + _cut_footnote(floored)
 
 
 def _predict(result: dict[str, Any]) -> list[str]:
     cur = result["prices"]["currency"]
     m = result["model"]
+    mark = _cut_marks(result["floored"])
     config = ", ".join(f"{k} {v}" for k, v in result["configuration"].items() if v) or "all"
     lines = [
         *_head(result),
         f"Model: {m['type']} in streams, trained on {_count(m['trained_on'], 'scenario')} "
         f"({config}), "
         f"streams {m['stream_range'][0]}..{m['stream_range'][1]}",
-        f"{_count(result['streams'], 'stream')}: {_fmt(result['mean_power_watts'], '.2f')} W, "
-        f"{result['confidence_level']:.0%} prediction interval "
-        f"{_fmt(result['pi_low_watts'], '.2f')}..{_fmt(result['pi_high_watts'], '.2f')} W",
+        f"{_count(result['streams'], 'stream')}: {_fmt(result['mean_power_watts'], '.2f')}"
+        f"{mark['mean'].strip()} W, {result['confidence_level']:.0%} prediction interval "
+        f"{_fmt(result['pi_low_watts'], '.2f')}{mark['pi_low'].strip()}.."
+        f"{_fmt(result['pi_high_watts'], '.2f')}{mark['pi_high'].strip()} W",
         f"Over {result['duration_seconds']:g} s: {_fmt(result['energy_wh'], '.2f')} Wh, "
         f"cost {_fmt(result['cost'], '.4g')} {cur} (energy {_fmt(result['energy_cost'], '.4g')}, "
         f"compute {_fmt(result['compute_cost'], '.4g')}), {_fmt(result['co2_grams'], '.1f')} gCO2",
+        *_cut_footnote(result["floored"]),
     ]
     return lines  # the warning of an extrapolation goes to stderr (advisor_core.cli)
 

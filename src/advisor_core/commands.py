@@ -26,7 +26,8 @@ from advisor_core.power import NO_TRAINING_PAIRS, PowerPredictor
 from advisor_core.record import ScenarioRecord
 from advisor_core.scenario import bitrate_mbps, resolution
 
-__all__ = ["MAX_STREAMS", "InputError", "compare", "floor_notes", "predict", "recommend"]
+__all__ = ["MAX_STREAMS", "NO_RESIDUAL_INTERVAL", "InputError", "compare", "floor_name",
+           "floor_notes", "predict", "recommend"]
 
 class InputError(ValueError):
     """Input the command cannot work with (exit status 2, one line)."""
@@ -118,24 +119,35 @@ def _matches(record: ScenarioRecord, bitrate: Optional[str], size: Optional[str]
 #: machine runs, small enough that every count is exact in a float.
 MAX_STREAMS = 1_000_000
 
+#: Why a prediction has no interval when neither one trained count nor a floor is the cause.
+NO_RESIDUAL_INTERVAL = ("no prediction interval: the fit's residuals cannot give one (no more "
+                        "scenarios than the curve has coefficients, or power values too large "
+                        "or too small to square in floating point)")
 #: What the result keys of a floored prediction are called in a sentence.
 _CUT_NAMES = {"mean": "the mean", "pi_low": "the interval's lower bound",
               "pi_high": "the interval's upper bound"}
+
+
+def floor_name(floored: dict[str, Any]) -> str:
+    """The floor of a ``floored`` record for a person: "the run's idle baseline (6.17 W)" or
+    "0 W"."""
+    if floored["floor"] != "idle_baseline":
+        return "0 W"
+    return f"the run's idle baseline ({floored['value']:.4g} W)"
 
 
 def floor_notes(floored: dict[str, Any], bounds: bool = True) -> list[str]:
     """Sentences saying what a prediction's ``floored`` record cut (``advisor_core.floors``):
     the values raised, by name, and an interval withdrawn below the floor (with the model's
     bounds when ``bounds``)."""
-    what = "the run's idle baseline" if floored["floor"] == "idle_baseline" else "0 W"
+    what = floor_name(floored)
     notes = []
     keys = [key for key in _CUT_NAMES if key in floored["keys"]]
     if keys:
         why = ("the fitted curve falls below it there" if "mean" in keys
                else "the model's interval reaches below it there")
         notes.append(f"{' and '.join(_CUT_NAMES[key] for key in keys)} "
-                     f"{'was' if len(keys) == 1 else 'were'} raised to {what} "
-                     f"({floored['value']:.4g} W): {why}")
+                     f"{'was' if len(keys) == 1 else 'were'} raised to {what}: {why}")
     below = floored.get("below_floor")
     if below:
         span = f" ({below['pi_low']:.4g}..{below['pi_high']:.4g} W)" if bounds else ""
@@ -230,9 +242,7 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
     floored = interval.get("floored")
     if mean is not None and interval["pi_low"] is None and not interval.get("no_interval") \
             and not (floored and floored.get("below_floor")):
-        notes.append("no prediction interval: the fit's residuals cannot give one (no more "
-                     "scenarios than the curve has coefficients, or power values too large or "
-                     "too small to square in floating point)")
+        notes.append(NO_RESIDUAL_INTERVAL)
     if floored:
         notes += floor_notes(floored)
     notes += [f"{key} not computed: {why}" for key, why in unavailable.items()]
