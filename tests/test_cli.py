@@ -344,8 +344,8 @@ def test_json_documents_have_the_documented_fields(capsys):
     predicted = _json(capsys, "predict", str(EXTENDED), "--streams", "3")
     assert set(predicted) == {"version", "streams", "configuration", "model", "confidence_level",
                               "mean_power_watts", "pi_low_watts", "pi_high_watts",
-                              "extrapolated", "no_interval", "floored", "warning",
-                              "duration_seconds", "energy_wh", "unavailable",
+                              "extrapolated", "no_interval", "interval_unavailable", "floored",
+                              "warning", "duration_seconds", "energy_wh", "unavailable",
                               "energy_cost", "compute_cost", "cost", "co2_grams", "prices"}
     compared = _json(capsys, "compare", str(EXTENDED), "2 streams @ 2500k", "4 streams @ 5000k")
     assert set(compared) == {"version", "prices", "a", "b", "scores_comparable", "rows"}

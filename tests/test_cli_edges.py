@@ -65,13 +65,16 @@ def test_absurd_watts_print_as_four_significant_digits(tmp_path, capsys):
     assert "      1    2e+299         -" in out
 
 
-@pytest.mark.parametrize(("watts", "counts"), [(1e200, (1, 2, 4, 8)), (20.0, (1, 2))])
-def test_a_missing_interval_is_explained(tmp_path, capsys, watts, counts):
+@pytest.mark.parametrize(("watts", "counts", "why"), [
+    (1e200, (1, 2, 4, 8), "the residual variance is outside the float range"),
+    (20.0, (1, 2), "no residual degree of freedom")])
+def test_a_missing_interval_is_explained(tmp_path, capsys, watts, counts, why):
     path = _run(tmp_path, watts, counts=counts)
     assert main(["predict", str(path), "--streams", "2", "--format", "json"]) == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["pi_low_watts"] is None
-    assert "no prediction interval: the fit's residuals cannot give one" in captured.err
+    result = json.loads(captured.out)
+    assert result["pi_low_watts"] is None and result["interval_unavailable"].startswith(why)
+    assert f"no prediction interval: {why}" in captured.err
 
 
 def test_one_stream_is_singular(tmp_path, capsys):

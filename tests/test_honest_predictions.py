@@ -12,6 +12,7 @@ import math
 import pytest
 
 from advisor_core.floors import IDLE_BASELINE, SINGLE_TRAINED_VALUE, ZERO
+from advisor_core.kinds import VARIANCE_OUT_OF_RANGE
 from advisor_core.modeling import MultivariatePredictor, PowerPredictor
 
 IDLE = {"name": "Baseline (Idle)", "bitrate": "0k", "power": {"mean_watts": 10.2}}
@@ -292,10 +293,15 @@ def test_residuals_too_small_to_square_give_no_interval_not_a_zero_width_one():
     assert p.fit(TINY_RUN)
     result = p.predict_interval(4)
     assert result["mean"] > 0 and result["pi_low"] is None and result["pi_high"] is None
+    assert result["interval_unavailable"] == VARIANCE_OUT_OF_RANGE
     m = MultivariatePredictor(["linear"], n_bootstrap=0)
     assert m.fit(TINY_RUN)
     row = m.predict(features(4, 2500, 41))
     assert row["mean"] > 0 and row["pi_low"] is None and row["pi_high"] is None
+    assert row["interval_unavailable"] == VARIANCE_OUT_OF_RANGE
+    # The overflowing case says the same.
+    p.fit(ABSURD_RUN)
+    assert p.predict_interval(4)["interval_unavailable"] == VARIANCE_OUT_OF_RANGE
 
 
 def test_an_exact_line_keeps_its_zero_width_interval():

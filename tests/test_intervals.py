@@ -83,8 +83,10 @@ def test_power_interval_beyond_the_range_is_flagged_wider_and_rising():
 def test_power_interval_without_residual_degrees_of_freedom_is_none():
     p = PowerPredictor()
     assert p.fit([powered(1, 10.0), powered(2, 14.0)])
-    assert p.predict_interval(1.5) == {"mean": pytest.approx(12.0), "pi_low": None,
-                                       "pi_high": None, "extrapolated": False}
+    assert p.predict_interval(1.5) == {
+        "mean": pytest.approx(12.0), "pi_low": None, "pi_high": None, "extrapolated": False,
+        "interval_unavailable": "no residual degree of freedom (no more rows than the model "
+                                "has coefficients)"}
     assert PowerPredictor().predict_interval(4) == {
         "mean": None, "pi_low": None, "pi_high": None, "extrapolated": None,
         "no_prediction": "the predictor is not trained"}

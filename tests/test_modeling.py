@@ -486,7 +486,10 @@ def test_mv_interval_keys():  # C.12
     m.fit(s3())
     result = m.predict(f6())
     assert set(result) == {"mean", "model", "ci_low", "ci_high", "ci_width", "pi_low",
-                           "pi_high", "extrapolated"}
+                           "pi_high", "extrapolated", "interval_unavailable"}
+    # Three rows leave the linear kind no residual degree of freedom: no interval, and why.
+    assert result["pi_low"] is None and result["pi_high"] is None
+    assert result["interval_unavailable"].startswith("no residual degree of freedom")
     assert 0 <= result["ci_low"] <= result["ci_high"]
     assert result["ci_width"] == pytest.approx(result["ci_high"] - result["ci_low"])
 

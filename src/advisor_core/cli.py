@@ -23,7 +23,6 @@ from .analysis import analysis_path
 from .argtypes import positive_seconds, price
 from .commands import (
     MAX_STREAMS,
-    NO_RESIDUAL_INTERVAL,
     InputError,
     compare,
     floor_notes,
@@ -247,6 +246,7 @@ def _power_model(scenarios: Sequence[ScenarioRecord]) -> tuple[Optional[dict[str
                      "pi_high_watts": interval["pi_high"],
                      "extrapolated": interval["extrapolated"],
                      "no_interval": interval.get("no_interval"),
+                     "interval_unavailable": interval.get("interval_unavailable"),
                      "floored": interval.get("floored")})
     return {"model_type": info["model_type"], "n_samples": info["n_samples"],
             "stream_range": list(info["stream_range"]), "confidence_level": CONFIDENCE_LEVEL,
@@ -264,11 +264,12 @@ def _power_model_warnings(model: Optional[dict[str, Any]]) -> list[str]:
         warnings.append(f"the run measured only one stream count ({low}): the model has no "
                         f"slope along streams, so other counts get the level measured at {low}, "
                         "with no interval")
-    unexplained = [row for row in rows if row["watts"] is not None and row["pi_low_watts"] is None
-                   and not row["no_interval"]
-                   and not (row["floored"] and row["floored"].get("below_floor"))]
-    if unexplained:
-        warnings.append(f"at {_streams_list(unexplained)} {NO_RESIDUAL_INTERVAL}")
+    unavailable: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["interval_unavailable"]:
+            unavailable.setdefault(row["interval_unavailable"], []).append(row)
+    warnings += [f"at {_streams_list(at)} no prediction interval: {why}"
+                 for why, at in unavailable.items()]
     # Rows cut alike are said once: "at 1, 2 streams the mean ... raised ...".
     cuts: dict[str, list[dict[str, Any]]] = {}
     for row in rows:

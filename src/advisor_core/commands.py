@@ -26,7 +26,7 @@ from advisor_core.power import NO_TRAINING_PAIRS, PowerPredictor
 from advisor_core.record import ScenarioRecord
 from advisor_core.scenario import bitrate_mbps, resolution
 
-__all__ = ["MAX_STREAMS", "NO_RESIDUAL_INTERVAL", "InputError", "compare", "floor_name",
+__all__ = ["MAX_STREAMS", "InputError", "compare", "floor_name",
            "floor_notes", "predict", "recommend"]
 
 class InputError(ValueError):
@@ -119,10 +119,6 @@ def _matches(record: ScenarioRecord, bitrate: Optional[str], size: Optional[str]
 #: machine runs, small enough that every count is exact in a float.
 MAX_STREAMS = 1_000_000
 
-#: Why a prediction has no interval when neither one trained count nor a floor is the cause.
-NO_RESIDUAL_INTERVAL = ("no prediction interval: the fit's residuals cannot give one (no more "
-                        "scenarios than the curve has coefficients, or power values too large "
-                        "or too small to square in floating point)")
 #: What the result keys of a floored prediction are called in a sentence.
 _CUT_NAMES = {"mean": "the mean", "pi_low": "the interval's lower bound",
               "pi_high": "the interval's upper bound"}
@@ -240,9 +236,8 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
         notes.append(f"{streams} streams is outside the trained range {low}..{high}: the model "
                      "continues its fitted curve there and the interval may not hold")
     floored = interval.get("floored")
-    if mean is not None and interval["pi_low"] is None and not interval.get("no_interval") \
-            and not (floored and floored.get("below_floor")):
-        notes.append(NO_RESIDUAL_INTERVAL)
+    if interval.get("interval_unavailable"):
+        notes.append(f"no prediction interval: {interval['interval_unavailable']}")
     if floored:
         notes += floor_notes(floored)
     notes += [f"{key} not computed: {why}" for key, why in unavailable.items()]
@@ -258,6 +253,7 @@ def predict(scenarios: Sequence[ScenarioRecord], streams: int, prices: Prices,
         "pi_high_watts": interval["pi_high"],
         "extrapolated": bool(interval["extrapolated"]),
         "no_interval": interval.get("no_interval"),
+        "interval_unavailable": interval.get("interval_unavailable"),
         "floored": interval.get("floored"),
         "warning": "; ".join(notes) or None,
         "duration_seconds": duration_seconds,

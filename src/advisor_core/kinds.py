@@ -34,6 +34,7 @@ __all__ = [
     "available_model_kinds",
     "describe",
     "fit_kind",
+    "interval_problem",
     "oof_predictions",
     "predict_rows",
     "terms",
@@ -245,6 +246,30 @@ def _half_widths(fit: KindFit, Xk: Rows, inside: Rows,
     _, h_trend = extrapolation.leverage(fit.X, 1, Xk)
     return [extrapolated_half_width(m, half_width(fit.trend_sigma2, fit.trend_df, ht, level))
             if out else m for m, ht, out in zip(model_half, h_trend, moved)]
+
+
+#: Why a row of a fitted kind has no prediction interval (``interval_problem``).
+NO_RESIDUAL_DF = "no residual degree of freedom (no more rows than the model has coefficients)"
+VARIANCE_OUT_OF_RANGE = ("the residual variance is outside the float range (residuals too large "
+                         "or too small to square)")
+TOO_FEW_RESIDUALS = "too few out-of-fold residuals for a conformal interval at this level"
+WIDTH_OUT_OF_RANGE = "the interval's half-width is outside the float range"
+
+
+def interval_problem(fit: KindFit, row: RowPrediction) -> Optional[str]:
+    """Why ``row`` (a prediction of ``fit`` asked with a level) has no interval; None when it
+    has one."""
+    if row.half_width is not None:
+        return None
+    if fit.degree is None:
+        return TOO_FEW_RESIDUALS
+    # The model's statistics, then the trend line's (which count beyond the trained box).
+    for df, sigma2 in ((fit.df, fit.sigma2), (fit.trend_df, fit.trend_sigma2)):
+        if df < 1:
+            return NO_RESIDUAL_DF
+        if not math.isfinite(sigma2):
+            return VARIANCE_OUT_OF_RANGE
+    return WIDTH_OUT_OF_RANGE
 
 
 def bootstrap_bounds(fit: KindFit, rows: list[RowPrediction], n_bootstrap: int,

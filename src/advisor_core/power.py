@@ -149,7 +149,9 @@ class PowerPredictor:
         ``{mean, pi_low, pi_high, extrapolated}``: ``mean`` equals ``predict(streams)``; the
         interval is the Student-t interval of the fitted line or quadratic
         (``advisor_core.intervals``), None with no residual degree of freedom (rows <=
-        coefficients); ``extrapolated`` is True outside the trained stream range. Off the one
+        coefficients) or a residual variance outside the float range, and then
+        ``interval_unavailable`` says which; ``extrapolated`` is True outside the trained
+        stream range. Off the one
         stream count a run measured there is no interval and ``no_interval`` says so; values
         raised to the idle baseline or 0 W are named under ``floored``, and an interval wholly
         below it is None with its bounds under ``floored["below_floor"]`` (docs/predictions.md).
@@ -170,16 +172,15 @@ class PowerPredictor:
         if low == high and value != low:
             result["no_interval"] = no_interval({"stream_count": low})
         else:
-            half = self._half_width(value, level)
+            fit = self._kind_fit()
+            row = kinds.predict_rows(fit, _rows([value]), level)[0]
+            half = row.half_width
             if half is not None:
                 result["pi_low"], result["pi_high"] = centre - half, centre + half
+            else:
+                result["interval_unavailable"] = kinds.interval_problem(fit, row)
         raise_to_floor(result, ("mean", "pi_low", "pi_high"), *power_floor(value, self.idle_watts))
         return result
-
-    def _half_width(self, value: float, level: float) -> Optional[float]:
-        """Prediction-interval half-width (W) at ``value`` streams (the kind's rule, continued
-        beyond the trained range)."""
-        return kinds.predict_rows(self._kind_fit(), _rows([value]), level)[0].half_width
 
     def _guarded(self, value: float) -> float:
         """The model, continued linearly beyond the trained range (watts)."""

@@ -24,7 +24,7 @@ from advisor_core.features import (
 from advisor_core.fitted import FittedState
 from advisor_core.floors import ZERO, no_interval, off_single_values, power_floor, raise_to_floor
 from advisor_core.intervals import check_confidence_level
-from advisor_core.kinds import KindFit, bootstrap_bounds, predict_rows
+from advisor_core.kinds import KindFit, bootstrap_bounds, interval_problem, predict_rows
 
 logger = logging.getLogger("advisor_core.modeling")
 
@@ -107,6 +107,8 @@ def predict_results(fitted: FittedState, settings: IntervalSettings, kind: str,
                 half = row.half_width
                 item.update(pi_low=None if half is None else row.mean - half,
                             pi_high=None if half is None else row.mean + half)
+                if half is None:
+                    item["interval_unavailable"] = interval_problem(fit, row)
             features = features_list[i]
             item["extrapolated"] = (
                 any(not lo[j] <= values[j] <= hi[j] for j in range(n_numeric))
@@ -130,5 +132,5 @@ def predict_results(fitted: FittedState, settings: IntervalSettings, kind: str,
 
 def _ordered(item: dict) -> dict:
     """The result keys in the documented order (docs/predictions.md)."""
-    order = ("mean", "model", *INTERVAL_KEYS, "no_interval", "floored")
+    order = ("mean", "model", *INTERVAL_KEYS, "no_interval", "interval_unavailable", "floored")
     return {key: item[key] for key in order if key in item}
