@@ -326,3 +326,16 @@ def test_saving_a_model_of_trees_only_is_an_error_not_an_empty_file(tmp_path):
     # Untrained, the file is the (loadable) untrained predictor it always was.
     MultivariatePredictor(["rf"]).save(path)
     assert MultivariatePredictor.load(path).get_model_info()["trained"] is False
+
+
+def test_a_tree_interval_missing_for_too_few_rows_says_so():
+    pytest.importorskip("sklearn")
+    from advisor_core.kinds import TOO_FEW_RESIDUALS
+
+    run = [stream_test(s, 10.0 + 2.0 * s + 0.3 * (s % 3), 2500, 10.0 * s + s % 4)
+           for s in range(1, 11)]
+    m = MultivariatePredictor(["rf"], n_bootstrap=0)
+    assert m.fit(run)
+    for streams in (4, 40):  # inside the trained box and beyond it
+        row = m.predict(features(streams, 2500, 41))
+        assert row["pi_low"] is None and row["interval_unavailable"] == TOO_FEW_RESIDUALS

@@ -256,15 +256,17 @@ TOO_FEW_RESIDUALS = "too few out-of-fold residuals for a conformal interval at t
 WIDTH_OUT_OF_RANGE = "the interval's half-width is outside the float range"
 
 
-def interval_problem(fit: KindFit, row: RowPrediction) -> Optional[str]:
-    """Why ``row`` (a prediction of ``fit`` asked with a level) has no interval; None when it
+def interval_problem(fit: KindFit, row: RowPrediction, level: float) -> Optional[str]:
+    """Why ``row`` (a prediction of ``fit`` asked at ``level``) has no interval; None when it
     has one."""
     if row.half_width is not None:
         return None
-    if fit.degree is None:
+    if fit.degree is None and conformal_half_width(fit.residuals, level) is None:
         return TOO_FEW_RESIDUALS
-    # The model's statistics, then the trend line's (which count beyond the trained box).
-    for df, sigma2 in ((fit.df, fit.sigma2), (fit.trend_df, fit.trend_sigma2)):
+    stats = [(fit.trend_df, fit.trend_sigma2)]  # the trend line's count beyond the trained box
+    if fit.degree is not None:
+        stats.insert(0, (fit.df, fit.sigma2))
+    for df, sigma2 in stats:
         if df < 1:
             return NO_RESIDUAL_DF
         if not math.isfinite(sigma2):

@@ -178,7 +178,7 @@ class PowerPredictor:
             if half is not None:
                 result["pi_low"], result["pi_high"] = centre - half, centre + half
             else:
-                result["interval_unavailable"] = kinds.interval_problem(fit, row)
+                result["interval_unavailable"] = kinds.interval_problem(fit, row, level)
         raise_to_floor(result, ("mean", "pi_low", "pi_high"), *power_floor(value, self.idle_watts))
         return result
 

@@ -107,8 +107,8 @@ def predict_results(fitted: FittedState, settings: IntervalSettings, kind: str,
                 half = row.half_width
                 item.update(pi_low=None if half is None else row.mean - half,
                             pi_high=None if half is None else row.mean + half)
-                if half is None:
-                    item["interval_unavailable"] = interval_problem(fit, row)
+                if half is None and level is not None:
+                    item["interval_unavailable"] = interval_problem(fit, row, level)
             features = features_list[i]
             item["extrapolated"] = (
                 any(not lo[j] <= values[j] <= hi[j] for j in range(n_numeric))
