@@ -1,12 +1,19 @@
-"""The refresh thread: watches the results directory, recomputes, re-publishes every snapshot.
+"""The refresh thread: watches the results directory, recomputes and publishes on a change.
 
 Recompute policy: every set is recomputed from a fresh load when the newest usable results file
 or the analysis CSV beside it changes (path, mtime, size, inode or ctime:
 ``exporters.directory``), when VictoriaMetrics answered only in part and its backoff is over,
 and every ``RECOMPUTE_SECONDS``. Background work a set asks
 for runs on the refresh's job thread (``exporters.jobs``); when it has new results only that
-set is re-rendered, from the rows it cached, without loading the file again. Every tick
-re-publishes each snapshot with fresh self-metrics and process metrics.
+set is re-rendered, from the rows it cached, without loading the file again.
+
+Idle policy (docs/exporters.md §10): between changes a tick only stats the directory and the
+file served (the names are listed again when the directory's stat moves) and publishes
+nothing. A set's static part is rendered and deflated when something it shows changed (new
+data, a failure, the names passed over); the numbers that move between refreshes (HTTP and
+database counters, process metrics) are rendered when a scrape asks (``publisher``). A big
+body is deflated fast first and compactly on the job thread. VictoriaMetrics is probed only
+when its backoff is over or nothing asked it for ``RECOMPUTE_SECONDS``, not every tick.
 
 Failure model (docs/exporters.md §9): whatever goes wrong while loading or computing a run, any
 exception ``MemoryError`` included, is caught in ``tick``, counted by reason in each set it
@@ -31,9 +38,9 @@ from advisor_core.results_files import RESULTS_GLOB, ResultsFileError
 
 from ._promql import PromClient
 from .directory import ATTEMPTS as _ATTEMPTS
-from .directory import newest_signature
+from .directory import Listing, newest_signature
 from .jobs import BackgroundJobs
-from .publisher import ExporterState, ProcessPart
+from .publisher import ExporterState
 
 logger = logging.getLogger("exporters")
 
@@ -64,7 +71,7 @@ EXPORTER_LIMITS = ReadLimits(max_bytes=16 * 1024 * 1024, max_scenarios=20_000, m
 
 
 class Refresher(threading.Thread):
-    """Background thread: notices file changes, recomputes data parts, re-publishes bodies."""
+    """Background thread: notices file changes, recomputes data parts, publishes changes."""
 
     def __init__(
         self,
@@ -95,7 +102,8 @@ class Refresher(threading.Thread):
         self._retry_delay = 0.0  # seconds; 0 after a refresh that worked
         self._retry_at: Optional[float] = None  # monotonic time of the next try after a failure
         self._last_compute = -math.inf
-        self._process = ProcessPart()
+        self._listing = Listing()
+        self._probe_at = -math.inf  # monotonic time of the next database probe
         self._skipped_names: frozenset[tuple[str, str]] = frozenset()  # last logged
         self.ticks = 0
         #: Results files read so far (a re-render after a background job reads none).
@@ -132,7 +140,7 @@ class Refresher(threading.Thread):
 
         Raises OSError (listing) or ResultsFileError.
         """
-        signature, skipped = newest_signature(self.results_dir)
+        signature, skipped = newest_signature(self.results_dir, self._listing)
         noticed = frozenset((path.name, reason) for path, reason in skipped)
         new = noticed - self._skipped_names
         if new:  # one line, naming a few: a directory may hold thousands of such names
@@ -145,10 +153,11 @@ class Refresher(threading.Thread):
         for _, reason in skipped:
             counts[reason] = counts.get(reason, 0) + 1
         for state in self.states:
-            state.skipped_files = counts
+            state.set_skipped_files(counts)
         return signature
 
     def _newest_after_vanish(self) -> tuple:
+        self._listing.forget()
         try:
             return self._current_signature()
         except (OSError, ResultsFileError):
@@ -195,6 +204,8 @@ class Refresher(threading.Thread):
                        error=exc)
 
     def _tick(self) -> None:
+        if time.monotonic() - self._last_compute >= RECOMPUTE_SECONDS:
+            self._listing.forget()  # the periodic full look lists the names again too
         try:
             signature: Optional[tuple] = self._current_signature()
         except ResultsFileError as exc:
@@ -226,15 +237,24 @@ class Refresher(threading.Thread):
             for index, state in enumerate(self.states):
                 if index in rerender:
                     self._rerender_one(state)
-            if self.prom.enabled:
-                self.prom.probe()
-        process = self._process.render()
-        for state in self.states:
+            if now >= self._probe_at:
+                self.prom.probe(RECOMPUTE_SECONDS)
+        if refreshed or now >= self._probe_at:  # a refresh's queries move the backoff too
+            self._probe_at = time.monotonic() + self.prom.probe_delay(RECOMPUTE_SECONDS)
+        compact = []
+        for index, state in enumerate(self.states):
+            if state.starting:  # the first tick has run, whatever its outcome
+                state.starting, state.dirty = False, True
+            if not state.dirty:
+                continue
             try:
-                state.publish(process)
+                if state.publish():
+                    compact.append(index)
             except Exception:  # e.g. MemoryError: the previous snapshot stays served
                 logger.exception("%s: publishing failed", state.metric_set.name)
         self.ticks += 1
+        for index in compact:  # before a set's own job: the compact body is out sooner
+            self.jobs.submit(("gzip", index), self.states[index].compact_job())
         if refreshed:
             # Background work starts once the new bodies are out: started earlier, its thread
             # would contend for the GIL with the publishing.
@@ -300,7 +320,8 @@ class Refresher(threading.Thread):
             run = loaded
             del loaded
             self._served_file = True
-            self._last_failure = None
+            if run.analysis_error is None:  # else logged once, not again on each retry
+                self._last_failure = None
         load_seconds = time.perf_counter() - started
         incomplete = self.prom.incomplete
         # What the self-metrics need of the run, shared by every set; the records (the largest

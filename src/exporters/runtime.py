@@ -41,9 +41,9 @@ class Exporters:
         return self.server.ports
 
     def start(self) -> None:
-        """Start the refresh thread and the server (the first refresh has run)."""
-        self.refresher.start()
+        """Serve, then start the refresh thread (the ports answer during the first refresh)."""
         self.server.start()
+        self.refresher.start()
 
     def stop(self) -> None:
         """Stop serving and refreshing (returns within about a second whatever the clients do)."""
@@ -86,23 +86,25 @@ def http_limits(settings: argparse.Namespace) -> HttpLimits:
 
 
 def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace) -> Exporters:
-    """Run the first refresh, bind every set's port, start the refresh and HTTP threads.
+    """Bind every set's port, serve, then start the refresh thread (its first tick is the
+    first refresh).
 
-    The first refresh never raises: whatever the directory holds, the ports are bound and a
-    refresh that failed is served as ``<set>_exporter_up`` 0 with its reason, then retried.
+    The ports answer before the first refresh finishes, however long it takes (a slow
+    database): meanwhile a scrape gets ``<set>_exporter_up`` 0 and ``<set>_exporter_starting``
+    1. The first refresh never raises: whatever the directory holds, a refresh that failed is
+    served as ``up`` 0 with its reason, then retried. Raises OSError when a port cannot be
+    bound (before any refresh).
     """
+    from .serving import Server
+
     prom = PromClient(getattr(settings, "prometheus_url", None))
     states = [ExporterState(metric_set, prom) for metric_set in metric_sets]
+    for state in states:
+        state.publish()  # up 0, starting 1: what a scrape gets until the first refresh is done
     limits = ReadLimits(max_bytes=settings.max_file_bytes, max_scenarios=settings.max_scenarios,
                         max_text=settings.max_label_length)
     refresher = Refresher(states, Path(settings.results_dir), settings.refresh_interval, prom,
                           limits)
-    refresher.tick()
-    # The HTTP layer (asyncio: ~1.7 MB of modules) is loaded after the first refresh, into the
-    # memory the loaded file left free: peak RSS is the first refresh's, not both stacked
-    # (the cost exporter's peak, benchmarks/README.md, was 1.7 MB higher).
-    from .serving import Server
-
     sites = [((settings.listen_address, port_of(settings, state.metric_set)), state)
              for state in states]
     server = Server(sites, refresher, http_limits(settings))
