@@ -41,6 +41,7 @@ from .directory import ATTEMPTS as _ATTEMPTS
 from .directory import Listing, newest_signature
 from .jobs import BackgroundJobs
 from .publisher import ExporterState
+from .watch import Sleeper
 
 logger = logging.getLogger("exporters")
 
@@ -52,6 +53,9 @@ RECOMPUTE_SECONDS = 600.0
 #: failure in a row up to RETRY_MAX_SECONDS (a file that changes is read at once).
 RETRY_INITIAL_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
+#: While the directory is watched (inotify) the loop still looks this often (seconds): a results
+#: file behind a symbolic link changes without an event in the directory.
+WATCHED_POLL_SECONDS = 60.0
 #: Names passed over that one log line names at most.
 _NAMES_LOGGED = 5
 
@@ -88,9 +92,10 @@ class Refresher(threading.Thread):
         self.interval = interval
         self.prom = prom
         self.stop_event = threading.Event()
-        # Set by a finished background job (and by stop): the loop ticks at once, not after the
-        # interval, so new predictions show within a moment.
-        self._wake = threading.Event()
+        # Woken by a finished background job (and by stop): the loop ticks at once, not after
+        # the interval, so new predictions show within a moment; and by a change in the
+        # directory while it is watched.
+        self._sleeper: Optional[Sleeper] = None  # made by run(): a thread's descriptors
         self._lock = threading.Lock()
         self._rerender: set[Hashable] = set()  # indexes into states
         self.jobs = BackgroundJobs(self._job_done)
@@ -110,18 +115,41 @@ class Refresher(threading.Thread):
         self.loads = 0
 
     def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.tick()
-            except Exception:  # a bug must not silently kill the thread's loop
-                logger.exception("refresh tick failed")
-            self._wake.wait(self.interval)
-            self._wake.clear()
+        sleeper = self._sleeper = Sleeper(self.results_dir)
+        try:
+            while not self.stop_event.is_set():
+                last = time.monotonic()
+                try:
+                    self.tick()
+                except Exception:  # a bug must not silently kill the thread's loop
+                    logger.exception("refresh tick failed")
+                if not sleeper.watching():
+                    sleeper.sleep(self.interval)
+                elif sleeper.sleep(self._quiet_seconds()):
+                    # A file being written sends many events: ticks stay an interval apart
+                    # (a wake-up, by a finished job or stop, ends the wait at once).
+                    sleeper.sleep(last + self.interval - time.monotonic(), changes=False)
+        finally:
+            with self._lock:  # no wake-up writes to a descriptor number reused after close
+                self._sleeper = None
+            sleeper.close()
+
+    def _quiet_seconds(self) -> float:
+        """How long a watched directory may go unlooked at: until the next retry, database
+        probe or periodic recompute is due, at most WATCHED_POLL_SECONDS, at least the
+        interval (seconds)."""
+        now = time.monotonic()
+        if self._retry:  # waiting for the database's backoff to end: poll
+            return self.interval
+        due = [self._last_compute + RECOMPUTE_SECONDS, self._probe_at, now + WATCHED_POLL_SECONDS]
+        if self._retry_at is not None:
+            due.append(self._retry_at)
+        return max(self.interval, min(due) - now)
 
     def stop(self) -> None:
         """Ask the loop to end after the current tick and drop queued background jobs."""
         self.stop_event.set()
-        self._wake.set()
+        self._wake_up()
         self.jobs.close()
 
     def wait_for_jobs(self, timeout: float = 30.0) -> bool:
@@ -132,7 +160,12 @@ class Refresher(threading.Thread):
         """Job thread: a set's background job has new results; re-render it on the next tick."""
         with self._lock:
             self._rerender.add(index)
-        self._wake.set()
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        with self._lock:
+            if self._sleeper is not None:
+                self._sleeper.wake()
 
     def _current_signature(self) -> tuple:
         """The signature of the newest usable results file (``directory.newest_signature``);
