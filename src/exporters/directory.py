@@ -59,7 +59,7 @@ class Listing:
         key = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
         if key != self._key:
             self._names = results_file_candidates(directory)
-            settled = time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) > _SETTLE_NS
+            settled = time.time_ns() - info.st_mtime_ns > _SETTLE_NS
             self._key = key if settled else None
         return self._names
 
