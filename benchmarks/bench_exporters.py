@@ -65,7 +65,7 @@ def render():
 
 # "static": the same bytes rendered and compressed once, the least a Python server can do
 static = render()
-static = (static, gzip.compress(static, 1))
+static = (static, gzip.compress(static, 6))  # the exporters serve level 6 too
 
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):

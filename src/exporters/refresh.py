@@ -7,8 +7,10 @@ and every ``RECOMPUTE_SECONDS``. Background work a set asks
 for runs on the refresh's job thread (``exporters.jobs``); when it has new results only that
 set is re-rendered, from the rows it cached, without loading the file again.
 
-Idle policy (docs/exporters.md §10): between changes a tick only stats the directory and the
-file served (the names are listed again when the directory's stat moves) and publishes
+Idle policy (docs/exporters.md §10): between changes the thread sleeps (``exporters.watch``:
+on inotify until the directory changes, a job or stop wakes it, or a retry, database probe or
+periodic recompute is due; without inotify every ``interval``). A tick only stats the directory
+and the file served (the names are listed again when the directory's stat moves) and publishes
 nothing. A set's static part is rendered and deflated when something it shows changed (new
 data, a failure, the names passed over); the numbers that move between refreshes (HTTP and
 database counters, process metrics) are rendered when a scrape asks (``publisher``). A big
