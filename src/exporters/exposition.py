@@ -29,8 +29,8 @@ from .families import Family, TableFamily
 #: of ``gzip.compress(body, 6)``).
 GZIP_LEVEL = 6
 #: A static part up to this size is deflated at GZIP_LEVEL during the refresh (a few ms); a larger
-#: one is deflated fast first (ISA-L level 1, ~1.5x larger) and at GZIP_LEVEL on the refresh's job
-#: thread afterwards, so a multi-MB body does not hold the refresh for ~100 ms.
+#: one is deflated fast first (ISA-L level 1, ~1.5x larger) and at GZIP_LEVEL by the refresh's
+#: next tick, so a multi-MB body does not hold a refresh for ~100 ms.
 COMPACT_INLINE_BYTES = 256 * 1024
 _FAST_LEVEL = 1
 #: ISA-L writes a block per ``compress`` call of a small input: chunks are grouped to this size.
@@ -79,9 +79,14 @@ class DeflatedPrefix(NamedTuple):
     """The static part of a body as the start of one gzip member: header and deflate blocks
     ending on a sync flush (not final), with the CRC-32 and length of the bytes they hold."""
 
-    data: bytes
+    parts: tuple[bytes, ...]  # sent back to back: no joined copy beside them at the peak
     crc: int
     size: int
+
+    @property
+    def data(self) -> bytes:
+        """The parts as one bytes object (tests and tools)."""
+        return b"".join(self.parts)
 
 
 def _grouped(chunks: Iterable[bytes]) -> Iterator[bytes]:
@@ -116,7 +121,7 @@ def deflate_prefix(chunks: Sequence[bytes], compact: bool = True) -> DeflatedPre
         crc = zlib.crc32(chunk, crc)
         size += len(chunk)
     parts.append(packer.flush(engine.Z_SYNC_FLUSH))
-    return DeflatedPrefix(b"".join(parts), crc, size)
+    return DeflatedPrefix(tuple(part for part in parts if part), crc, size)
 
 
 def gzip_tail(prefix: DeflatedPrefix, tail: bytes) -> bytes:

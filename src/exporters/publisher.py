@@ -100,7 +100,7 @@ class Snapshot(NamedTuple):
 
     plain: tuple[bytes, ...]
     deflated: DeflatedPrefix
-    compact: bool  # deflated at GZIP_LEVEL (False: fast first, GZIP_LEVEL on the job thread)
+    compact: bool  # deflated at GZIP_LEVEL (False: fast first, GZIP_LEVEL by the next tick)
 
 
 class ExporterState:
@@ -171,7 +171,7 @@ class ExporterState:
             assert snapshot is not None
         tail = self._render_tail()
         if gzipped:
-            return snapshot.deflated.data, gzip_tail(snapshot.deflated, tail)
+            return (*snapshot.deflated.parts, gzip_tail(snapshot.deflated, tail))
         return (*snapshot.plain, tail)
 
     def _render_tail(self) -> bytes:
@@ -203,8 +203,8 @@ class ExporterState:
         return not compact
 
     def compact_job(self) -> Job:
-        """A background job: deflate the static part served now at GZIP_LEVEL and swap it in,
-        unless a newer one was published meanwhile."""
+        """Deflate the static part served now at GZIP_LEVEL and swap it in, unless a newer one
+        was published meanwhile (a job: True would ask for a re-render, never here)."""
         snapshot = self.snapshot
 
         def job() -> bool:

@@ -14,7 +14,7 @@ and the file served (the names are listed again when the directory's stat moves)
 nothing. A set's static part is rendered and deflated when something it shows changed (new
 data, a failure, the names passed over); the numbers that move between refreshes (HTTP and
 database counters, process metrics) are rendered when a scrape asks (``publisher``). A big
-body is deflated fast first and compactly on the job thread. VictoriaMetrics is probed only
+body is deflated fast first and compactly by the next tick, at once. VictoriaMetrics is probed only
 when its backoff is over or nothing asked it for ``RECOMPUTE_SECONDS``, not every tick.
 
 Failure model (docs/exporters.md §9): whatever goes wrong while loading or computing a run, any
@@ -110,6 +110,7 @@ class Refresher(threading.Thread):
         self._retry_at: Optional[float] = None  # monotonic time of the next try after a failure
         self._last_compute = -math.inf
         self._listing = Listing()
+        self._compact: set[int] = set()  # sets whose static part was deflated fast
         self._probe_at = -math.inf  # monotonic time of the next database probe
         self._skipped_names: frozenset[tuple[str, str]] = frozenset()  # last logged
         self.ticks = 0
@@ -125,6 +126,8 @@ class Refresher(threading.Thread):
                     self.tick()
                 except Exception:  # a bug must not silently kill the thread's loop
                     logger.exception("refresh tick failed")
+                if self._compact:  # compact the bodies just published before sleeping
+                    continue
                 if not sleeper.watching():
                     sleeper.sleep(self.interval)
                 elif sleeper.sleep(self._quiet_seconds()):
@@ -276,6 +279,13 @@ class Refresher(threading.Thread):
                 self.prom.probe(RECOMPUTE_SECONDS)
         if refreshed or now >= self._probe_at:  # a refresh's queries move the backoff too
             self._probe_at = time.monotonic() + self.prom.probe_delay(RECOMPUTE_SECONDS)
+        if not refreshed:  # the fast bodies of the last publish, now at GZIP_LEVEL
+            for index in sorted(self._compact):
+                try:
+                    self.states[index].compact_job()()
+                except Exception:  # e.g. MemoryError: the fast body stays served
+                    logger.exception("%s: compacting failed", self.states[index].metric_set.name)
+            self._compact.clear()
         compact = []
         for index, state in enumerate(self.states):
             if state.starting:  # the first tick has run, whatever its outcome
@@ -288,8 +298,9 @@ class Refresher(threading.Thread):
             except Exception:  # e.g. MemoryError: the previous snapshot stays served
                 logger.exception("%s: publishing failed", state.metric_set.name)
         self.ticks += 1
-        for index in compact:  # before a set's own job: the compact body is out sooner
-            self.jobs.submit(("gzip", index), self.states[index].compact_job())
+        # Compacted by the next tick, at once (``run``): on this thread, not the job thread,
+        # whose own start and arena would add to the peak memory of a set without jobs.
+        self._compact.update(compact)
         if refreshed:
             # Background work starts once the new bodies are out: started earlier, its thread
             # would contend for the GIL with the publishing.
