@@ -220,3 +220,32 @@ def test_a_failing_analysis_csv_is_logged_once_while_retried(
             refresher.tick()
     assert state.refresh_failures["analysis_unreadable"] == 4  # retried and counted each time
     assert len([r for r in caplog.records if "analysis" in r.getMessage()]) == 1
+
+
+def test_the_startup_responder_answers_then_leaves_the_sockets_open(tmp_path: Path) -> None:
+    import socket
+
+    from exporters.listeners import bind_listeners
+    from exporters.startup import StartupResponder
+
+    settings = parse_settings("test", [CostMetrics], ["--results-dir", str(tmp_path)])
+    state = ExporterState(CostMetrics(settings), PromClient(None))
+    state.publish()
+    sockets = bind_listeners("127.0.0.1", 0)
+    port = sockets[0].getsockname()[1]
+    responder = StartupResponder([(sockets, state)])
+    responder.start()
+    try:
+        status, headers, body = request(port, "/metrics", headers={"Accept-Encoding": "gzip"})
+        assert status == 200 and headers["Content-Encoding"] == "gzip"
+        assert b"cost_exporter_starting 1.0\n" in gzip.decompress(body)
+        assert b"cost_exporter_up 0.0\n" in request(port, "/metrics")[2]
+        assert request(port, "/health")[0] == 200
+        assert request(port, "/elsewhere")[0] == 404
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            raw.sendall(b"garbage\r\n\r\n")
+            assert raw.recv(100).startswith(b"HTTP/1.1 404")
+    finally:
+        responder.stop()
+    assert not responder.is_alive() and sockets[0].fileno() != -1  # the server's now
+    sockets[0].close()

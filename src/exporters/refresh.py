@@ -231,7 +231,7 @@ class Refresher(threading.Thread):
             self._retry_delay, self._retry_at = 0.0, None
 
     def tick(self) -> None:
-        """One refresh step: recompute when needed, then re-publish every set's body.
+        """One refresh step: recompute when needed, then publish the sets that changed.
 
         Never raises: a failure of the refresh is counted and retried (module docstring).
         """
