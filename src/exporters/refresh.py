@@ -118,7 +118,12 @@ class Refresher(threading.Thread):
         self.loads = 0
 
     def run(self) -> None:
-        sleeper = self._sleeper = Sleeper(self.results_dir)
+        try:
+            sleeper: Optional[Sleeper] = Sleeper(self.results_dir)
+        except Exception:  # never the loop: it polls without a sleeper
+            logger.exception("cannot watch %s: polling it", self.results_dir)
+            sleeper = None
+        self._sleeper = sleeper
         try:
             while not self.stop_event.is_set():
                 last = time.monotonic()
@@ -128,16 +133,27 @@ class Refresher(threading.Thread):
                     logger.exception("refresh tick failed")
                 if self._compact:  # compact the bodies just published before sleeping
                     continue
-                if not sleeper.watching():
-                    sleeper.sleep(self.interval)
-                elif sleeper.sleep(self._quiet_seconds()):
-                    # A file being written sends many events: ticks stay an interval apart
-                    # (a wake-up, by a finished job or stop, ends the wait at once).
-                    sleeper.sleep(last + self.interval - time.monotonic(), changes=False)
+                try:
+                    if sleeper is None:
+                        self.stop_event.wait(self.interval)
+                    elif not sleeper.watching():
+                        sleeper.sleep(self.interval)
+                    elif sleeper.sleep(self._quiet_seconds()):
+                        # A file being written sends many events: ticks stay an interval
+                        # apart (a wake-up, by a finished job or stop, ends the wait at once).
+                        sleeper.sleep(last + self.interval - time.monotonic(), changes=False)
+                except Exception:  # e.g. the watch descriptor went bad: poll from now on
+                    logger.exception("watching %s failed: polling it", self.results_dir)
+                    with self._lock:
+                        self._sleeper = None
+                    if sleeper is not None:
+                        sleeper.close()
+                    sleeper = None
         finally:
             with self._lock:  # no wake-up writes to a descriptor number reused after close
                 self._sleeper = None
-            sleeper.close()
+            if sleeper is not None:
+                sleeper.close()
 
     def _quiet_seconds(self) -> float:
         """How long a watched directory may go unlooked at: until the next retry, database

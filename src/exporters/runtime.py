@@ -43,9 +43,9 @@ class Exporters:
         return self.server.ports
 
     def start(self) -> None:
-        """Serve, then start the refresh thread (the ports answer during the first refresh)."""
-        self.server.start()
+        """Start the refresh thread, then serve (/health asks whether it runs)."""
         self.refresher.start()
+        self.server.start()
 
     def stop(self) -> None:
         """Stop serving and refreshing (returns within about a second whatever the clients do)."""
