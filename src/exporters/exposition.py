@@ -114,14 +114,21 @@ def deflate_prefix(chunks: Sequence[bytes], compact: bool = True) -> DeflatedPre
     """
     engine, level = (zlib, GZIP_LEVEL) if compact else (_deflate, _FAST_LEVEL)
     packer = engine.compressobj(level, engine.DEFLATED, -15)
-    parts = [_GZIP_HEADER]
     crc = size = 0
-    for chunk in _grouped(chunks):
-        parts.append(packer.compress(chunk))
-        crc = zlib.crc32(chunk, crc)
-        size += len(chunk)
-    parts.append(packer.flush(engine.Z_SYNC_FLUSH))
-    return DeflatedPrefix(tuple(part for part in parts if part), crc, size)
+
+    def output() -> Iterator[bytes]:
+        nonlocal crc, size
+        yield _GZIP_HEADER
+        for chunk in _grouped(chunks):
+            yield packer.compress(chunk)
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+        yield packer.flush(engine.Z_SYNC_FLUSH)
+
+    # The compressor's small outputs joined into pieces of ~64 kB: a scrape hands the socket a
+    # few pieces, not hundreds of small ones.
+    parts = tuple(_grouped(output()))
+    return DeflatedPrefix(parts, crc, size)
 
 
 def gzip_tail(prefix: DeflatedPrefix, tail: bytes) -> bytes:
