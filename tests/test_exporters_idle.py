@@ -249,3 +249,31 @@ def test_the_startup_responder_answers_then_leaves_the_sockets_open(tmp_path: Pa
         responder.stop()
     assert not responder.is_alive() and sockets[0].fileno() != -1  # the server's now
     sockets[0].close()
+
+
+def test_the_database_is_probed_when_due_not_every_tick(
+        extended: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = parse_settings("test", [CostMetrics], ["--results-dir", str(extended)])
+    prom = PromClient("http://127.0.0.1:9")
+    probes: list[float] = []
+    delay = [600.0]  # healthy: nothing asked for a while is 600 s away
+
+    def probe(idle: float) -> None:  # a request made: the next one is 600 s away
+        probes.append(idle)
+        delay[0] = 600.0
+
+    monkeypatch.setattr(prom, "probe", probe)
+    monkeypatch.setattr(prom, "probe_delay", lambda idle: delay[0])
+    state = ExporterState(CostMetrics(settings), prom)
+    refresher = Refresher([state], extended, 2.0, prom)
+    refresher.tick()  # a refresh: its own queries, no probe
+    for _ in range(5):
+        refresher.tick()
+    assert probes == []
+    delay[0] = -1.0  # the backoff is over (or 600 s passed): the next tick probes, once
+    refresher._probe_at = time.monotonic() - 1
+    refresher.tick()
+    for _ in range(5):
+        refresher.tick()
+    assert probes == [600.0]
+    prom.close()
