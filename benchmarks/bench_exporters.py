@@ -65,7 +65,7 @@ def render():
 
 # "static": the same bytes rendered and compressed once, the least a Python server can do
 static = render()
-static = (static, gzip.compress(static, 1))
+static = (static, gzip.compress(static, 6))  # the exporters serve level 6 too
 
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
@@ -188,17 +188,25 @@ def vm_hwm_mb(pid: int) -> float:
     return status_mb(pid, "VmHWM")
 
 
+def get(port: int, path: str = "/metrics") -> bytes:
+    """The whole answer (head and body) to a GET on a new connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        return b"".join(iter(lambda: sock.recv(1 << 16), b""))
+
+
 def wait_ready(port: int, proc: subprocess.Popen) -> None:
+    """Wait until the exporter on ``port`` has finished its first refresh (the port answers
+    before it does, with ``_exporter_starting 1``)."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                    return
+            if b"_exporter_starting 0.0\n" in get(port):
+                return
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise AssertionError("server did not start")
 
 
@@ -207,9 +215,7 @@ def wait_trained(port: int) -> None:
     background job would otherwise share the two cores with the scrapes being timed."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            answer = b"".join(iter(lambda: sock.recv(1 << 16), b""))
+        answer = get(port)
         for name in (b"results_model_trainings_total", b"results_model_training_failures_total"):
             line = next(ln for ln in answer.split(b"\n") if ln.startswith(name + b" "))
             if float(line.split()[1]) > 0:
@@ -250,6 +256,9 @@ def exporters(results_dir: Path):
         for _, port_map in procs.values():
             if "results" in port_map:
                 wait_trained(port_map["results"])
+        # The re-render with the model's predictions deflates its big body once more on the
+        # job thread (docs/exporters.md §10): let it finish before scrapes are timed.
+        time.sleep(2.0)
         yield procs
     finally:
         for proc, _ in procs.values():

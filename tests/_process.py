@@ -51,6 +51,12 @@ def metrics(port: int, host: str = "127.0.0.1") -> dict:
     return {f.name: f for f in text_string_to_metric_families(body.decode())}
 
 
+def started(port: int, host: str = "127.0.0.1") -> bool:
+    """True once the exporter on ``port`` has finished its first refresh (``_starting`` 0)."""
+    body = request(port, "/metrics", host=host)[2]
+    return b"_exporter_starting 0.0\n" in body
+
+
 def command(name: str) -> list[str]:
     """An installed console script (``advisor-...``, beside this interpreter) or a module."""
     if name.startswith("advisor-"):
@@ -65,7 +71,7 @@ class Exporter:
 
     def __init__(self, module: str, results_dir: Path, *extra: str,
                  ports: dict[str, int] | None = None, fd_limit: int | None = None,
-                 host: str = "127.0.0.1") -> None:
+                 host: str = "127.0.0.1", wait_started: bool = True) -> None:
         self.port = free_port()
         #: The address the exporter is asked on: a wildcard or a name is reached on loopback.
         self.host = {"::": "::1", "0.0.0.0": "127.0.0.1", "localhost": "127.0.0.1"}.get(host, host)
@@ -85,7 +91,9 @@ class Exporter:
         for port in ports.values() if ports else (self.port,):
             while True:
                 try:
-                    if request(port, "/health", host=self.host)[0] == 200:
+                    # The ports answer before the first refresh; most tests want its result.
+                    if request(port, "/health", host=self.host)[0] == 200 and (
+                            not wait_started or started(port, self.host)):
                         break
                 except OSError:
                     time.sleep(0.05)

@@ -390,18 +390,26 @@ class PromClient:
             executor = self._executor
         return list(executor.map(fn, items))
 
-    def probe(self) -> None:
-        """Check the database when nothing else asked it lately, to keep ``healthy`` current."""
-        if not self.enabled or self.backing_off():
-            return
-        with self._lock:
-            idle = self._clock() - self._last_request >= PROBE_INTERVAL
-            retry_due = not self.healthy and self._retry_at > 0
-        if idle or retry_due:
+    def probe(self, idle_seconds: float = PROBE_INTERVAL) -> None:
+        """Check the database when nothing asked it for ``idle_seconds``, or when its backoff
+        after a failure is over, to keep ``healthy`` current."""
+        if self.probe_delay(idle_seconds) <= 0:
             try:
                 self._get("/api/v1/query", {"query": "vector(1)"}, lambda data: None)
             except _QueryFailed:
                 pass
+
+    def probe_delay(self, idle_seconds: float = PROBE_INTERVAL) -> float:
+        """Seconds until ``probe(idle_seconds)`` would ask the database (inf without a URL)."""
+        if not self.enabled:
+            return math.inf
+        with self._lock:
+            now = self._clock()
+            if now < self._retry_at:  # backing off: ask once the backoff is over
+                return self._retry_at - now
+            if not self.healthy and self._retry_at > 0:  # a failure whose backoff is over
+                return 0.0
+            return self._last_request + idle_seconds - now
 
     def close(self) -> None:
         """Stop the worker threads."""

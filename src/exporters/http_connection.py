@@ -262,15 +262,13 @@ class Connection:
             status, body, ctype = 405, (b"Method Not Allowed\n",), b"text/plain; charset=utf-8"
             headers.append((b"Allow", b"GET, HEAD"))
         elif path == "/metrics":
-            plain, compressed = site.state.chunks
             accept = b", ".join(value for name, value in request.headers
                                 if name == b"accept-encoding").decode("latin-1")
             status, ctype = 200, CONTENT_TYPE.encode("ascii")
-            if accepts_gzip(accept):
-                body = compressed
+            gzipped = accepts_gzip(accept)
+            body = site.state.answer(gzipped)
+            if gzipped:
                 headers.append((b"Content-Encoding", b"gzip"))
-            else:
-                body = plain
             headers.append((b"Vary", b"Accept-Encoding"))
         elif path == "/health":
             ctype = b"text/plain; charset=utf-8"

@@ -1,20 +1,38 @@
-"""The snapshot a scrape serves: data part, self-metrics, one gzip member, swapped as one."""
+"""What a scrape serves: a static part rendered and deflated once per change, and a tail of
+scrape-time numbers (docs/exporters.md §10).
+
+The static part is the data families, the self-metrics that change only with a refresh and
+``python_info``; ``publish`` renders it and deflates it once (``exposition.deflate_prefix``)
+and swaps it in as one object. A scrape appends the tail: the HTTP and database counters, the
+scrape counter and the ``process_*`` families (read at most once a second), rendered when a
+scrape asks; the gzip body is the static part's deflate stream finished by the tail's final block.
+"""
 
 from __future__ import annotations
 
+import threading
 from array import array
-from typing import Optional
+from typing import NamedTuple, Optional
 
-from prometheus_client import CollectorRegistry, Metric, PlatformCollector, ProcessCollector
+from prometheus_client import Metric, PlatformCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import generate_latest
 
 from advisor_core import __version__ as VERSION
 
 from ._promql import PromClient
-from .exposition import gzip_member, render_chunks, render_families
+from .exposition import (
+    COMPACT_INLINE_BYTES,
+    DeflatedPrefix,
+    deflate_prefix,
+    generate_latest_of,
+    gzip_tail,
+    render_chunks,
+    render_families,
+)
 from .families import Family, TableFamily
+from .jobs import Job
 from .metric_set import MetricSet, Run
+from .process_metrics import ProcessMetrics, family_header, render_small
 
 #: The self-observability families of every exporter, ``<exporter>_<suffix>``: (suffix, type,
 #: help, labels). ``exporter_info`` also carries the set's ``info_labels``;
@@ -40,6 +58,9 @@ SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      "Scenario entries dropped because a later entry has the same name", ()),
     ("scenarios_total", "gauge",
      "Scenario entries in the latest results file (including duplicates and skipped ones)", ()),
+    ("exporter_starting", "gauge",
+     "1 until the first refresh of the directory has finished (up is 0 meanwhile)", ()),
+    ("exporter_scrapes", "counter", "Requests of /metrics answered", ()),
     ("exporter_http_connections", "gauge", "Open HTTP connections to this exporter's port", ()),
     ("exporter_http_client_errors", "counter",
      "HTTP connections closed for misbehaving or for lack of room, by reason", ("reason",)),
@@ -52,18 +73,34 @@ SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      "Points of VictoriaMetrics answers dropped: outside the window asked or closer than a step",
      ()),
 )
+_DECLARED = {suffix: (kind, documentation, labels)
+             for suffix, kind, documentation, labels in SELF_FAMILIES}
+#: The SELF_FAMILIES that change between refreshes: rendered when a scrape asks.
+SCRAPE_TIME = frozenset({
+    "exporter_http_connections", "exporter_http_client_errors", "exporter_scrapes",
+    "exporter_victoriametrics_up", "exporter_victoriametrics_failures",
+    "exporter_victoriametrics_dropped_points"})
+
+_shared: dict[str, object] = {}
+_shared_lock = threading.Lock()
 
 
-class ProcessPart:
-    """prometheus_client's process and platform metrics, rendered once per tick for all sets."""
+def _process_parts() -> tuple[ProcessMetrics, bytes]:
+    """The process metrics and the rendered ``python_info`` of this process (made once)."""
+    with _shared_lock:
+        if "process" not in _shared:
+            _shared["process"] = ProcessMetrics()
+            _shared["platform"] = generate_latest_of(list(PlatformCollector(registry=None)
+                                                          .collect()))
+        return _shared["process"], _shared["platform"]  # type: ignore[return-value]
 
-    def __init__(self) -> None:
-        self._registry = CollectorRegistry(auto_describe=False)
-        ProcessCollector(registry=self._registry)
-        PlatformCollector(registry=self._registry)
 
-    def render(self) -> bytes:
-        return generate_latest(self._registry)
+class Snapshot(NamedTuple):
+    """The static part of a body: plain chunks, the deflate stream that starts its gzip form."""
+
+    plain: tuple[bytes, ...]
+    deflated: DeflatedPrefix
+    compact: bool  # deflated at GZIP_LEVEL (False: fast first, GZIP_LEVEL by the next tick)
 
 
 class ExporterState:
@@ -90,21 +127,96 @@ class ExporterState:
         self.refresh_errors_last_ok = True
         # The rendered data part: plain chunks, one per family.
         self._data: tuple[bytes, ...] = ()
-        # The one object a scrape reads, replaced as a whole: (plain chunks, gzip chunks). The
-        # chunks are sent back to back; the big data part is never copied into a joined body.
-        self.chunks: tuple[tuple[bytes, ...], tuple[bytes, ...]] = ((), ())
+        #: Requests of /metrics answered (the HTTP thread counts them).
+        self.scrapes = 0
+        #: No refresh has finished yet (the ports answer before the first one does).
+        self.starting = True
+        self._process, self._platform = _process_parts()
+        # The one static object a scrape reads, replaced as a whole; the chunks are sent back to
+        # back: the big data part is never copied into a joined body.
+        self.snapshot: Optional[Snapshot] = None
+        self._swap = threading.Lock()
+        # Something the static part shows changed since it was published.
+        self.dirty = True
+        self._headers: dict[str, tuple[bytes, str]] = {}
 
     def failed(self, reason: str) -> None:
         """Count a refresh that failed for ``reason``; the last good data part stays."""
         self.refresh_errors += 1
         self.refresh_failures[reason] = self.refresh_failures.get(reason, 0) + 1
         self.refresh_errors_last_ok = False
+        self.dirty = True
+
+    def set_skipped_files(self, counts: dict[str, int]) -> None:
+        """Names passed over in the last look at the directory, by reason (replaced whole)."""
+        if counts != self.skipped_files:
+            self.skipped_files = counts
+            self.dirty = True
 
     @property
     def body(self) -> tuple[bytes, bytes]:
-        """The (plain, gzip) bodies as whole bytes (tests and tools; scrapes use ``chunks``)."""
-        plain, compressed = self.chunks
-        return b"".join(plain), b"".join(compressed)
+        """The (plain, gzip) bodies as whole bytes (tests and tools; a scrape uses ``answer``)."""
+        return b"".join(self._answer(False)), b"".join(self._answer(True))
+
+    def answer(self, gzipped: bool) -> tuple[bytes, ...]:
+        """The chunks of a /metrics answer, plain or one gzip member; counts the scrape."""
+        self.scrapes += 1
+        return self._answer(gzipped)
+
+    def _answer(self, gzipped: bool) -> tuple[bytes, ...]:
+        snapshot = self.snapshot
+        if snapshot is None:  # before the first publish (a test's state, never a server's)
+            self.publish()
+            snapshot = self.snapshot
+            assert snapshot is not None
+        tail = self._render_tail()
+        if gzipped:
+            return (*snapshot.deflated.parts, gzip_tail(snapshot.deflated, tail))
+        return (*snapshot.plain, tail)
+
+    def _render_tail(self) -> bytes:
+        """The scrape-time self families (SCRAPE_TIME) and the process metrics."""
+        parts = []
+        for suffix, samples in self._scrape_samples().items():
+            kind, documentation, labels = _DECLARED[suffix]
+            header = self._headers.get(suffix)
+            if header is None:  # prometheus_client's own header lines, made once
+                family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+                header = self._headers[suffix] = family_header(family_class(
+                    f"{self.metric_set.name}_{suffix}", documentation, labels=list(labels)))
+            parts.append(render_small(*header, (
+                (tuple(zip(labels, values)), value) for values, value in samples)))
+        parts.append(self._process.render())
+        return b"".join(parts)
+
+    def publish(self) -> bool:
+        """Render the static self part, deflate the static part once and swap it in.
+
+        Returns True when it was deflated fast and ``compact_job`` should deflate it again.
+        """
+        plain = (*self._data, render_families(self.self_families()), self._platform)
+        compact = sum(map(len, plain)) <= COMPACT_INLINE_BYTES
+        snapshot = Snapshot(plain, deflate_prefix(plain, compact), compact)
+        with self._swap:
+            self.snapshot = snapshot
+            self.dirty = False
+        return not compact
+
+    def compact_job(self) -> Job:
+        """Deflate the static part served now at GZIP_LEVEL and swap it in, unless a newer one
+        was published meanwhile (a job: True would ask for a re-render, never here)."""
+        snapshot = self.snapshot
+
+        def job() -> bool:
+            if snapshot is None or snapshot.compact:
+                return False
+            compact = snapshot._replace(deflated=deflate_prefix(snapshot.plain), compact=True)
+            with self._swap:
+                if self.snapshot is snapshot:
+                    self.snapshot = compact
+            return False  # nothing to re-render
+
+        return job
 
     def set_data(self, families: list[Family]) -> None:
         """Render the data part once (consumes ``families``: emptied as rendered).
@@ -138,14 +250,16 @@ class ExporterState:
             del family
         self._tables = current
         self._data = tuple(chunks)
+        self.dirty = True
 
     def self_families(self) -> list[Metric]:
-        """Return the set's self-observability families (SELF_FAMILIES, with its name)."""
+        """Return the set's self-observability families that change only with a refresh (the
+        SELF_FAMILIES outside SCRAPE_TIME, with its name)."""
         info = dict(self.metric_set.info_labels())  # names and values from the one call
         samples = self._self_samples(info)
         families: list[Metric] = []
         for suffix, kind, documentation, labels in SELF_FAMILIES:
-            if suffix not in samples:  # a family this exporter does not have (no enrichment)
+            if suffix not in samples:  # scrape-time, or one this exporter does not have
                 continue
             extra = list(info) if suffix == "exporter_info" else []
             family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
@@ -157,15 +271,14 @@ class ExporterState:
         return families
 
     def _self_samples(self, info: dict[str, str]) -> dict[str, list[tuple[tuple[str, ...], float]]]:
-        """(label values, value) of each self family, by SELF_FAMILIES suffix (``info``: the
-        set's extra info labels)."""
+        """(label values, value) of each self family outside SCRAPE_TIME, by SELF_FAMILIES
+        suffix (``info``: the set's extra info labels)."""
         reasons: dict[str, int] = {}
         if self.run is not None:
             for source in (self.run.skipped, self.metric_set.skipped()):
                 for reason, count in source.items():
                     reasons[reason] = reasons.get(reason, 0) + int(count)
         up = self.run is not None and self.refresh_errors_last_ok
-        http_errors = sorted(dict(self.http_client_errors).items())  # the HTTP thread writes it
         samples: dict[str, list[tuple[tuple[str, ...], float]]] = {
             "exporter_up": [((), 1.0 if up else 0.0)],
             "exporter_info": [((VERSION, *info.values()), 1.0)],
@@ -182,8 +295,17 @@ class ExporterState:
                 ((reason,), count) for reason, count in sorted(self.skipped_files.items())],
             "duplicate_scenarios": [((), self.run.duplicates if self.run is not None else 0)],
             "scenarios_total": [((), self.scenarios_total)],
+            "exporter_starting": [((), 1.0 if self.starting else 0.0)],
+        }
+        return samples
+
+    def _scrape_samples(self) -> dict[str, list[tuple[tuple[str, ...], float]]]:
+        """(label values, value) of each SCRAPE_TIME family, in SELF_FAMILIES order."""
+        http_errors = sorted(dict(self.http_client_errors).items())  # the HTTP thread writes it
+        samples: dict[str, list[tuple[tuple[str, ...], float]]] = {
             "exporter_http_connections": [((), self.http_connections)],
             "exporter_http_client_errors": [((reason,), count) for reason, count in http_errors],
+            "exporter_scrapes": [((), self.scrapes)],
         }
         if self.prom.enabled:
             samples["exporter_victoriametrics_up"] = [((), 1.0 if self.prom.healthy else 0.0)]
@@ -192,11 +314,3 @@ class ExporterState:
                 for reason, count in sorted(dict(self.prom.failure_reasons).items())]
             samples["exporter_victoriametrics_dropped_points"] = [((), self.prom.dropped_points)]
         return samples
-
-    def publish(self, process: bytes) -> None:
-        """Re-render the small self part and swap in the new plain chunks and gzip body."""
-        plain = (*self._data, render_families(self.self_families()) + process)
-        # One gzip member for the whole body: curl, wget and other single-member decoders stop
-        # after the first member of a concatenation. ISA-L deflates a 2 MB body in ~1 ms.
-        self.chunks = (plain, (gzip_member(plain),))
-

@@ -1,12 +1,21 @@
-"""The refresh thread: watches the results directory, recomputes, re-publishes every snapshot.
+"""The refresh thread: watches the results directory, recomputes and publishes on a change.
 
 Recompute policy: every set is recomputed from a fresh load when the newest usable results file
 or the analysis CSV beside it changes (path, mtime, size, inode or ctime:
 ``exporters.directory``), when VictoriaMetrics answered only in part and its backoff is over,
 and every ``RECOMPUTE_SECONDS``. Background work a set asks
 for runs on the refresh's job thread (``exporters.jobs``); when it has new results only that
-set is re-rendered, from the rows it cached, without loading the file again. Every tick
-re-publishes each snapshot with fresh self-metrics and process metrics.
+set is re-rendered, from the rows it cached, without loading the file again.
+
+Idle policy (docs/exporters.md §10): between changes the thread sleeps (``exporters.watch``:
+on inotify until the directory changes, a job or stop wakes it, or a retry, database probe or
+periodic recompute is due; without inotify every ``interval``). A tick only stats the directory
+and the file served (the names are listed again when the directory's stat moves) and publishes
+nothing. A set's static part is rendered and deflated when something it shows changed (new
+data, a failure, the names passed over); the numbers that move between refreshes (HTTP and
+database counters, process metrics) are rendered when a scrape asks (``publisher``). A big
+body is deflated fast first and compactly by the next tick, at once. VictoriaMetrics is probed only
+when its backoff is over or nothing asked it for ``RECOMPUTE_SECONDS``, not every tick.
 
 Failure model (docs/exporters.md §9): whatever goes wrong while loading or computing a run, any
 exception ``MemoryError`` included, is caught in ``tick``, counted by reason in each set it
@@ -31,9 +40,10 @@ from advisor_core.results_files import RESULTS_GLOB, ResultsFileError
 
 from ._promql import PromClient
 from .directory import ATTEMPTS as _ATTEMPTS
-from .directory import newest_signature
+from .directory import Listing, newest_signature
 from .jobs import BackgroundJobs
-from .publisher import ExporterState, ProcessPart
+from .publisher import ExporterState
+from .watch import Sleeper
 
 logger = logging.getLogger("exporters")
 
@@ -45,6 +55,9 @@ RECOMPUTE_SECONDS = 600.0
 #: failure in a row up to RETRY_MAX_SECONDS (a file that changes is read at once).
 RETRY_INITIAL_SECONDS = 1.0
 RETRY_MAX_SECONDS = 60.0
+#: While the directory is watched (inotify) the loop still looks this often (seconds): a results
+#: file behind a symbolic link changes without an event in the directory.
+WATCHED_POLL_SECONDS = 60.0
 #: Names passed over that one log line names at most.
 _NAMES_LOGGED = 5
 
@@ -66,7 +79,7 @@ EXPORTER_LIMITS = ReadLimits(max_bytes=16 * 1024 * 1024, max_scenarios=20_000, m
 
 
 class Refresher(threading.Thread):
-    """Background thread: notices file changes, recomputes data parts, re-publishes bodies."""
+    """Background thread: notices file changes, recomputes data parts, publishes changes."""
 
     def __init__(
         self,
@@ -83,9 +96,10 @@ class Refresher(threading.Thread):
         self.interval = interval
         self.prom = prom
         self.stop_event = threading.Event()
-        # Set by a finished background job (and by stop): the loop ticks at once, not after the
-        # interval, so new predictions show within a moment.
-        self._wake = threading.Event()
+        # Woken by a finished background job (and by stop): the loop ticks at once, not after
+        # the interval, so new predictions show within a moment; and by a change in the
+        # directory while it is watched.
+        self._sleeper: Optional[Sleeper] = None  # made by run(): a thread's descriptors
         self._lock = threading.Lock()
         self._rerender: set[Hashable] = set()  # indexes into states
         self.jobs = BackgroundJobs(self._job_done)
@@ -97,25 +111,68 @@ class Refresher(threading.Thread):
         self._retry_delay = 0.0  # seconds; 0 after a refresh that worked
         self._retry_at: Optional[float] = None  # monotonic time of the next try after a failure
         self._last_compute = -math.inf
-        self._process = ProcessPart()
+        self._listing = Listing()
+        self._compact: set[int] = set()  # sets whose static part was deflated fast
+        self._probe_at = -math.inf  # monotonic time of the next database probe
         self._skipped_names: frozenset[tuple[str, str]] = frozenset()  # last logged
         self.ticks = 0
         #: Results files read so far (a re-render after a background job reads none).
         self.loads = 0
 
     def run(self) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.tick()
-            except Exception:  # a bug must not silently kill the thread's loop
-                logger.exception("refresh tick failed")
-            self._wake.wait(self.interval)
-            self._wake.clear()
+        try:
+            sleeper: Optional[Sleeper] = Sleeper(self.results_dir)
+        except Exception:  # never the loop: it polls without a sleeper
+            logger.exception("cannot watch %s: polling it", self.results_dir)
+            sleeper = None
+        self._sleeper = sleeper
+        try:
+            while not self.stop_event.is_set():
+                last = time.monotonic()
+                try:
+                    self.tick()
+                except Exception:  # a bug must not silently kill the thread's loop
+                    logger.exception("refresh tick failed")
+                if self._compact:  # compact the bodies just published before sleeping
+                    continue
+                try:
+                    if sleeper is None:
+                        self.stop_event.wait(self.interval)
+                    elif not sleeper.watching():
+                        sleeper.sleep(self.interval)
+                    elif sleeper.sleep(self._quiet_seconds()):
+                        # A file being written sends many events: ticks stay an interval
+                        # apart (a wake-up, by a finished job or stop, ends the wait at once).
+                        sleeper.sleep(last + self.interval - time.monotonic(), changes=False)
+                except Exception:  # e.g. the watch descriptor went bad: poll from now on
+                    logger.exception("watching %s failed: polling it", self.results_dir)
+                    with self._lock:
+                        self._sleeper = None
+                    if sleeper is not None:
+                        sleeper.close()
+                    sleeper = None
+        finally:
+            with self._lock:  # no wake-up writes to a descriptor number reused after close
+                self._sleeper = None
+            if sleeper is not None:
+                sleeper.close()
+
+    def _quiet_seconds(self) -> float:
+        """How long a watched directory may go unlooked at: until the next retry, database
+        probe or periodic recompute is due, at most WATCHED_POLL_SECONDS, at least the
+        interval (seconds)."""
+        now = time.monotonic()
+        if self._retry:  # waiting for the database's backoff to end: poll
+            return self.interval
+        due = [self._last_compute + RECOMPUTE_SECONDS, self._probe_at, now + WATCHED_POLL_SECONDS]
+        if self._retry_at is not None:
+            due.append(self._retry_at)
+        return max(self.interval, min(due) - now)
 
     def stop(self) -> None:
         """Ask the loop to end after the current tick and drop queued background jobs."""
         self.stop_event.set()
-        self._wake.set()
+        self._wake_up()
         self.jobs.close()
 
     def wait_for_jobs(self, timeout: float = 30.0) -> bool:
@@ -126,7 +183,12 @@ class Refresher(threading.Thread):
         """Job thread: a set's background job has new results; re-render it on the next tick."""
         with self._lock:
             self._rerender.add(index)
-        self._wake.set()
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        with self._lock:
+            if self._sleeper is not None:
+                self._sleeper.wake()
 
     def _current_signature(self) -> tuple:
         """The signature of the newest usable results file (``directory.newest_signature``);
@@ -134,7 +196,7 @@ class Refresher(threading.Thread):
 
         Raises OSError (listing) or ResultsFileError.
         """
-        signature, skipped = newest_signature(self.results_dir)
+        signature, skipped = newest_signature(self.results_dir, self._listing)
         noticed = frozenset((path.name, reason) for path, reason in skipped)
         new = noticed - self._skipped_names
         if new:  # one line, naming a few: a directory may hold thousands of such names
@@ -147,10 +209,11 @@ class Refresher(threading.Thread):
         for _, reason in skipped:
             counts[reason] = counts.get(reason, 0) + 1
         for state in self.states:
-            state.skipped_files = counts
+            state.set_skipped_files(counts)
         return signature
 
     def _newest_after_vanish(self) -> tuple:
+        self._listing.forget()
         try:
             return self._current_signature()
         except (OSError, ResultsFileError):
@@ -186,7 +249,7 @@ class Refresher(threading.Thread):
             self._retry_delay, self._retry_at = 0.0, None
 
     def tick(self) -> None:
-        """One refresh step: recompute when needed, then re-publish every set's body.
+        """One refresh step: recompute when needed, then publish the sets that changed.
 
         Never raises: a failure of the refresh is counted and retried (module docstring).
         """
@@ -197,6 +260,8 @@ class Refresher(threading.Thread):
                        error=exc)
 
     def _tick(self) -> None:
+        if time.monotonic() - self._last_compute >= RECOMPUTE_SECONDS:
+            self._listing.forget()  # the periodic full look lists the names again too
         try:
             signature: Optional[tuple] = self._current_signature()
         except ResultsFileError as exc:
@@ -228,15 +293,32 @@ class Refresher(threading.Thread):
             for index, state in enumerate(self.states):
                 if index in rerender:
                     self._rerender_one(state)
-            if self.prom.enabled:
-                self.prom.probe()
-        process = self._process.render()
-        for state in self.states:
+            if now >= self._probe_at:
+                self.prom.probe(RECOMPUTE_SECONDS)
+        if refreshed or now >= self._probe_at:  # a refresh's queries move the backoff too
+            self._probe_at = time.monotonic() + self.prom.probe_delay(RECOMPUTE_SECONDS)
+        if not refreshed:  # the fast bodies of the last publish, now at GZIP_LEVEL
+            for index in sorted(self._compact):
+                try:
+                    self.states[index].compact_job()()
+                except Exception:  # e.g. MemoryError: the fast body stays served
+                    logger.exception("%s: compacting failed", self.states[index].metric_set.name)
+            self._compact.clear()
+        compact = []
+        for index, state in enumerate(self.states):
+            if state.starting:  # the first tick has run, whatever its outcome
+                state.starting, state.dirty = False, True
+            if not state.dirty:
+                continue
             try:
-                state.publish(process)
+                if state.publish():
+                    compact.append(index)
             except Exception:  # e.g. MemoryError: the previous snapshot stays served
                 logger.exception("%s: publishing failed", state.metric_set.name)
         self.ticks += 1
+        # Compacted by the next tick, at once (``run``): on this thread, not the job thread,
+        # whose own start and arena would add to the peak memory of a set without jobs.
+        self._compact.update(compact)
         if refreshed:
             # Background work starts once the new bodies are out: started earlier, its thread
             # would contend for the GIL with the publishing.
@@ -302,7 +384,8 @@ class Refresher(threading.Thread):
             run = loaded
             del loaded
             self._served_file = True
-            self._last_failure = None
+            if run.analysis_error is None:  # else logged once, not again on each retry
+                self._last_failure = None
         load_seconds = time.perf_counter() - started
         incomplete = self.prom.incomplete
         # What the self-metrics need of the run, shared by every set; the records (the largest

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from ._promql import PromClient
 from .families import BodyBudget
 from .http_policy import HttpLimits
+from .listeners import bind_listeners
 from .metric_set import MetricSet
 from .publisher import ExporterState
 from .refresh import ReadLimits, Refresher
 from .settings import parse_settings, port_of
+from .startup import StartupResponder
 
 if TYPE_CHECKING:
     from .serving import Server
@@ -42,7 +44,7 @@ class Exporters:
         return self.server.ports
 
     def start(self) -> None:
-        """Start the refresh thread and the server (the first refresh has run)."""
+        """Start the refresh thread, then serve (/health asks whether it runs)."""
         self.refresher.start()
         self.server.start()
 
@@ -87,13 +89,31 @@ def http_limits(settings: argparse.Namespace) -> HttpLimits:
 
 
 def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace) -> Exporters:
-    """Run the first refresh, bind every set's port, start the refresh and HTTP threads.
+    """Bind every set's port, run the first refresh while ``StartupResponder`` answers on the
+    ports, then start the HTTP server and the refresh thread on the same sockets.
 
-    The first refresh never raises: whatever the directory holds, the ports are bound and a
-    refresh that failed is served as ``<set>_exporter_up`` 0 with its reason, then retried.
+    The ports answer before the first refresh finishes, however long it takes (a slow
+    database): meanwhile a scrape gets ``<set>_exporter_up`` 0 and ``<set>_exporter_starting``
+    1. The first refresh never raises: whatever the directory holds, a refresh that failed is
+    served as ``up`` 0 with its reason, then retried. Raises OSError when a port cannot be
+    bound (before any refresh).
     """
     prom = PromClient(getattr(settings, "prometheus_url", None))
     states = [ExporterState(metric_set, prom) for metric_set in metric_sets]
+    for state in states:
+        state.publish()  # up 0, starting 1: what a scrape gets until the first refresh is done
+    addresses = [(settings.listen_address, port_of(settings, state.metric_set))
+                 for state in states]
+    listeners: list[list[socket.socket]] = []
+    try:
+        for host, port in addresses:
+            listeners.append(bind_listeners(host, port))
+    except OSError:
+        for sock in (sock for bound in listeners for sock in bound):
+            sock.close()
+        raise
+    responder = StartupResponder(list(zip(listeners, states)))
+    responder.start()
     limits = ReadLimits(max_bytes=settings.max_file_bytes, max_scenarios=settings.max_scenarios,
                         max_text=settings.max_label_length,
                         max_parse_bytes=settings.max_parse_bytes)
@@ -103,14 +123,13 @@ def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespa
     refresher = Refresher(states, Path(settings.results_dir), settings.refresh_interval, prom,
                           limits)
     refresher.tick()
-    # The HTTP layer (asyncio: ~1.7 MB of modules) is loaded after the first refresh, into the
-    # memory the loaded file left free: peak RSS is the first refresh's, not both stacked
-    # (the cost exporter's peak, benchmarks/README.md, was 1.7 MB higher).
+    responder.stop()
+    # The HTTP layer (asyncio and h11: ~1.8 MB of modules) is loaded after the first refresh,
+    # into the memory the loaded file left free: peak RSS is the first refresh's, not both
+    # stacked (the cost exporter's peak, benchmarks/README.md, was 1.7 MB higher).
     from .serving import Server
 
-    sites = [((settings.listen_address, port_of(settings, state.metric_set)), state)
-             for state in states]
-    server = Server(sites, refresher, http_limits(settings))
+    server = Server(list(zip(addresses, states)), refresher, http_limits(settings), listeners)
     exporters = Exporters(server, refresher, prom)
     exporters.start()
     return exporters

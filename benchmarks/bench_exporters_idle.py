@@ -1,0 +1,131 @@
+"""Idle CPU of the exporters: CPU seconds per hour with a gzip scrape every 15 s, no file change.
+
+The bundled extended run (240 entries, ``examples/results``), the default refresh interval
+(2 s). Each exporter runs as its own process, and the all-in-one process serves the three sets;
+the floor is a minimal ``http.server`` per set answering bytes rendered and compressed once
+(the least a Python server can do for the same scrapes; ``serve_forever`` wakes every 0.5 s
+to look for a shutdown request, which is most of its idle cost), measured in the same run; the
+all-in-one's floor is the three floors' sum.
+
+How (benchmarks/README.md "Idle CPU"): the CPU time of every thread of each process is read
+from ``/proc/<pid>/task/*/schedstat`` (nanoseconds). First IDLE_SECONDS with no request at all:
+the refresh loop's cost, extrapolated to an hour. Then SCRAPES gzip scrapes of every port, one
+after the other: the CPU per scrape, times 240 scrapes an hour per port. The sum is the figure;
+a wall-clock hour would take an hour of CI. Targets: each exporter <= 0.3 CPU-s/h, the
+all-in-one process <= 0.5 CPU-s/h.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from _targets import timing_target
+from bench_exporters import BASELINE, MODULES, env, free_port, get, scrape, wait_ready
+
+BUNDLED = Path(__file__).resolve().parents[1] / "examples" / "results" \
+    / "test_results_20240115_103000.json"
+IDLE_SECONDS = 30.0
+SCRAPES = 60
+SCRAPES_PER_HOUR = 3600 / 15
+TARGETS = {"cost": 0.3, "qoe": 0.3, "results": 0.3, "all": 0.5}
+#: The Python reference and its Go rewrite, measured alike (issue 23): CPU-s per hour.
+REFERENCE = {"cost": 1.95, "qoe": 0.6, "results": 9.6, "all": 12.1}
+
+
+def cpu_seconds(pid: int) -> tuple[float, frozenset[str]]:
+    """(CPU time of every thread of ``pid`` in seconds, the thread ids it was read from)."""
+    total = 0
+    tasks = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+            tasks.append(task.name)
+        except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
+            continue
+    return total / 1e9, frozenset(tasks)
+
+
+@pytest.fixture(scope="module")
+def processes(tmp_path_factory):
+    """{name: (process, ports)}: the three exporters, the all-in-one, and a floor per set."""
+    directory = tmp_path_factory.mktemp("idle")
+    shutil.copy(BUNDLED, directory / BUNDLED.name)
+    common = ["--listen-address", "127.0.0.1", "--results-dir", str(directory)]
+    procs: dict[str, tuple[subprocess.Popen, list[int]]] = {}
+    try:
+        for kind, module in MODULES.items():
+            port = free_port()
+            procs[kind] = (subprocess.Popen(
+                [sys.executable, "-m", module, "--port", str(port), *common], env=env(),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), [port])
+        ports = {kind: free_port() for kind in MODULES}
+        procs["all"] = (subprocess.Popen(
+            [sys.executable, "-m", "exporters.all", *common,
+             *[arg for kind, port in ports.items() for arg in (f"--{kind}-port", str(port))]],
+            env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), list(ports.values()))
+        for kind in MODULES:
+            port = free_port()
+            proc = subprocess.Popen(
+                [sys.executable, "-c", BASELINE, kind, str(port), str(directory), "static"],
+                env=env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+            procs[f"floor {kind}"] = (proc, [port])
+        for name, (proc, port_list) in procs.items():
+            if not name.startswith("floor"):
+                for port in port_list:
+                    wait_ready(port, proc)
+        # The results model is trained after the first refresh (240 rows: well under a
+        # second); its re-render and any compaction finish before the quiet window starts.
+        deadline = time.monotonic() + 60
+        for _, port_list in (procs["results"], procs["all"]):
+            while b"results_model_trainings_total 0.0" in get(port_list[-1]):
+                assert time.monotonic() < deadline, "the results model was not trained"
+                time.sleep(0.2)
+        time.sleep(3.0)
+        yield procs
+    finally:
+        for proc, _ in procs.values():
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+def test_idle_cpu_per_hour(benchmark, processes) -> None:
+    pids = {name: proc.pid for name, (proc, _) in processes.items()}
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    time.sleep(IDLE_SECONDS)  # nothing asks anything: only the refresh loops run
+    after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    idle = {name: (after[name][0] - before[name][0]) * 3600 / IDLE_SECONDS for name in pids}
+    changed = [name for name in pids if after[name][1] != before[name][1]]
+
+    def scrapes() -> dict[str, float]:
+        """CPU seconds per gzip scrape of one port of each process (its ports in turn)."""
+        start = {name: cpu_seconds(pid)[0] for name, pid in pids.items()}
+        for _ in range(SCRAPES):
+            for _, port_list in processes.values():
+                for port in port_list:
+                    assert scrape(port, True) > 0
+        return {name: (cpu_seconds(pid)[0] - start[name]) / (SCRAPES * len(processes[name][1]))
+                for name, pid in pids.items()}
+
+    per_scrape = benchmark.pedantic(scrapes, rounds=1)
+    hourly = {name: idle[name] + per_scrape[name] * SCRAPES_PER_HOUR * len(processes[name][1])
+              for name in pids}
+    floor = {kind: hourly[f"floor {kind}"] for kind in MODULES}
+    floor["all"] = sum(floor.values())
+    lines = [f"{name}: {hourly[name]:.3f} CPU-s/h (idle loop {idle[name]:.3f}, "
+             f"{per_scrape[name] * 1e6:.0f} us per scrape of a port x "
+             f"{SCRAPES_PER_HOUR * len(processes[name][1]):.0f}/h); floor {floor[name]:.3f}; "
+             f"reference {REFERENCE[name]}; target {TARGETS[name]}" for name in TARGETS]
+    print(f"\nidle CPU, bundled extended run, a gzip scrape every 15 s per port "
+          f"({IDLE_SECONDS:.0f} s quiet + {SCRAPES} scrapes a port, extrapolated to an hour):\n"
+          + "\n".join(lines)
+          + (f"\nthreads came or went during the quiet window: {changed}" if changed else ""))
+    for name, target in TARGETS.items():
+        timing_target(hourly[name] <= target,
+                      f"{name}: {hourly[name]:.3f} CPU-s per idle hour (target {target})")
