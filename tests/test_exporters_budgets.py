@@ -177,7 +177,7 @@ def test_a_set_over_its_budget_serves_a_prefix_and_counts_the_rest(tmp_path: Pat
         used = _label_bytes([f for f in served if isinstance(f, TableFamily)])
         assert MiB // 2 < used <= 2 * MiB, (metric_set.name, used)  # near the budget, not over
         state.set_data(served)
-        state.publish(b"")
+        state.publish()
         body = state.body[0]
         skipped = metric_set.skipped()
         names = {s.labels["scenario"] for f in text_string_to_metric_families(body.decode())
