@@ -41,7 +41,7 @@ _stamp.write_text(MODE)
 KERNELS = ["_buffers", "_solver", "_pipeline", "_resampling", "_guarded", "_crossval", "_lstsq",
            "_kernels"]
 # Hand-written C compiled into a kernel's extension (not generated: kept by MANIFEST.in).
-C_SOURCES = {"_solver": ["src/advisor_core/_qr_kernels.c"]}
+C_SOURCES = {"_solver": ["src/advisor_core/models/_qr_kernels.c"]}
 
 directives = {
     "language_level": 3,
@@ -73,7 +73,7 @@ extensions = [
         f"advisor_core.{name}",
         [f"src/advisor_core/{name}.pyx", *C_SOURCES.get(name, [])],
         include_dirs=[np.get_include(), "src/advisor_core"],
-        depends=["src/advisor_core/_qr_kernels.h"] if name in C_SOURCES else [],
+        depends=["src/advisor_core/models/_qr_kernels.h"] if name in C_SOURCES else [],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
         extra_link_args=link_args,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from _targets import timing_target
-from advisor_core.cli import main
+from advisor_core.cli.main import main
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 EXTENDED = DATA / "test_results_20240115_103000.json"

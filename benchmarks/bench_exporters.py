@@ -44,8 +44,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
-from advisor_core.scenario import load_results
-from advisor_core.reader import run_record
+from advisor_core.data.scenario import load_results
+from advisor_core.data.reader import run_record
 from exporters.settings import parse_settings
 from exporters.exposition import _StaticCollector
 from exporters._promql import PromClient
@@ -348,8 +348,8 @@ def test_refresh_all_three_after_file_change(benchmark, results_dir: Path, tmp_p
     # (not timed): every family really changes, so nothing rendered before can be reused.
     variants = [path.read_bytes(),
                 json.dumps({"scenarios": generate_scenarios(SCENARIOS, seed=1)}).encode()]
-    from advisor_core.reader import run_record
-    from advisor_core.scenario import load_results
+    from advisor_core.data.reader import run_record
+    from advisor_core.data.scenario import load_results
     from exporters.exposition import generate_latest_of
 
     def families_of(content: bytes) -> list:

@@ -1,4 +1,4 @@
-"""Speed of advisor_core.linalg against numpy / scikit-learn, measured in the same run.
+"""Speed of advisor_core.models.linalg against numpy / scikit-learn, measured in the same run.
 
 Each test times ours and the baseline with the same interleaved scheme (median over rounds of
 batched calls), prints the ratio of medians and asserts a floor below the target so that noise
@@ -21,7 +21,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from _targets import timing_target
-from advisor_core import extrapolation, linalg, resampling
+from advisor_core.models import extrapolation, linalg, resampling
 
 # shape -> (target ratio, asserted ratio)
 CASES = {
@@ -121,7 +121,7 @@ _FOLDS: dict = {}
 
 
 def _five_folds(n):
-    from advisor_core.selection import fold_labels
+    from advisor_core.models.selection import fold_labels
 
     return fold_labels(n, 5, 0)[0] if n > 30 else array("q", [i % 5 for i in range(n)])
 

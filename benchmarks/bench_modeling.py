@@ -1,4 +1,4 @@
-"""Speed of advisor_core.modeling against the scikit-learn way of doing the same work.
+"""Speed of advisor_core.models.modeling against the scikit-learn way of doing the same work.
 
 Each test times our code with pytest-benchmark and the baseline with the same procedure in the
 same run, then asserts the ratio of medians with a margin below the target (shared, noisy CI
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from _targets import timing_target
-from advisor_core.modeling import MultivariatePredictor, PowerPredictor, extract_features
-from advisor_core.reader import read_run
-from advisor_core.scenario import load_results
+from advisor_core.data.reader import read_run
+from advisor_core.data.scenario import load_results
+from advisor_core.models.modeling import MultivariatePredictor, PowerPredictor, extract_features
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.linear_model import LinearRegression  # noqa: E402

@@ -16,7 +16,7 @@ TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
 from _loo import coverage, evaluate, median_width  # noqa: E402
-from advisor_core.scenario import load_results  # noqa: E402
+from advisor_core.data.scenario import load_results  # noqa: E402
 from conftest import (  # noqa: E402
     EXTENDED_RESULTS,
     REAL_ANALYSIS,

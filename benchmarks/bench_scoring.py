@@ -4,8 +4,8 @@ Baseline (same run): a plain-Python transcription of the reference library's sco
 and ranking procedures — every method call re-parses the bitrate/name/resolution, recomputes
 pixels, and the derived costs call the base costs again (total -> energy + compute, per-pixel ->
 total, ...), with a pure-Python trapezoid. Ours: ``TranscodingRecommender.
-analyze_and_rank_with_costs`` over the run's records (``advisor_core.record``: read once, as the
-exporters and the command do, then laid out as typed columns and scored, costed and ranked by
+analyze_and_rank_with_costs`` over the run's records (``advisor_core.data.record``: read once, as
+the exporters and the command do, then laid out as typed columns and scored, costed and ranked by
 the compiled kernels); the same work done as two calls, ``analyze_and_rank`` +
 ``CostModel.compute_costs_many``, and the dict entry of the API (every field of every scenario
 read into a record first) are timed and printed too. All produce the same numbers (checked
@@ -23,9 +23,9 @@ import time
 import pytest
 
 from _targets import timing_target
-from advisor_core.cost import COST_KEYS, CostModel
-from advisor_core.recommender import TranscodingRecommender
-from advisor_core.record import as_records
+from advisor_core.data.record import as_records
+from advisor_core.economics.cost import COST_KEYS, CostModel
+from advisor_core.economics.recommender import TranscodingRecommender
 
 N_SCENARIOS = 1000
 ASSERTED_RATIO = 2.0

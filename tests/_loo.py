@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from advisor_core.modeling import (
+from advisor_core.models.modeling import (
     MultivariatePredictor,
     PowerPredictor,
     extract_features,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor_core.scenario import load_results
+from advisor_core.data.scenario import load_results
 
 DATA_DIR = Path(__file__).parent / "data"
 REAL_RESULTS = DATA_DIR / "test_results_20251229_125651.json"

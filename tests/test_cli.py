@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from advisor_core.analysis import AnalysisError, read_analysis
-from advisor_core.cli import _parser, main
-from advisor_core.modeling import PowerPredictor
-from advisor_core.reader import read_run
-from advisor_core.scenario import load_results
+from advisor_core.cli.main import _parser, main
+from advisor_core.data.analysis import AnalysisError, read_analysis
+from advisor_core.data.reader import read_run
+from advisor_core.data.scenario import load_results
+from advisor_core.models.modeling import PowerPredictor
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "results"
 RESULTS = EXAMPLES / "test_results_20251229_125651.json"
@@ -276,7 +276,7 @@ def test_plot_without_anything_to_draw_exits_2(tmp_path, capsys):
 def test_bad_file_is_one_line_and_exit_2(tmp_path, content, problem):
     bad = tmp_path / "test_results_bad.json"
     bad.write_text(content)
-    proc = subprocess.run([sys.executable, "-m", "advisor_core.cli", "report", str(bad)],
+    proc = subprocess.run([sys.executable, "-m", "advisor_core.cli.main", "report", str(bad)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -356,7 +356,8 @@ def test_json_documents_have_the_documented_fields(capsys):
 
 def _advisor(*args: str, cwd: Path | None = None, pre: str = "") -> subprocess.CompletedProcess:
     """``python -m advisor_core ARGS`` (``pre``: Python run first, in the same process)."""
-    code = f"{pre}\nimport sys\nfrom advisor_core.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = (f"{pre}\nimport sys\nfrom advisor_core.cli.main import main\n"
+            "sys.exit(main(sys.argv[1:]))")
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           timeout=120, cwd=cwd)
 
@@ -552,7 +553,7 @@ def test_table_rows_carry_their_units_and_currency(capsys):
 
 @pytest.mark.slow
 def test_a_closed_standard_output_is_one_line():
-    code = "import sys\nfrom advisor_core.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = "import sys\nfrom advisor_core.cli.main import main\nsys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen([sys.executable, "-c", code, "report", str(EXTENDED), "--format",
                              "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdout.close()  # before the command has its result (reading 240 entries takes longer)
@@ -580,8 +581,8 @@ def test_plot_legends_stay_off_the_data_and_titles_name_the_axes(kind):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from advisor_core import plotting
-    from advisor_core.decision import Prices, evaluate
+    from advisor_core.cli import plotting
+    from advisor_core.economics.decision import Prices, evaluate
 
     scenarios = (read_run(RESULTS, analysis=ANALYSIS) if kind == "power"
                  else read_run(EXTENDED)).scenarios
@@ -608,7 +609,7 @@ def test_plot_legends_stay_off_the_data_and_titles_name_the_axes(kind):
 
 @pytest.mark.slow
 def test_an_unexpected_failure_is_one_line_and_the_traceback_needs_verbose():
-    pre = ("import advisor_core.cli as cli\n"
+    pre = ("import advisor_core.cli.main as cli\n"
            "def evaluate(*args):\n"
            "    raise RuntimeError('boom\\nsecond line')\n"
            "cli.evaluate = evaluate")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from advisor_core import __version__
-from advisor_core.cli import _parser, main
+from advisor_core.cli.main import _parser, main
 
 
 def _run(tmp_path: Path, watts: float, counts=(1, 2, 4, 8), idle: float = 10.0) -> Path:
@@ -196,7 +196,7 @@ def test_a_mean_beyond_the_float_range_leaves_every_figure_null(tmp_path, capsys
 
 
 def test_json_output_refuses_a_non_finite_number(monkeypatch, capsys):
-    import advisor_core.cli as cli
+    import advisor_core.cli.main as cli
 
     def leaky(*args, **kwargs):
         return {"version": __version__, "figure": float("inf")}, []

@@ -1,4 +1,5 @@
-"""advisor_core.columns: records laid out as the kernels' typed columns, by hand-worked values."""
+"""advisor_core.economics.columns: records laid out as the kernels' typed columns, by hand-worked
+values."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import math
 
 import pytest
 
-from advisor_core import _kernels
-from advisor_core.columns import COLUMNS, auto_algorithm, read_columns
-from advisor_core.record import as_record, as_records
+from advisor_core.data.record import as_record, as_records
+from advisor_core.economics import _kernels
+from advisor_core.economics.columns import COLUMNS, auto_algorithm, read_columns
 
 
 def _column(columns, name):

@@ -1,4 +1,4 @@
-"""Tests of advisor_core.cost against the reference's worked costs and independent
+"""Tests of advisor_core.economics.cost against the reference's worked costs and independent
 arithmetic."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _domain import anything, random_scenarios
-from advisor_core.cost import COST_KEYS, CostModel
-from advisor_core.record import as_record
-from advisor_core.samples import summarise, trapezoid
-from advisor_core.scenario import load_results
-from advisor_core.scoring import EnergyEfficiencyScorer
+from advisor_core.data.record import as_record
+from advisor_core.data.samples import summarise, trapezoid
+from advisor_core.data.scenario import load_results
+from advisor_core.economics.cost import COST_KEYS, CostModel
+from advisor_core.economics.scoring import EnergyEfficiencyScorer
 
 HD = {"resolution": "1920x1080", "fps": 30}
 PX_1080P = 1920 * 1080 * 30  # pixels per second of one 1080p30 rendition
@@ -625,7 +625,7 @@ def test_real_files_batch_matches_single(extended_results_path, joined_real_scen
 
 
 def test_sample_series_accepts_only_lists_of_finite_non_negative_numbers():
-    from advisor_core.samples import sample_series
+    from advisor_core.data.samples import sample_series
 
     samples, mean = sample_series([1, 2.5, 3])
     assert samples == [1.0, 2.5, 3.0] and all(type(x) is float for x in samples)
@@ -674,7 +674,7 @@ _SAMPLE = st.one_of(
 @given(st.lists(_SAMPLE, max_size=40))
 @settings(max_examples=1000, deadline=None)
 def test_compiled_sample_series_is_the_python_rule_bit_for_bit(values):
-    from advisor_core.samples import sample_series
+    from advisor_core.data.samples import sample_series
 
     expected = _python_sample_series(values)
     got = sample_series(values)
@@ -690,7 +690,7 @@ def test_compiled_sample_series_is_the_python_rule_bit_for_bit(values):
 @given(st.lists(st.floats(min_value=0.0, max_value=1e3), min_size=2, max_size=40))
 @settings(max_examples=300, deadline=None)
 def test_sample_stdev_agrees_with_the_statistics_module(samples):
-    from advisor_core.samples import sample_stdev
+    from advisor_core.data.samples import sample_stdev
 
     # statistics.stdev works in exact fractions: an independent oracle for in-range samples.
     expected = statistics.stdev(samples)
@@ -699,7 +699,7 @@ def test_sample_stdev_agrees_with_the_statistics_module(samples):
 
 
 def test_sample_sums_are_exactly_rounded_where_naive_sums_are_not():
-    from advisor_core.samples import sample_series, sample_stdev
+    from advisor_core.data.samples import sample_series, sample_stdev
 
     # Many partials: values spread over the whole exponent range (the compiled sum keeps 64
     # partials in place and hands longer ones to math.fsum), ties that need half-even rounding.

@@ -1,4 +1,5 @@
-"""advisor_core.decision on small hand-made runs: every expected number worked out by hand."""
+"""advisor_core.economics.decision on small hand-made runs: every expected number worked out by
+hand."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import random
 
 import pytest
 
-from advisor_core.decision import (
+from advisor_core.economics.decision import (
     NO_LADDER,
     Prices,
     best_per_ladder,

@@ -14,8 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from _process import DATA_DIR, Exporter, free_port, request
-from advisor_core.reader import read_run
-from advisor_core.results_files import ResultsFileError, json_parse_cost, read_results
+from advisor_core.data.reader import read_run
+from advisor_core.data.results_files import ResultsFileError, json_parse_cost, read_results
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.families import BodyBudget, LabelSchema, TableFamily, within_budget

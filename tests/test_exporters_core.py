@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from advisor_core.reader import run_record
+from advisor_core.data.reader import run_record
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.exposition import deflate_prefix, gzip_member, gzip_tail, render_families
@@ -389,7 +389,7 @@ def test_every_file_gone_after_one_was_served_keeps_it_and_says_so(tmp_path: Pat
 def test_a_newest_file_that_vanishes_while_read_is_replaced_by_the_new_newest(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import exporters.refresh as refresh_module
-    from advisor_core.scenario import ResultsFileError
+    from advisor_core.data.scenario import ResultsFileError
 
     state, refresher = _state_after_tick(tmp_path, [{"name": "a", "viewers": 7}])
     real = refresh_module.read_run
@@ -635,7 +635,7 @@ DATA_FILES = sorted((Path(__file__).parent / "data").glob("test_results_*.json")
 
 @pytest.mark.parametrize("path", DATA_FILES, ids=lambda p: p.name)
 def test_render_families_matches_generate_latest_on_real_data(path: Path) -> None:
-    from advisor_core.scenario import load_results
+    from advisor_core.data.scenario import load_results
     from exporters.exposition import generate_latest_of
 
     run = run_record(path, load_results(path))
@@ -848,9 +848,9 @@ def test_cost_and_qoe_exporters_never_import_numpy() -> None:
 def test_cost_and_qoe_compute_without_numpy(extended_results_path: Path) -> None:
     code = (
         "import sys\n"
-        "from advisor_core.scenario import load_results\n"
+        "from advisor_core.data.scenario import load_results\n"
         "from exporters.exposition import render_families\n"
-        "from advisor_core.reader import run_record\n"
+        "from advisor_core.data.reader import run_record\n"
         "from exporters.settings import parse_settings\n"
         "from exporters._promql import PromClient\n"
         "from exporters.cost import CostMetrics\n"

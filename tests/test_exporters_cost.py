@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from advisor_core.reader import run_record
-from advisor_core.scenario import load_results
+from advisor_core.data.reader import run_record
+from advisor_core.data.scenario import load_results
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.exposition import render_families

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from _process import Exporter, metrics
-from advisor_core.results_files import latest_results_file
+from advisor_core.data.results_files import latest_results_file
 from exporters._promql import PromClient
 from exporters.publisher import ExporterState
 from exporters.refresh import Refresher

@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from advisor_core.reader import run_record
-from advisor_core.scenario import load_results
+from advisor_core.data.reader import run_record
+from advisor_core.data.scenario import load_results
 from exporters import results as results_module
 from exporters._promql import PromClient
 from exporters.exposition import render_families
@@ -833,7 +833,7 @@ def test_a_float_bitrate_has_one_label_text_in_every_exporter(tmp_path: Path):
 
 
 def test_recommendation_families_equal_advisor_recommend(tmp_path: Path, capsys):
-    from advisor_core.cli import main as advisor
+    from advisor_core.cli.main import main as advisor
 
     path = tmp_path / EXTENDED.name
     path.write_bytes(EXTENDED.read_bytes())
@@ -882,7 +882,7 @@ def test_predictions_off_a_single_trained_stream_count_are_left_out_and_counted(
 
 
 def test_bounds_raised_to_the_idle_baseline_are_flagged(metrics: ResultsMetrics):
-    from advisor_core.reader import read_run
+    from advisor_core.data.reader import read_run
 
     # The bundled run's idle baseline draws 6.17 W; the model's 1-stream intervals reach below.
     metrics.compute(read_run(REAL), NO_DB)

@@ -11,9 +11,9 @@ import math
 
 import pytest
 
-from advisor_core.floors import IDLE_BASELINE, SINGLE_TRAINED_VALUE, ZERO
-from advisor_core.kinds import VARIANCE_OUT_OF_RANGE
-from advisor_core.modeling import MultivariatePredictor, PowerPredictor
+from advisor_core.models.floors import IDLE_BASELINE, SINGLE_TRAINED_VALUE, ZERO
+from advisor_core.models.kinds import VARIANCE_OUT_OF_RANGE
+from advisor_core.models.modeling import MultivariatePredictor, PowerPredictor
 
 IDLE = {"name": "Baseline (Idle)", "bitrate": "0k", "power": {"mean_watts": 10.2}}
 
@@ -186,8 +186,8 @@ def test_scores_that_cannot_be_computed_are_none_with_a_reason_and_the_model_sav
 
 
 def test_a_kind_with_no_out_of_fold_prediction_says_so():
-    from advisor_core.fitted import reported_score
-    from advisor_core.selection import score_kind
+    from advisor_core.models.fitted import reported_score
+    from advisor_core.models.selection import score_kind
 
     score = score_kind("linear", [1.0, 2.0, 3.0], [1.0, math.nan, 3.0], 2, 1)
     reported = reported_score(score, 0.5, oof_finite=False)
@@ -265,13 +265,13 @@ def test_a_stream_count_that_is_not_one_gets_no_prediction_and_a_reason(streams)
 
 
 def test_an_untrained_power_predictor_says_so():
-    from advisor_core.power import NOT_TRAINED
+    from advisor_core.models.power import NOT_TRAINED
 
     assert PowerPredictor().predict_interval(2)["no_prediction"] == NOT_TRAINED
 
 
 def test_an_interval_whose_top_is_the_floor_is_withdrawn_not_collapsed():
-    from advisor_core.floors import raise_to_floor
+    from advisor_core.models.floors import raise_to_floor
 
     result = {"mean": 12.0, "pi_low": 8.0, "pi_high": 10.0}
     raise_to_floor(result, ("mean", "pi_low", "pi_high"), 10.0, IDLE_BASELINE)
@@ -330,7 +330,7 @@ def test_saving_a_model_of_trees_only_is_an_error_not_an_empty_file(tmp_path):
 
 def test_a_tree_interval_missing_for_too_few_rows_says_so():
     pytest.importorskip("sklearn")
-    from advisor_core.kinds import TOO_FEW_RESIDUALS
+    from advisor_core.models.kinds import TOO_FEW_RESIDUALS
 
     run = [stream_test(s, 10.0 + 2.0 * s + 0.3 * (s % 3), 2500, 10.0 * s + s % 4)
            for s in range(1, 11)]

@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as scipy_stats
 
-from advisor_core import extrapolation, linalg
-from advisor_core.intervals import conformal_half_width, t_quantile
-from advisor_core.modeling import MultivariatePredictor, PowerPredictor
-from advisor_core.selection import KindScore, fold_labels, score_kind, select
+from advisor_core.models import extrapolation, linalg
+from advisor_core.models.intervals import conformal_half_width, t_quantile
+from advisor_core.models.modeling import MultivariatePredictor, PowerPredictor
+from advisor_core.models.selection import KindScore, fold_labels, score_kind, select
 
 
 def powered(streams, watts, **fields):

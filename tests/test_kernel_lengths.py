@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advisor_core import _crossval, _guarded, _pipeline, _resampling
-from advisor_core.arrays import monomials
-from advisor_core.linalg import PolynomialModel
+from advisor_core.models import _crossval, _guarded, _pipeline, _resampling
+from advisor_core.models.arrays import monomials
+from advisor_core.models.linalg import PolynomialModel
 
 
 def _model(p_mean: int, p_scale: int, n_coef: int) -> PolynomialModel:

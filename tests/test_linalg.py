@@ -1,4 +1,4 @@
-"""advisor_core.linalg against numpy / scikit-learn oracles."""
+"""advisor_core.models.linalg against numpy / scikit-learn oracles."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sklearn.metrics import r2_score as sk_r2
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
 from _oracle import sk_oof, sk_pipeline
-from advisor_core import extrapolation, linalg, resampling
+from advisor_core.models import extrapolation, linalg, resampling
 
 EPS = np.finfo(np.float64).eps
 
@@ -592,7 +592,7 @@ def test_mean_is_numpys_pairwise_mean(values):
 
 
 def test_bootstrap_threads_give_the_sequential_result():
-    from advisor_core.resampling import bootstrap_predictions
+    from advisor_core.models.resampling import bootstrap_predictions
 
     rng = np.random.default_rng(7)
     X = rng.standard_normal((120, 4))

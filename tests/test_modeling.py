@@ -1,4 +1,4 @@
-"""Tests of advisor_core.modeling against the reference's worked examples, numpy and
+"""Tests of advisor_core.models.modeling against the reference's worked examples, numpy and
 scikit-learn."""
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advisor_core import modeling, resampling
-from advisor_core.features import NUMERIC_FEATURES
-from advisor_core.modeling import (
+from advisor_core.models import modeling, resampling
+from advisor_core.models.features import NUMERIC_FEATURES
+from advisor_core.models.modeling import (
     FORMAT_NAME,
     FORMAT_VERSION,
     MultivariatePredictor,
     PowerPredictor,
     extract_features,
 )
-from advisor_core.selection import fold_labels
+from advisor_core.models.selection import fold_labels
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn.base import clone  # noqa: E402
@@ -815,7 +815,7 @@ def test_tree_models_match_sklearn():
 @pytest.mark.slow
 def test_importing_modeling_does_not_import_sklearn():
     script = ("import sys\n"
-              "from advisor_core.modeling import MultivariatePredictor\n"
+              "from advisor_core.models.modeling import MultivariatePredictor\n"
               "m = MultivariatePredictor(['linear'])\n"
               "m.fit([{'name': f'{n} streams', 'power': {'mean_watts': 9.0 * n}}"
               " for n in (1, 2, 3)])\n"
@@ -902,7 +902,7 @@ def test_load_in_a_fresh_process_gives_identical_predictions(tmp_path):
     m.save(path)
     script = (
         "import json, sys\n"
-        "from advisor_core.modeling import MultivariatePredictor\n"
+        "from advisor_core.models.modeling import MultivariatePredictor\n"
         "m = MultivariatePredictor.load(sys.argv[1])\n"
         "print(json.dumps(m.predict_batch(json.loads(sys.argv[2]), True)))\n"
     )
@@ -1152,7 +1152,7 @@ def test_native_training_and_intervals_do_not_load_numpy():
     """The results exporter trains in-process: the native path must not import numpy."""
     code = """
 import sys
-from advisor_core.modeling import MultivariatePredictor, extract_features
+from advisor_core.models.modeling import MultivariatePredictor, extract_features
 scenarios = [
     {"name": f"{s} Streams @ {b}k", "bitrate": f"{b}k", "resolution": "1280x720", "fps": 30,
      "duration": 60, "encoder_type": "x264" if s % 2 else "h264_nvenc",

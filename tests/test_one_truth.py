@@ -13,12 +13,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from _process import Exporter, free_port, metrics, request
-from advisor_core.cli import main
-from advisor_core.cost import CostModel
-from advisor_core.features import training_target
-from advisor_core.reader import run_record
-from advisor_core.recommender import TranscodingRecommender
-from advisor_core.scoring import EnergyEfficiencyScorer
+from advisor_core.cli.main import main
+from advisor_core.data.reader import run_record
+from advisor_core.economics.cost import CostModel
+from advisor_core.economics.recommender import TranscodingRecommender
+from advisor_core.economics.scoring import EnergyEfficiencyScorer
+from advisor_core.models.features import training_target
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.exposition import render_families

@@ -44,7 +44,8 @@ def test_top_level_api():
     assert set(advisor_core.__all__) >= names - {"__version__"}
     # One version source: the git tag through setuptools-scm, the same in the metadata.
     assert advisor_core.__version__ == importlib.metadata.version("advisor-core")
-    from advisor_core import cost, modeling, recommender, regional_pricing, scoring
+    from advisor_core.economics import cost, recommender, regional_pricing, scoring
+    from advisor_core.models import modeling
 
     assert advisor_core.PowerPredictor is modeling.PowerPredictor
     assert advisor_core.MultivariatePredictor is modeling.MultivariatePredictor
@@ -52,7 +53,7 @@ def test_top_level_api():
     assert advisor_core.EnergyEfficiencyScorer is scoring.EnergyEfficiencyScorer
     assert advisor_core.TranscodingRecommender is recommender.TranscodingRecommender
     assert advisor_core.RegionalPricing is regional_pricing.RegionalPricing
-    from advisor_core import reader, record
+    from advisor_core.data import reader, record
 
     assert advisor_core.read_run is reader.read_run
     assert advisor_core.ScenarioRecord is record.ScenarioRecord

@@ -8,8 +8,8 @@ import copy
 import numpy as np
 import pytest
 
-from advisor_core.modeling import MultivariatePredictor, PowerPredictor, extract_features
-from advisor_core.scenario import load_results, stream_count
+from advisor_core.data.scenario import load_results, stream_count
+from advisor_core.models.modeling import MultivariatePredictor, PowerPredictor, extract_features
 
 sklearn = pytest.importorskip("sklearn")
 from _loo import coverage, evaluate, median_width, usable  # noqa: E402

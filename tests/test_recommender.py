@@ -1,4 +1,4 @@
-"""Tests of advisor_core.recommender against the reference's ranking examples."""
+"""Tests of advisor_core.economics.recommender against the reference's ranking examples."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _domain import anything, random_scenarios
-from advisor_core import recommender
-from advisor_core.cost import COST_KEYS, CostModel
-from advisor_core.recommender import NO_LADDER, TranscodingRecommender
-from advisor_core.scoring import ALGORITHMS, EnergyEfficiencyScorer
+from advisor_core.economics import recommender
+from advisor_core.economics.cost import COST_KEYS, CostModel
+from advisor_core.economics.recommender import NO_LADDER, TranscodingRecommender
+from advisor_core.economics.scoring import ALGORITHMS, EnergyEfficiencyScorer
 
 HD720 = {"resolution": "1280x720", "fps": 30}
 LADDER3 = [

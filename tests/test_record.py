@@ -1,4 +1,5 @@
-"""advisor_core.record and advisor_core.reader: every field read and bounded once, at the reader."""
+"""advisor_core.data.record and advisor_core.data.reader: every field read and bounded once, at the
+reader."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from advisor_core.columns import read_columns
-from advisor_core.cost import CostModel
-from advisor_core.fields import MAX_OUTPUTS, Unusable
-from advisor_core.reader import ReadLimits, read_run, run_record
-from advisor_core.record import ScenarioRecord, as_record, read_scenario
-from advisor_core.scoring import ALGORITHMS, EnergyEfficiencyScorer
+from advisor_core.data.fields import MAX_OUTPUTS, Unusable
+from advisor_core.data.reader import ReadLimits, read_run, run_record
+from advisor_core.data.record import ScenarioRecord, as_record, read_scenario
+from advisor_core.economics.columns import read_columns
+from advisor_core.economics.cost import CostModel
+from advisor_core.economics.scoring import ALGORITHMS, EnergyEfficiencyScorer
 
 T0 = 1_735_812_000.0
 
@@ -209,7 +210,7 @@ def test_limits_bound_what_a_record_keeps(tmp_path: Path):
 
 
 def test_the_database_never_fills_a_total_whose_gpu_part_is_unknown():
-    from advisor_core.record import with_measurements
+    from advisor_core.data.record import with_measurements
 
     unknown = record(gpu_power={"mean_watts": "x"}, duration=60)
     assert with_measurements(unknown, power_w=100.0, energy_j=6000.0).power_w is None

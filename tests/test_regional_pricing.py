@@ -1,5 +1,5 @@
-"""Tests of advisor_core.regional_pricing (the reference's pricing examples) with a fake carbon
-API on loopback."""
+"""Tests of advisor_core.economics.regional_pricing (the reference's pricing examples) with a fake
+carbon API on loopback."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from advisor_core import regional_pricing as rp
-from advisor_core.regional_pricing import (
+from advisor_core.economics import regional_pricing as rp
+from advisor_core.economics.regional_pricing import (
     RegionalPricing,
     create_regional_pricing_config,
     get_available_regions,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import advisor_core
-from advisor_core.resampling import bootstrap_predictions, resample_indices
+from advisor_core.models.resampling import bootstrap_predictions, resample_indices
 
 
 def test_int_seed_reproduces_and_seeds_differ():
@@ -81,7 +81,7 @@ def test_bootstrap_is_reproducible_and_centred_on_the_fit():
 def test_int_seeds_do_not_load_numpy():
     code = (
         "import sys\n"
-        "from advisor_core.resampling import resample_indices\n"
+        "from advisor_core.models.resampling import resample_indices\n"
         "assert resample_indices(20, 3, 0) and resample_indices(20, 3, None)\n"
         "assert 'numpy' not in sys.modules\n"
     )

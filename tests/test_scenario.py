@@ -1,4 +1,5 @@
-"""Tests of advisor_core.scenario: the one home of results-file parsing (README difference 1-4)."""
+"""Tests of advisor_core.data.scenario: the one home of results-file parsing (README difference
+1-4)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advisor_core import scenario as sc
-from advisor_core.record import as_record
+from advisor_core.data import scenario as sc
+from advisor_core.data.record import as_record
 
 
 def total_pixels(scenario):
@@ -369,7 +370,7 @@ REAL = os.path.join(os.path.dirname(__file__), "data", "test_results_20251229_12
 
 def test_nan_and_infinity_literals_are_invalid_fields_not_a_bad_file(tmp_path):
     # Python's json.dump writes them; the run stays usable and the fields are counted.
-    from advisor_core.reader import read_run
+    from advisor_core.data.reader import read_run
 
     path = tmp_path / "test_results_20250101_000000.json"
     path.write_text('{"scenarios": [{"name": "a", "duration": NaN, "power": {"mean_watts": '
@@ -476,7 +477,7 @@ def test_scenario_parsers_never_raise(scenario):
 
 
 def test_absurd_stream_counts_are_unknown():
-    from advisor_core.scenario import MAX_STREAMS, stream_count
+    from advisor_core.data.scenario import MAX_STREAMS, stream_count
 
     assert stream_count(f"{MAX_STREAMS} streams") == MAX_STREAMS
     assert stream_count(f"{MAX_STREAMS + 1} streams") is None

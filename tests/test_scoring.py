@@ -1,4 +1,4 @@
-"""Tests of advisor_core.scoring against the reference's worked scores and independent
+"""Tests of advisor_core.economics.scoring against the reference's worked scores and independent
 arithmetic."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _domain import anything, random_scenarios
-from advisor_core.scoring import ALGORITHMS, SCORE_UNITS, EnergyEfficiencyScorer
+from advisor_core.economics.scoring import ALGORITHMS, SCORE_UNITS, EnergyEfficiencyScorer
 
 LADDER3 = [
     {"resolution": "1920x1080", "fps": 30},

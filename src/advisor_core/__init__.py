@@ -1,8 +1,8 @@
 """advisor-core: power, cost and efficiency modelling for video-transcoding benchmarks.
 
-The numeric kernels are compiled (``advisor_core._solver``, ``_pipeline`` and the other
+The numeric kernels are compiled (``advisor_core.models._solver``, ``_pipeline`` and the other
 ``.pyx`` modules); a results file becomes one typed record per scenario in
-``advisor_core.reader`` (``read_run``), which everything else reads. The top-level names are
+``advisor_core.data.reader`` (``read_run``), which everything else reads. The top-level names are
 imported on first use, so a process that needs only the cost model never loads numpy or the
 modelling code.
 """
@@ -45,17 +45,17 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .cost import CostModel
-    from .modeling import MultivariatePredictor, PowerPredictor
-    from .reader import read_run
-    from .recommender import TranscodingRecommender
-    from .record import ScenarioRecord
-    from .regional_pricing import (
+    from advisor_core.data.reader import read_run
+    from advisor_core.data.record import ScenarioRecord
+    from advisor_core.economics.cost import CostModel
+    from advisor_core.economics.recommender import TranscodingRecommender
+    from advisor_core.economics.regional_pricing import (
         RegionalPricing,
         create_regional_pricing_config,
         get_available_regions,
     )
-    from .scoring import EnergyEfficiencyScorer
+    from advisor_core.economics.scoring import EnergyEfficiencyScorer
+    from advisor_core.models.modeling import MultivariatePredictor, PowerPredictor
 
 
 def __getattr__(name: str) -> Any:

@@ -2,6 +2,6 @@
 
 import sys
 
-from advisor_core.cli import main
+from advisor_core.cli.main import main
 
 sys.exit(main())

@@ -23,7 +23,7 @@ from array import array
 from typing import Any, Callable, Optional
 
 # The one estimate of what parsed JSON takes, for results files and answers alike.
-from advisor_core.results_files import json_parse_cost as parse_cost
+from advisor_core.data.results_files import json_parse_cost as parse_cost
 
 __all__ = ["EDGE_SECONDS", "MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "SMALL_ANSWER_BYTES",
            "BadAnswer", "WindowPoints", "fetch", "finite_float", "parse_answer", "parse_cost"]

@@ -3,10 +3,10 @@
 Families and label names are the reference's (docs/exporters.md §4) with the README's
 "Differences from the reference" 10-17 applied:
 raw scenario names as label values, full-precision values, duplicate names resolved by the
-infrastructure, baseline = ``advisor_core.record.idle_baseline`` (the first baseline with a
+infrastructure, baseline = ``advisor_core.data.record.idle_baseline`` (the first baseline with a
 power), carbon intensity fetched in the refresh thread.
 
-A scenario is priced from its record (``advisor_core.record``): the measured energy (integrated
+A scenario is priced from its record (``advisor_core.data.record``): the measured energy (integrated
 ``power_watts`` samples, the ``power`` object's or the analysis CSV's energy, + GPU) and CPU
 work (integrated ``cpu_usage_cores`` + ``gpu_usage_cores``, else ``container_usage``), filled in
 from VictoriaMetrics where the file has neither; hourly, monthly and CO2 figures from the
@@ -29,16 +29,16 @@ from typing import Any, Optional
 
 from prometheus_client.core import GaugeMetricFamily
 
-from advisor_core.argtypes import price
-from advisor_core.columns import read_columns
-from advisor_core.cost import CostModel
-from advisor_core.record import ScenarioRecord, idle_baseline, with_measurements
-from advisor_core.regional_pricing import (
+from advisor_core.data.argtypes import price
+from advisor_core.data.record import ScenarioRecord, idle_baseline, with_measurements
+from advisor_core.data.samples import usable_summary
+from advisor_core.data.scenario import positive_number
+from advisor_core.economics.columns import read_columns
+from advisor_core.economics.cost import CostModel
+from advisor_core.economics.regional_pricing import (
     RegionalPricing,
     check_region,
 )
-from advisor_core.samples import usable_summary
-from advisor_core.scenario import positive_number
 
 from ._promql import PromClient
 from .families import Family, FamilySpec, LabelSchema, LabelSet, table_families

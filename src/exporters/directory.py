@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from advisor_core.analysis import analysis_path
-from advisor_core.results_files import ResultsFileError, results_file_candidates
+from advisor_core.data.analysis import analysis_path
+from advisor_core.data.results_files import ResultsFileError, results_file_candidates
 
 __all__ = ["ATTEMPTS", "Listing", "Skipped", "newest_signature"]
 

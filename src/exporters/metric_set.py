@@ -8,14 +8,14 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Optional
 
-from advisor_core.reader import RunRecord
-from advisor_core.record import ScenarioRecord
+from advisor_core.data.reader import RunRecord
+from advisor_core.data.record import ScenarioRecord
 
 from ._promql import PromClient
 from .families import BodyBudget, Family, within_budget
 from .jobs import Job
 
-#: One loaded results file: its records, one per scenario name (``advisor_core.reader``).
+#: One loaded results file: its records, one per scenario name (``advisor_core.data.reader``).
 Run = RunRecord
 
 

@@ -8,7 +8,8 @@ so they join: ``encoder``, else ``encoder_type``, else "h264"). Differences from
   reader's rule); a genuine 0 is emitted, out-of-range or non-numeric values are counted in
   ``qoe_exporter_skipped_scenarios{reason}``, a scenario with none of the three usable as
   ``reason="no_quality_score"``;
-* quality per watt and QoE efficiency come from ``advisor_core.scoring`` with the record's one
+* quality per watt and QoE efficiency come from ``advisor_core.economics.scoring`` with the
+record's one
   power and measured energy (docs/results-files.md §2.4: e.g. energy = trapezoid(power_watts,
   step_seconds) joules, where the Go version summed rectangles with a fixed 5 s step); without a
   valid ``step_seconds`` only the mean is known, so only quality per watt is emitted;
@@ -23,9 +24,9 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from advisor_core.columns import read_columns
-from advisor_core.record import ScenarioRecord
-from advisor_core.scoring import EnergyEfficiencyScorer
+from advisor_core.data.record import ScenarioRecord
+from advisor_core.economics.columns import read_columns
+from advisor_core.economics.scoring import EnergyEfficiencyScorer
 
 from ._promql import PromClient
 from .families import Family, FamilySpec, LabelSchema, LabelSet, table_families

@@ -35,8 +35,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
-from advisor_core.reader import ReadLimits, RunRecord, read_run
-from advisor_core.results_files import RESULTS_GLOB, ResultsFileError
+from advisor_core.data.reader import ReadLimits, RunRecord, read_run
+from advisor_core.data.results_files import RESULTS_GLOB, ResultsFileError
 
 from ._promql import PromClient
 from .directory import ATTEMPTS as _ATTEMPTS

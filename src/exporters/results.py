@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from advisor_core.record import ScenarioRecord, idle_baseline
+from advisor_core.data.record import ScenarioRecord, idle_baseline
 
 from ._promql import PromClient
 from .families import Family, FamilySpec, LabelSchema, LabelSet, table_families

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from advisor_core.record import ScenarioRecord
+from advisor_core.data.record import ScenarioRecord
 
 from .families import Family
 from .jobs import Job
 
 if TYPE_CHECKING:
-    from advisor_core.modeling import MultivariatePredictor
+    from advisor_core.models.modeling import MultivariatePredictor
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,9 @@ class _Request:
 def default_predictor(valid_rows: int) -> MultivariatePredictor:
     """The results exporter's predictor: linear/poly2/poly3, 95 % interval, 50 bootstraps."""
     # Imported on the first training, which a file with too few usable rows never needs. The
-    # native models train without numpy (advisor_core.linalg works on array('d') buffers), so
+    # native models train without numpy (advisor_core.models.linalg works on array('d') buffers), so
     # this process never loads numpy.
-    from advisor_core.modeling import MultivariatePredictor
+    from advisor_core.models.modeling import MultivariatePredictor
 
     return MultivariatePredictor(
         models=list(ML_MODELS),

@@ -1,6 +1,6 @@
 """The results exporter's recommendation families (docs/exporters.md §2): the rank of each
 configuration within its score unit, the best configuration per output ladder and membership of
-the VMAF / power-per-stream Pareto front, from ``advisor_core.decision``.
+the VMAF / power-per-stream Pareto front, from ``advisor_core.economics.decision``.
 
 They read the run's records as the file gives them, not the VictoriaMetrics enrichment, so they
 equal what ``advisor recommend`` says for the same file.
@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from advisor_core.decision import Prices, best_per_ladder, evaluate, pareto_front, ranking_groups
-from advisor_core.reader import Records
+from advisor_core.data.reader import Records
+from advisor_core.economics.decision import (
+    Prices,
+    best_per_ladder,
+    evaluate,
+    pareto_front,
+    ranking_groups,
+)
 
 from .families import LabelSchema, LabelSet, TableFamily
 

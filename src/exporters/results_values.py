@@ -2,15 +2,15 @@
 
 Each function returns (family key, value) pairs in ``exporters.results``' declaration; the
 emptiness rules are docs/exporters.md §2. The quantities themselves (power, energy, CPU,
-throughput, pixels) are the record's (``advisor_core.record``).
+throughput, pixels) are the record's (``advisor_core.data.record``).
 """
 
 from __future__ import annotations
 
 from typing import Callable, Optional
 
-from advisor_core.record import ScenarioRecord
-from advisor_core.scenario import as_number
+from advisor_core.data.record import ScenarioRecord
+from advisor_core.data.scenario import as_number
 
 __all__ = ["JOULES_PER_WH", "efficiency_score", "measured_values", "prediction_values"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from advisor_core.record import ScenarioRecord, with_measurements
-from advisor_core.samples import usable_summary
-from advisor_core.scenario import positive_number
+from advisor_core.data.record import ScenarioRecord, with_measurements
+from advisor_core.data.samples import usable_summary
+from advisor_core.data.scenario import positive_number
 
 from ._promql import PromClient
 
@@ -63,7 +63,7 @@ def fill_from_victoriametrics(records: Sequence[ScenarioRecord],
         wanted, prom.map_windows(fetch, wanted)
     ):
         start, end = record.window  # type: ignore[misc]
-        # The database's samples obey the file's rule for sample lists (advisor_core.samples).
+        # The database's samples obey the file's rule for sample lists (advisor_core.data.samples).
         samples = usable_summary(power, QUERY_STEP_SECONDS)
         watts = joules = None
         if need_energy:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from advisor_core import __version__ as VERSION
-from advisor_core.argtypes import positive_seconds
+from advisor_core.data.argtypes import positive_seconds
 
 from .families import BodyBudget
 from .metric_set import MetricSet
