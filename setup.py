@@ -33,15 +33,17 @@ FORCE = not _stamp.is_file() or _stamp.read_text() != MODE
 _stamp.parent.mkdir(exist_ok=True)
 _stamp.write_text(MODE)
 
-# One concern per module (README "Layout"): _buffers (work buffers of a kernel call), _solver
-# (least squares; its inner loops are the C of _qr_kernels.c), _pipeline (scaling, expansion,
-# fit, prediction), _resampling (bootstrap, percentiles), _guarded (leverage, prediction beyond
-# the training box), _crossval (out-of-fold predictions), _lstsq (the solver's numpy entry
-# point) and _kernels (cost and scoring).
-KERNELS = ["_buffers", "_solver", "_pipeline", "_resampling", "_guarded", "_crossval", "_lstsq",
-           "_kernels"]
+# One concern per module (README "Layout"). models: _buffers (work buffers of a kernel call),
+# _solver (least squares; its inner loops are the C of _qr_kernels.c), _pipeline (scaling,
+# expansion, fit, prediction), _resampling (bootstrap, percentiles), _guarded (leverage,
+# prediction beyond the training box), _crossval (out-of-fold predictions), _lstsq (the
+# solver's numpy entry point); data: _samples (sample lists); economics: _kernels (cost and
+# scoring over a column table).
+KERNELS = ["models._buffers", "models._solver", "models._pipeline", "models._resampling",
+           "models._guarded", "models._crossval", "models._lstsq", "data._samples",
+           "economics._kernels"]
 # Hand-written C compiled into a kernel's extension (not generated: kept by MANIFEST.in).
-C_SOURCES = {"_solver": ["src/advisor_core/models/_qr_kernels.c"]}
+C_SOURCES = {"models._solver": ["src/advisor_core/models/_qr_kernels.c"]}
 
 directives = {
     "language_level": 3,
@@ -71,8 +73,8 @@ if SANITIZE:
 extensions = [
     Extension(
         f"advisor_core.{name}",
-        [f"src/advisor_core/{name}.pyx", *C_SOURCES.get(name, [])],
-        include_dirs=[np.get_include(), "src/advisor_core"],
+        [f"src/advisor_core/{name.replace('.', '/')}.pyx", *C_SOURCES.get(name, [])],
+        include_dirs=[np.get_include(), "src/advisor_core/models"],
         depends=["src/advisor_core/models/_qr_kernels.h"] if name in C_SOURCES else [],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,

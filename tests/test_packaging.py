@@ -16,8 +16,9 @@ import pytest
 import advisor_core
 
 #: The compiled kernels setup.py builds (its KERNELS list: one concern per module).
-KERNELS = ("_buffers", "_solver", "_pipeline", "_resampling", "_guarded", "_crossval", "_lstsq",
-           "_kernels")
+KERNELS = ("models._buffers", "models._solver", "models._pipeline", "models._resampling",
+           "models._guarded", "models._crossval", "models._lstsq", "data._samples",
+           "economics._kernels")
 
 
 def test_kernels_are_compiled_extension_modules():
@@ -31,7 +32,7 @@ def test_typing_markers_and_stubs_ship_with_the_package():
     package = Path(advisor_core.__file__).parent
     assert (package / "py.typed").is_file()
     for name in KERNELS:
-        assert (package / f"{name}.pyi").is_file(), name
+        assert (package / f"{name.replace('.', '/')}.pyi").is_file(), name
 
 
 def test_top_level_api():
@@ -122,3 +123,52 @@ def test_a_copy_without_tags_is_in_the_release_line():
 
     version = Version(advisor_core.__version__)
     assert version >= Version("0.3"), version
+
+
+def test_every_module_path_the_documentation_names_imports():
+    """README, docs/ and benchmarks/README.md name modules and attributes that exist."""
+    root = Path(__file__).resolve().parents[1]
+    texts = [root / "README.md", root / "benchmarks" / "README.md",
+             *sorted((root / "docs").glob("*.md"))]
+    refs = set()
+    for text in texts:
+        refs |= set(re.findall(r"\badvisor_core(?:\.[A-Za-z_]\w*)+", text.read_text()))
+    assert len(refs) > 20  # the documents do name modules: an empty scan proves nothing
+    missing = []
+    for ref in sorted(refs):
+        parts = ref.split(".")
+        for split in range(len(parts), 0, -1):
+            try:
+                target = importlib.import_module(".".join(parts[:split]))
+            except ImportError:
+                continue
+            for attribute in parts[split:]:
+                target = getattr(target, attribute, None)
+            if target is None:
+                missing.append(ref)
+            break
+    assert missing == []
+
+
+#: What each package's compiled sources may import of advisor_core (README "Layout"; the
+#: import-linter contracts in pyproject.toml say the same for .py files, which are all it reads).
+KERNEL_IMPORTS = {"data": {"data"}, "models": {"data", "models"},
+                  "economics": {"data", "economics"}}
+
+
+def test_compiled_sources_keep_the_package_layers():
+    """Every ``.pyx``/``.pxd`` imports and cimports only what its package's layer allows."""
+    package_dir = Path(__file__).resolve().parents[1] / "src" / "advisor_core"
+    sources = sorted([*package_dir.glob("*/*.pyx"), *package_dir.glob("*/*.pxd")])
+    assert len(sources) >= 9
+    found, broken = 0, []
+    for source in sources:
+        own = source.parent.name
+        for line in source.read_text().splitlines():
+            match = re.match(r"\s*(?:from|c?import)\s+advisor_core\.(\w+)", line)
+            if match:
+                found += 1
+                if match.group(1) not in KERNEL_IMPORTS.get(own, set()):
+                    broken.append(f"{source.relative_to(package_dir)}: {line.strip()}")
+    assert found >= 10  # the kernels do cimport each other: an empty scan proves nothing
+    assert broken == []

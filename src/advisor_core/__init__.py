@@ -1,10 +1,16 @@
 """advisor-core: power, cost and efficiency modelling for video-transcoding benchmarks.
 
-The numeric kernels are compiled (``advisor_core.models._solver``, ``_pipeline`` and the other
-``.pyx`` modules); a results file becomes one typed record per scenario in
-``advisor_core.data.reader`` (``read_run``), which everything else reads. The top-level names are
-imported on first use, so a process that needs only the cost model never loads numpy or the
-modelling code.
+Four subpackages, each of one concern (README "Layout"; the rule is checked by import-linter):
+
+- ``advisor_core.data``: results files and analysis CSVs read into one typed record per scenario
+  (``read_run``); everything else reads records;
+- ``advisor_core.models``: regression, model selection, intervals and their compiled kernels;
+- ``advisor_core.economics``: prices, costs, efficiency scores and rankings;
+- ``advisor_core.cli``: the ``advisor`` command.
+
+``data`` imports nothing above it; ``models`` and ``economics`` import ``data`` only, never each
+other; the command and the exporters sit on top. The top-level names are imported on first use,
+so a process that needs only the cost model never loads numpy or the modelling code.
 """
 
 from __future__ import annotations
@@ -18,16 +24,16 @@ except ImportError:  # a source tree that was never built (the build writes _ver
     __version__ = "0+unknown"
 
 _SUBMODULE_OF = {
-    "CostModel": "cost",
-    "EnergyEfficiencyScorer": "scoring",
-    "MultivariatePredictor": "modeling",
-    "PowerPredictor": "modeling",
-    "RegionalPricing": "regional_pricing",
-    "ScenarioRecord": "record",
-    "TranscodingRecommender": "recommender",
-    "create_regional_pricing_config": "regional_pricing",
-    "get_available_regions": "regional_pricing",
-    "read_run": "reader",
+    "CostModel": "economics.cost",
+    "EnergyEfficiencyScorer": "economics.scoring",
+    "MultivariatePredictor": "models.modeling",
+    "PowerPredictor": "models.modeling",
+    "RegionalPricing": "economics.regional_pricing",
+    "ScenarioRecord": "data.record",
+    "TranscodingRecommender": "economics.recommender",
+    "create_regional_pricing_config": "economics.regional_pricing",
+    "get_available_regions": "economics.regional_pricing",
+    "read_run": "data.reader",
 }
 
 __all__ = [

@@ -3,7 +3,7 @@ validity rule, mean, trapezoid integral and spread.
 
 A sample list is usable when it is a non-empty list of finite numbers >= 0 (no bools, strings,
 nulls, NaN or infinities): one bad value makes the whole list unusable. The validity check and
-the integral run in one compiled pass (``_kernels``); the record reader
+the integral run in one compiled pass (``_samples``); the record reader
 (``advisor_core.data.record``) is the only reader of sample lists in a results file.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple, Optional
 
-from advisor_core.economics import _kernels
+from advisor_core.data import _samples
 
 __all__ = ["SampleSummary", "sample_series", "sample_stdev", "summarise", "trapezoid",
            "usable_summary"]
@@ -23,7 +23,7 @@ def trapezoid(values: Any, step_seconds: float) -> float:
 
     [] -> 0.0, one sample -> v0 * step, otherwise step/2 * (v0 + v_last + 2 * sum(inner)).
     """
-    return _kernels.trapezoid(values, float(step_seconds))
+    return _samples.trapezoid(values, float(step_seconds))
 
 
 def sample_series(values: Any) -> Optional[tuple[list[float], float]]:
@@ -31,7 +31,7 @@ def sample_series(values: Any) -> Optional[tuple[list[float], float]]:
 
     Ints become floats; the mean is ``math.fsum(samples) / n`` (None when that overflows).
     """
-    return _kernels.sample_series(values)
+    return _samples.sample_series(values)
 
 
 def sample_stdev(samples: list[float], mean: float) -> Optional[float]:
@@ -81,13 +81,13 @@ def summarise(values: Any, step_seconds: Optional[float], spread: bool = True) -
     None when absent (not a list, or empty); ``INVALID`` when a value breaks the rule."""
     if not isinstance(values, list) or not values:
         return None
-    series = _kernels.sample_series(values)
+    series = _samples.sample_series(values)
     if series is None:
         return INVALID
     samples, mean = series
     integral = None
     if step_seconds is not None:
-        joules = _kernels.series_integral(samples, step_seconds)[1]
+        joules = _samples.series_integral(samples, step_seconds)[1]
         integral = None if joules != joules else joules
     return SampleSummary(len(samples), mean, integral,
                          sample_stdev(samples, mean) if spread else None)
