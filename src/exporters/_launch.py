@@ -6,18 +6,23 @@ import importlib
 import sys
 from types import ModuleType
 
-__all__ = ["all_exporters", "cost", "qoe", "results"]
+__all__ = ["all_exporters", "cost", "qoe", "results", "version_line"]
 
 #: Modules the exporters need that only the ``exporters`` extra installs.
 _EXTRA_MODULES = frozenset({"prometheus_client", "h11"})
 
 
+def version_line(prog: str) -> str:
+    """What ``--version`` prints for the console script ``prog``."""
+    from advisor_core import __version__
+
+    return f"{prog} {__version__}"
+
+
 def _load(module: str, prog: str) -> ModuleType:
     if sys.argv[1:] == ["--version"]:
         # The version needs no extra: answered here, as the exporter's own parser would.
-        from advisor_core import __version__
-
-        print(f"{prog} {__version__}")
+        print(version_line(prog))
         raise SystemExit(0)
     try:
         return importlib.import_module(f"exporters.{module}")

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from advisor_core import __version__ as VERSION
 from advisor_core.data.argtypes import positive_seconds
 
+from ._launch import version_line
 from .families import BodyBudget
 from .metric_set import MetricSet
 from .refresh import EXPORTER_LIMITS
@@ -92,7 +93,7 @@ def build_parser(prog: str, sets: Sequence[type[MetricSet]], description: str) -
     """Build the command-line parser shared by all exporters (flags win over env vars)."""
     parser = _Parser(prog=prog, description=description,
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"{prog} {VERSION}")
+    parser.add_argument("--version", action="version", version=version_line(prog))
     parser.add_argument("--log-level", type=str.upper, default=env("LOG_LEVEL", "INFO"),
                         choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
                         help="least severe log messages written to stderr (env LOG_LEVEL)")
