@@ -86,6 +86,8 @@ def test_held_half_sent_requests_neither_starve_scrapes_nor_grow_the_process(big
     try:
         port = exporter.port
         timed_scrape(port)
+        # The same scrapes with nothing held, in the same run: the machine's own noise.
+        alone = [timed_scrape(port) for _ in range(3 * HELD // 100)]
         held: list[socket.socket] = []
         latencies = []
         for _ in range(HELD // 100):
@@ -94,7 +96,12 @@ def test_held_half_sent_requests_neither_starve_scrapes_nor_grow_the_process(big
         status = proc_status(exporter.proc.pid)
         threads, rss_kb = int(status["Threads"]), int(status["VmRSS"].split()[0])
         p99 = statistics.quantiles(latencies, n=100)[98]
-        assert p99 < 0.050, f"scrape p99 {p99 * 1e3:.1f} ms while {HELD} requests were held"
+        p99_alone = statistics.quantiles(alone, n=100)[98]
+        # A scrape starved by held connections waits for a deadline (seconds); a busy machine
+        # slows both series alike, so the bound is 50 ms or 4x the p99 with nothing held.
+        assert p99 < max(0.050, 4 * p99_alone), (
+            f"scrape p99 {p99 * 1e3:.1f} ms while {HELD} requests were held "
+            f"({p99_alone * 1e3:.1f} ms with none)")
         assert threads <= 8, f"{threads} threads"
         assert rss_kb < 200 * 1024, f"RSS {rss_kb / 1024:.0f} MB"
         connections = _value(port, "results_exporter_http_connections")
