@@ -317,3 +317,55 @@ def test_a_set_over_its_series_budget_serves_whole_scenarios_up_to_it(tmp_path: 
         every = {labels.labels["scenario"] for f in whole if isinstance(f, TableFamily)
                  for labels in f.keys}
         assert metric_set.skipped()["series_budget"] == len(every - names) > 0
+
+
+def _served_samples(metric_set, run) -> dict:
+    """(family, labels) -> value of what the set serves for ``run``, predictions included."""
+    families = metric_set.families(run, PromClient(None))
+    job = metric_set.take_job()
+    if job is not None and job():
+        families = metric_set.rerendered()
+    return {(f.name, tuple(sorted(s.labels.items()))): s.value
+            for f in families if isinstance(f, TableFamily) for s in f.samples}
+
+
+def test_a_budget_changes_which_scenarios_are_served_never_their_numbers(
+        tmp_path: Path) -> None:
+    """The baseline (cut by its long name), the model's rows, ranks and savings stay the run's:
+    every served value equals the one served without a budget, every family of it included."""
+    stem = "test_results_20251229_125651"
+    document = json.loads((DATA_DIR / f"{stem}.json").read_text())
+    assert document["scenarios"][0]["name"] == "Baseline (Idle)"
+    long = "Baseline (Idle) " + "x" * 900
+    document["scenarios"][0]["name"] = long
+    path = tmp_path / f"{stem}.json"
+    path.write_text(json.dumps(document))
+    analysis = (DATA_DIR / f"{stem}_analysis.csv").read_text()
+    assert analysis.count("\nBaseline (Idle),") == 1  # the powers are the analysis's
+    (tmp_path / f"{stem}_analysis.csv").write_text(
+        analysis.replace("\nBaseline (Idle),", f"\n{long},"))
+    run = read_run(path, EXPORTER_LIMITS)
+    # QoE has no number across scenarios (and this run no quality score).
+    for cls in (CostMetrics, ResultsMetrics):
+        settings = parse_settings("t", list(SETS), ["--results-dir", str(tmp_path)])
+        whole = _served_samples(cls(settings), run)
+        metric_set = cls(settings)
+        bound = [metric_set.rows_per_scenario * (
+            metric_set.label_overhead + label_text_length(run.run_id, record))
+            for record in run.scenarios]
+        # Room for the three scenarios after the baseline, not for the baseline.
+        metric_set.budget = BodyBudget(label_bytes=sum(bound[1:4]), series=100_000)
+        assert bound[0] > metric_set.budget.label_bytes
+        cut = _served_samples(metric_set, run)
+        served = {dict(key[1])["scenario"] for key in cut}
+        assert served == {record.name for record in run.scenarios[1:4]}, cls.name
+        assert metric_set.skipped()["label_budget"] == len(run.scenarios) - 3
+        same = {key: value for key, value in whole.items() if dict(key[1])["scenario"] in served}
+        assert cut == same, cls.name
+        families = {key[0] for key in cut}
+        if cls is ResultsMetrics:
+            assert {"results_scenario_net_power_watts",
+                    "results_scenario_predicted_power_pi_low_watts",
+                    "results_recommendation_efficiency_rank"} <= families
+        if cls is CostMetrics:
+            assert "cost_monthly_savings" in {name.split("{")[0] for name in families}

@@ -205,9 +205,12 @@ class CostMetrics(MetricSet):
             skipped[reason] = skipped.get(reason, 0) + 1
 
         priced: list[ScenarioRecord] = []
+        # The baseline and the cost model see the whole run; only served scenarios get series
+        # and per-scenario counts (docs/exporters.md §9).
         for record in run.scenarios:
             if not record.bitrate:
-                skip("missing_bitrate")
+                if self.serves(record.name):
+                    skip("missing_bitrate")
             elif record.viewers is not None:
                 priced.append(record)
             else:
@@ -244,6 +247,8 @@ class CostMetrics(MetricSet):
                 skip("non_finite_value")
 
         for index, record in enumerate(priced):
+            if not self.serves(record.name):
+                continue
             labels = _SCHEMA((record.name, cur, str(record.stream_count), record.bitrate or "",
                               record.encoder, SERVICE))
             if record.energy_j is None:
