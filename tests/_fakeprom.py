@@ -18,6 +18,7 @@ class FakeProm:
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict]] = []
         # ok | error | slow | hang | trickle | huge | huge_unannounced | flood | deep | bomb | fixed
+        # | edges | shuffled | split
         self.mode = "ok"
         self.fixed = b""  #: the answer of mode "fixed" to every request
         #: Size of the valid points a "flood" answer adds outside the window asked (bytes).
@@ -109,6 +110,18 @@ class FakeProm:
                                    + json.dumps(pairs, separators=(",", ":"))[1:-1].encode()
                                    + b"," + fake._outside(1) + b"]}]}}")
                         return
+                    if fake.mode == "shuffled" and values:
+                        # The same points, every other one first, the rest backwards.
+                        pairs = result[0]["values"]
+                        result[0]["values"] = pairs[::2] + pairs[1::2][::-1]
+                    if fake.mode == "split" and values:
+                        # One series in two entries of the same labels, later points first,
+                        # and a second value at the first point's time (the first one counts).
+                        pairs = result[0]["values"]
+                        result[0]["values"] = pairs[len(pairs) // 2:]
+                        result.append({"metric": {}, "values": [
+                            *pairs[:len(pairs) // 2], [pairs[0][0], "1e6"]]})
+                        result.append({"metric": {}, "values": [[pairs[0][0], "1e6"]]})
                     if fake.mode == "edges" and values:
                         # A point less than a step before the window and one on the grid less
                         # than a step after it: what a one-step slack would integrate.

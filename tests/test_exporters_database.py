@@ -13,6 +13,7 @@ import pytest
 
 from _fakeprom import FakeProm
 from _process import Exporter, metrics
+from advisor_core.samples import usable_summary
 from exporters import _promql, _promql_answer
 from exporters._promql import PromClient
 from exporters._promql_answer import (
@@ -149,7 +150,7 @@ def test_a_series_keeps_at_most_one_point_per_step_within_its_window() -> None:
         [105, "7"], [110, "8"], [115, "9"],
         [120, "10"],  # on the end: kept
         [125, "11"],  # one step after the window: dropped
-        ["119", "12"],  # earlier than the previous point: dropped
+        ["119", "12"],  # answered late, in time order less than a step after 115: dropped
         [float("nan"), "13"], [None, "14"], [True, "15"], [10**400, "16"],  # no usable time
     ]}, 100.0, 120.0)
     assert list(points.values()) == [4.0, 7.0, 8.0, 9.0, 10.0]
@@ -190,6 +191,21 @@ def test_one_hostile_point_each_side_of_the_window_changes_no_value(fake) -> Non
     fake.mode = "edges"
     assert client.query_range(POWER_QUERY, PAST, PAST + 10.5, 5.0) == NORMAL
     assert client.dropped_points == 2
+
+
+@pytest.mark.parametrize("mode", ["shuffled", "split"])
+def test_points_out_of_order_or_in_several_entries_give_the_ordinary_values(fake, mode) -> None:
+    """The review's answers: 13 points shuffled, or one series split into entries (with a
+    repeated time): every point counts once, in time order, as in the ordinary answer."""
+    watts = [40.0 + (index * 7) % 5 for index in range(13)]
+    fake.range_values = {POWER_QUERY: watts}
+    client = PromClient(fake.url, timeout=10.0)
+    fake.mode = mode
+    answered = client.query_range(POWER_QUERY, PAST, PAST + 60.5, 5.0)
+    assert answered == watts and client.healthy
+    assert client.dropped_points == (2 if mode == "split" else 0)
+    summary = usable_summary(answered, 5.0)
+    assert summary is not None and summary.mean == pytest.approx(546 / 13)
 
 
 def test_more_series_or_points_than_a_query_can_ask_for_fail_it_whole(monkeypatch) -> None:

@@ -368,11 +368,11 @@ class PromClient:
                         },
                         take,
                     )
+                return points.values()  # drops what is too close in time order: counted below
             finally:
                 if points.dropped:
                     with self._lock:
                         self.dropped_points += points.dropped
-            return points.values()
 
         result = self._cached(("range", expr, lo, hi, dt), hi, fetch)
         return list(result) if isinstance(result, array) else None

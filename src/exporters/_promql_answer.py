@@ -13,8 +13,10 @@ window and step ask for.
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import math
+import operator
 import socket
 import threading
 import time
@@ -186,12 +188,14 @@ class WindowPoints:
 
     A point is kept when its time lies within the window asked, [start, end] (``EDGE_SECONDS``
     at either end for the rounding of the times sent), and at least one step after the
-    series' previous point; a series keeps at most ``(end - start) / step + 1`` points, what a
-    step grid can put in the window. VictoriaMetrics may move a long window's ends onto its own
-    step grid: its points outside the window asked are dropped like any other. Everything
-    dropped is counted in ``dropped``. More than ``max_series`` series with points, or more
-    than ``max_points`` points in all, is no answer to trust: ``add`` raises BadAnswer
-    (``too_large``) rather than keep part of it.
+    series' previous point in time order; a series keeps at most ``(end - start) / step + 1``
+    points, what a step grid can put in the window. Points are put in time order first: an
+    answer may list them in any order and one series in several entries (the same labels);
+    of points at the same time the first one answered is kept. VictoriaMetrics may move a long
+    window's ends onto its own step grid: its points outside the window asked are dropped like
+    any other. Everything dropped is counted in ``dropped``. More than ``max_series`` series
+    with points, or more than ``max_points`` points within the windows in all, is no answer to
+    trust: ``add`` raises BadAnswer (``too_large``) rather than keep part of it.
     """
 
     def __init__(self, start: float, end: float, step: float, max_series: int,
@@ -200,8 +204,9 @@ class WindowPoints:
         self.limit = int((end - start + 2 * EDGE_SECONDS) // step) + 1
         self.max_series, self.max_points = max_series, max_points
         self._gap = step * (1 - 1e-9)  # float times on the grid are not exact
-        # label key -> (values, [time of the last value]); values as doubles, 8 bytes each
-        self._series: dict[tuple, tuple[array[float], list[float]]] = {}
+        # label key -> (times, values) of the points within the window, as doubles (8 bytes
+        # each), in the order answered
+        self._series: dict[tuple, tuple[array[float], array[float]]] = {}
         self._kept = 0
         self.dropped = 0
 
@@ -219,9 +224,9 @@ class WindowPoints:
             self.dropped += len(pairs)
             return
         known = self._series.get(key)
-        values, last = known if known is not None else (array("d"), [-math.inf])
+        times, values = known if known is not None else (array("d"), array("d"))
         earliest, latest = start - EDGE_SECONDS, end + EDGE_SECONDS
-        gap, limit, previous, before = self._gap, self.limit, last[0], len(values)
+        before = len(values)
         for pair in pairs:
             if type(pair) is not list or len(pair) != 2:
                 continue
@@ -232,26 +237,47 @@ class WindowPoints:
                     self.dropped += 1
                     continue
             # NaN and infinities fail the window test; so does a huge integer.
-            if not earliest <= at <= latest or at - previous < gap or len(values) >= limit:
+            if not earliest <= at <= latest:
                 self.dropped += 1
                 continue
             number = finite_float(pair[1])
             if number is None:
                 continue  # no value: neither a point nor an excess
-            previous = at
+            times.append(at)
             values.append(number)
-        last[0] = previous
         self._kept += len(values) - before
         if known is None and values:
             if len(self._series) >= self.max_series:
                 raise BadAnswer(f"more than {self.max_series} series", "too_large")
-            self._series[key] = (values, last)
+            self._series[key] = (times, values)
         if self._kept > self.max_points:
             raise BadAnswer(f"more than {self.max_points} points", "too_large")
 
     def values(self) -> array[float]:
-        """Every kept value, series by series, each in time order."""
+        """Every kept value, series by series, each in time order (the series' points closer
+        than a step to the previous one kept, or beyond the window's count, are dropped)."""
         kept: array[float] = array("d")
-        for values, _ in self._series.values():
-            kept.extend(values)
+        gap, limit = self._gap, self.limit
+        for times, values in self._series.values():
+            count = len(times)
+            if all(map(operator.lt, times, itertools.islice(times, 1, None))):
+                # In time order (what a database sends): the gap holds unless off the grid.
+                order: Any = range(count)
+                spaced = all(map(operator.le, itertools.repeat(gap),
+                                 map(operator.sub, itertools.islice(times, 1, None), times)))
+                if spaced and count <= limit:
+                    kept.extend(values)
+                    continue
+            else:
+                order = sorted(range(count), key=times.__getitem__)  # stable: first one wins
+            previous = -math.inf
+            taken = 0
+            for index in order:
+                at = times[index]
+                if at - previous < gap or taken >= limit:
+                    continue
+                previous = at
+                kept.append(values[index])
+                taken += 1
+            self.dropped += count - taken
         return kept
