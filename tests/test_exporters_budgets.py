@@ -67,6 +67,20 @@ SHAPES = {
     "non-ASCII strings": "[" + '"\u00e9\u4e2d",' * 100_000 + '""]',
     "many keys": "{" + ",".join(f'"k{i}":{i}.5' for i in range(100_000)) + "}",
     "long names": long_names(500),
+    # Escapes of ASCII text to characters beyond Latin-1 widen the strings they are in, not the
+    # text: 2 and 4 bytes a character.
+    "escaped U+0100": "[" + ",".join(['"' + "a" * 1000 + '\\u0100"'] * 2000) + "]",
+    "escaped astral": "[" + ",".join(['"' + "a" * 1000 + '\\ud83d\\ude00"'] * 2000) + "]",
+    "escaped CJK": json.dumps(["\u4e2d" * 1000] * 500),
+    "escaped lone surrogate": "[" + ",".join(['"' + "b" * 500 + '\\udc00"'] * 2000) + "]",
+    "ints above the cache": "[" + "300," * 200_000 + "1]",
+    "ints near 2**60": "[" + f"{10**18}," * 100_000 + "1]",
+    "ints of 400 digits": "[" + ("9" * 400 + ",") * 5_000 + "1]",
+    "short floats": "[" + "1e5," * 200_000 + "1]",
+    "sample lists": json.dumps({"scenarios": [
+        {"name": f"s{i}", "power_watts": [round(45 + (j % 17) * 0.13, 2) for j in range(120)],
+         "cpu_usage_cores": [round(2 + (j % 11) * 0.07, 2) for j in range(120)]}
+        for i in range(500)]}),
     **{path.name: path.read_text() for path in REAL_FILES},
 }
 
@@ -83,6 +97,30 @@ def test_the_parse_cost_estimate_bounds_what_json_allocates(shape: str) -> None:
         tracemalloc.stop()
     del document
     assert peak <= json_parse_cost(raw) <= 6 * peak + 4096, (peak, json_parse_cost(raw))
+
+
+def test_sample_heavy_files_are_priced_near_their_cost_and_admitted() -> None:
+    """The review's false positive: 7,000 scenarios with two 120-sample lists (11.5 MiB,
+    ~68 MiB parsed) were estimated at 99 MiB and refused by the 96 MiB default."""
+    base = json.loads(REAL_FILES[0].read_text())["scenarios"]
+    scenarios = []
+    for index in range(7000):
+        scenario = dict(base[index % len(base)], name=f"scenario {index}")
+        scenario["power_watts"] = [round(45 + (j % 17) * 0.13, 2) for j in range(120)]
+        scenario["cpu_usage_cores"] = [round(2 + (j % 11) * 0.07, 2) for j in range(120)]
+        scenarios.append(scenario)
+    raw = json.dumps({"scenarios": scenarios}).encode()
+    assert len(raw) > 11 * MiB
+    budget = EXPORTER_LIMITS.max_parse_bytes
+    assert budget is not None and json_parse_cost(raw) < budget * 0.95
+
+
+def test_valid_json_nested_beyond_the_parser_is_too_deep_not_malformed(tmp_path: Path) -> None:
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text('{"scenarios": [], "x": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(ResultsFileError) as caught:
+        read_results(path, EXPORTER_LIMITS.max_bytes, None, EXPORTER_LIMITS.max_parse_bytes)
+    assert caught.value.reason == "too_deep"
 
 
 def test_a_costly_file_is_refused_before_parsing_and_bundled_data_passes(tmp_path: Path) -> None:

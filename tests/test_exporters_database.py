@@ -352,7 +352,7 @@ def _largest_accepted(item: bytes) -> bytes:
 @linux
 @pytest.mark.slow
 @pytest.mark.parametrize("item", [b'"ab",', b"[1.5],", '"\u00e9\u00e9",'.encode(),
-                                  '"😀",'.encode()])
+                                  '"😀",'.encode(), b'"\\ud83d\\ude00",'])
 def test_the_costliest_answers_that_are_parsed_keep_an_exporter_small(tmp_path, item) -> None:
     _write_windows(tmp_path, 6)  # 12 range queries, four at a time
     with FakeProm() as fake:
