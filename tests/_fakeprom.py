@@ -12,6 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 from exporters.cost import CPU_QUERY, POWER_QUERY
 
 
+def long_window_value(index: int) -> float:
+    """The power of modes "long" and "long2" at the ``index``-th step since the epoch (W)."""
+    return 40.0 + index % 3
+
+
 class FakeProm:
     """A loopback Prometheus API: records requests, answers per query, can fail or stall."""
 
@@ -80,6 +85,12 @@ class FakeProm:
                     count = 2_700_000
                     fake._send(self, b'{"status":"success","data":{"result":['
                                + b"[]," * count + b'{"values":[]}]}}')
+                    return
+                if fake.mode in ("long", "long2"):
+                    # An honest database over long windows: a point on every step of each
+                    # piece asked (power 40, 41, 42 W by the step's index, 2 cores of CPU), one
+                    # series or ("long2") the same twice; no instant energy.
+                    fake._send(self, fake._grid_answer(url.path, params))
                     return
                 if url.path == "/api/v1/query_range" and params["query"] == "grid":
                     # Two series with a sample on every step, refused beyond Prometheus' limit
@@ -155,6 +166,20 @@ class FakeProm:
             handler.wfile.write(body)
         except OSError:
             pass
+
+    def _grid_answer(self, path: str, params: dict) -> bytes:
+        """The answer of modes "long" and "long2" (``long_window_value`` gives the points)."""
+        if path != "/api/v1/query_range":
+            return b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+        start, end = float(params["start"]), float(params["end"])
+        step = float(params["step"].rstrip("s"))
+        first, last = round(start / step), int(end // step + 1e-9)
+        power = params["query"] == POWER_QUERY
+        points = b",".join(b'[%d,"%r"]' % (index * step, long_window_value(index) if power
+                                               else 2.0) for index in range(first, last + 1))
+        series = b'{"metric":{},"values":[' + points + b"]}"
+        return (b'{"status":"success","data":{"resultType":"matrix","result":['
+                + b",".join([series] * (2 if self.mode == "long2" else 1)) + b"]}}")
 
     def _outside(self, which: int) -> bytes:
         """Half the flood: valid points every second, in 2001 (0) or in 2096 (1), joined by

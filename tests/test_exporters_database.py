@@ -7,13 +7,14 @@ import json
 import math
 import sys
 import time
+from array import array
 from pathlib import Path
 
 import pytest
 
-from _fakeprom import FakeProm
-from _process import Exporter, metrics
-from advisor_core.samples import usable_summary
+from _fakeprom import FakeProm, long_window_value
+from _process import Exporter, free_port, metrics
+from advisor_core.samples import summarise, usable_summary
 from exporters import _promql, _promql_answer
 from exporters._promql import PromClient
 from exporters._promql_answer import (
@@ -367,3 +368,55 @@ def test_the_costliest_answers_that_are_parsed_keep_an_exporter_small(tmp_path, 
         finally:
             exporter.stop()
     assert "Traceback" not in exporter.output()
+
+
+@linux
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["long", "long2"])
+def test_long_windows_of_an_honest_database_stay_under_200_mb_with_the_right_values(
+        tmp_path, mode) -> None:
+    """The review's soak runs: four scenarios of 40 days at a 5 s step (690,001 points a
+    series, one or two series an answer), every window asked by cost and results on four
+    threads, in the shipped unit's process. Summarised from the doubles, not lists of floats."""
+    seconds, step = 3_450_000, 5
+    starts = [int(PAST) - 4_000_000 * (index + 1) for index in range(4)]
+    scenarios = [{"name": f"s{index}", "bitrate": "2500k", "start_time": start,
+                  "end_time": start + seconds} for index, start in enumerate(starts)]
+    (tmp_path / "test_results_20250101_000000.json").write_text(
+        json.dumps({"scenarios": scenarios}))
+    ports = {name: free_port() for name in ("cost", "qoe", "results")}
+    with FakeProm() as fake:
+        fake.mode = mode
+        exporter = Exporter("advisor-exporters", tmp_path, "--prometheus-url", fake.url,
+                            *PRICES, ports=ports)
+        try:
+            def powers() -> dict[str, float]:
+                family = metrics(ports["results"]).get("results_scenario_mean_power_watts")
+                return ({s.labels["scenario"]: s.value for s in family.samples}
+                        if family else {})
+
+            served = _wait(lambda: len(powers()) == 4 and powers(), timeout=240)
+            _wait(lambda: len(_costs(ports["cost"])) == 4, timeout=240)
+            for index, start in enumerate(starts):
+                watts = [long_window_value(i)
+                         for i in range(start // step, (start + seconds) // step + 1)]
+                assert served[f"s{index}"] == math.fsum(watts) / len(watts)
+            results = metrics(ports["results"])
+            assert {s.value for s in results["results_scenario_container_cpu_percent"].samples
+                    } == {2.0}
+            for name, port in ports.items():
+                assert metrics(port)[f"{name}_exporter_up"].samples[0].value == 1.0
+            assert _peak_rss_mb(exporter.proc.pid) < 200
+        finally:
+            exporter.stop()
+    assert "Traceback" not in exporter.output()
+
+
+@pytest.mark.parametrize("values", [
+    [1.0], [2.5, 3.0], [40.0 + (i * 7919) % 13 / 7 for i in range(10_001)], [0.0] * 5,
+    [1e308, 1e308], [-1.0, 2.0], [math.nan, 1.0], [math.inf], [1e-320, 5e-324]])
+def test_a_database_answer_s_doubles_summarise_as_the_list_of_them(values) -> None:
+    """What a range query hands over (array('d'), no float per point kept) is summarised with
+    the very numbers of the list: mean, integral, spread, and the one validity rule."""
+    assert summarise(array("d", values), 5.0) == summarise(values, 5.0)
+    assert summarise(array("d"), 5.0) is None
