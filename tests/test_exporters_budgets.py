@@ -407,3 +407,55 @@ def test_a_budget_changes_which_scenarios_are_served_never_their_numbers(
                     "results_recommendation_efficiency_rank"} <= families
         if cls is CostMetrics:
             assert "cost_monthly_savings" in {name.split("{")[0] for name in families}
+
+
+def rich_file(seed: int, count: int = 19_999, length: int = 300) -> bytes:
+    """The review's ordinary big file: every field of a scenario, ~320-character names."""
+    import random
+    import string
+
+    chance = random.Random(seed)
+    alphabet = string.ascii_letters + string.digits
+    scenarios: list[dict] = [{
+        "name": "Baseline (Idle)", "bitrate": "0k", "resolution": "1920x1080", "fps": 30,
+        "duration": 60, "power": {"mean_watts": 12.0, "stdev_watts": 0.5,
+                                  "total_energy_joules": 720.0},
+        "container_usage": {"cpu_percent": 2.0}}]
+    for index in range(count):
+        streams, rate = 1 + index % 8, (1000, 2500, 5000)[index % 3]
+        watts = 20 + 5 * streams + rate / 1000 + (index % 7) * 0.1
+        scenarios.append({
+            "name": f"{streams} streams @ {rate}k " + "".join(chance.choices(alphabet, k=length)),
+            "bitrate": f"{rate}k", "resolution": "1920x1080", "fps": 30, "duration": 60,
+            "power": {"mean_watts": watts, "stdev_watts": 1.5, "total_energy_joules": watts * 60},
+            "container_usage": {"cpu_percent": 100.0 * streams}, "vmaf_score": 90.1,
+            "psnr_score": 41.2, "ssim_score": 0.97, "total_frames": 1800, "dropped_frames": 2,
+            "avg_fps": 29.9, "encoder_type": "libx264"})
+    return json.dumps({"scenarios": scenarios}, separators=(",", ":")).encode()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc status")
+def test_two_big_ordinary_files_one_after_the_other_stay_under_200_mb(tmp_path: Path) -> None:
+    """The review's swap (12.3 MiB files of 20,000 scenarios): while the second is computed,
+    the first one's bodies are served; both within the defaults, the peak stays well under."""
+    ports = {name: free_port() for name in ("cost", "qoe", "results")}
+    first = rich_file(2)
+    assert json_parse_cost(first) <= EXPORTER_LIMITS.max_parse_bytes  # type: ignore[operator]
+    (tmp_path / "test_results_20250101_000000.json").write_bytes(first)
+    del first
+    exporter = Exporter("advisor-exporters", tmp_path, ports=ports)
+    try:
+        before = {name: _served_names(_wait(port, lambda s, n=name: _value(
+            s, f"{n}_scenarios_total") == 20_000.0, timeout=120))
+            for name, port in ports.items()}
+        (tmp_path / "test_results_20250102_000000.json").write_bytes(rich_file(3))
+        for name, port in ports.items():
+            samples = _wait(port, lambda s, n=name, old=before[name]: _served_names(s) != old
+                            and _served_names(s), timeout=120)
+            assert _value(samples, f"{name}_exporter_up") == 1.0, name
+        assert _peak_kb(exporter.proc.pid) < 185 * 1024, f"{_peak_kb(exporter.proc.pid)} kB"
+        assert exporter.stop() < 5.0
+    finally:
+        if exporter.proc.poll() is None:
+            exporter.kill()

@@ -128,7 +128,7 @@ def read_results_bytes(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES) 
 # an eighth) and a number (a float 24 bytes, an int from 257 28, more per digit: priced with the
 # bytes below), per colon a dict entry and its share of the table; a str object per pair of
 # quotes; per byte the decoded text and string content, each at its width.
-_LIST_BYTES, _DICT_BYTES, _ITEM_BYTES, _KEY_BYTES, _STRING_BYTES = 88, 200, 34, 48, 80
+_LIST_BYTES, _DICT_BYTES, _ITEM_BYTES, _KEY_BYTES, _STRING_BYTES = 88, 200, 34, 62, 80
 # json.loads works on the whole document decoded into one str: 1 byte per character, 2 once one
 # character is beyond Latin-1 (a UTF-8 lead byte from 0xC4), 4 once one is beyond the BMP (0xF0).
 _WIDE, _WIDEST = re.compile(rb"[\xc4-\xef]"), re.compile(rb"[\xf0-\xf4]")
