@@ -77,6 +77,8 @@ SHAPES = {
     "ints near 2**60": "[" + f"{10**18}," * 100_000 + "1]",
     "ints of 400 digits": "[" + ("9" * 400 + ",") * 5_000 + "1]",
     "short floats": "[" + "1e5," * 200_000 + "1]",
+    # Just past a resize of one big dict: its old and new tables are alive at once.
+    "one big dict": "{" + ",".join(f'"{i}":1.5' for i in range(87_819)) + "}",
     "sample lists": json.dumps({"scenarios": [
         {"name": f"s{i}", "power_watts": [round(45 + (j % 17) * 0.13, 2) for j in range(120)],
          "cpu_usage_cores": [round(2 + (j % 11) * 0.07, 2) for j in range(120)]}
