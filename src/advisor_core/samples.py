@@ -9,7 +9,10 @@ the integral run in one compiled pass (``_kernels``); the record reader
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import operator
 from array import array
 from typing import Any, NamedTuple, Optional
 
@@ -111,7 +114,7 @@ def _summarise_doubles(values: array, step_seconds: Optional[float], spread: boo
     mean = total / len(values)
     integral = None
     if step_seconds is not None and math.isfinite(step_seconds) and step_seconds > 0:
-        joules = _kernels.trapezoid(values, float(step_seconds))  # the list's operations
+        joules = _array_trapezoid(values, float(step_seconds))
         integral = joules if math.isfinite(joules) else None
     stdev = None
     if spread and len(values) > 1:
@@ -121,6 +124,15 @@ def _summarise_doubles(values: array, step_seconds: Optional[float], spread: boo
             variance = math.inf
         stdev = math.sqrt(variance) if math.isfinite(variance) else None
     return SampleSummary(len(values), mean, integral, stdev)
+
+
+def _array_trapezoid(values: array, step: float) -> float:
+    """``trapezoid`` of doubles with its operations in its order (no numpy for an array)."""
+    count = len(values)
+    if count == 1:
+        return values[0] * step
+    inner = functools.reduce(operator.add, itertools.islice(values, 1, count - 1), 0.0)
+    return step / 2.0 * (values[0] + values[count - 1] + 2.0 * inner)
 
 
 def usable_summary(values: Any, step_seconds: Optional[float]) -> Optional[SampleSummary]:

@@ -22,8 +22,6 @@ import urllib.parse
 from array import array
 from typing import Any, Callable, Optional
 
-import numpy
-
 # The one estimate of what parsed JSON takes, for results files and answers alike.
 from advisor_core.results_files import json_parse_cost as parse_cost
 
@@ -281,7 +279,10 @@ class WindowPoints:
                 kept.extend(values)
                 continue
             # A stable sort (the first of equal times stays first), in C on the doubles:
-            # 8 bytes a point rather than a Python int and float per point.
+            # 8 bytes a point rather than a Python int and float per point. numpy only here:
+            # an answer out of order is rare, and the cost exporter otherwise never loads it.
+            import numpy
+
             at = numpy.frombuffer(times, dtype=numpy.float64)
             order = numpy.argsort(at, kind="stable")
             times = array("d", at[order].tobytes())
