@@ -29,6 +29,7 @@ class FakeProm:
         #: Size of the valid points a "flood" answer adds outside the window asked (bytes).
         self.flood_bytes = 8 * 1024 * 1024 - 64 * 1024
         self._floods: dict[tuple, bytes] = {}
+        self._grids: dict[tuple, bytes] = {}
         self.release = threading.Event()  # ends a hanging or trickling answer
         self.error_status = 503  # the HTTP status of mode "error"
         self.range_values = {CPU_QUERY: [2.0, 3.0, 4.0], POWER_QUERY: [100.0, 110.0, 120.0]}
@@ -89,7 +90,7 @@ class FakeProm:
                 if fake.mode in ("long", "long2"):
                     # An honest database over long windows: a point on every step of each
                     # piece asked (power 40, 41, 42 W by the step's index, 2 cores of CPU), one
-                    # series or ("long2") the same twice; no instant energy.
+                    # series or ("long2") the same for two zones; no instant energy.
                     fake._send(self, fake._grid_answer(url.path, params))
                     return
                 if url.path == "/api/v1/query_range" and params["query"] == "grid":
@@ -168,7 +169,14 @@ class FakeProm:
             pass
 
     def _grid_answer(self, path: str, params: dict) -> bytes:
-        """The answer of modes "long" and "long2" (``long_window_value`` gives the points)."""
+        """The answer of modes "long" and "long2" (``long_window_value`` gives the points),
+        built once per request (several sets ask the same)."""
+        key = (self.mode, path, tuple(sorted(params.items())))
+        if key not in self._grids:
+            self._grids[key] = self._build_grid_answer(path, params)
+        return self._grids[key]
+
+    def _build_grid_answer(self, path: str, params: dict) -> bytes:
         if path != "/api/v1/query_range":
             return b'{"status":"success","data":{"resultType":"vector","result":[]}}'
         start, end = float(params["start"]), float(params["end"])
@@ -177,9 +185,10 @@ class FakeProm:
         power = params["query"] == POWER_QUERY
         points = b",".join(b'[%d,"%r"]' % (index * step, long_window_value(index) if power
                                                else 2.0) for index in range(first, last + 1))
-        series = b'{"metric":{},"values":[' + points + b"]}"
+        zones = (b"package-0", b"package-1") if self.mode == "long2" else (b"package-0",)
         return (b'{"status":"success","data":{"resultType":"matrix","result":['
-                + b",".join([series] * (2 if self.mode == "long2" else 1)) + b"]}}")
+                + b",".join(b'{"metric":{"zone":"%s"},"values":[%s]}' % (zone, points)
+                            for zone in zones) + b"]}}")
 
     def _outside(self, which: int) -> bytes:
         """Half the flood: valid points every second, in 2001 (0) or in 2096 (1), joined by

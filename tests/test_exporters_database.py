@@ -382,14 +382,15 @@ def test_long_windows_of_an_honest_database_stay_under_200_mb_with_the_right_val
     starts = [int(PAST) - 4_000_000 * (index + 1) for index in range(4)]
     scenarios = [{"name": f"s{index}", "bitrate": "2500k", "start_time": start,
                   "end_time": start + seconds} for index, start in enumerate(starts)]
-    (tmp_path / "test_results_20250101_000000.json").write_text(
-        json.dumps({"scenarios": scenarios}))
     ports = {name: free_port() for name in ("cost", "qoe", "results")}
     with FakeProm() as fake:
         fake.mode = mode
         exporter = Exporter("advisor-exporters", tmp_path, "--prometheus-url", fake.url,
                             *PRICES, ports=ports)
         try:
+            # Written once the ports answer: the windows take a while to ask and summarise.
+            (tmp_path / "test_results_20250101_000000.json").write_text(
+                json.dumps({"scenarios": scenarios}))
             def powers() -> dict[str, float]:
                 family = metrics(ports["results"]).get("results_scenario_mean_power_watts")
                 return ({s.labels["scenario"]: s.value for s in family.samples}

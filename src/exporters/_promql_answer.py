@@ -181,6 +181,9 @@ def finite_float(value: Any) -> Optional[float]:
 EDGE_SECONDS = 0.0005 + 1e-6
 
 
+_SORTING = threading.Lock()
+
+
 class WindowPoints:
     """The values of a range query's series, only where its window and step ask for them.
 
@@ -281,13 +284,17 @@ class WindowPoints:
             # A stable sort (the first of equal times stays first), in C on the doubles:
             # 8 bytes a point rather than a Python int and float per point. numpy only here:
             # an answer out of order is rare, and the cost exporter otherwise never loads it.
+            # One sort at a time in the process: its temporaries (~5 copies of a series) are
+            # alive on one worker thread, not on all of them.
             import numpy
 
-            at = numpy.frombuffer(times, dtype=numpy.float64)
-            order = numpy.argsort(at, kind="stable")
-            times = array("d", at[order].tobytes())
-            values = array("d", numpy.frombuffer(values, dtype=numpy.float64)[order].tobytes())
-            del at, order
+            with _SORTING:
+                at = numpy.frombuffer(times, dtype=numpy.float64)
+                order = numpy.argsort(at, kind="stable")
+                times = array("d", at[order].tobytes())
+                values = array("d", numpy.frombuffer(values, dtype=numpy.float64)[order]
+                               .tobytes())
+                del at, order
             previous = -math.inf
             taken = 0
             for at_time, value in zip(times, values):
