@@ -12,17 +12,24 @@ from urllib.parse import parse_qs, urlsplit
 from exporters.cost import CPU_QUERY, POWER_QUERY
 
 
+def long_window_value(index: int) -> float:
+    """The power of modes "long" and "long2" at the ``index``-th step since the epoch (W)."""
+    return 40.0 + index % 3
+
+
 class FakeProm:
     """A loopback Prometheus API: records requests, answers per query, can fail or stall."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict]] = []
         # ok | error | slow | hang | trickle | huge | huge_unannounced | flood | deep | bomb | fixed
+        # | edges | shuffled | split
         self.mode = "ok"
         self.fixed = b""  #: the answer of mode "fixed" to every request
         #: Size of the valid points a "flood" answer adds outside the window asked (bytes).
         self.flood_bytes = 8 * 1024 * 1024 - 64 * 1024
         self._floods: dict[tuple, bytes] = {}
+        self._grids: dict[tuple, bytes] = {}
         self.release = threading.Event()  # ends a hanging or trickling answer
         self.error_status = 503  # the HTTP status of mode "error"
         self.range_values = {CPU_QUERY: [2.0, 3.0, 4.0], POWER_QUERY: [100.0, 110.0, 120.0]}
@@ -80,6 +87,12 @@ class FakeProm:
                     fake._send(self, b'{"status":"success","data":{"result":['
                                + b"[]," * count + b'{"values":[]}]}}')
                     return
+                if fake.mode in ("long", "long2"):
+                    # An honest database over long windows: a point on every step of each
+                    # piece asked (power 40, 41, 42 W by the step's index, 2 cores of CPU), one
+                    # series or ("long2") the same for two zones; no instant energy.
+                    fake._send(self, fake._grid_answer(url.path, params))
+                    return
                 if url.path == "/api/v1/query_range" and params["query"] == "grid":
                     # Two series with a sample on every step, refused beyond Prometheus' limit
                     start, end = float(params["start"]), float(params["end"])
@@ -109,6 +122,18 @@ class FakeProm:
                                    + json.dumps(pairs, separators=(",", ":"))[1:-1].encode()
                                    + b"," + fake._outside(1) + b"]}]}}")
                         return
+                    if fake.mode == "shuffled" and values:
+                        # The same points, every other one first, the rest backwards.
+                        pairs = result[0]["values"]
+                        result[0]["values"] = pairs[::2] + pairs[1::2][::-1]
+                    if fake.mode == "split" and values:
+                        # One series in two entries of the same labels, later points first,
+                        # and a second value at the first point's time (the first one counts).
+                        pairs = result[0]["values"]
+                        result[0]["values"] = pairs[len(pairs) // 2:]
+                        result.append({"metric": {}, "values": [
+                            *pairs[:len(pairs) // 2], [pairs[0][0], "1e6"]]})
+                        result.append({"metric": {}, "values": [[pairs[0][0], "1e6"]]})
                     if fake.mode == "edges" and values:
                         # A point less than a step before the window and one on the grid less
                         # than a step after it: what a one-step slack would integrate.
@@ -142,6 +167,28 @@ class FakeProm:
             handler.wfile.write(body)
         except OSError:
             pass
+
+    def _grid_answer(self, path: str, params: dict) -> bytes:
+        """The answer of modes "long" and "long2" (``long_window_value`` gives the points),
+        built once per request (several sets ask the same)."""
+        key = (self.mode, path, tuple(sorted(params.items())))
+        if key not in self._grids:
+            self._grids[key] = self._build_grid_answer(path, params)
+        return self._grids[key]
+
+    def _build_grid_answer(self, path: str, params: dict) -> bytes:
+        if path != "/api/v1/query_range":
+            return b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+        start, end = float(params["start"]), float(params["end"])
+        step = float(params["step"].rstrip("s"))
+        first, last = round(start / step), int(end // step + 1e-9)
+        power = params["query"] == POWER_QUERY
+        points = b",".join(b'[%d,"%r"]' % (index * step, long_window_value(index) if power
+                                               else 2.0) for index in range(first, last + 1))
+        zones = (b"package-0", b"package-1") if self.mode == "long2" else (b"package-0",)
+        return (b'{"status":"success","data":{"resultType":"matrix","result":['
+                + b",".join(b'{"metric":{"zone":"%s"},"values":[%s]}' % (zone, points)
+                            for zone in zones) + b"]}}")
 
     def _outside(self, which: int) -> bytes:
         """Half the flood: valid points every second, in 2001 (0) or in 2096 (1), joined by

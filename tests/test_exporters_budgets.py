@@ -67,6 +67,22 @@ SHAPES = {
     "non-ASCII strings": "[" + '"\u00e9\u4e2d",' * 100_000 + '""]',
     "many keys": "{" + ",".join(f'"k{i}":{i}.5' for i in range(100_000)) + "}",
     "long names": long_names(500),
+    # Escapes of ASCII text to characters beyond Latin-1 widen the strings they are in, not the
+    # text: 2 and 4 bytes a character.
+    "escaped U+0100": "[" + ",".join(['"' + "a" * 1000 + '\\u0100"'] * 2000) + "]",
+    "escaped astral": "[" + ",".join(['"' + "a" * 1000 + '\\ud83d\\ude00"'] * 2000) + "]",
+    "escaped CJK": json.dumps(["\u4e2d" * 1000] * 500),
+    "escaped lone surrogate": "[" + ",".join(['"' + "b" * 500 + '\\udc00"'] * 2000) + "]",
+    "ints above the cache": "[" + "300," * 200_000 + "1]",
+    "ints near 2**60": "[" + f"{10**18}," * 100_000 + "1]",
+    "ints of 400 digits": "[" + ("9" * 400 + ",") * 5_000 + "1]",
+    "short floats": "[" + "1e5," * 200_000 + "1]",
+    # Just past a resize of one big dict: its old and new tables are alive at once.
+    "one big dict": "{" + ",".join(f'"{i}":1.5' for i in range(87_819)) + "}",
+    "sample lists": json.dumps({"scenarios": [
+        {"name": f"s{i}", "power_watts": [round(45 + (j % 17) * 0.13, 2) for j in range(120)],
+         "cpu_usage_cores": [round(2 + (j % 11) * 0.07, 2) for j in range(120)]}
+        for i in range(500)]}),
     **{path.name: path.read_text() for path in REAL_FILES},
 }
 
@@ -83,6 +99,30 @@ def test_the_parse_cost_estimate_bounds_what_json_allocates(shape: str) -> None:
         tracemalloc.stop()
     del document
     assert peak <= json_parse_cost(raw) <= 6 * peak + 4096, (peak, json_parse_cost(raw))
+
+
+def test_sample_heavy_files_are_priced_near_their_cost_and_admitted() -> None:
+    """The review's false positive: 7,000 scenarios with two 120-sample lists (11.5 MiB,
+    ~68 MiB parsed) were estimated at 99 MiB and refused by the 96 MiB default."""
+    base = json.loads(REAL_FILES[0].read_text())["scenarios"]
+    scenarios = []
+    for index in range(7000):
+        scenario = dict(base[index % len(base)], name=f"scenario {index}")
+        scenario["power_watts"] = [round(45 + (j % 17) * 0.13, 2) for j in range(120)]
+        scenario["cpu_usage_cores"] = [round(2 + (j % 11) * 0.07, 2) for j in range(120)]
+        scenarios.append(scenario)
+    raw = json.dumps({"scenarios": scenarios}).encode()
+    assert len(raw) > 11 * MiB
+    budget = EXPORTER_LIMITS.max_parse_bytes
+    assert budget is not None and json_parse_cost(raw) < budget * 0.95
+
+
+def test_valid_json_nested_beyond_the_parser_is_too_deep_not_malformed(tmp_path: Path) -> None:
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text('{"scenarios": [], "x": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(ResultsFileError) as caught:
+        read_results(path, EXPORTER_LIMITS.max_bytes, None, EXPORTER_LIMITS.max_parse_bytes)
+    assert caught.value.reason == "too_deep"
 
 
 def test_a_costly_file_is_refused_before_parsing_and_bundled_data_passes(tmp_path: Path) -> None:
@@ -317,3 +357,107 @@ def test_a_set_over_its_series_budget_serves_whole_scenarios_up_to_it(tmp_path: 
         every = {labels.labels["scenario"] for f in whole if isinstance(f, TableFamily)
                  for labels in f.keys}
         assert metric_set.skipped()["series_budget"] == len(every - names) > 0
+
+
+def _served_samples(metric_set, run) -> dict:
+    """(family, labels) -> value of what the set serves for ``run``, predictions included."""
+    families = metric_set.families(run, PromClient(None))
+    job = metric_set.take_job()
+    if job is not None and job():
+        families = metric_set.rerendered()
+    return {(f.name, tuple(sorted(s.labels.items()))): s.value
+            for f in families if isinstance(f, TableFamily) for s in f.samples}
+
+
+def test_a_budget_changes_which_scenarios_are_served_never_their_numbers(
+        tmp_path: Path) -> None:
+    """The baseline (cut by its long name), the model's rows, ranks and savings stay the run's:
+    every served value equals the one served without a budget, every family of it included."""
+    stem = "test_results_20251229_125651"
+    document = json.loads((DATA_DIR / f"{stem}.json").read_text())
+    assert document["scenarios"][0]["name"] == "Baseline (Idle)"
+    long = "Baseline (Idle) " + "x" * 900
+    document["scenarios"][0]["name"] = long
+    path = tmp_path / f"{stem}.json"
+    path.write_text(json.dumps(document))
+    analysis = (DATA_DIR / f"{stem}_analysis.csv").read_text()
+    assert analysis.count("\nBaseline (Idle),") == 1  # the powers are the analysis's
+    (tmp_path / f"{stem}_analysis.csv").write_text(
+        analysis.replace("\nBaseline (Idle),", f"\n{long},"))
+    run = read_run(path, EXPORTER_LIMITS)
+    # QoE has no number across scenarios (and this run no quality score).
+    for cls in (CostMetrics, ResultsMetrics):
+        settings = parse_settings("t", list(SETS), ["--results-dir", str(tmp_path)])
+        whole = _served_samples(cls(settings), run)
+        metric_set = cls(settings)
+        bound = [metric_set.rows_per_scenario * (
+            metric_set.label_overhead + label_text_length(run.run_id, record))
+            for record in run.scenarios]
+        # Room for the three scenarios after the baseline, not for the baseline.
+        metric_set.budget = BodyBudget(label_bytes=sum(bound[1:4]), series=100_000)
+        assert bound[0] > metric_set.budget.label_bytes
+        cut = _served_samples(metric_set, run)
+        served = {dict(key[1])["scenario"] for key in cut}
+        assert served == {record.name for record in run.scenarios[1:4]}, cls.name
+        assert metric_set.skipped()["label_budget"] == len(run.scenarios) - 3
+        same = {key: value for key, value in whole.items() if dict(key[1])["scenario"] in served}
+        assert cut == same, cls.name
+        families = {key[0] for key in cut}
+        if cls is ResultsMetrics:
+            assert {"results_scenario_net_power_watts",
+                    "results_scenario_predicted_power_pi_low_watts",
+                    "results_recommendation_efficiency_rank"} <= families
+        if cls is CostMetrics:
+            assert "cost_monthly_savings" in {name.split("{")[0] for name in families}
+
+
+def rich_file(seed: int, count: int = 19_999, length: int = 300) -> bytes:
+    """The review's ordinary big file: every field of a scenario, ~320-character names."""
+    import random
+    import string
+
+    chance = random.Random(seed)
+    alphabet = string.ascii_letters + string.digits
+    scenarios: list[dict] = [{
+        "name": "Baseline (Idle)", "bitrate": "0k", "resolution": "1920x1080", "fps": 30,
+        "duration": 60, "power": {"mean_watts": 12.0, "stdev_watts": 0.5,
+                                  "total_energy_joules": 720.0},
+        "container_usage": {"cpu_percent": 2.0}}]
+    for index in range(count):
+        streams, rate = 1 + index % 8, (1000, 2500, 5000)[index % 3]
+        watts = 20 + 5 * streams + rate / 1000 + (index % 7) * 0.1
+        scenarios.append({
+            "name": f"{streams} streams @ {rate}k " + "".join(chance.choices(alphabet, k=length)),
+            "bitrate": f"{rate}k", "resolution": "1920x1080", "fps": 30, "duration": 60,
+            "power": {"mean_watts": watts, "stdev_watts": 1.5, "total_energy_joules": watts * 60},
+            "container_usage": {"cpu_percent": 100.0 * streams}, "vmaf_score": 90.1,
+            "psnr_score": 41.2, "ssim_score": 0.97, "total_frames": 1800, "dropped_frames": 2,
+            "avg_fps": 29.9, "encoder_type": "libx264"})
+    return json.dumps({"scenarios": scenarios}, separators=(",", ":")).encode()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc status")
+def test_two_big_ordinary_files_one_after_the_other_stay_under_200_mb(tmp_path: Path) -> None:
+    """The review's swap (12.3 MiB files of 20,000 scenarios): while the second is computed,
+    the first one's bodies are served; both within the defaults, the peak stays well under."""
+    ports = {name: free_port() for name in ("cost", "qoe", "results")}
+    first = rich_file(2)
+    assert json_parse_cost(first) <= EXPORTER_LIMITS.max_parse_bytes  # type: ignore[operator]
+    (tmp_path / "test_results_20250101_000000.json").write_bytes(first)
+    del first
+    exporter = Exporter("advisor-exporters", tmp_path, ports=ports)
+    try:
+        before = {name: _served_names(_wait(port, lambda s, n=name: _value(
+            s, f"{n}_scenarios_total") == 20_000.0, timeout=120))
+            for name, port in ports.items()}
+        (tmp_path / "test_results_20250102_000000.json").write_bytes(rich_file(3))
+        for name, port in ports.items():
+            samples = _wait(port, lambda s, n=name, old=before[name]: _served_names(s) != old
+                            and _served_names(s), timeout=120)
+            assert _value(samples, f"{name}_exporter_up") == 1.0, name
+        assert _peak_kb(exporter.proc.pid) < 185 * 1024, f"{_peak_kb(exporter.proc.pid)} kB"
+        assert exporter.stop() < 5.0
+    finally:
+        if exporter.proc.poll() is None:
+            exporter.kill()

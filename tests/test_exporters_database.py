@@ -7,12 +7,14 @@ import json
 import math
 import sys
 import time
+from array import array
 from pathlib import Path
 
 import pytest
 
-from _fakeprom import FakeProm
-from _process import Exporter, metrics
+from _fakeprom import FakeProm, long_window_value
+from _process import Exporter, free_port, metrics
+from advisor_core.data.samples import summarise, usable_summary
 from exporters import _promql, _promql_answer
 from exporters._promql import PromClient
 from exporters._promql_answer import (
@@ -149,7 +151,7 @@ def test_a_series_keeps_at_most_one_point_per_step_within_its_window() -> None:
         [105, "7"], [110, "8"], [115, "9"],
         [120, "10"],  # on the end: kept
         [125, "11"],  # one step after the window: dropped
-        ["119", "12"],  # earlier than the previous point: dropped
+        ["119", "12"],  # answered late, in time order less than a step after 115: dropped
         [float("nan"), "13"], [None, "14"], [True, "15"], [10**400, "16"],  # no usable time
     ]}, 100.0, 120.0)
     assert list(points.values()) == [4.0, 7.0, 8.0, 9.0, 10.0]
@@ -190,6 +192,21 @@ def test_one_hostile_point_each_side_of_the_window_changes_no_value(fake) -> Non
     fake.mode = "edges"
     assert client.query_range(POWER_QUERY, PAST, PAST + 10.5, 5.0) == NORMAL
     assert client.dropped_points == 2
+
+
+@pytest.mark.parametrize("mode", ["shuffled", "split"])
+def test_points_out_of_order_or_in_several_entries_give_the_ordinary_values(fake, mode) -> None:
+    """The review's answers: 13 points shuffled, or one series split into entries (with a
+    repeated time): every point counts once, in time order, as in the ordinary answer."""
+    watts = [40.0 + (index * 7) % 5 for index in range(13)]
+    fake.range_values = {POWER_QUERY: watts}
+    client = PromClient(fake.url, timeout=10.0)
+    fake.mode = mode
+    answered = client.query_range(POWER_QUERY, PAST, PAST + 60.5, 5.0)
+    assert answered == watts and client.healthy
+    assert client.dropped_points == (2 if mode == "split" else 0)
+    summary = usable_summary(answered, 5.0)
+    assert summary is not None and summary.mean == pytest.approx(546 / 13)
 
 
 def test_more_series_or_points_than_a_query_can_ask_for_fail_it_whole(monkeypatch) -> None:
@@ -336,7 +353,7 @@ def _largest_accepted(item: bytes) -> bytes:
 @linux
 @pytest.mark.slow
 @pytest.mark.parametrize("item", [b'"ab",', b"[1.5],", '"\u00e9\u00e9",'.encode(),
-                                  '"😀",'.encode()])
+                                  '"😀",'.encode(), b'"\\ud83d\\ude00",'])
 def test_the_costliest_answers_that_are_parsed_keep_an_exporter_small(tmp_path, item) -> None:
     _write_windows(tmp_path, 6)  # 12 range queries, four at a time
     with FakeProm() as fake:
@@ -351,3 +368,56 @@ def test_the_costliest_answers_that_are_parsed_keep_an_exporter_small(tmp_path, 
         finally:
             exporter.stop()
     assert "Traceback" not in exporter.output()
+
+
+@linux
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["long", "long2"])
+def test_long_windows_of_an_honest_database_stay_under_200_mb_with_the_right_values(
+        tmp_path, mode) -> None:
+    """The review's soak runs: four scenarios of 40 days at a 5 s step (690,001 points a
+    series, one or two series an answer), every window asked by cost and results on four
+    threads, in the shipped unit's process. Summarised from the doubles, not lists of floats."""
+    seconds, step = 3_450_000, 5
+    starts = [int(PAST) - 4_000_000 * (index + 1) for index in range(4)]
+    scenarios = [{"name": f"s{index}", "bitrate": "2500k", "start_time": start,
+                  "end_time": start + seconds} for index, start in enumerate(starts)]
+    ports = {name: free_port() for name in ("cost", "qoe", "results")}
+    with FakeProm() as fake:
+        fake.mode = mode
+        exporter = Exporter("advisor-exporters", tmp_path, "--prometheus-url", fake.url,
+                            *PRICES, ports=ports)
+        try:
+            # Written once the ports answer: the windows take a while to ask and summarise.
+            (tmp_path / "test_results_20250101_000000.json").write_text(
+                json.dumps({"scenarios": scenarios}))
+            def powers() -> dict[str, float]:
+                family = metrics(ports["results"]).get("results_scenario_mean_power_watts")
+                return ({s.labels["scenario"]: s.value for s in family.samples}
+                        if family else {})
+
+            served = _wait(lambda: len(powers()) == 4 and powers(), timeout=240)
+            _wait(lambda: len(_costs(ports["cost"])) == 4, timeout=240)
+            for index, start in enumerate(starts):
+                watts = [long_window_value(i)
+                         for i in range(start // step, (start + seconds) // step + 1)]
+                assert served[f"s{index}"] == math.fsum(watts) / len(watts)
+            results = metrics(ports["results"])
+            assert {s.value for s in results["results_scenario_container_cpu_percent"].samples
+                    } == {2.0}
+            for name, port in ports.items():
+                assert metrics(port)[f"{name}_exporter_up"].samples[0].value == 1.0
+            assert _peak_rss_mb(exporter.proc.pid) < 200
+        finally:
+            exporter.stop()
+    assert "Traceback" not in exporter.output()
+
+
+@pytest.mark.parametrize("values", [
+    [1.0], [2.5, 3.0], [40.0 + (i * 7919) % 13 / 7 for i in range(10_001)], [0.0] * 5,
+    [1e308, 1e308], [-1.0, 2.0], [math.nan, 1.0], [math.inf], [1e-320, 5e-324]])
+def test_a_database_answer_s_doubles_summarise_as_the_list_of_them(values) -> None:
+    """What a range query hands over (array('d'), no float per point kept) is summarised with
+    the very numbers of the list: mean, integral, spread, and the one validity rule."""
+    assert summarise(array("d", values), 5.0) == summarise(values, 5.0)
+    assert summarise(array("d"), 5.0) is None

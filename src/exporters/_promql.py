@@ -338,6 +338,14 @@ class PromClient:
         are skipped; an empty list means the database had no samples; None means no answer
         (disabled, down, backing off, a failed answer, or an invalid window).
         """
+        result = self.query_range_doubles(expr, start, end, step)
+        return None if result is None else list(result)
+
+    def query_range_doubles(
+        self, expr: str, start: float, end: float, step: float = 5.0
+    ) -> Optional[array[float]]:
+        """``query_range`` as the doubles themselves (8 bytes a point, no float objects; shared
+        with the answer cache: read, never change)."""
         lo, hi, dt = finite_float(start), finite_float(end), finite_float(step)
         if lo is None or hi is None or dt is None or dt <= 0 or hi < lo or not self.enabled:
             return None
@@ -368,14 +376,14 @@ class PromClient:
                         },
                         take,
                     )
+                return points.values()  # drops what is too close in time order: counted below
             finally:
                 if points.dropped:
                     with self._lock:
                         self.dropped_points += points.dropped
-            return points.values()
 
         result = self._cached(("range", expr, lo, hi, dt), hi, fetch)
-        return list(result) if isinstance(result, array) else None
+        return result if isinstance(result, array) else None
 
     def map_windows(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
         """Return ``[fn(item) for item in items]``, run on at most ``max_workers`` threads."""

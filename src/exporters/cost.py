@@ -173,19 +173,21 @@ class CostMetrics(MetricSet):
                                                     or record.core_s is None)]
 
         def fetch(item: tuple[int, ScenarioRecord]) -> tuple[Any, Any]:
+            # Summarised on the worker thread: a window's points (up to 1.4 million doubles)
+            # are not kept once its summary is known. The database's samples obey the file's
+            # rule for sample lists.
             record = item[1]
             start, end = record.window  # type: ignore[misc]
-            cpu = (prom.query_range(CPU_QUERY, start, end, QUERY_STEP_SECONDS)
-                   if record.core_s is None else None)
-            power = (prom.query_range(POWER_QUERY, start, end, QUERY_STEP_SECONDS)
-                     if record.energy_j is None else None)
+            cpu = (usable_summary(prom.query_range_doubles(
+                CPU_QUERY, start, end, QUERY_STEP_SECONDS), QUERY_STEP_SECONDS)
+                if record.core_s is None else None)
+            power = (usable_summary(prom.query_range_doubles(
+                POWER_QUERY, start, end, QUERY_STEP_SECONDS), QUERY_STEP_SECONDS)
+                if record.energy_j is None else None)
             return cpu, power
 
         enriched = list(records)
-        for (index, record), (cpu, power) in zip(wanted, prom.map_windows(fetch, wanted)):
-            # The database's samples obey the file's rule for sample lists.
-            watts = usable_summary(power, QUERY_STEP_SECONDS)
-            cores = usable_summary(cpu, QUERY_STEP_SECONDS)
+        for (index, record), (cores, watts) in zip(wanted, prom.map_windows(fetch, wanted)):
             duration = record.duration_s
             enriched[index] = with_measurements(
                 record,
@@ -205,9 +207,12 @@ class CostMetrics(MetricSet):
             skipped[reason] = skipped.get(reason, 0) + 1
 
         priced: list[ScenarioRecord] = []
+        # The baseline and the cost model see the whole run; only served scenarios get series
+        # and per-scenario counts (docs/exporters.md §9).
         for record in run.scenarios:
             if not record.bitrate:
-                skip("missing_bitrate")
+                if self.serves(record.name):
+                    skip("missing_bitrate")
             elif record.viewers is not None:
                 priced.append(record)
             else:
@@ -244,6 +249,8 @@ class CostMetrics(MetricSet):
                 skip("non_finite_value")
 
         for index, record in enumerate(priced):
+            if not self.serves(record.name):
+                continue
             labels = _SCHEMA((record.name, cur, str(record.stream_count), record.bitrate or "",
                               record.encoder, SERVICE))
             if record.energy_j is None:

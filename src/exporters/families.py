@@ -133,7 +133,7 @@ class BodyBudget:
     """What the per-scenario (table) families of one exporter's body may hold: bytes of label
     blocks (``{a="x",...}``, one per sample: what makes a body big) and samples (series)."""
 
-    label_bytes: int = 16 * 1024 * 1024
+    label_bytes: int = 8 * 1024 * 1024
     series: int = 100_000
 
 

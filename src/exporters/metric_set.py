@@ -5,7 +5,6 @@ from __future__ import annotations
 import abc
 import argparse
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Optional
 
 from advisor_core.data.reader import RunRecord
@@ -31,6 +30,8 @@ class MetricSet(abc.ABC):
     #: Scenarios the last ``families`` or ``rerendered`` left out to stay within ``budget``.
     _over_budget: Mapping[str, int] = {}
     _admitted: Mapping[str, int] = {}
+    #: Names of the scenarios whose series the running ``compute`` renders (None: all of them).
+    _serving: Optional[frozenset[str]] = None
     #: Most per-scenario samples one scenario has in this set, and the bytes of its label
     #: names, quotes and short constant values: with the scenario's text, an upper bound of
     #: what it adds to the body's label bytes, known before ``compute`` builds anything.
@@ -55,28 +56,36 @@ class MetricSet(abc.ABC):
     def families(self, run: Run, prom: PromClient) -> list[Family]:
         """``compute`` within the set's budget: what the refresh serves.
 
-        Scenarios are admitted in file order while an upper bound of their label bytes fits
-        (so a file of long texts costs a compute of what is served, not of the whole file; the
-        samples of a compute are bounded by the file's scenario cap already); the families
-        computed are then cut to the budget, label bytes and series, exactly.
+        Scenarios are admitted in file order while an upper bound of their label bytes fits;
+        ``compute`` still sees the whole run (the baseline, the model's rows, rankings: every
+        number computed across scenarios is the run's) but renders series of admitted scenarios
+        only (``serves``), so a file of long texts costs labels of what is served, not of the
+        whole file. The families computed are then cut to the budget, label bytes and series,
+        exactly.
         """
         rows = max(1, self.rows_per_scenario)
-        kept: list[ScenarioRecord] = []
+        served: set[str] = set()
         used = left_out = 0
         for record in run.scenarios:
             size = rows * (self.label_overhead + label_text_length(run.run_id, record))
             if used + size > self.budget.label_bytes:
                 left_out += 1
             else:
-                kept.append(record)
+                served.add(record.name)
                 used += size
-        if left_out:
-            run = replace(run, scenarios=tuple(kept))
-        del kept
-        families = self.compute(run, prom)
+        self._serving = frozenset(served) if left_out else None
+        del served
+        try:
+            families = self.compute(run, prom)
+        finally:
+            self._serving = None
         # Counted once the compute of what was admitted worked.
         self._admitted = {"label_budget": left_out} if left_out else {}
         return self._within_budget(families)
+
+    def serves(self, name: str) -> bool:
+        """Whether the running ``compute`` renders the series of scenario ``name``."""
+        return self._serving is None or name in self._serving
 
     def rerendered(self) -> list[Family]:
         """``rerender`` within the set's budget."""

@@ -80,6 +80,8 @@ class QoEMetrics(MetricSet):
         rated: list[ScenarioRecord] = []
         rated_labels: list[LabelSet] = []
         for record in run.scenarios:
+            if not self.serves(record.name):
+                continue  # no run-level number here: the scores are each scenario's own
             labels = _SCHEMA((record.name, record.bitrate or "", record.encoder))
             if record.vmaf is not None:
                 vmaf_f.add(labels, record.vmaf)

@@ -75,7 +75,7 @@ def failure_reason(exc: BaseException, default: str) -> str:
 #: characters per text field (label value) and the estimated size of its parsed objects. With
 #: each set's BodyBudget they bound a refresh's memory.
 EXPORTER_LIMITS = ReadLimits(max_bytes=16 * 1024 * 1024, max_scenarios=20_000, max_text=1024,
-                             max_parse_bytes=96 * 1024 * 1024)
+                             max_parse_bytes=112 * 1024 * 1024)
 
 
 class Refresher(threading.Thread):

@@ -213,13 +213,16 @@ class ResultsMetrics(MetricSet):
     def compute(self, run: Run, prom: PromClient) -> list[Family]:
         """Return the results families for a run (refresh thread only; never trains)."""
         records = fill_from_victoriametrics(run.scenarios, prom)
-        labels = [_SCHEMA(scenario_labels(run.run_id, record)) for record in records]
+        # The baseline, the model's training rows and the rankings are the whole run's; only
+        # the served scenarios get series (docs/exporters.md §9).
         baseline = idle_baseline(records)
+        served = [record for record in records if self.serves(record.name)]
+        labels = [_SCHEMA(scenario_labels(run.run_id, record)) for record in served]
         # Within one run (one file) only the scenario set, durations and the CPU filled in from
         # VictoriaMetrics can change the model's features between refreshes.
         signature = (run.run_id,
                      tuple((record.name, record.duration_s, record.cpu_pct) for record in records))
-        job = self.model.job_for(run.run_id, records, signature)
+        job = self.model.job_for(run.run_id, records, signature, served)
         if job is not None:
             self._job = job  # else a job asked for earlier and not taken yet stays
 
@@ -228,7 +231,7 @@ class ResultsMetrics(MetricSet):
         sinks = {key: (family.keys.append, family.values.append)
                  for key, family in measured.items()}
         rows_basis = []
-        for record, label_set in zip(records, labels):
+        for record, label_set in zip(served, labels):
             if record.duration_s is None:
                 _count(skipped, "no_duration")
             if record.power_w is None and record.energy_j is None:
@@ -238,7 +241,7 @@ class ResultsMetrics(MetricSet):
             rows_basis.append((record.name, label_set, basis))
         # Assigned once complete: the cache always matches the last compute that succeeded.
         recommendation = recommendation_families(
-            run, {record.name: label_set.values for record, label_set in zip(records, labels)},
+            run, {record.name: label_set.values for record, label_set in zip(served, labels)},
             LABELS)
         self._cached = _Cached(signature=signature, measured=measured, rows=tuple(rows_basis),
                                skipped=skipped, recommendation=recommendation)

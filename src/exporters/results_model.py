@@ -93,13 +93,16 @@ class ResultsModel:
         self._trainings = 0
         self._training_failures = 0
 
-    def job_for(self, run_id: str, rows: Sequence[ScenarioRecord],
-                signature: tuple) -> Optional[Job]:
-        """The job that trains and/or predicts for these rows, or None when nothing is due.
+    def job_for(self, run_id: str, rows: Sequence[ScenarioRecord], signature: tuple,
+                predict: Optional[Sequence[ScenarioRecord]] = None) -> Optional[Job]:
+        """The job that trains on these rows and/or predicts ``predict`` (default: the rows),
+        or None when nothing is due.
 
         ``signature`` identifies the model's inputs (run, scenario set, durations, CPU); a job
         already asked for with the same inputs is not asked for twice.
         """
+        if predict is None:
+            predict = rows
         valid = tuple(row for row in rows if row.power_w)
         train_key = (run_id, len(valid)) if len(valid) >= MIN_TRAINING_ROWS else None
         with self._lock:
@@ -118,8 +121,8 @@ class ResultsModel:
             run_id=run_id,
             train_key=train_key if need_train else None,
             training=valid if need_train else (),
-            names=tuple(row.name for row in rows),
-            prediction=tuple(rows),
+            names=tuple(row.name for row in predict),
+            prediction=tuple(predict),
             signature=signature,
         )
         return functools.partial(self._run, request)

@@ -29,7 +29,8 @@ _NO_PRICES = Prices(energy_per_kwh=0.0)
 
 def recommendation_families(run: Records, labels: dict[str, tuple[str, ...]],
                             names: Sequence[str]) -> list[TableFamily]:
-    """Rank, best-per-ladder and Pareto families; ``labels``: the usual label values by name.
+    """Rank, best-per-ladder and Pareto families; ``labels``: the usual label values by name of
+    the scenarios served (ranks and fronts are the whole run's; others get no series).
 
     ``names`` (the scenario label names) plus ``algorithm`` label the ranked families.
     """
@@ -49,15 +50,18 @@ def recommendation_families(run: Records, labels: dict[str, tuple[str, ...]],
     ranked: dict[str, LabelSet] = {}
     for group in ranking_groups(items):
         for item, position in zip(group.items, group.ranks):
-            ranked_set = ranked[item.name] = ranked_schema((*labels[item.name], group.algorithm))
-            rank.add(ranked_set, float(position))
+            if item.name in labels:
+                ranked_set = ranked[item.name] = ranked_schema(
+                    (*labels[item.name], group.algorithm))
+                rank.add(ranked_set, float(position))
     for _, group in best_per_ladder(items):
         for item, position in zip(group.items, group.ranks):
-            if position == 1:
+            if position == 1 and item.name in ranked:
                 best.add(ranked[item.name], 1.0)
     front = {id(item) for item in pareto_front(items, lambda e: e.power_per_stream_watts)}
     for item in items:
-        if item.vmaf is not None and item.power_per_stream_watts is not None:
+        if (item.vmaf is not None and item.power_per_stream_watts is not None
+                and item.name in labels):
             block: LabelSet = plain_schema(labels[item.name])
             pareto.add(block, 1.0 if id(item) in front else 0.0)
     return [family for family in (rank, best, pareto) if len(family)]

@@ -50,28 +50,30 @@ def fill_from_victoriametrics(records: Sequence[ScenarioRecord],
             wanted.append((index, record, need_energy, need_samples, need_cpu))
 
     def fetch(item: tuple[int, ScenarioRecord, bool, bool, bool]) -> tuple[Any, Any, Any]:
+        # Summarised on the worker thread: a window's points (up to 1.4 million doubles) are
+        # not kept once its summary is known. The database's samples obey the file's rule for
+        # sample lists (advisor_core.data.samples).
         _, record, need_energy, need_samples, need_cpu = item
         start, end = record.window  # type: ignore[misc]
         energy = prom.query(energy_query(end - start), end) if need_energy else None
-        power = (prom.query_range(POWER_QUERY, start, end, QUERY_STEP_SECONDS)
-                 if need_samples else None)
-        cpu = (prom.query_range(CONTAINER_CPU_QUERY, start, end, QUERY_STEP_SECONDS)
-               if need_cpu else None)
+        power = (usable_summary(prom.query_range_doubles(
+            POWER_QUERY, start, end, QUERY_STEP_SECONDS), QUERY_STEP_SECONDS)
+            if need_samples else None)
+        cpu = (usable_summary(prom.query_range_doubles(
+            CONTAINER_CPU_QUERY, start, end, QUERY_STEP_SECONDS), QUERY_STEP_SECONDS)
+            if need_cpu else None)
         return energy, power, cpu
 
-    for (index, record, need_energy, _, _), (energy, power, cpu) in zip(
+    for (index, record, need_energy, _, _), (energy, samples, cpu_samples) in zip(
         wanted, prom.map_windows(fetch, wanted)
     ):
         start, end = record.window  # type: ignore[misc]
-        # The database's samples obey the file's rule for sample lists (advisor_core.data.samples).
-        samples = usable_summary(power, QUERY_STEP_SECONDS)
         watts = joules = None
         if need_energy:
             joules = positive_number(energy)
             watts = None if joules is None else positive_number(joules / (end - start))
             if watts is None and samples is not None and samples.mean > 0:
                 watts, joules = samples.mean, positive_number(samples.mean * (end - start))
-        cpu_samples = usable_summary(cpu, QUERY_STEP_SECONDS)
         filled[index] = with_measurements(
             record, power_w=watts, energy_j=joules,
             stdev_w=None if samples is None else samples.stdev,

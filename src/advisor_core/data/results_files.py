@@ -50,7 +50,7 @@ class ResultsFileError(ValueError):
 
     Reasons: ``vanished`` (gone between listing and opening), ``unreadable``, ``not_a_file``
     (a FIFO, device or directory), ``too_large``, ``too_costly`` (the parsed objects would take
-    more than allowed), ``malformed_json``, ``bad_schema``, ``too_many_scenarios``.
+    more than allowed), ``malformed_json``, ``too_deep``, ``bad_schema``, ``too_many_scenarios``.
     """
 
     def __init__(self, message: str, reason: str) -> None:
@@ -124,25 +124,33 @@ def read_results_bytes(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES) 
 
 # Upper bounds of what json.loads allocates per token (CPython 3.9-3.13, 64-bit, measured), all
 # counted on the raw bytes, so a bracket, comma or quote inside a string counts too (more, never
-# less): a list (capacity 4) and a dict (up to 5 keys), a slot and a number per comma or colon,
-# a str object per pair of quotes, and per byte both the decoded text and string content.
-_LIST_BYTES, _DICT_BYTES, _ITEM_BYTES, _STRING_BYTES = 88, 200, 40, 80
+# less): a list (capacity 4) and a dict (up to 5 keys); per comma a list slot (8 bytes, grown by
+# an eighth) and a number (a float 24 bytes, an int from 257 28, more per digit: priced with the
+# bytes below), per colon a dict entry and its share of the table; a str object per pair of
+# quotes; per byte the decoded text and string content, each at its width.
+_LIST_BYTES, _DICT_BYTES, _ITEM_BYTES, _KEY_BYTES, _STRING_BYTES = 88, 200, 34, 62, 80
 # json.loads works on the whole document decoded into one str: 1 byte per character, 2 once one
 # character is beyond Latin-1 (a UTF-8 lead byte from 0xC4), 4 once one is beyond the BMP (0xF0).
 _WIDE, _WIDEST = re.compile(rb"[\xc4-\xef]"), re.compile(rb"[\xf0-\xf4]")
+# A string's own characters are as wide as its widest, which an escape of ASCII text can make
+# 2 (``\u0100`` and above) or 4 (a surrogate pair, ``\ud83d\ude00``) bytes each.
+_ESCAPE_WIDE = re.compile(rb"\\u(?:0[1-9a-fA-F]|[1-9a-fA-F])")
+_ESCAPE_WIDEST = re.compile(rb"\\u[dD][89abAB]")
 
 
 def json_parse_cost(raw: bytes | bytearray) -> int:
     """What ``json.loads`` would allocate for the UTF-8 JSON ``raw`` at most, roughly (bytes).
 
     Counted on the bytes at C speed (no token is looked at one by one): 16 MiB of ``{},{},...``
-    is estimated at ~1.3 GB (~400 MB in fact), 16 MiB of ordinary scenarios at ~150 MB
-    (~105 MB in fact).
+    is estimated at ~1.3 GB (~400 MB in fact), 11.5 MiB of 7,000 scenarios with two 120-sample
+    lists at ~88 MiB (~68 MiB in fact).
     """
-    width = 1 if raw.isascii() else 4 if _WIDEST.search(raw) else 2 if _WIDE.search(raw) else 1
+    text = 1 if raw.isascii() else 4 if _WIDEST.search(raw) else 2 if _WIDE.search(raw) else 1
+    content = (4 if text == 4 or _ESCAPE_WIDEST.search(raw) else
+               2 if text == 2 or _ESCAPE_WIDE.search(raw) else 1)
     return (_LIST_BYTES * raw.count(b"[") + _DICT_BYTES * raw.count(b"{")
-            + _ITEM_BYTES * (raw.count(b",") + raw.count(b":") + 1)
-            + _STRING_BYTES * (raw.count(b'"') // 2) + 2 * width * len(raw))
+            + _ITEM_BYTES * (raw.count(b",") + 1) + _KEY_BYTES * raw.count(b":")
+            + _STRING_BYTES * (raw.count(b'"') // 2) + (text + content) * len(raw))
 
 
 #: Digits an integer literal may have; longer ones are beyond the float range anyway (no field
@@ -199,7 +207,10 @@ def read_results(path: PathLike, max_bytes: int = MAX_RESULTS_FILE_BYTES,
         text = raw.decode(json.detect_encoding(raw), "surrogatepass")
         del raw
         document = _parse(text)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+    except RecursionError as exc:
+        # Valid JSON may nest deeper than the parser recurses: not malformed, too deep.
+        raise ResultsFileError(f"{path}: JSON nested too deep to parse", "too_deep") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ResultsFileError(f"{path}: malformed JSON: {exc}", "malformed_json") from exc
     del text
     if not isinstance(document, dict):

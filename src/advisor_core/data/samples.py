@@ -9,7 +9,11 @@ the integral run in one compiled pass (``_samples``); the record reader
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
+import operator
+from array import array
 from typing import Any, NamedTuple, Optional
 
 from advisor_core.data import _samples
@@ -78,7 +82,13 @@ INVALID = "invalid"
 
 def summarise(values: Any, step_seconds: Optional[float], spread: bool = True) -> Any:
     """SampleSummary of a sample list (``spread``: with its standard deviation, else None);
-    None when absent (not a list, or empty); ``INVALID`` when a value breaks the rule."""
+    None when absent (not a list, or empty); ``INVALID`` when a value breaks the rule.
+
+    An ``array('d')`` (a database answer's values) is summarised where it is, with the same
+    numbers as the list of its values, without a Python float per sample kept.
+    """
+    if isinstance(values, array) and values.typecode == "d":
+        return _summarise_doubles(values, step_seconds, spread) if values else None
     if not isinstance(values, list) or not values:
         return None
     series = _samples.sample_series(values)
@@ -91,6 +101,38 @@ def summarise(values: Any, step_seconds: Optional[float], spread: bool = True) -
         integral = None if joules != joules else joules
     return SampleSummary(len(samples), mean, integral,
                          sample_stdev(samples, mean) if spread else None)
+
+
+def _summarise_doubles(values: array, step_seconds: Optional[float], spread: bool) -> Any:
+    """``summarise`` of a non-empty array of doubles: the same rule, mean, integral, spread."""
+    try:
+        total = math.fsum(values)  # exactly rounded: the list's mean, whatever the container
+    except (OverflowError, ValueError):  # beyond the float range, or inf - inf
+        return INVALID
+    if not math.isfinite(total) or min(values) < 0:  # NaN, infinities, negatives
+        return INVALID
+    mean = total / len(values)
+    integral = None
+    if step_seconds is not None and math.isfinite(step_seconds) and step_seconds > 0:
+        joules = _array_trapezoid(values, float(step_seconds))
+        integral = joules if math.isfinite(joules) else None
+    stdev = None
+    if spread and len(values) > 1:
+        try:
+            variance = math.fsum((x - mean) * (x - mean) for x in values) / (len(values) - 1)
+        except OverflowError:
+            variance = math.inf
+        stdev = math.sqrt(variance) if math.isfinite(variance) else None
+    return SampleSummary(len(values), mean, integral, stdev)
+
+
+def _array_trapezoid(values: array, step: float) -> float:
+    """``trapezoid`` of doubles with its operations in its order (no numpy for an array)."""
+    count = len(values)
+    if count == 1:
+        return values[0] * step
+    inner = functools.reduce(operator.add, itertools.islice(values, 1, count - 1), 0.0)
+    return step / 2.0 * (values[0] + values[count - 1] + 2.0 * inner)
 
 
 def usable_summary(values: Any, step_seconds: Optional[float]) -> Optional[SampleSummary]:
