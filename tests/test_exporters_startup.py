@@ -1,0 +1,159 @@
+"""Start-up (docs/exporters.md §10): the start-up responder serves clients together with a
+deadline each, so no client holds up a scrape; a stop signal during a long first refresh ends
+the process at once."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from _process import Exporter, request
+from exporters._promql import PromClient
+from exporters.cost import CostMetrics
+from exporters.listeners import bind_listeners
+from exporters.publisher import ExporterState
+from exporters.settings import parse_settings
+from exporters.startup import StartupResponder
+from test_exporters_idle import SLOW_FIRST, extended  # noqa: F401  (a fixture)
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux processes")
+
+
+@pytest.fixture
+def responder(tmp_path: Path):
+    settings = parse_settings("test", [CostMetrics], ["--results-dir", str(tmp_path)])
+    state = ExporterState(CostMetrics(settings), PromClient(None))
+    state.publish()
+    sockets = bind_listeners("127.0.0.1", 0)
+    responder = StartupResponder([(sockets, state)], max_clients=50)
+    responder.start()
+    yield responder, sockets[0].getsockname()[1]
+    if responder.is_alive():
+        responder.stop()
+    sockets[0].close()
+
+
+def _raw(port: int, data: bytes) -> bytes:
+    """Send ``data`` on a fresh connection and read until the answer closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+def _slowloris(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+    return sock
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Keep trickling a byte every 0.2 s; True once the other end has closed."""
+    deadline = time.monotonic() + seconds
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(b"X")
+            if sock.recv(100) == b"":
+                return True
+        except socket.timeout:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def test_a_slow_client_never_holds_up_a_scrape_and_is_closed_after_a_second(responder) -> None:
+    _, port = responder
+    slow = _slowloris(port)
+    try:
+        for _ in range(4):
+            started = time.monotonic()
+            status, _, body = request(port, "/metrics")
+            assert status == 200 and b"cost_exporter_starting 1.0\n" in body
+            assert time.monotonic() - started < 0.5
+            slow.sendall(b"X")
+        assert _closed_within(slow, 2.0)  # its whole request had a second from its accept
+    finally:
+        slow.close()
+
+
+def test_silent_connections_are_capped_and_never_starve_a_scrape(responder) -> None:
+    _, port = responder
+    silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(120)]
+    try:
+        started = time.monotonic()
+        assert request(port, "/health")[0] == 200
+        assert time.monotonic() - started < 0.5
+        silent[0].settimeout(0.5)
+        assert silent[0].recv(10) == b""  # among the oldest: closed to make room (cap 50)
+        with ThreadPoolExecutor(8) as pool:
+            assert set(pool.map(lambda _: request(port, "/metrics")[0], range(16))) == {200}
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_answers_match_the_server_proper(responder) -> None:
+    _, port = responder
+    assert _raw(port, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").startswith(
+        b"HTTP/1.1 405")
+    bare = _raw(port, b"GET /health HTTP/1.1\nHost: x\n\n")
+    assert bare.startswith(b"HTTP/1.1 200") and bare.endswith(b"OK\n")
+    assert _raw(port, b"garbage\r\n\r\n").startswith(b"HTTP/1.1 400")
+    head = _raw(port, b"HEAD /metrics HTTP/1.1\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and head.endswith(b"\r\n\r\n")
+
+
+def test_stop_closes_every_client_at_once(responder) -> None:
+    server, port = responder
+    slow = [_slowloris(port) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 0.3
+        assert not server.is_alive()
+        for sock in slow:
+            sock.settimeout(1)
+            assert sock.recv(10) == b""
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+@linux
+@pytest.mark.slow
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_during_a_long_first_refresh_ends_the_process_at_once(
+        extended: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        signame: str) -> None:
+    import signal
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "slow_qoe.py").write_text(SLOW_FIRST)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(tmp_path / "code"), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    exporter = Exporter("slow_qoe", extended, wait_started=False)
+    try:
+        assert b"qoe_exporter_starting 1.0\n" in request(exporter.port, "/metrics")[2]
+        started = time.monotonic()
+        exporter.proc.send_signal(getattr(signal, signame))
+        exporter.proc.wait(timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        if exporter.proc.poll() is None:
+            exporter.kill()
+    output = exporter.output()
+    assert exporter.proc.returncode == 0, output
+    assert elapsed < 1.5, output
+    assert "abandoning the first refresh" in output and output.rstrip().endswith("stopped")
+    assert not (extended / "RELEASE").exists()  # the refresh was still held up
