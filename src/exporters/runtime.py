@@ -132,12 +132,14 @@ class Startup:
                 for socks, state in zip(self.listeners, self.states) for sock in socks]
 
     def first_refresh(self) -> None:
-        """Run the first refresh (never raises; it may take minutes with a slow database)."""
+        """Run the first refresh (never raises; it may take minutes with a slow database), then
+        stop the responder: on this thread, so that no body of the finished refresh is answered
+        by it (its other paths differ from the server proper's)."""
         self.refresher.tick()
+        self.responder.stop()
 
     def finish(self) -> Exporters:
         """Hand the sockets over to the HTTP server and start it with the refresh thread."""
-        self.responder.stop()
         # The HTTP layer (asyncio and h11: ~1.8 MB of modules) is loaded after the first
         # refresh, into the memory the loaded file left free: peak RSS is the first refresh's,
         # not both stacked (the cost exporter's peak, benchmarks/README.md, was 1.7 MB higher).
@@ -297,7 +299,8 @@ def run_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace
                 sys.stderr.flush()
                 os._exit(0)
         exporters = startup.finish()
-        stop_signals.wait()
+        while stop_signals.wait() is None:  # a wake-up of the first refresh left unread
+            pass
         exporters.stop()
     logger.info("stopped")
     return 0

@@ -97,6 +97,7 @@ class StartupResponder(threading.Thread):
         self._sites = [(sock, state) for socks, state in sites for sock in socks]
         self._max_clients = max(1, max_clients)
         self._read, self._write = os.pipe()
+        self._stop_lock = threading.Lock()
         self._clients: dict[int, _Client] = {}  # by descriptor, oldest first
 
     def run(self) -> None:
@@ -178,7 +179,12 @@ class StartupResponder(threading.Thread):
         client.sock.close()
 
     def stop(self) -> None:
-        """End the thread at once, closing every client, and leave the listening sockets open."""
-        os.write(self._write, b"!")
-        self.join()
-        os.close(self._write)
+        """End the thread at once, closing every client, and leave the listening sockets open
+        (idempotent; any thread)."""
+        with self._stop_lock:
+            if self._write < 0:
+                return
+            os.write(self._write, b"!")
+            self.join()
+            os.close(self._write)
+            self._write = -1
