@@ -157,3 +157,70 @@ def test_a_stop_signal_during_a_long_first_refresh_ends_the_process_at_once(
     assert elapsed < 1.5, output
     assert "abandoning the first refresh" in output and output.rstrip().endswith("stopped")
     assert not (extended / "RELEASE").exists()  # the refresh was still held up
+
+
+# -- idle while the database is down, and recovery -------------------------------------------
+
+def _cost_refresher(directory: Path, prom: PromClient, interval: float):
+    from exporters.refresh import Refresher
+
+    settings = parse_settings("test", [CostMetrics], [
+        "--results-dir", str(directory), "--energy-cost", "0.12", "--cpu-cost", "0.5"])
+    state = ExporterState(CostMetrics(settings), prom)
+    return state, Refresher([state], directory, interval, prom)
+
+
+@linux
+def test_an_unreachable_database_is_probed_at_each_backoff_end_not_recomputed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from _fakeprom import FakeProm
+    from test_exporters_database import _write_windows
+
+    _write_windows(tmp_path, 2)
+    with FakeProm() as fake, caplog.at_level("INFO", logger="exporters"):
+        fake.mode = "error"
+        prom = PromClient(fake.url, backoff_initial=0.2, backoff_max=0.4)
+        _, refresher = _cost_refresher(tmp_path, prom, 0.02)
+        refresher.start()
+        try:
+            time.sleep(0.5)
+            assert refresher._sleeper is not None and refresher._sleeper.watching()
+            ticks, loads, requests = refresher.ticks, refresher.loads, prom.requests
+            time.sleep(2.0)  # five backoff ends: one probe each, no reload, no polling
+            assert refresher.loads == loads == 1
+            assert 3 <= prom.requests - requests <= 7  # the probes
+            assert refresher.ticks - ticks <= 12  # not one every 0.02 s (100)
+            assert "recovered" not in caplog.text
+            fake.mode = "ok"
+            deadline = time.monotonic() + 5
+            while refresher.loads == 1 or not prom.healthy:
+                assert time.monotonic() < deadline, "not recomputed once the database answers"
+                time.sleep(0.05)
+            time.sleep(0.1)
+            assert caplog.text.count("recovered: VictoriaMetrics answers again") == 1
+        finally:
+            refresher.stop()
+            refresher.join(5)
+            prom.close()
+
+
+def test_a_cleared_failure_is_logged_once_as_recovered(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import json
+
+    results = tmp_path / "test_results_20250101_000000.json"
+    results.write_text(json.dumps({"scenarios": [{"name": "a", "bitrate": "1000k"}]}))
+    csv = tmp_path / "test_results_20250101_000000_analysis.csv"
+    csv.write_bytes(b"\xff\xfe not utf-8")
+    prom = PromClient(None)
+    state, refresher = _cost_refresher(tmp_path, prom, 2.0)
+    with caplog.at_level("INFO", logger="exporters"):
+        refresher.tick()
+        assert state.refresh_failures["analysis_unreadable"] == 1
+        csv.write_text("name,bitrate,mean_power_w\na,1000k,8.5\n")
+        refresher.tick()
+        refresher.tick()
+    recovered = [r for r in caplog.records if "recovered" in r.getMessage()]
+    assert len(recovered) == 1 and recovered[0].levelname == "INFO"
+    assert "analysis unreadable" in recovered[0].getMessage()
+    assert results.name in recovered[0].getMessage()
