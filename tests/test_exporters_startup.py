@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from _process import Exporter, request
+from _process import Exporter, metrics, request
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.listeners import bind_listeners
@@ -224,3 +224,90 @@ def test_a_cleared_failure_is_logged_once_as_recovered(
     assert len(recovered) == 1 and recovered[0].levelname == "INFO"
     assert "analysis unreadable" in recovered[0].getMessage()
     assert results.name in recovered[0].getMessage()
+
+
+# -- the results directory: a retargeted link, network filesystems, inotify retried ----------
+
+@linux
+@pytest.mark.slow
+def test_a_retargeted_directory_link_is_served_within_the_refresh_interval(
+        tmp_path: Path) -> None:
+    import json
+
+    from test_exporters_idle import EXTENDED
+
+    run_a, run_b, link = tmp_path / "runA", tmp_path / "runB", tmp_path / "current"
+    run_a.mkdir()
+    run_b.mkdir()
+    (run_a / EXTENDED.name).write_bytes(EXTENDED.read_bytes())
+    scenarios = [{"name": "fresh", "bitrate": "1000k", "vmaf_score": 91.5}]
+    (run_b / "test_results_20990101_000000.json").write_text(json.dumps({"scenarios": scenarios}))
+    link.symlink_to(run_a)
+    exporter = Exporter("advisor-qoe-exporter", link, "--refresh-interval", "1")
+    try:
+        time.sleep(1.5)  # settled: only a wake-up can show the new target
+        (tmp_path / "next").symlink_to(run_b)
+        started = time.monotonic()
+        os.replace(tmp_path / "next", link)  # ln -sfn runB current
+        while True:
+            family = metrics(exporter.port).get("qoe_vmaf_score")
+            if family and [s.labels["scenario"] for s in family.samples] == ["fresh"]:
+                break
+            assert time.monotonic() - started < 3.0, "the new target was not watched"
+            time.sleep(0.05)
+    finally:
+        exporter.stop()
+
+
+def test_a_network_filesystem_is_polled_not_watched(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporters import watch
+
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        "40 22 0:50 / /mnt/lab\\040runs rw,relatime shared:20 - nfs4 srv:/runs rw,vers=4.2\n"
+        "41 40 0:51 / /mnt/lab\\040runs/local rw shared:21 - tmpfs tmpfs rw\n"
+        "42 22 0:52 / /mnt/s rw shared:22 - fuse.sshfs host:/x rw\n")
+    assert watch.filesystem_type("/mnt/lab runs/a", str(mountinfo)) == "nfs4"
+    assert watch.filesystem_type("/mnt/lab runs/local/a", str(mountinfo)) == "tmpfs"
+    assert watch.filesystem_type("/mnt/lab runsx", str(mountinfo)) == "ext4"
+    assert watch.filesystem_type("/mnt/s/a", str(mountinfo)) == "fuse.sshfs"
+    assert [watch.is_remote(t) for t in ("nfs4", "cifs", "fuse.sshfs", "ext4", "tmpfs", None)] \
+        == [True, True, True, False, False, False]
+    assert watch.filesystem_type(str(tmp_path)) is not None  # this host's own table is read
+    monkeypatch.setattr(watch, "filesystem_type", lambda path: "nfs4")
+    sleeper = watch.Sleeper(tmp_path)
+    try:
+        assert sleeper.remote and not sleeper.watching()
+    finally:
+        sleeper.close()
+
+
+@linux
+def test_an_inotify_instance_that_failed_is_made_again_later(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from exporters import watch
+
+    if watch.INotify is None:
+        pytest.skip("inotify_simple is not installed")
+    real, calls = watch.INotify, []
+
+    def flaky(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise OSError(24, "Too many open files")
+        return real(**kwargs)
+
+    monkeypatch.setattr(watch, "INotify", flaky)
+    monkeypatch.setattr(watch, "filesystem_type", lambda path: "ext4")
+    sleeper = watch.Sleeper(tmp_path)
+    try:
+        assert not sleeper.watching()
+        assert not sleeper.watching() and len(calls) == 1  # not again at every look
+        monkeypatch.setattr(watch, "RETRY_NOTIFY_SECONDS", 0.0)
+        assert sleeper.watching() and len(calls) == 2
+        (tmp_path / "x").touch()
+        assert sleeper.sleep(2.0)  # the change ends the sleep
+    finally:
+        sleeper.close()

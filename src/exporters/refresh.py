@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Hashable, Sequence
@@ -137,6 +138,16 @@ class Refresher(threading.Thread):
                 if self._compact:  # compact the bodies just published before sleeping
                     continue
                 try:
+                    if sleeper is not None and sleeper.target_moved():
+                        # A retargeted link: watch where the path leads now (cheap: lstat of
+                        # each component, at each wake).
+                        logger.info("%s now leads to %s: watching it", self.results_dir,
+                                    os.path.realpath(self.results_dir))
+                        moved, sleeper = sleeper, Sleeper(self.results_dir)
+                        with self._lock:
+                            self._sleeper = sleeper
+                        moved.close()
+                        continue
                     if sleeper is None:
                         self.stop_event.wait(self.interval)
                     elif not sleeper.watching():
