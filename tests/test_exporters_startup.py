@@ -311,3 +311,21 @@ def test_an_inotify_instance_that_failed_is_made_again_later(
         assert sleeper.sleep(2.0)  # the change ends the sleep
     finally:
         sleeper.close()
+
+
+@linux
+@pytest.mark.slow
+def test_head_requests_are_not_counted_as_scrapes(extended: Path) -> None:  # noqa: F811
+    exporter = Exporter("advisor-qoe-exporter", extended)
+    try:
+        def scrapes() -> float:
+            return metrics(exporter.port)["qoe_exporter_scrapes"].samples[0].value
+
+        before = scrapes()
+        for _ in range(3):
+            status, headers, body = request(exporter.port, "/metrics", method="HEAD",
+                                            headers={"Accept-Encoding": "*;q=0, gzip"})
+            assert status == 200 and body == b"" and headers["Content-Encoding"] == "gzip"
+        assert scrapes() == before + 1  # only the GET of the line above
+    finally:
+        exporter.stop()

@@ -283,10 +283,10 @@ def run_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace
             return 1
         for name, address in startup.listening:
             logger.info("%s exporter listening on %s", name, address)
-        first = threading.Thread(target=_first_refresh, args=(startup, stop_signals),
-                                 name="first-refresh", daemon=True)
-        first.start()
-        while first.is_alive():
+        done = threading.Event()
+        threading.Thread(target=_first_refresh, args=(startup, stop_signals, done),
+                         name="first-refresh", daemon=True).start()
+        while not done.is_set():
             if stop_signals.wait() is not None:
                 logger.info("abandoning the first refresh")
                 startup.abandon()
@@ -306,11 +306,12 @@ def run_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace
     return 0
 
 
-def _first_refresh(startup: Startup, stop_signals: StopSignals) -> None:
-    """Thread body: the first refresh, then wake the main thread's wait."""
+def _first_refresh(startup: Startup, stop_signals: StopSignals, done: threading.Event) -> None:
+    """Thread body: the first refresh, then ``done`` set and the main thread's wait woken."""
     try:
         startup.first_refresh()
     finally:
+        done.set()  # before the wake-up: a wait that reads it finds done set
         stop_signals.wake()
 
 

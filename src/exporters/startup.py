@@ -74,7 +74,7 @@ def answer(head: bytes, state: ExporterState) -> bytes:
             accept = b", ".join(line.split(b":", 1)[1].strip() for line in lines[1:]
                                 if line.lower().startswith(b"accept-encoding:"))
             gzipped = accepts_gzip(accept.decode("latin-1"))
-            status, body = b"200 OK", b"".join(state.answer(gzipped))
+            status, body = b"200 OK", b"".join(state.answer(gzipped, count=words[0] == b"GET"))
             ctype = CONTENT_TYPE.encode("ascii")
             extra = b"Content-Encoding: gzip\r\n" if gzipped else b""
         elif path == b"/health":
