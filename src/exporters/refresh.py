@@ -9,7 +9,10 @@ set is re-rendered, from the rows it cached, without loading the file again.
 
 Idle policy (docs/exporters.md §10): between changes the thread sleeps (``exporters.watch``:
 on inotify until the directory changes, a job or stop wakes it, or a retry, database probe or
-periodic recompute is due; without inotify every ``interval``). A tick only stats the directory
+periodic recompute is due; without inotify, or on a network filesystem, every ``interval``).
+At each wake the directory's path is resolved again, and a retargeted link is watched anew.
+While VictoriaMetrics fails the thread sleeps until its backoff ends, probes it once and
+recomputes only when it answers. A failure that clears is logged once at INFO. A tick only stats the directory
 and the file served (the names are listed again when the directory's stat moves) and publishes
 nothing. A set's static part is rendered and deflated when something it shows changed (new
 data, a failure, the names passed over); the numbers that move between refreshes (HTTP and
