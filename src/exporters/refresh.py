@@ -7,17 +7,17 @@ and every ``RECOMPUTE_SECONDS``. Background work a set asks
 for runs on the refresh's job thread (``exporters.jobs``); when it has new results only that
 set is re-rendered, from the rows it cached, without loading the file again.
 
-Idle policy (docs/exporters.md §10): between changes the thread sleeps (``exporters.watch``:
-on inotify until the directory changes, a job or stop wakes it, or a retry, database probe or
-periodic recompute is due; without inotify, or on a network filesystem, every ``interval``).
-At each wake the directory's path is resolved again, and a retargeted link is watched anew.
-While VictoriaMetrics fails the thread sleeps until its backoff ends, probes it once and
-recomputes only when it answers. A failure that clears is logged once at INFO. A tick only stats the directory
-and the file served (the names are listed again when the directory's stat moves) and publishes
-nothing. A set's static part is rendered and deflated when something it shows changed (new
-data, a failure, the names passed over); the numbers that move between refreshes (HTTP and
-database counters, process metrics) are rendered when a scrape asks (``publisher``). A big
-body is deflated fast first and compactly by the next tick, at once. VictoriaMetrics is probed only
+Idle policy (docs/exporters.md §10): between changes the thread sleeps (``exporters.watch``: on
+inotify until the directory changes, a job or stop wakes it, or a retry, database probe or
+periodic recompute is due; without inotify, or on a network filesystem, every ``interval``). At
+each wake the directory's path is resolved again, and a retargeted link is watched anew. While
+VictoriaMetrics fails the thread sleeps until its backoff ends, probes it once and recomputes
+only when it answers. A failure that clears is logged once at INFO. A tick only stats the
+directory and the file served (the names are listed again when the directory's stat moves) and
+publishes nothing. A set's static part is rendered and deflated when something it shows changed
+(new data, a failure, the names passed over); the numbers that move between refreshes (HTTP and
+database counters, process metrics) are rendered when a scrape asks (``publisher``). A big body
+is deflated fast first and compactly by the next tick, at once. VictoriaMetrics is probed only
 when its backoff is over or nothing asked it for ``RECOMPUTE_SECONDS``, not every tick.
 
 Failure model (docs/exporters.md §9): whatever goes wrong while loading or computing a run, any
