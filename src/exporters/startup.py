@@ -11,9 +11,9 @@ method other than GET or HEAD 405, a request line it cannot read 400.
 Connections are served together on non-blocking sockets (``selectors``), so a slow or silent
 client never holds up another: each has 1 s from its accept to send its request head (up to
 16 KiB, CRLF or bare LF line ends) and take its answer, then it is closed; at most
-``max_clients`` are open, the oldest closed to make room. ``stop()`` closes every client at
-once and returns within a moment; the listening sockets stay open, and connections waiting in
-their backlog are then the server proper's.
+``max_clients`` are open, the oldest closed to make room. ``stop()`` accepts no more clients,
+gives those accepted 0.2 s to be answered, closes the rest and returns; the listening sockets
+stay open, and connections waiting in their backlog are then the server proper's.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ _MAX_HEAD = 16 * 1024
 MAX_CLIENTS = 256
 #: Connections accepted per listening socket and wake-up (the rest wait in the backlog).
 _ACCEPTS_PER_WAKE = 64
+#: At ``stop()``, how long the clients already accepted may still be answered (seconds).
+_DRAIN_SECONDS = 0.2
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TEXT = b"text/plain; charset=utf-8"
 
@@ -106,16 +108,25 @@ class StartupResponder(threading.Thread):
             selector.register(self._read, selectors.EVENT_READ, None)
             for sock, state in self._sites:
                 selector.register(sock, selectors.EVENT_READ, state)
-            while True:
+            draining: Optional[float] = None  # monotonic end of the hand-over's grace
+            while draining is None or (self._clients and time.monotonic() < draining):
                 now = time.monotonic()
                 for fd in [fd for fd, client in self._clients.items() if client.deadline <= now]:
                     self._close(selector, fd)  # too slow: the whole request had a second
-                timeout = (min(c.deadline for c in self._clients.values()) - now
-                           if self._clients else None)
+                due = [c.deadline for c in self._clients.values()]
+                if draining is not None:
+                    due.append(draining)
+                timeout = min(due) - now if due else None
                 for key, _ in selector.select(timeout):
                     if key.fileobj == self._read:
-                        return
-                    if isinstance(key.data, ExporterState):
+                        # Stop: no new client; those accepted get a moment to be answered
+                        # (a scrape at the hand-over is answered, not reset), then closed.
+                        draining = time.monotonic() + _DRAIN_SECONDS
+                        selector.unregister(self._read)
+                        for sock, _ in self._sites:
+                            selector.unregister(sock)
+                        continue
+                    if isinstance(key.data, ExporterState) and draining is None:
                         self._accept(selector, key.fileobj, key.data)  # type: ignore[arg-type]
                     elif key.fd in self._clients:
                         self._serve(selector, key.fd)
@@ -179,8 +190,8 @@ class StartupResponder(threading.Thread):
         client.sock.close()
 
     def stop(self) -> None:
-        """End the thread at once, closing every client, and leave the listening sockets open
-        (idempotent; any thread)."""
+        """End the thread within 0.2 s (the clients accepted are answered or closed), and leave
+        the listening sockets open (idempotent; any thread)."""
         with self._stop_lock:
             if self._write < 0:
                 return
