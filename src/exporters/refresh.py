@@ -135,6 +135,10 @@ class Refresher(threading.Thread):
             while not self.stop_event.is_set():
                 last = time.monotonic()
                 try:
+                    if sleeper is not None:
+                        # Watched before the tick looks: a file written between the look and
+                        # the watch would otherwise wait for the next wake (up to 60 s).
+                        sleeper.watching()
                     self.tick()
                 except Exception:  # a bug must not silently kill the thread's loop
                     logger.exception("refresh tick failed")
