@@ -157,6 +157,9 @@ def test_accepts_gzip_header_rules() -> None:
     assert accepts_gzip("deflate, gzip;q=0.5")
     assert accepts_gzip("*")
     assert not accepts_gzip("gzip;q=0")
+    assert accepts_gzip("*;q=0, gzip")  # an explicit gzip wins over *, wherever each stands
+    assert not accepts_gzip("*, gzip;q=0")
+    assert not accepts_gzip("gzip;q=0, *")
     assert not accepts_gzip("identity")
     assert not accepts_gzip(None)
     assert not accepts_gzip("")

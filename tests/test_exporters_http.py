@@ -46,7 +46,8 @@ def serve(tmp_path: Path) -> Iterator:
         refresher.tick()
         if body is not None:
             halves = (body[: len(body) // 2], body[len(body) // 2:])
-            state.answer = lambda gzipped: (body,) if gzipped else halves  # type: ignore
+            state.answer = (  # type: ignore[method-assign]
+                lambda gzipped, count=True: (body,) if gzipped else halves)
         server = Server([(("127.0.0.1", 0), state)], refresher, limits or HttpLimits())
         server.start()
         servers.append(server)

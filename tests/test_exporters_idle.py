@@ -244,7 +244,7 @@ def test_the_startup_responder_answers_then_leaves_the_sockets_open(tmp_path: Pa
         assert request(port, "/elsewhere")[0] == 404
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             raw.sendall(b"garbage\r\n\r\n")
-            assert raw.recv(100).startswith(b"HTTP/1.1 404")
+            assert raw.recv(100).startswith(b"HTTP/1.1 400")
     finally:
         responder.stop()
     assert not responder.is_alive() and sockets[0].fileno() != -1  # the server's now

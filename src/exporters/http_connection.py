@@ -266,7 +266,7 @@ class Connection:
                                 if name == b"accept-encoding").decode("latin-1")
             status, ctype = 200, CONTENT_TYPE.encode("ascii")
             gzipped = accepts_gzip(accept)
-            body = site.state.answer(gzipped)
+            body = site.state.answer(gzipped, count=method == b"GET")
             if gzipped:
                 headers.append((b"Content-Encoding", b"gzip"))
             headers.append((b"Vary", b"Accept-Encoding"))

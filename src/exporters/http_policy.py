@@ -29,12 +29,18 @@ class HttpLimits:
 
 
 def accepts_gzip(header: Optional[str]) -> bool:
-    """Return True when an Accept-Encoding header allows gzip (q > 0)."""
+    """Return True when an Accept-Encoding header allows gzip (q > 0).
+
+    An explicit ``gzip`` wins over ``*`` wherever each stands (RFC 9110 §12.5.3): ``*;q=0,
+    gzip`` is gzip, ``gzip;q=0, *`` is not.
+    """
     if not header:
         return False
+    qualities: dict[str, float] = {}
     for part in header.split(","):
         token, _, params = part.strip().partition(";")
-        if token.strip().lower() not in ("gzip", "*"):
+        token = token.strip().lower()
+        if token not in ("gzip", "*") or token in qualities:
             continue
         quality = 1.0
         for param in params.split(";"):
@@ -44,8 +50,8 @@ def accepts_gzip(header: Optional[str]) -> bool:
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
-        return quality > 0
-    return False
+        qualities[token] = quality
+    return qualities.get("gzip", qualities.get("*", 0.0)) > 0
 
 
 def keeps_alive(http_version: str, connection: str) -> bool:

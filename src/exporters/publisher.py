@@ -60,7 +60,7 @@ SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
      "Scenario entries in the latest results file (including duplicates and skipped ones)", ()),
     ("exporter_starting", "gauge",
      "1 until the first refresh of the directory has finished (up is 0 meanwhile)", ()),
-    ("exporter_scrapes", "counter", "Requests of /metrics answered", ()),
+    ("exporter_scrapes", "counter", "GET requests of /metrics answered (HEAD not counted)", ()),
     ("exporter_http_connections", "gauge", "Open HTTP connections to this exporter's port", ()),
     ("exporter_http_client_errors", "counter",
      "HTTP connections closed for misbehaving or for lack of room, by reason", ("reason",)),
@@ -158,9 +158,11 @@ class ExporterState:
         """The (plain, gzip) bodies as whole bytes (tests and tools; a scrape uses ``answer``)."""
         return b"".join(self._answer(False)), b"".join(self._answer(True))
 
-    def answer(self, gzipped: bool) -> tuple[bytes, ...]:
-        """The chunks of a /metrics answer, plain or one gzip member; counts the scrape."""
-        self.scrapes += 1
+    def answer(self, gzipped: bool, count: bool = True) -> tuple[bytes, ...]:
+        """The chunks of a /metrics answer, plain or one gzip member; ``count``: it is a scrape
+        (a GET; a HEAD, which no Prometheus sends, is not)."""
+        if count:
+            self.scrapes += 1
         return self._answer(gzipped)
 
     def _answer(self, gzipped: bool) -> tuple[bytes, ...]:

@@ -7,14 +7,17 @@ and every ``RECOMPUTE_SECONDS``. Background work a set asks
 for runs on the refresh's job thread (``exporters.jobs``); when it has new results only that
 set is re-rendered, from the rows it cached, without loading the file again.
 
-Idle policy (docs/exporters.md §10): between changes the thread sleeps (``exporters.watch``:
-on inotify until the directory changes, a job or stop wakes it, or a retry, database probe or
-periodic recompute is due; without inotify every ``interval``). A tick only stats the directory
-and the file served (the names are listed again when the directory's stat moves) and publishes
-nothing. A set's static part is rendered and deflated when something it shows changed (new
-data, a failure, the names passed over); the numbers that move between refreshes (HTTP and
-database counters, process metrics) are rendered when a scrape asks (``publisher``). A big
-body is deflated fast first and compactly by the next tick, at once. VictoriaMetrics is probed only
+Idle policy (docs/exporters.md §10): between changes the thread sleeps (``exporters.watch``: on
+inotify until the directory changes, a job or stop wakes it, or a retry, database probe or
+periodic recompute is due; without inotify, or on a network filesystem, every ``interval``). At
+each wake the directory's path is resolved again, and a retargeted link is watched anew. While
+VictoriaMetrics fails the thread sleeps until its backoff ends, probes it once and recomputes
+only when it answers. A failure that clears is logged once at INFO. A tick only stats the
+directory and the file served (the names are listed again when the directory's stat moves) and
+publishes nothing. A set's static part is rendered and deflated when something it shows changed
+(new data, a failure, the names passed over); the numbers that move between refreshes (HTTP and
+database counters, process metrics) are rendered when a scrape asks (``publisher``). A big body
+is deflated fast first and compactly by the next tick, at once. VictoriaMetrics is probed only
 when its backoff is over or nothing asked it for ``RECOMPUTE_SECONDS``, not every tick.
 
 Failure model (docs/exporters.md §9): whatever goes wrong while loading or computing a run, any
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Hashable, Sequence
@@ -114,6 +118,7 @@ class Refresher(threading.Thread):
         self._listing = Listing()
         self._compact: set[int] = set()  # sets whose static part was deflated fast
         self._probe_at = -math.inf  # monotonic time of the next database probe
+        self._database_down = False  # VictoriaMetrics failed and has not answered since
         self._skipped_names: frozenset[tuple[str, str]] = frozenset()  # last logged
         self.ticks = 0
         #: Results files read so far (a re-render after a background job reads none).
@@ -130,12 +135,26 @@ class Refresher(threading.Thread):
             while not self.stop_event.is_set():
                 last = time.monotonic()
                 try:
+                    if sleeper is not None:
+                        # Watched before the tick looks: a file written between the look and
+                        # the watch would otherwise wait for the next wake (up to 60 s).
+                        sleeper.watching()
                     self.tick()
                 except Exception:  # a bug must not silently kill the thread's loop
                     logger.exception("refresh tick failed")
                 if self._compact:  # compact the bodies just published before sleeping
                     continue
                 try:
+                    if sleeper is not None and sleeper.target_moved():
+                        # A retargeted link: watch where the path leads now (cheap: lstat of
+                        # each component, at each wake).
+                        logger.info("%s now leads to %s: watching it", self.results_dir,
+                                    os.path.realpath(self.results_dir))
+                        moved, sleeper = sleeper, Sleeper(self.results_dir)
+                        with self._lock:
+                            self._sleeper = sleeper
+                        moved.close()
+                        continue
                     if sleeper is None:
                         self.stop_event.wait(self.interval)
                     elif not sleeper.watching():
@@ -162,8 +181,8 @@ class Refresher(threading.Thread):
         probe or periodic recompute is due, at most WATCHED_POLL_SECONDS, at least the
         interval (seconds)."""
         now = time.monotonic()
-        if self._retry:  # waiting for the database's backoff to end: poll
-            return self.interval
+        # ``_probe_at`` is the end of the database's backoff while it is failing: the loop
+        # sleeps until then, as idle, and no longer polls it every interval.
         due = [self._last_compute + RECOMPUTE_SECONDS, self._probe_at, now + WATCHED_POLL_SECONDS]
         if self._retry_at is not None:
             due.append(self._retry_at)
@@ -273,6 +292,11 @@ class Refresher(threading.Thread):
         now = time.monotonic()
         changed = signature is not None and signature != self._signature
         retry = self._retry and not self.prom.backing_off()
+        if retry and not changed:
+            # The backoff is over: one cheap probe first; every set is recomputed only when the
+            # database answers again (a failed probe extends the backoff).
+            self.prom.probe(RECOMPUTE_SECONDS)
+            retry = self.prom.healthy
         stale = now - self._last_compute >= RECOMPUTE_SECONDS
         due = self._retry_at is not None and now >= self._retry_at
         refreshed = signature is not None and (changed or retry or stale or due)
@@ -289,6 +313,11 @@ class Refresher(threading.Thread):
                            f"refreshing from {signature[0] if signature else 'nothing'} "
                            f"failed: {exc!r}", again=False, error=exc)
             self._schedule_retry(now)
+            if not self._failed and self._last_failure is not None:
+                logger.info("recovered from %s: serving %s",
+                            self._last_failure.replace("_", " "),
+                            Path(signature[0]).name if signature else "no results file")
+                self._last_failure = None
         else:
             for index, state in enumerate(self.states):
                 if index in rerender:
@@ -316,6 +345,7 @@ class Refresher(threading.Thread):
             except Exception:  # e.g. MemoryError: the previous snapshot stays served
                 logger.exception("%s: publishing failed", state.metric_set.name)
         self.ticks += 1
+        self._note_database()
         # Compacted by the next tick, at once (``run``): on this thread, not the job thread,
         # whose own start and arena would add to the peak memory of a set without jobs.
         self._compact.update(compact)
@@ -331,6 +361,14 @@ class Refresher(threading.Thread):
                     continue
                 if job is not None:
                     self.jobs.submit(index, job)
+
+    def _note_database(self) -> None:
+        """Log once when VictoriaMetrics answers again after failing (its failures are logged
+        by the client)."""
+        down = self.prom.enabled and not self.prom.healthy and self.prom.failures > 0
+        if self._database_down and not down:
+            logger.info("recovered: VictoriaMetrics answers again")
+        self._database_down = down
 
     def _rerender_one(self, state: ExporterState) -> None:
         """Render one set again from its cached rows (its background job has new results)."""
@@ -384,8 +422,6 @@ class Refresher(threading.Thread):
             run = loaded
             del loaded
             self._served_file = True
-            if run.analysis_error is None:  # else logged once, not again on each retry
-                self._last_failure = None
         load_seconds = time.perf_counter() - started
         incomplete = self.prom.incomplete
         # What the self-metrics need of the run, shared by every set; the records (the largest

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import resource
 import select
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from ._promql import PromClient
 from .families import BodyBudget
 from .http_policy import HttpLimits
-from .listeners import bind_listeners
+from .listeners import bind_listeners, format_address
 from .metric_set import MetricSet
 from .publisher import ExporterState
 from .refresh import ReadLimits, Refresher
@@ -88,6 +90,77 @@ def http_limits(settings: argparse.Namespace) -> HttpLimits:
                       idle_timeout=settings.idle_timeout)
 
 
+class Startup:
+    """An exporter process between binding its ports and serving them with the HTTP layer:
+    ``StartupResponder`` answers while ``first_refresh`` runs; then ``finish`` or ``abandon``."""
+
+    def __init__(self, metric_sets: Sequence[MetricSet], settings: argparse.Namespace) -> None:
+        """Bind every set's port and start answering on it. Raises OSError when a port cannot
+        be bound (nothing is left open then)."""
+        self.settings = settings
+        self.prom = PromClient(getattr(settings, "prometheus_url", None))
+        self.states = [ExporterState(metric_set, self.prom) for metric_set in metric_sets]
+        for state in self.states:
+            state.publish()  # up 0, starting 1: what a scrape gets until the first refresh is done
+        self.addresses = [(settings.listen_address, port_of(settings, state.metric_set))
+                          for state in self.states]
+        self.listeners: list[list[socket.socket]] = []
+        try:
+            for host, port in self.addresses:
+                self.listeners.append(bind_listeners(host, port))
+        except OSError:
+            for sock in (sock for bound in self.listeners for sock in bound):
+                sock.close()
+            self.prom.close()
+            raise
+        self.responder = StartupResponder(list(zip(self.listeners, self.states)))
+        self.responder.start()
+        limits = ReadLimits(max_bytes=settings.max_file_bytes,
+                            max_scenarios=settings.max_scenarios,
+                            max_text=settings.max_label_length,
+                            max_parse_bytes=settings.max_parse_bytes)
+        budget = BodyBudget(label_bytes=settings.max_body_label_bytes, series=settings.max_series)
+        for metric_set in metric_sets:
+            metric_set.budget = budget
+        self.refresher = Refresher(self.states, Path(settings.results_dir),
+                                   settings.refresh_interval, self.prom, limits)
+
+    @property
+    def listening(self) -> list[tuple[str, str]]:
+        """(set name, ``host:port``) of every listening socket."""
+        return [(state.metric_set.name, format_address(sock.getsockname()))
+                for socks, state in zip(self.listeners, self.states) for sock in socks]
+
+    def first_refresh(self) -> None:
+        """Run the first refresh (never raises; it may take minutes with a slow database), then
+        stop the responder: on this thread, so that no body of the finished refresh is answered
+        by it (its other paths differ from the server proper's)."""
+        self.refresher.tick()
+        self.responder.stop()
+
+    def finish(self) -> Exporters:
+        """Hand the sockets over to the HTTP server and start it with the refresh thread."""
+        # The HTTP layer (asyncio and h11: ~1.8 MB of modules) is loaded after the first
+        # refresh, into the memory the loaded file left free: peak RSS is the first refresh's,
+        # not both stacked (the cost exporter's peak, benchmarks/README.md, was 1.7 MB higher).
+        from .serving import Server
+
+        server = Server(list(zip(self.addresses, self.states)), self.refresher,
+                        http_limits(self.settings), self.listeners)
+        exporters = Exporters(server, self.refresher, self.prom)
+        exporters.start()
+        return exporters
+
+    def abandon(self) -> None:
+        """Stop answering and close the ports, the first refresh left to itself (a stop signal
+        came during it)."""
+        self.refresher.stop_event.set()
+        self.responder.stop()
+        for sock in (sock for bound in self.listeners for sock in bound):
+            sock.close()
+        self.prom.close()
+
+
 def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace) -> Exporters:
     """Bind every set's port, run the first refresh while ``StartupResponder`` answers on the
     ports, then start the HTTP server and the refresh thread on the same sockets.
@@ -98,41 +171,9 @@ def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespa
     served as ``up`` 0 with its reason, then retried. Raises OSError when a port cannot be
     bound (before any refresh).
     """
-    prom = PromClient(getattr(settings, "prometheus_url", None))
-    states = [ExporterState(metric_set, prom) for metric_set in metric_sets]
-    for state in states:
-        state.publish()  # up 0, starting 1: what a scrape gets until the first refresh is done
-    addresses = [(settings.listen_address, port_of(settings, state.metric_set))
-                 for state in states]
-    listeners: list[list[socket.socket]] = []
-    try:
-        for host, port in addresses:
-            listeners.append(bind_listeners(host, port))
-    except OSError:
-        for sock in (sock for bound in listeners for sock in bound):
-            sock.close()
-        raise
-    responder = StartupResponder(list(zip(listeners, states)))
-    responder.start()
-    limits = ReadLimits(max_bytes=settings.max_file_bytes, max_scenarios=settings.max_scenarios,
-                        max_text=settings.max_label_length,
-                        max_parse_bytes=settings.max_parse_bytes)
-    budget = BodyBudget(label_bytes=settings.max_body_label_bytes, series=settings.max_series)
-    for metric_set in metric_sets:
-        metric_set.budget = budget
-    refresher = Refresher(states, Path(settings.results_dir), settings.refresh_interval, prom,
-                          limits)
-    refresher.tick()
-    responder.stop()
-    # The HTTP layer (asyncio and h11: ~1.8 MB of modules) is loaded after the first refresh,
-    # into the memory the loaded file left free: peak RSS is the first refresh's, not both
-    # stacked (the cost exporter's peak, benchmarks/README.md, was 1.7 MB higher).
-    from .serving import Server
-
-    server = Server(list(zip(addresses, states)), refresher, http_limits(settings), listeners)
-    exporters = Exporters(server, refresher, prom)
-    exporters.start()
-    return exporters
+    startup = Startup(metric_sets, settings)
+    startup.first_refresh()
+    return startup.finish()
 
 
 #: Signals whose default action (ending the process) an exporter must not take: SIGHUP from a
@@ -140,6 +181,10 @@ def start_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespa
 #: is re-read whenever it changes, so there is nothing to reload on request.
 IGNORED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGHUP", "SIGUSR1", "SIGUSR2")
                         if hasattr(signal, name))
+
+
+#: What ``StopSignals.wake`` writes to the signal socket: no signal has the number 0.
+_WAKE = b"\0"
 
 
 def _no_op_handler(signum: int, frame: Any) -> None:
@@ -188,8 +233,18 @@ class StopSignals:
                 sock.close()
         self._reader = self._writer = None
 
+    def wake(self) -> None:
+        """End a ``wait()`` under way (or the next one) with None; any thread."""
+        writer = self._writer
+        if writer is not None:
+            try:
+                writer.send(_WAKE)
+            except OSError:  # full: a wake-up or a signal is pending anyway
+                pass
+
     def wait(self, timeout: Optional[float] = None) -> Optional[int]:
-        """Block until one of the signals arrives; return its number, or None after timeout (s)."""
+        """Block until one of the signals arrives; return its number, or None after timeout (s)
+        or ``wake()``."""
         if self._reader is None:
             raise RuntimeError("StopSignals.wait() outside its with block")
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -208,25 +263,56 @@ class StopSignals:
             for signum in received:
                 if signum in self.signals:
                     return signum
+            if _WAKE[0] in received:
+                return None
 
 
 def run_exporters(metric_sets: Sequence[MetricSet], settings: argparse.Namespace) -> int:
-    """Serve the given sets until SIGTERM/SIGINT; return the process exit status."""
-    # Handlers go in before the ports are bound: a SIGTERM during start-up stops the process
-    # cleanly once it is up instead of killing it half-started.
+    """Serve the given sets until SIGTERM/SIGINT; return the process exit status.
+
+    A stop signal at any moment ends the process within about a second, during the first
+    refresh too (which a slow database can make last minutes; the shipped unit kills a process
+    10 s after SIGTERM): the first refresh runs on a daemon thread and is abandoned.
+    """
     with StopSignals() as stop_signals:
         try:
-            exporters = start_exporters(metric_sets, settings)
+            startup = Startup(metric_sets, settings)
         except OSError as exc:
             print(f"cannot listen on {settings.listen_address}: {exc.strerror or exc}",
                   file=sys.stderr)
             return 1
-        for name, address in exporters.server.listening:
+        for name, address in startup.listening:
             logger.info("%s exporter listening on %s", name, address)
-        stop_signals.wait()
+        done = threading.Event()
+        threading.Thread(target=_first_refresh, args=(startup, stop_signals, done),
+                         name="first-refresh", daemon=True).start()
+        while not done.is_set():
+            if stop_signals.wait() is not None:
+                logger.info("abandoning the first refresh")
+                startup.abandon()
+                logger.info("stopped")
+                # The abandoned refresh may be inside a database query or a write to stderr:
+                # the interpreter's exit would wait for the query's worker thread or trip over
+                # the stream's lock, so the process ends here, its streams flushed.
+                logging.shutdown()
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(0)
+        exporters = startup.finish()
+        while stop_signals.wait() is None:  # a wake-up of the first refresh left unread
+            pass
         exporters.stop()
     logger.info("stopped")
     return 0
+
+
+def _first_refresh(startup: Startup, stop_signals: StopSignals, done: threading.Event) -> None:
+    """Thread body: the first refresh, then ``done`` set and the main thread's wait woken."""
+    try:
+        startup.first_refresh()
+    finally:
+        done.set()  # before the wake-up: a wait that reads it finds done set
+        stop_signals.wake()
 
 
 #: glibc mallopt parameters: M_MMAP_THRESHOLD and M_ARENA_MAX.
