@@ -103,9 +103,12 @@ def test_a_new_results_file_is_served_within_the_refresh_interval(extended: Path
         time.sleep(2.5)  # the listing is settled and reused: only a change can show the file
         scenarios = [{"name": "fresh", "bitrate": "1000k", "vmaf_score": 91.5}]
         new = extended / "test_results_20990101_000000.json"
-        new.with_suffix(".tmp").write_text(json.dumps({"scenarios": scenarios}))
+        # Written beside the directory and moved in, as a worker's atomic write: a temporary
+        # file inside it would itself start a tick, and the next one waits out the interval.
+        written = extended.parent / "incoming.json"
+        written.write_text(json.dumps({"scenarios": scenarios}))
         started = time.monotonic()
-        os.replace(new.with_suffix(".tmp"), new)
+        os.replace(written, new)
         while True:
             family = metrics(exporter.port).get("qoe_vmaf_score")
             if family and [s.labels["scenario"] for s in family.samples] == ["fresh"]:
