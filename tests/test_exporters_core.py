@@ -23,6 +23,7 @@ from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.exposition import deflate_prefix, gzip_member, gzip_tail, render_families
 from exporters.http_policy import accepts_gzip
+from exporters.jobs import BackgroundJobs
 from exporters.metric_set import MetricSet, Run
 from exporters.publisher import SELF_FAMILIES, ExporterState
 from exporters.qoe import QoEMetrics
@@ -284,6 +285,58 @@ def test_a_finished_job_rerenders_only_its_set_without_reloading(tmp_path: Path)
         assert with_job.metric_set.rerenders == 2  # once per finished job, not per tick
     finally:
         refresher.stop()
+
+
+class BlockingJobSet(JobSet):
+    """A set whose job runs until released (a long training)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def take_job(self):
+        def job() -> bool:
+            self.started.set()
+            assert self.release.wait(10)
+            return True
+        return job
+
+
+def test_a_new_file_is_read_only_once_the_running_job_has_ended(tmp_path: Path) -> None:
+    """A job and a load each hold a run's worth of memory: never both at once."""
+    write_results(tmp_path, "test_results_20250101_000000.json", [{"name": "a", "viewers": 3}])
+    prom = PromClient(None)
+    state = ExporterState(BlockingJobSet(), prom)
+    refresher = Refresher([state], tmp_path, 0.05, prom)
+    try:
+        refresher.tick()
+        assert state.metric_set.started.wait(10)
+        write_results(tmp_path, "test_results_20250102_000000.json", [{"name": "b", "viewers": 4}])
+        ticking = threading.Thread(target=refresher.tick)
+        ticking.start()
+        ticking.join(0.5)
+        assert ticking.is_alive() and refresher.loads == 1  # waiting for the job, not loading
+        state.metric_set.release.set()
+        ticking.join(10)
+        assert not ticking.is_alive() and refresher.loads == 2
+        assert [s.labels["scenario"] for s in families_of(state.body[0])["jobs_value"]] == ["b"]
+        # The next run's job was queued by that refresh and starts once it is over.
+        assert state.metric_set.started.wait(10)
+    finally:
+        state.metric_set.release.set()
+        refresher.stop()
+
+
+def test_a_job_queued_during_a_load_starts_after_it() -> None:
+    jobs = BackgroundJobs(lambda owner: None)
+    ran = threading.Event()
+    try:
+        with jobs.held():
+            jobs.submit("a", lambda: ran.set() or False)
+            assert not ran.wait(0.3)
+        assert ran.wait(10)
+    finally:
+        jobs.close()
 
 
 def test_the_refresh_thread_wakes_for_a_finished_job(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
 from typing import Callable, Optional
 
 logger = logging.getLogger("exporters")
@@ -31,6 +32,8 @@ class BackgroundJobs:
         self._busy = False
         self._closed = False
         self._thread: Optional[threading.Thread] = None
+        # Held by a running job, and by the refresh while it loads a run (``held``).
+        self._running = threading.Lock()
 
     def submit(self, owner: Hashable, job: Job) -> None:
         """Queue ``job`` for ``owner``, replacing a job of the same owner that has not started."""
@@ -56,7 +59,8 @@ class BackgroundJobs:
                 self._busy = True
             changed = False
             try:
-                changed = bool(job())  # type: ignore[misc]
+                with self._running:
+                    changed = bool(job())  # type: ignore[misc]
             except Exception:  # a job's bug must never end the worker (or the exporter)
                 logger.exception("background job of %s failed", owner)
             finally:
@@ -69,6 +73,18 @@ class BackgroundJobs:
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """No job runs inside this block: entering waits for the running one to end, and a
+        queued one starts only after the block.
+
+        A job (training on a whole run) and a refresh (parsing the next one) each need a run's
+        worth of memory for a moment: one at a time, the peak is the larger of the two, not
+        their sum (docs/exporters.md §9).
+        """
+        with self._running:
+            yield
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no job is queued or running (seconds); False on timeout."""

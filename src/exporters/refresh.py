@@ -307,7 +307,8 @@ class Refresher(threading.Thread):
             self._signature = signature
             self._failed = False
             try:
-                self._refresh(signature)
+                with self.jobs.held():
+                    self._refresh(signature)
             except Exception as exc:  # the one place a refresh's failure is caught
                 self._fail(failure_reason(exc, "load_failed"),
                            f"refreshing from {signature[0] if signature else 'nothing'} "
