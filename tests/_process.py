@@ -51,6 +51,18 @@ def metrics(port: int, host: str = "127.0.0.1") -> dict:
     return {f.name: f for f in text_string_to_metric_families(body.decode())}
 
 
+def wait_for_scenarios(port: int, names: list[str], since: float, within: float,
+                       family: str = "qoe_vmaf_score") -> None:
+    """Poll until ``family`` on ``port`` has exactly the samples of ``names`` (in that order);
+    AssertionError once ``within`` seconds have passed since ``since`` (time.monotonic())."""
+    while True:
+        found = metrics(port).get(family)
+        if found and [s.labels["scenario"] for s in found.samples] == names:
+            return
+        assert time.monotonic() - since < within, f"{names} not served within {within} s"
+        time.sleep(0.02)
+
+
 def started(port: int, host: str = "127.0.0.1") -> bool:
     """True once the exporter on ``port`` has finished its first refresh (``_starting`` 0)."""
     body = request(port, "/metrics", host=host)[2]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from _process import EXTENDED, Exporter, metrics, request
+from _process import EXTENDED, Exporter, metrics, request, wait_for_scenarios
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.directory import Listing
@@ -109,12 +109,7 @@ def test_a_new_results_file_is_served_within_the_refresh_interval(extended: Path
         written.write_text(json.dumps({"scenarios": scenarios}))
         started = time.monotonic()
         os.replace(written, new)
-        while True:
-            family = metrics(exporter.port).get("qoe_vmaf_score")
-            if family and [s.labels["scenario"] for s in family.samples] == ["fresh"]:
-                break
-            assert time.monotonic() - started < 2.0, "not served within the refresh interval"
-            time.sleep(0.02)
+        wait_for_scenarios(exporter.port, ["fresh"], started, within=2.0)
     finally:
         exporter.stop()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from _process import Exporter, metrics, request
+from _process import Exporter, metrics, request, wait_for_scenarios
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.listeners import bind_listeners
@@ -263,12 +263,7 @@ def test_a_retargeted_directory_link_is_served_within_the_refresh_interval(
         (tmp_path / "next").symlink_to(run_b)
         started = time.monotonic()
         os.replace(tmp_path / "next", link)  # ln -sfn runB current
-        while True:
-            family = metrics(exporter.port).get("qoe_vmaf_score")
-            if family and [s.labels["scenario"] for s in family.samples] == ["fresh"]:
-                break
-            assert time.monotonic() - started < 3.0, "the new target was not watched"
-            time.sleep(0.05)
+        wait_for_scenarios(exporter.port, ["fresh"], started, within=3.0)
     finally:
         exporter.stop()
 
