@@ -9,6 +9,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+from exporters._promql_answer import MAX_ANSWER_BYTES
 from exporters.cost import CPU_QUERY, POWER_QUERY
 
 
@@ -27,7 +28,7 @@ class FakeProm:
         self.mode = "ok"
         self.fixed = b""  #: the answer of mode "fixed" to every request
         #: Size of the valid points a "flood" answer adds outside the window asked (bytes).
-        self.flood_bytes = 8 * 1024 * 1024 - 64 * 1024
+        self.flood_bytes = MAX_ANSWER_BYTES - 64 * 1024
         self._floods: dict[tuple, bytes] = {}
         self._grids: dict[tuple, bytes] = {}
         self.release = threading.Event()  # ends a hanging or trickling answer
@@ -82,8 +83,8 @@ class FakeProm:
                     fake._send(self, b'{"status":"success","data":{"result":['
                                + b"[" * 100_000 + b"]" * 100_000 + b"]}}")
                     return
-                if fake.mode == "bomb":  # ~8 MiB of empty lists: ~180 MB once parsed
-                    count = 2_700_000
+                if fake.mode == "bomb":  # ~4 MiB of empty lists: ~90 MB once parsed
+                    count = (MAX_ANSWER_BYTES - 64) // 3
                     fake._send(self, b'{"status":"success","data":{"result":['
                                + b"[]," * count + b'{"values":[]}]}}')
                     return
@@ -113,7 +114,7 @@ class FakeProm:
                     result = [{"metric": {}, "values": [[start + 5 * i, str(v)]
                                                         for i, v in enumerate(values)]}]
                     if fake.mode == "flood" and values:
-                        # The same points, each followed by another 1 s later, amid ~8 MiB of
+                        # The same points, each followed by another 1 s later, amid ~4 MiB of
                         # valid points in 2001 and in 2096, outside any window asked.
                         pairs = [p for pair in result[0]["values"]
                                  for p in (pair, [pair[0] + 1, "1e6"])]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from _fakeprom import FakeProm
 from _process import DATA_DIR, Exporter, free_port, request
 from advisor_core.data.reader import read_run
 from advisor_core.data.results_files import ResultsFileError, json_parse_cost, read_results
@@ -465,3 +466,50 @@ def test_two_big_ordinary_files_one_after_the_other_stay_under_200_mb(tmp_path: 
     finally:
         if exporter.proc.poll() is None:
             exporter.kill()
+
+
+def _windowed(seed: int, count: int = 8) -> tuple[bytes, set[str]]:
+    """``rich_file`` whose first ``count`` measured scenarios have only a window (their power
+    and CPU are asked of the database), and their names."""
+    document = json.loads(rich_file(seed))
+    windowed = document["scenarios"][1:count + 1]
+    for index, scenario in enumerate(windowed):
+        del scenario["power"], scenario["container_usage"]
+        scenario["start_time"] = 1_700_000_000.0 + 1000 * index
+        scenario["end_time"] = scenario["start_time"] + 10
+    return (json.dumps(document, separators=(",", ":")).encode(),
+            {scenario["name"] for scenario in windowed})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc status")
+def test_a_big_run_enriched_by_answers_at_the_byte_cap_stays_under_200_mb(tmp_path: Path) -> None:
+    """A second 20,000-scenario file whose windows are answered with the most points an answer
+    may hold, while the first file's bodies are served: the answers are parsed beside the old
+    bodies and the new records (213 MB when an answer could be 8 MiB)."""
+    ports = {name: free_port() for name in ("cost", "qoe", "results")}
+    (tmp_path / "test_results_20250101_000000.json").write_bytes(rich_file(2))
+    second, windowed = _windowed(3)
+    with FakeProm() as fake:
+        fake.mode = "flood"
+        exporter = Exporter("advisor-exporters", tmp_path, "--prometheus-url", fake.url,
+                            ports=ports)
+        try:
+            for name, port in ports.items():
+                _wait(port, lambda s, n=name: _value(s, f"{n}_scenarios_total") == 20_000.0,
+                      timeout=120)
+            (tmp_path / "test_results_20250102_000000.json").write_bytes(second)
+            del second
+            # Priced from the answers' points inside their windows, like every other scenario.
+            samples = _wait(ports["cost"], lambda s: windowed <= {
+                sample.labels["scenario"] for sample in s.get("cost_total_load_aware", ())},
+                timeout=180)
+            assert _value(samples, "cost_exporter_up") == 1.0
+            assert _value(samples, "cost_exporter_victoriametrics_up") == 1.0
+            ranged = [r for r in fake.requests if r[0] == "/api/v1/query_range"]
+            assert len(ranged) >= 16  # power and CPU of each window, every answer a flood
+            assert _value(samples, "cost_exporter_victoriametrics_dropped_points") >= (
+                16 * 2 * (fake.flood_bytes // 2 // 24))
+            assert _peak_kb(exporter.proc.pid) < PEAK_KB, f"{_peak_kb(exporter.proc.pid)} kB"
+        finally:
+            exporter.stop()

@@ -265,6 +265,28 @@ def test_long_windows_are_asked_in_pieces_on_the_same_grid():
         assert short == points + [-t for t in points]
 
 
+def test_long_windows_are_asked_one_at_a_time():
+    """The points of a long window (up to ~33 MB) are alive for one window at a time."""
+    with FakeProm() as fake:
+        client = PromClient(fake.url, timeout=2.0, max_workers=4)
+        day = 86400.0
+        windows = [(PAST - (4 * k + 3) * day, PAST - 4 * k * day) for k in range(4)]
+        windows += [(PAST + k * 100.0, PAST + k * 100.0 + 50.0) for k in range(1, 5)]
+        answers = client.map_windows(lambda w: client.query_range("grid", w[0], w[1], 5.0),
+                                     windows)
+        assert all(len(values) == 2 * (int((end - start) // 5.0) + 1)
+                   for values, (start, end) in zip(answers, windows))
+        asked = [float(p["start"]) for path, p in fake.requests if path == "/api/v1/query_range"]
+        owner = [next(index for index, (start, end) in enumerate(windows) if start <= at <= end)
+                 for at in asked]
+        long_order = [index for index in owner if index < 4]
+        assert len(long_order) == 4 * 5
+        # Each long window's five requests follow one another: no two are in flight at once.
+        assert all(long_order[i] == long_order[i - 1] for i in range(1, len(long_order))
+                   if i % 5), long_order
+        client.close()
+
+
 def test_absurd_windows_send_no_request_and_answer_no_data():
     with FakeProm() as fake:
         client = PromClient(fake.url, timeout=2.0)

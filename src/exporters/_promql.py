@@ -11,6 +11,7 @@ counted by reason. The standard library's http.client only: no third-party HTTP 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import logging
 import math
@@ -173,6 +174,9 @@ class PromClient:
         # ``_held.big`` says whether this thread holds it.
         self._big = threading.Lock()
         self._held = threading.local()
+        # Held while a window of more than one request is asked and summarised: its points
+        # (up to MAX_QUERY_POINTS, ~33 MB with their copies) are alive for one window at a time.
+        self._long = threading.Lock()
         self._delay = 0.0
         self._retry_at = 0.0
         self._last_request = -math.inf
@@ -357,9 +361,14 @@ class PromClient:
                 logger.warning("range query %s over %.0f s not sent: window too long", expr,
                                hi - lo)
                 raise _QueryRefused("window too long")
+            pieces = _pieces(lo, hi, dt)
+            with self._long if len(pieces) > 1 else contextlib.nullcontext():
+                return collect(pieces)
+
+        def collect(pieces: list[tuple[float, float]]) -> array[float]:
             points = WindowPoints(lo, hi, dt, MAX_SERIES, MAX_QUERY_POINTS)
             try:
-                for piece_start, piece_end in _pieces(lo, hi, dt):
+                for piece_start, piece_end in pieces:
 
                     def take(data: dict, first: float = piece_start,
                              last: float = piece_end) -> None:

@@ -28,15 +28,18 @@ from advisor_core.data.results_files import json_parse_cost as parse_cost
 __all__ = ["EDGE_SECONDS", "MAX_ANSWER_BYTES", "MAX_DEPTH", "MAX_PARSE_BYTES", "SMALL_ANSWER_BYTES",
            "BadAnswer", "WindowPoints", "fetch", "finite_float", "parse_answer", "parse_cost"]
 
-#: The largest answer read (bytes): a window's answer is ~0.3 MB; more is a broken server.
-MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: The largest answer read (bytes): a window's answer is ~0.3 MB a series at most (11,000
+#: points); more than a dozen series' worth is a broken server. Parsed, 4 MiB of points take
+#: ~35 MB, which is what an exporter serving a 20,000-scenario run has left under its 200 MB
+#: goal (docs/exporters.md §9; 8 MiB took it to 213 MB).
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
 #: Deepest nesting of an answer (a range query's is 6: answer, data, result, series, values,
 #: point).
 MAX_DEPTH = 16
 #: What the parsed objects of one answer may take, as estimated before parsing (bytes): room
-#: for 8 MiB of ordinary points (~98 MiB estimated, ~70 MB in fact); a hostile shape of the
+#: for 4 MiB of ordinary points (~49 MiB estimated, ~35 MB in fact); a hostile shape of the
 #: same size is estimated at several times that and refused.
-MAX_PARSE_BYTES = 112 * 1024 * 1024
+MAX_PARSE_BYTES = 56 * 1024 * 1024
 #: An answer bigger than this (bytes) is read and parsed while no other big one is, so that one
 #: big answer's bytes and objects are alive at a time; waiting for that does not count against
 #: the request's deadline.
