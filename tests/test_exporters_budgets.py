@@ -513,3 +513,38 @@ def test_a_big_run_enriched_by_answers_at_the_byte_cap_stays_under_200_mb(tmp_pa
             assert _peak_kb(exporter.proc.pid) < PEAK_KB, f"{_peak_kb(exporter.proc.pid)} kB"
         finally:
             exporter.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc status")
+def test_a_small_file_naming_a_new_encoder_and_cpu_in_every_scenario_stays_small(
+        tmp_path: Path) -> None:
+    """The review's 37 KB file: 120 scenarios, each with its own encoder and CPU model, took the
+    process to 4.6 GB while the power model trained (a column per name, ~55,000 coefficients for
+    poly3); 1,000 such scenarios never finished training."""
+    scenarios = [{"name": "baseline idle", "bitrate": "0k", "duration": 60,
+                  "power": {"mean_watts": 25.0}}]
+    scenarios += [{"name": f"{1 + i % 8} streams @ {1000 + i}k #{i}", "bitrate": f"{1000 + i}k",
+                   "resolution": "1920x1080", "fps": 30, "duration": 60,
+                   "encoder_type": f"enc{i:05d}", "hardware": {"cpu_model": f"cpu{i:05d}"},
+                   "power": {"mean_watts": 30.0 + 5 * (1 + i % 8) + (i % 5) * 0.1},
+                   "container_usage": {"cpu_percent": 100.0 * (1 + i % 8)}}
+                  for i in range(1000)]
+    (tmp_path / "test_results_20250101_000000.json").write_text(json.dumps(
+        {"scenarios": scenarios}))
+    ports = {name: free_port() for name in ("cost", "qoe", "results")}
+    exporter = Exporter("advisor-exporters", tmp_path, ports=ports)
+    try:
+        samples = _wait(ports["results"], lambda s: _value(s, "results_model_trainings") == 1.0
+                        and s.get("results_scenario_predicted_power_watts"), timeout=60)
+        assert _value(samples, "results_exporter_up") == 1.0
+        # Every scenario served (a label budget may leave some out) has its prediction.
+        predicted = {sample.labels["scenario"]
+                     for sample in samples["results_scenario_predicted_power_watts"]}
+        assert predicted == {sample.labels["scenario"]
+                             for sample in samples["results_scenario_mean_power_watts"]
+                             } - {"baseline idle"}
+        assert len(predicted) > 500
+        assert _peak_kb(exporter.proc.pid) < 100 * 1024, f"{_peak_kb(exporter.proc.pid)} kB"
+    finally:
+        exporter.stop()

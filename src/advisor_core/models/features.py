@@ -4,12 +4,15 @@
 feature dict both predictors read; ``training_target`` reads the target (the record's one power
 in watts, its measured energy in joules, or a declared score);
 ``encode`` builds the feature matrix (numeric features, then one-hot encoder and CPU-model
-columns over the categories seen in training; unseen categories are all zeros).
+columns over the categories kept from training, ``common_categories``; other categories are
+all zeros).
 """
 
 from __future__ import annotations
 
 from array import array
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any, Optional
 
 from advisor_core.data.record import as_record
@@ -20,10 +23,12 @@ from advisor_core.models.linalg import Rows
 __all__ = [
     "DEFAULT_ENCODER",
     "DEFAULT_HARDWARE",
+    "MAX_CATEGORIES",
     "NON_NEGATIVE_TARGETS",
     "NUMERIC_FEATURES",
     "category",
     "column_range",
+    "common_categories",
     "encode",
     "extract_features",
     "feature_names",
@@ -105,6 +110,21 @@ def column_range(X: Rows) -> tuple[array, array]:
 def feature_names(encoders: list[str], hardware: list[str]) -> list[str]:
     return (list(NUMERIC_FEATURES) + [f"encoder_{c}" for c in encoders]
             + [f"hardware_{c}" for c in hardware])
+
+
+#: One-hot columns a categorical feature (encoder, CPU model) may have. A results file may name
+#: a new encoder in every scenario: without a bound the matrix would be rows x rows doubles
+#: (3.2 GB for 20,000 scenarios). The most frequent values in training are kept; a rarer one
+#: encodes like a category never seen (docs/predictions.md "Limits").
+MAX_CATEGORIES = 32
+
+
+def common_categories(values: Iterable[str], limit: int = MAX_CATEGORIES) -> tuple[list[str], int]:
+    """The ``limit`` most frequent values (ties: the first by name), sorted, and how many
+    distinct values were left out."""
+    counts = Counter(values)
+    kept = sorted(counts, key=lambda value: (-counts[value], value))[:limit]
+    return sorted(kept), len(counts) - len(kept)
 
 
 def encode(features_list: list[dict], encoders: list[str], hardware: list[str]) -> Rows:

@@ -27,6 +27,7 @@ from advisor_core.models.intervals import conformal_half_width, extrapolated_hal
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "MAX_DESIGN_CELLS",
     "NATIVE_DEGREES",
     "SIMPLICITY",
     "TREE_KINDS",
@@ -38,6 +39,7 @@ __all__ = [
     "oof_predictions",
     "predict_rows",
     "terms",
+    "too_costly",
     "trees_available",
 ]
 
@@ -99,6 +101,23 @@ def terms(kind: str, X: Rows) -> Optional[int]:
     n, p = Xk.shape
     active = sum(1 for j in range(p) if any(Xk[i, j] != Xk[0, j] for i in range(n)))
     return math.comb(active + degree, degree)
+
+
+#: Cells (rows x coefficients) of a least-squares kind's design matrix: 16 MB of doubles a copy.
+#: A kind past it is not trained (a polynomial over many one-hot columns has tens of thousands
+#: of coefficients; docs/predictions.md "Limits").
+MAX_DESIGN_CELLS = 2_000_000
+
+
+def too_costly(kind: str, X: Rows) -> Optional[str]:
+    """Why a least-squares kind is not trained on X (its design matrix past MAX_DESIGN_CELLS),
+    or None."""
+    count = terms(kind, X)
+    rows = X.shape[0]
+    if count is None or rows * count <= MAX_DESIGN_CELLS:
+        return None
+    return (f"{count} coefficients on {rows} rows: more than the {MAX_DESIGN_CELLS:,} cells a "
+            "design matrix may have")
 
 
 def _tree_predict(model: Any, X: Any) -> list[float]:

@@ -38,6 +38,7 @@ from advisor_core.models._model_file import FORMAT_NAME, FORMAT_VERSION
 from advisor_core.models.features import (
     NON_NEGATIVE_TARGETS,
     column_range,
+    common_categories,
     encode,
     extract_features,
     training_target,
@@ -56,6 +57,7 @@ from advisor_core.models.kinds import (
     oof_predictions,
     predict_rows,
     terms,
+    too_costly,
     trees_available,
 )
 from advisor_core.models.power import PowerPredictor, StreamPowerModel
@@ -171,13 +173,13 @@ class MultivariatePredictor:
 
     @property
     def encoder_categories(self) -> list[str]:
-        """Encoder types seen in training (one-hot columns), sorted."""
+        """Encoder types kept from training (one-hot columns, at most MAX_CATEGORIES), sorted."""
         fitted = self._fitted
         return [] if fitted is None else list(fitted.encoder_categories)
 
     @property
     def hardware_categories(self) -> list[str]:
-        """CPU models seen in training (one-hot columns), sorted."""
+        """CPU models kept from training (one-hot columns, at most MAX_CATEGORIES), sorted."""
         fitted = self._fitted
         return [] if fitted is None else list(fitted.hardware_categories)
 
@@ -246,8 +248,9 @@ class MultivariatePredictor:
                            len(targets))
             return False
 
-        encoders = sorted({f["encoder_type"] for f in features_rows})
-        hardware = sorted({f["hardware_cpu_model"] for f in features_rows})
+        encoders, rare_encoders = common_categories(f["encoder_type"] for f in features_rows)
+        hardware, rare_hardware = common_categories(
+            f["hardware_cpu_model"] for f in features_rows)
         X = encode(features_rows, encoders, hardware)
         y = array("d", targets)
         n, width = X.shape
@@ -261,7 +264,13 @@ class MultivariatePredictor:
         scores: list[KindScore] = []
         in_sample: dict[str, float] = {}
         oof_finite: dict[str, bool] = {}
+        not_trained: dict[str, str] = {}
         for kind in candidates:
+            costly = too_costly(kind, X)
+            if costly is not None:
+                logger.warning("MultivariatePredictor: model %s not trained: %s", kind, costly)
+                not_trained[kind] = costly
+                continue
             try:
                 oof = oof_predictions(kind, X, y, fold, rising)
                 if non_negative:
@@ -288,10 +297,16 @@ class MultivariatePredictor:
         best, why = select(scores)
         model_scores = {s.kind: reported_score(s, in_sample[s.kind], oof_finite[s.kind])
                         for s in scores}
+        selection: dict[str, Any] = {"scheme": scheme, "rows": n, "winner": best, "reason": why}
+        if not_trained:
+            selection["not_trained"] = not_trained
+        rare = {name: count for name, count in (("encoder_type", rare_encoders),
+                                                ("hardware_cpu_model", rare_hardware)) if count}
+        if rare:
+            selection["rare_categories"] = rare
         # One assignment publishes the whole new model (see advisor_core.models.fitted).
         self._fitted = FittedState.build(
-            fits, model_scores, best, {"scheme": scheme, "rows": n, "winner": best,
-                                       "reason": why},
+            fits, model_scores, best, selection,
             encoders, hardware, X, y, column_range(X), target,
             hardware_id if isinstance(hardware_id, str) else None,
             idle_baseline_watts(scenarios if run is None else run))
