@@ -229,3 +229,16 @@ def test_an_analysis_csv_of_other_names_keeps_no_rows(tmp_path: Path):
     run = read_run(path)
     assert run.analysis_rows == 50_001 and run.analysis_matched == 1
     assert run.scenarios[0].power_w == 10.0
+
+
+@pytest.mark.parametrize("cell", ["1_000", "\uff11\uff12", "\u0663", "nan", "inf", "0x10",
+                                  "1e", "12 W", ""])
+def test_an_analysis_cell_is_a_number_only_in_ascii_decimal_notation(tmp_path: Path, cell):
+    """Python's float() reads "1_000" and full-width digits; a CSV writer never prints them."""
+    path = tmp_path / "test_results_20250101_000000.json"
+    path.write_text(json.dumps({"scenarios": [{"name": "a", "duration": 60}]}))
+    csv = tmp_path / "test_results_20250101_000000_analysis.csv"
+    csv.write_text(f"name,mean_power_w\na,{cell}\n", encoding="utf-8")
+    assert read_run(path).scenarios[0].power_w is None
+    csv.write_text("name,mean_power_w\na, 12.5e0 \n", encoding="utf-8")
+    assert read_run(path).scenarios[0].power_w == 12.5

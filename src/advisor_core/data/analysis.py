@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Collection
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -45,13 +46,15 @@ def analysis_path(results_path: PathLike) -> Path:
     return path.with_name(path.stem + ANALYSIS_SUFFIX)
 
 
+#: A number cell: ASCII decimal notation, as a CSV writer prints a float. Python's float()
+#: also reads "1_000", full-width or other scripts' digits and "nan": none is a measurement.
+_DECIMAL = re.compile(r"[ \t]*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?[ \t]*")
+
+
 def _number(text: Optional[str]) -> Optional[float]:
-    if not text or len(text) > MAX_NUMBER_TEXT:
+    if not text or len(text) > MAX_NUMBER_TEXT or not _DECIMAL.fullmatch(text):
         return None
-    try:
-        return as_number(float(text))
-    except ValueError:
-        return None
+    return as_number(float(text))
 
 
 def _row(cells: list[str], columns: list[Optional[int]]) -> AnalysisRow:
