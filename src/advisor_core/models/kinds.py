@@ -109,11 +109,9 @@ def terms(kind: str, X: Rows) -> Optional[int]:
 MAX_DESIGN_CELLS = 2_000_000
 
 
-def too_costly(kind: str, X: Rows) -> Optional[str]:
-    """Why a least-squares kind is not trained on X (its design matrix past MAX_DESIGN_CELLS),
-    or None."""
-    count = terms(kind, X)
-    rows = X.shape[0]
+def too_costly(count: Optional[int], rows: int) -> Optional[str]:
+    """Why a kind of ``count`` coefficients (``terms``; None: trees) is not trained on ``rows``
+    rows (its design matrix past MAX_DESIGN_CELLS), or None."""
     if count is None or rows * count <= MAX_DESIGN_CELLS:
         return None
     return (f"{count} coefficients on {rows} rows: more than the {MAX_DESIGN_CELLS:,} cells a "

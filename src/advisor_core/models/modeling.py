@@ -266,7 +266,8 @@ class MultivariatePredictor:
         oof_finite: dict[str, bool] = {}
         not_trained: dict[str, str] = {}
         for kind in candidates:
-            costly = too_costly(kind, X)
+            kind_terms = terms(kind, X)
+            costly = too_costly(kind_terms, n)
             if costly is not None:
                 logger.warning("MultivariatePredictor: model %s not trained: %s", kind, costly)
                 not_trained[kind] = costly
@@ -289,7 +290,7 @@ class MultivariatePredictor:
             fits[kind] = fitted_kind
             in_sample[kind] = rmse
             oof_finite[kind] = all(math.isfinite(v) for v in oof)
-            scores.append(score_kind(kind, y, oof, terms(kind, X), width))
+            scores.append(score_kind(kind, y, oof, kind_terms, width))
         if not fits:
             logger.warning("MultivariatePredictor: no model could be trained")
             return False
