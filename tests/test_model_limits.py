@@ -8,7 +8,7 @@ import tracemalloc
 import pytest
 
 from advisor_core.models.features import MAX_CATEGORIES, NUMERIC_FEATURES, common_categories
-from advisor_core.models.kinds import MAX_DESIGN_CELLS
+from advisor_core.models.kinds import MAX_DESIGN_CELLS, MAX_DESIGN_WORK
 from advisor_core.models.modeling import MultivariatePredictor
 
 
@@ -94,3 +94,17 @@ def test_the_limits_survive_a_model_file(tmp_path) -> None:
     assert selection["rare_categories"] == {"encoder_type": 8}
     features = model.extract_features(rows[7])
     assert loaded.predict(features) == pytest.approx(model.predict(features))
+
+
+def test_a_kind_within_the_cells_but_past_the_work_budget_is_not_trained() -> None:
+    """990 coefficients on 2,000 rows (1.98 million cells) made a 20 s background job: each of
+    ~55 factorisations cost 2e9 operations."""
+    rows = [scenario(i, f"enc{i % 19}", f"cpu{i // 19 % 19}") for i in range(2000)]
+    model = predictor(["linear", "poly2"])
+    assert model.fit(rows)
+    info = model.get_model_info()
+    reason = info["selection"]["not_trained"]["poly2"]
+    assert f"{MAX_DESIGN_WORK:,}" in reason
+    count = int(reason.split()[0])
+    assert 2000 * count <= MAX_DESIGN_CELLS < 2000 * count * count
+    assert set(info["models"]) == {"streams", "linear"}

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_DESIGN_CELLS",
+    "MAX_DESIGN_WORK",
     "NATIVE_DEGREES",
     "SIMPLICITY",
     "TREE_KINDS",
@@ -107,15 +108,24 @@ def terms(kind: str, X: Rows) -> Optional[int]:
 #: A kind past it is not trained (a polynomial over many one-hot columns has tens of thousands
 #: of coefficients; docs/predictions.md "Limits").
 MAX_DESIGN_CELLS = 2_000_000
+#: Work of one factorisation of a design matrix, rows x coefficients x the smaller of the two:
+#: a fit is factorised ~55 times (folds, the fit, 50 bootstrap refits, leverages), so 990
+#: coefficients on 2,000 rows (2e9) made a background job of 20 s.
+MAX_DESIGN_WORK = 200_000_000
 
 
 def too_costly(count: Optional[int], rows: int) -> Optional[str]:
     """Why a kind of ``count`` coefficients (``terms``; None: trees) is not trained on ``rows``
-    rows (its design matrix past MAX_DESIGN_CELLS), or None."""
-    if count is None or rows * count <= MAX_DESIGN_CELLS:
+    rows (its design matrix past MAX_DESIGN_CELLS or MAX_DESIGN_WORK), or None."""
+    if count is None:
         return None
-    return (f"{count} coefficients on {rows} rows: more than the {MAX_DESIGN_CELLS:,} cells a "
-            "design matrix may have")
+    if rows * count > MAX_DESIGN_CELLS:
+        return (f"{count} coefficients on {rows} rows: more than the {MAX_DESIGN_CELLS:,} "
+                "cells a design matrix may have")
+    if rows * count * min(rows, count) > MAX_DESIGN_WORK:
+        return (f"{count} coefficients on {rows} rows: more than the {MAX_DESIGN_WORK:,} "
+                "operations a factorisation may take")
+    return None
 
 
 def _tree_predict(model: Any, X: Any) -> list[float]:
