@@ -287,6 +287,53 @@ def test_long_windows_are_asked_one_at_a_time():
         client.close()
 
 
+def test_past_its_time_a_query_sends_nothing_and_the_database_stays_healthy(
+        fake: FakeProm) -> None:
+    client = PromClient(fake.url)
+    client.spend(0.0)
+    time.sleep(0.01)
+    assert client.query_range(CPU_QUERY, PAST, PAST + 60) is None
+    assert client.query("vector(1)", PAST) is None
+    assert fake.requests == []
+    assert client.failure_reasons == {"time_budget": 2}
+    assert client.failures == 0 and not client.backing_off()
+    client.spend(math.inf)
+    assert client.query_range(CPU_QUERY, PAST, PAST + 60) == [2.0, 3.0, 4.0]
+    assert client.healthy
+    client.close()
+
+
+def test_a_refresh_spends_at_most_its_database_time(tmp_path: Path, fake: FakeProm,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database answering every request in 0.5 s, within its deadline, and a file of 40
+    windows: the refresh ends after its database time, with the windows asked priced, the
+    rest without load-aware data, and up 1."""
+    monkeypatch.setattr("exporters.refresh.DATABASE_SECONDS", 1.0)
+    scenarios = [{"name": f"{i} streams @ 2500k", "bitrate": "2500k",
+                  "start_time": PAST + 100 * i, "end_time": PAST + 100 * i + 10}
+                 for i in range(1, 41)]
+    (tmp_path / "test_results_20250101_000000.json").write_text(
+        json.dumps({"scenarios": scenarios}))
+    fake.mode = "slow"
+    prom = PromClient(fake.url, max_workers=4)
+    state = ExporterState(CostMetrics(cost_settings(tmp_path, fake.url)), prom)
+    refresher = Refresher([state], tmp_path, 1.0, prom)
+    started = time.monotonic()
+    refresher.tick()
+    # 1 s of database time, then the requests under way end (0.5 s each).
+    assert time.monotonic() - started < 3.0
+    parsed = parse(state.body[0])
+    priced = {s.labels["scenario"] for s in parsed["cost_total_load_aware"].samples}
+    assert 0 < len(priced) < 40
+    assert parsed["cost_exporter_up"].samples[0].value == 1.0
+    reasons = {s.labels["reason"]: s.value
+               for s in parsed["cost_exporter_victoriametrics_failures"].samples}
+    assert reasons["time_budget"] > 0
+    # Between refreshes the database is asked again (probes are not refused).
+    assert prom.query("vector(1)", PAST) == 42.5
+    prom.close()
+
+
 def test_absurd_windows_send_no_request_and_answer_no_data():
     with FakeProm() as fake:
         client = PromClient(fake.url, timeout=2.0)

@@ -177,6 +177,10 @@ class PromClient:
         # Held while a window of more than one request is asked and summarised: its points
         # (up to MAX_QUERY_POINTS, ~33 MB with their copies) are alive for one window at a time.
         self._long = threading.Lock()
+        # Requests are sent until this time (``self._clock``; ``spend``): a refresh's database
+        # time is bounded however many windows a file has and however slowly the database
+        # answers within each request's deadline.
+        self._spend_until = math.inf
         self._delay = 0.0
         self._retry_at = 0.0
         self._last_request = -math.inf
@@ -194,6 +198,13 @@ class PromClient:
             self.healthy = True
             self._delay = 0.0
             self._retry_at = 0.0
+
+    def spend(self, seconds: float) -> None:
+        """Send requests for ``seconds`` from now (math.inf: no limit); past that, a query
+        answers no data without a request, counted as the failure reason ``time_budget``
+        (no backoff: the database is not at fault)."""
+        with self._lock:
+            self._spend_until = self._clock() + seconds
 
     def _record_failure(self, reason: str) -> None:
         with self._lock:
@@ -220,6 +231,13 @@ class PromClient:
         if self.backing_off():
             self._bump_incomplete()
             raise _QueryFailed("backing off")
+        if self._clock() > self._spend_until:
+            # Not counted as incomplete: the rest is asked at the next recompute or file change,
+            # not at once again (a file of 20,000 windows would keep the refresh busy).
+            with self._lock:
+                self.failure_reasons["time_budget"] = (
+                    self.failure_reasons.get("time_budget", 0) + 1)
+            raise _QueryFailed("the refresh's database time is spent")
         target = f"{path}?{urllib.parse.urlencode(params)}"
         with self._lock:
             self.requests += 1

@@ -67,7 +67,8 @@ SELF_FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("exporter_victoriametrics_up", "gauge",
      "1 while the last request to VictoriaMetrics succeeded", ()),
     ("exporter_victoriametrics_failures", "counter",
-     "Failed VictoriaMetrics requests by reason; each starts or extends the backoff",
+     "Failed VictoriaMetrics requests by reason; each starts or extends the backoff, but "
+     "time_budget (not sent: the refresh's database time was spent)",
      ("reason",)),
     ("exporter_victoriametrics_dropped_points", "counter",
      "Points of VictoriaMetrics answers dropped: outside the window asked or closer than a step",

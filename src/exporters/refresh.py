@@ -62,6 +62,9 @@ RETRY_MAX_SECONDS = 60.0
 #: While the directory is watched (inotify) the loop still looks this often (seconds): a results
 #: file behind a symbolic link changes without an event in the directory.
 WATCHED_POLL_SECONDS = 60.0
+#: Database time one refresh may take (seconds, for every set together): windows not asked by
+#: then have no load-aware data until the next recompute or file change (docs/exporters.md §9).
+DATABASE_SECONDS = 60.0
 #: Names passed over that one log line names at most.
 _NAMES_LOGGED = 5
 
@@ -308,7 +311,11 @@ class Refresher(threading.Thread):
             self._failed = False
             try:
                 with self.jobs.held():
-                    self._refresh(signature)
+                    self.prom.spend(DATABASE_SECONDS)
+                    try:
+                        self._refresh(signature)
+                    finally:
+                        self.prom.spend(math.inf)  # probes between refreshes
             except Exception as exc:  # the one place a refresh's failure is caught
                 self._fail(failure_reason(exc, "load_failed"),
                            f"refreshing from {signature[0] if signature else 'nothing'} "
