@@ -32,8 +32,9 @@ cdef double EPS = DBL_EPSILON
 
 # Right-hand sides solved per factorisation in ``leverage``: at least LEVERAGE_BLOCK, and as
 # many as LEVERAGE_CELLS doubles of right-hand sides and solutions hold (16 MB), so that the
-# buffers stay bounded whatever the number of new rows while a wide design (990 coefficients
-# on 2,000 rows) is not factorised again for every 64 of 2,000 new rows (26 s; 2.6 s now).
+# buffers stay bounded whatever the number of new rows while a design of few rows is not
+# factorised again for every 64 new rows (2,000 new rows on 2,000 x 990: 3 factorisations,
+# not 32).
 cdef Py_ssize_t LEVERAGE_BLOCK = 64
 cdef Py_ssize_t LEVERAGE_CELLS = 2_000_000
 
