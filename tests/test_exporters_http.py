@@ -251,6 +251,41 @@ def test_a_request_sent_in_pieces_and_a_half_closed_client_are_answered(serve) -
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"</html>\n")
 
 
+def test_a_kept_connection_serves_a_later_request_and_counts_one_left_half_sent(serve) -> None:
+    port, state, _ = serve(HttpLimits(idle_timeout=2.0))
+    sock = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    time.sleep(0.2)  # the keep-alive wait: no parser for the next request yet
+    sock.sendall(b"GET /nope HTTP/1.1\r\n")
+    time.sleep(0.1)
+    sock.sendall(b"Host: x\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 404 Not Found")
+    time.sleep(0.2)
+    sock.sendall(b"GET /metr")  # part of a third request, then the client leaves
+    sock.close()
+    deadline = time.monotonic() + 5
+    while state.http_connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.http_connections == 0
+    assert state.http_client_errors == {"disconnected": 1}
+    quiet = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # answered, then closed by it
+    assert quiet.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    quiet.close()
+    time.sleep(0.3)
+    assert state.http_client_errors == {"disconnected": 1}
+
+
+def test_a_request_started_in_the_keep_alive_wait_has_the_header_deadline(serve) -> None:
+    port, state, _ = serve(HttpLimits(header_timeout=0.3, idle_timeout=30.0))
+    sock = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+    sock.sendall(b"GET / HTTP/1.1\r\n")  # never finished
+    started = time.monotonic()
+    assert read_until_closed(sock) == b""
+    assert 0.2 < time.monotonic() - started < 3.0  # not the 30 s keep-alive wait
+    assert state.http_client_errors == {"header_timeout": 1}
+
+
 class _FailingListener:
     """A listening socket whose next ``accept`` fails as when no descriptor is left."""
 

@@ -48,6 +48,8 @@ MAX_HEAD_BYTES = 16 * 1024
 _READ = 64 * 1024
 #: Pieces up to this size are copied into one write with their neighbours (bytes).
 _JOIN = 16 * 1024
+_STATUS_LINES = {status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
+                 for status in HTTPStatus}
 #: Answered to a connection over the limit when no open one can be evicted.
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
         b"Retry-After: 1\r\n\r\n")
@@ -96,14 +98,20 @@ class Connection:
         self._deadline = 0.0  # loop time at which the current wait ends
         self._reason: Optional[str] = None  # counted when it does (None: a quiet close)
         self._closed = False
+        self._opening = False  # in open(): deadlines are noted, the timer comes after
+        self._nodelay = False  # TCP_NODELAY is set on the socket
 
     def open(self) -> None:
         """Start serving an admitted connection: read at once, as the request is often here."""
-        # Without it the tail of an answer waits for the client's delayed acknowledgement.
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.site.state.http_connections += 1
+        # A scraper's request is usually answered, and the connection closed, within this
+        # call: the loop timer is made only for a connection that is left waiting.
+        self._opening = True
         self._arm(self.server.limits.header_timeout, "header_timeout")
         self._read()
+        self._opening = False
+        if not self._closed:
+            self._timer = self.loop.call_at(self._deadline, self._expired)
 
     # -- the socket -------------------------------------------------------------------------
 
@@ -191,7 +199,8 @@ class Connection:
     def _eof_received(self) -> None:
         self._eof = True
         self._want_read(False)
-        if self.http.their_state is h11.IDLE:
+        if self.http.their_state is h11.IDLE or (self._answered_request
+                                                 and not self.started_request):
             # Nothing or part of a request head, then the client went away: not malformed.
             if self.started_request:
                 self.site.count("disconnected")
@@ -205,8 +214,9 @@ class Connection:
 
     def _process(self) -> None:
         while not self._closed and not self.answering:
-            if self._answered_request and self.http.their_state is h11.DONE:
-                self._next_cycle()
+            if self._answered_request and self.http.their_state is h11.DONE \
+                    and not self._next_cycle():
+                return
             try:
                 event = self.http.next_event()
             except h11.RemoteProtocolError as exc:
@@ -215,31 +225,41 @@ class Connection:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Request):
-                size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in event.headers)
+                # One pass over h11's header sequence (each item is a Python-level lookup).
+                headers = list(event.headers)
+                size = len(event.target) + sum(len(n) + len(v) + 4 for n, v in headers)
                 if size > MAX_HEAD_BYTES:  # a head that arrived whole in one read
                     self._bad_request(h11.RemoteProtocolError(
                         f"request head of {size} bytes, more than {MAX_HEAD_BYTES}", 431))
                     return
                 head, self._head = self._head, None
                 if head is not None and any(name == b"content-length"
-                                            for name, _ in event.headers):
+                                            for name, _ in headers):
                     problem = framing_error(head)
                     if problem is not None:  # answered 400 and closed: nothing behind it
                         self._bad_request(h11.RemoteProtocolError(problem, 400))
                         return
-                self._answer(event)
+                self._answer(event, headers)
             elif isinstance(event, h11.ConnectionClosed):
                 self.close()
                 return
             # Data and EndOfMessage of a request: nothing to do with a body but read it.
 
-    def _next_cycle(self) -> None:
+    def _next_cycle(self) -> bool:
         """A request and its answer are done: the next request gets a parser of its own.
 
         h11 parses requests only: answers are written here, so each request starts a new
         ``h11.Connection`` fed with what its predecessor had received beyond its request.
+        False while nothing of a next request has arrived: the keep-alive wait begins, and
+        the parser is made when bytes come (most scrapers close instead; benchmarks/README.md
+        "Idle CPU").
         """
         data, closed = self.http.trailing_data
+        if not data and not closed:
+            if self.started_request:  # the first look since the answer
+                self.started_request = False
+                self._arm(self.server.limits.idle_timeout, None)
+            return False
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self._answered_request = False
         self._head = b""
@@ -251,8 +271,9 @@ class Connection:
             self._arm(self.server.limits.idle_timeout, None)
         if closed:
             self.http.receive_data(b"")
+        return True
 
-    def _answer(self, request: h11.Request) -> None:
+    def _answer(self, request: h11.Request, fields: list[tuple[bytes, bytes]]) -> None:
         site = self.site
         headers: list[tuple[bytes, bytes]] = []
         body: Sequence[bytes]
@@ -262,7 +283,7 @@ class Connection:
             status, body, ctype = 405, (b"Method Not Allowed\n",), b"text/plain; charset=utf-8"
             headers.append((b"Allow", b"GET, HEAD"))
         elif path == "/metrics":
-            accept = b", ".join(value for name, value in request.headers
+            accept = b", ".join(value for name, value in fields
                                 if name == b"accept-encoding").decode("latin-1")
             status, ctype = 200, CONTENT_TYPE.encode("ascii")
             gzipped = accepts_gzip(accept)
@@ -281,7 +302,7 @@ class Connection:
         else:
             status, body, ctype = 404, (b"Not Found\n",), b"text/plain; charset=utf-8"
         self._answered_request = True
-        connection = b",".join(value for name, value in request.headers
+        connection = b",".join(value for name, value in fields
                                if name == b"connection").decode("latin-1")
         self._start_answer(status, ctype, body, headers,
                            close=not keeps_alive(request.http_version.decode(), connection),
@@ -304,7 +325,13 @@ class Connection:
                       headers: list[tuple[bytes, bytes]], close: bool,
                       head_only: bool = False) -> None:
         length = sum(len(chunk) for chunk in body)
-        head = [b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode("ascii")),
+        if not self._nodelay and (not close or any(len(chunk) > _JOIN for chunk in body)):
+            # Without it the last piece of an answer written in several, or an answer that
+            # follows another on a kept connection, waits for the client's delayed
+            # acknowledgement. A single write that ends the connection goes at once.
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._nodelay = True
+        head = [_STATUS_LINES[status],
                 b"Server: %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
                 % (_SERVER, self.server.date(), ctype, length)]
         head += [b"%s: %s\r\n" % header for header in headers]
@@ -348,6 +375,8 @@ class Connection:
         # One loop timer per connection, moved only when a deadline comes earlier: re-arming
         # on every request costs a field write, not a timer.
         self._deadline, self._reason = self.loop.time() + seconds, reason
+        if self._opening:
+            return
         if self._timer is None or self._deadline < self._timer.when():
             if self._timer is not None:
                 self._timer.cancel()

@@ -7,6 +7,7 @@ logging.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -28,6 +29,7 @@ class HttpLimits:
     write_timeout: float = 30.0
 
 
+@functools.lru_cache(maxsize=64)  # a scraper sends the same header every time
 def accepts_gzip(header: Optional[str]) -> bool:
     """Return True when an Accept-Encoding header allows gzip (q > 0).
 
