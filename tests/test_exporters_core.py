@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import ProcessCollector
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -25,6 +26,7 @@ from exporters.exposition import deflate_prefix, gzip_member, gzip_tail, render_
 from exporters.http_policy import accepts_gzip
 from exporters.jobs import BackgroundJobs
 from exporters.metric_set import MetricSet, Run
+from exporters.process_metrics import ProcessMetrics
 from exporters.publisher import SELF_FAMILIES, ExporterState
 from exporters.qoe import QoEMetrics
 from exporters.refresh import Refresher
@@ -187,6 +189,30 @@ def test_gzip_body_is_one_member_that_decodes_to_plain(tmp_path: Path) -> None:
     assert "process_cpu_seconds" in parsed
     assert parsed["demo_exporter_up"][0].value == 1.0
     assert parsed["demo_scenarios_total"][0].value == 50.0
+
+
+def test_process_metrics_agree_with_prometheus_clients_collector() -> None:
+    ours = {family.name: family.samples[0].value
+            for family in text_string_to_metric_families(ProcessMetrics().render().decode())}
+    theirs = {metric.name: metric.samples[0].value
+              for metric in ProcessCollector(registry=None).collect()}
+    assert set(ours) == set(theirs) and len(ours) == 6
+    assert ours["process_start_time_seconds"] == theirs["process_start_time_seconds"]
+    assert ours["process_max_fds"] == theirs["process_max_fds"]
+    assert abs(ours["process_open_fds"] - theirs["process_open_fds"]) <= 2
+    assert abs(ours["process_cpu_seconds"] - theirs["process_cpu_seconds"]) <= 0.5
+    for name in ("process_virtual_memory_bytes", "process_resident_memory_bytes"):
+        assert ours[name] > 0 and abs(ours[name] - theirs[name]) <= 32 * 2**20
+
+
+def test_scrape_time_families_follow_their_values(tmp_path: Path) -> None:
+    state, _ = _state_after_tick(tmp_path, [{"name": "a", "viewers": 1}])
+    for expected in (1, 2):
+        state.http_client_errors["bad_request"] = expected
+        parsed = families_of(b"".join(state.answer(False)))
+        assert parsed["demo_exporter_scrapes"][0].value == expected
+        assert [(s.labels, s.value) for s in parsed["demo_exporter_http_client_errors"]] == [
+            ({"reason": "bad_request"}, float(expected))]
 
 
 def test_self_metrics_refresh_without_recompute(tmp_path: Path) -> None:

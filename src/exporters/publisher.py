@@ -140,6 +140,8 @@ class ExporterState:
         # Something the static part shows changed since it was published.
         self.dirty = True
         self._headers: dict[str, tuple[bytes, str]] = {}
+        # suffix -> (samples, text) of each scrape-time family as last rendered (HTTP thread)
+        self._tail_parts: dict[str, tuple[list, bytes]] = {}
 
     def failed(self, reason: str) -> None:
         """Count a refresh that failed for ``reason``; the last good data part stays."""
@@ -181,14 +183,20 @@ class ExporterState:
         """The scrape-time self families (SCRAPE_TIME) and the process metrics."""
         parts = []
         for suffix, samples in self._scrape_samples().items():
+            rendered = self._tail_parts.get(suffix)
+            if rendered is not None and rendered[0] == samples:
+                parts.append(rendered[1])  # most families keep their values between scrapes
+                continue
             kind, documentation, labels = _DECLARED[suffix]
             header = self._headers.get(suffix)
             if header is None:  # prometheus_client's own header lines, made once
                 family_class = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
                 header = self._headers[suffix] = family_header(family_class(
                     f"{self.metric_set.name}_{suffix}", documentation, labels=list(labels)))
-            parts.append(render_small(*header, (
-                (tuple(zip(labels, values)), value) for values, value in samples)))
+            text = render_small(*header, (
+                (tuple(zip(labels, values)), value) for values, value in samples))
+            self._tail_parts[suffix] = (samples, text)
+            parts.append(text)
         parts.append(self._process.render())
         return b"".join(parts)
 
