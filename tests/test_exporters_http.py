@@ -286,6 +286,65 @@ def test_a_request_started_in_the_keep_alive_wait_has_the_header_deadline(serve)
     assert state.http_client_errors == {"header_timeout": 1}
 
 
+def wait_closed(state: ExporterState) -> None:
+    deadline = time.monotonic() + 5
+    while state.http_connections and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert state.http_connections == 0
+
+
+def test_a_target_urllib_cannot_split_gets_400_and_a_close(serve, caplog) -> None:
+    port, state, _ = serve()
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            answer = read_until_closed(raw(port, b"GET http://[::1/metrics HTTP/1.1\r\n"
+                                                 b"Host: x\r\n\r\n"))
+            assert answer.startswith(b"HTTP/1.1 400 Bad Request")
+    wait_closed(state)
+    assert state.http_client_errors == {"bad_request": 3}
+    no_tracebacks(caplog)
+
+
+def test_an_unforeseen_error_ends_its_connection_alone(serve, caplog) -> None:
+    port, state, _ = serve(HttpLimits(header_timeout=0.5))
+
+    def broken(gzipped: bool, count: bool = True) -> tuple:
+        raise RuntimeError("a bug in the answer")
+
+    answer = state.answer
+    state.answer = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING):
+        for _ in range(20):  # raised inside the accept's own read: no deadline was made yet
+            assert read_until_closed(raw(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")) \
+                == b""
+        wait_closed(state)
+        late = raw(port, b"GET /metr")  # raised from a later read callback
+        time.sleep(0.1)
+        late.sendall(b"ics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_until_closed(late) == b""
+        wait_closed(state)
+    assert state.http_client_errors == {"internal_error": 21}
+    no_tracebacks(caplog)
+    lines = [r.getMessage() for r in caplog.records if "internal error" in r.getMessage()]
+    assert 1 <= len(lines) <= 6  # the client log's rate limit, not one line per request
+    state.answer = answer  # type: ignore[method-assign]
+    assert scrape(port)[0] == 200
+    quiet = raw(port, b"GET / HTTP/1.1\r\n")  # deadlines still made after the errors
+    started = time.monotonic()
+    assert read_until_closed(quiet) == b""
+    assert 0.4 < time.monotonic() - started < 3.0
+
+
+def test_a_client_that_resets_in_the_middle_of_a_head_is_counted(serve) -> None:
+    port, state, _ = serve()
+    sock = raw(port, b"GET /metrics HTTP/1.1\r\nHo")
+    time.sleep(0.1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()  # RST
+    wait_closed(state)
+    assert state.http_client_errors == {"disconnected": 1}
+
+
 class _FailingListener:
     """A listening socket whose next ``accept`` fails as when no descriptor is left."""
 

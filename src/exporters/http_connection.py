@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import html
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlsplit
@@ -108,10 +108,23 @@ class Connection:
         # call: the loop timer is made only for a connection that is left waiting.
         self._opening = True
         self._arm(self.server.limits.header_timeout, "header_timeout")
-        self._read()
-        self._opening = False
+        try:
+            self._safely(self._read)
+        finally:
+            self._opening = False
         if not self._closed:
-            self._timer = self.loop.call_at(self._deadline, self._expired)
+            self._timer = self.loop.call_at(self._deadline, self._safely, self._expired)
+
+    def _safely(self, step: Callable[[], None]) -> None:
+        """Run one of the loop's callbacks; an error nobody foresaw ends this connection alone,
+        counted and logged in one line (no traceback per request)."""
+        try:
+            step()
+        except Exception as exc:  # whatever it was, the server goes on
+            self.site.count("internal_error")
+            self.server.client_log.warning("%s: %s: closed on an internal error: %r",
+                                           self.site.state.metric_set.name, self.peer, exc)
+            self.close()
 
     # -- the socket -------------------------------------------------------------------------
 
@@ -125,6 +138,8 @@ class Connection:
             self._want_read(True)
             return
         except OSError:  # reset by the client: it left
+            if self.started_request and not self._answered_request:
+                self.site.count("disconnected")  # as when it closes in the middle of a head
             self.close()
             return
         if not data:
@@ -153,7 +168,7 @@ class Connection:
 
     def _want_read(self, wanted: bool) -> None:
         if wanted and not self._reading and not self._eof:
-            self.loop.add_reader(self.sock.fileno(), self._read)
+            self.loop.add_reader(self.sock.fileno(), self._safely, self._read)
             self._reading = True
         elif not wanted and self._reading:
             self.loop.remove_reader(self.sock.fileno())
@@ -190,7 +205,7 @@ class Connection:
 
     def _want_write(self, wanted: bool) -> None:
         if wanted and not self._writing:
-            self.loop.add_writer(self.sock.fileno(), self._writable)
+            self.loop.add_writer(self.sock.fileno(), self._safely, self._writable)
             self._writing = True
         elif not wanted and self._writing:
             self.loop.remove_writer(self.sock.fileno())
@@ -278,7 +293,11 @@ class Connection:
         headers: list[tuple[bytes, bytes]] = []
         body: Sequence[bytes]
         method = request.method
-        path = urlsplit(request.target.decode("latin-1")).path
+        try:
+            path = urlsplit(request.target.decode("latin-1")).path
+        except ValueError as exc:  # an absolute-form target urllib cannot split: "http://[::1/"
+            self._bad_request(h11.RemoteProtocolError(f"invalid request target: {exc}", 400))
+            return
         if method not in (b"GET", b"HEAD"):
             status, body, ctype = 405, (b"Method Not Allowed\n",), b"text/plain; charset=utf-8"
             headers.append((b"Allow", b"GET, HEAD"))
@@ -325,7 +344,8 @@ class Connection:
                       headers: list[tuple[bytes, bytes]], close: bool,
                       head_only: bool = False) -> None:
         length = sum(len(chunk) for chunk in body)
-        if not self._nodelay and (not close or any(len(chunk) > _JOIN for chunk in body)):
+        sent = () if head_only else body
+        if not self._nodelay and (not close or any(len(chunk) > _JOIN for chunk in sent)):
             # Without it the last piece of an answer written in several, or an answer that
             # follows another on a kept connection, waits for the client's delayed
             # acknowledgement. A single write that ends the connection goes at once.
@@ -341,7 +361,7 @@ class Connection:
         self.answering = True
         self._close_after = close
         self._arm(self.server.limits.write_timeout, "write_timeout")
-        self._pending = self._pieces(b"".join(head), () if head_only else body)
+        self._pending = self._pieces(b"".join(head), sent)
         if self._flush():
             self._answered()  # _process goes on with the next request, if any
 
@@ -380,14 +400,14 @@ class Connection:
         if self._timer is None or self._deadline < self._timer.when():
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = self.loop.call_at(self._deadline, self._expired)
+            self._timer = self.loop.call_at(self._deadline, self._safely, self._expired)
 
     def _expired(self) -> None:
         self._timer = None
         if self._closed:
             return
         if self._deadline > self.loop.time():
-            self._timer = self.loop.call_at(self._deadline, self._expired)
+            self._timer = self.loop.call_at(self._deadline, self._safely, self._expired)
             return
         if self._reason is not None:
             self.site.count(self._reason)
