@@ -111,6 +111,11 @@ def test_answers_match_the_server_proper(responder) -> None:
     assert _raw(port, b"garbage\r\n\r\n").startswith(b"HTTP/1.1 400")
     head = _raw(port, b"HEAD /metrics HTTP/1.1\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and head.endswith(b"\r\n\r\n")
+    # The request target is read by the same rule (http_policy.request_path) as the server's.
+    absolute = _raw(port, b"GET http://x/health?y HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert absolute.startswith(b"HTTP/1.1 200") and absolute.endswith(b"OK\n")
+    assert _raw(port, b"GET http://[::1/health HTTP/1.1\r\nHost: x\r\n\r\n").startswith(
+        b"HTTP/1.1 400")
 
 
 def test_a_request_accepted_at_the_hand_over_is_answered_not_reset(responder) -> None:

@@ -19,14 +19,13 @@ import socket
 from collections.abc import Callable, Iterator, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Optional
-from urllib.parse import urlsplit
 
 import h11
 
 from advisor_core import __version__ as VERSION
 
 from .exposition import CONTENT_TYPE
-from .http_policy import accepts_gzip, framing_error, keeps_alive
+from .http_policy import accepts_gzip, framing_error, keeps_alive, request_path
 from .publisher import ExporterState
 
 if TYPE_CHECKING:
@@ -108,10 +107,8 @@ class Connection:
         # call: the loop timer is made only for a connection that is left waiting.
         self._opening = True
         self._arm(self.server.limits.header_timeout, "header_timeout")
-        try:
-            self._safely(self._read)
-        finally:
-            self._opening = False
+        self._safely(self._read)
+        self._opening = False
         if not self._closed:
             self._timer = self.loop.call_at(self._deadline, self._safely, self._expired)
 
@@ -293,10 +290,9 @@ class Connection:
         headers: list[tuple[bytes, bytes]] = []
         body: Sequence[bytes]
         method = request.method
-        try:
-            path = urlsplit(request.target.decode("latin-1")).path
-        except ValueError as exc:  # an absolute-form target urllib cannot split: "http://[::1/"
-            self._bad_request(h11.RemoteProtocolError(f"invalid request target: {exc}", 400))
+        path = request_path(request.target.decode("latin-1"))
+        if path is None:
+            self._bad_request(h11.RemoteProtocolError("invalid request target", 400))
             return
         if method not in (b"GET", b"HEAD"):
             status, body, ctype = 405, (b"Method Not Allowed\n",), b"text/plain; charset=utf-8"

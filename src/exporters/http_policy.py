@@ -13,8 +13,10 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
-__all__ = ["ClientLog", "HttpLimits", "accepts_gzip", "framing_error", "keeps_alive"]
+__all__ = ["ClientLog", "HttpLimits", "accepts_gzip", "framing_error", "keeps_alive",
+           "request_path"]
 
 logger = logging.getLogger("exporters.http")
 
@@ -54,6 +56,15 @@ def accepts_gzip(header: Optional[str]) -> bool:
                     quality = 0.0
         qualities[token] = quality
     return qualities.get("gzip", qualities.get("*", 0.0)) > 0
+
+
+def request_path(target: str) -> Optional[str]:
+    """The path of a request target, origin form (``/metrics?x``) or absolute form
+    (``http://host/metrics``, RFC 9112 §3.2); None when it cannot be split (``http://[::1/``)."""
+    try:
+        return urlsplit(target).path
+    except ValueError:
+        return None
 
 
 def keeps_alive(http_version: str, connection: str) -> bool:

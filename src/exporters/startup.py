@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from .exposition import CONTENT_TYPE
-from .http_policy import accepts_gzip
+from .http_policy import accepts_gzip, request_path
 from .publisher import ExporterState
 
 __all__ = ["StartupResponder"]
@@ -65,21 +65,21 @@ def answer(head: bytes, state: ExporterState) -> bytes:
     lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
     words = lines[0].split()
     ctype, extra = _TEXT, b""
-    if len(words) != 3 or not words[2].startswith(b"HTTP/"):
+    path = request_path(words[1].decode("latin-1")) if len(words) == 3 else None
+    if path is None or not words[2].startswith(b"HTTP/"):
         status, body = b"400 Bad Request", b"Bad Request\n"
     elif words[0] not in (b"GET", b"HEAD"):
         status, body, extra = b"405 Method Not Allowed", b"Method Not Allowed\n", \
             b"Allow: GET, HEAD\r\n"
     else:
-        path = words[1].split(b"?")[0]
-        if path == b"/metrics":
+        if path == "/metrics":
             accept = b", ".join(line.split(b":", 1)[1].strip() for line in lines[1:]
                                 if line.lower().startswith(b"accept-encoding:"))
             gzipped = accepts_gzip(accept.decode("latin-1"))
             status, body = b"200 OK", b"".join(state.answer(gzipped, count=words[0] == b"GET"))
             ctype = CONTENT_TYPE.encode("ascii")
             extra = b"Content-Encoding: gzip\r\n" if gzipped else b""
-        elif path == b"/health":
+        elif path == "/health":
             status, body = b"200 OK", b"OK\n"
         else:
             status, body = b"404 Not Found", b"Not Found\n"
