@@ -23,7 +23,7 @@ from advisor_core.data.reader import run_record
 from exporters._promql import PromClient
 from exporters.cost import CostMetrics
 from exporters.exposition import deflate_prefix, gzip_member, gzip_tail, render_families
-from exporters.http_policy import accepts_gzip
+from exporters.http_policy import accepts_gzip, request_path
 from exporters.jobs import BackgroundJobs
 from exporters.metric_set import MetricSet, Run
 from exporters.process_metrics import ProcessMetrics
@@ -153,6 +153,19 @@ def test_gzip_prefix_fast_with_isal_compact_with_zlib_tail_appended(
     monkeypatch.undo()
     assert len(deflate_prefix(chunks, compact=False).data) <= 1.02 * len(fast.data)
     assert gzip_member(chunks) == compact.data + gzip_tail(compact, b"")
+
+
+@pytest.mark.parametrize("target,path", [
+    ("/metrics", "/metrics"), ("/metrics?x=1#y", "/metrics"), ("/", "/"), ("//", "//"),
+    ("/%2e%2e/metrics", "/%2e%2e/metrics"), ("*", "*"),
+    ("http://host/metrics", "/metrics"), ("HTTPS://h:9504/metrics?x", "/metrics"),
+    ("http://[::1]:80/health", "/health"), ("http://host", "/"), ("http://host?x", "/"),
+    ("http://[::1/metrics", None), ("http://[::1]]/metrics", None), ("mailto:/metrics", None),
+    ("http:/metrics", None), ("metrics", None), ("\x01/metrics", None), ("/m\xe9trics", None),
+    ("/metrics\x7f", None), ("/a b", None), ("", None),
+])
+def test_request_path_reads_the_three_target_forms(target: str, path) -> None:
+    assert request_path(target) == path
 
 
 def test_accepts_gzip_header_rules() -> None:

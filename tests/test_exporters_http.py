@@ -305,6 +305,20 @@ def test_a_target_urllib_cannot_split_gets_400_and_a_close(serve, caplog) -> Non
     no_tracebacks(caplog)
 
 
+def test_a_request_asking_for_an_upgrade_is_answered_and_the_connection_goes_on(serve) -> None:
+    port, state, _ = serve(HttpLimits(header_timeout=30.0, idle_timeout=30.0))
+    sock = raw(port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                     b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")  # as curl --http2 asks
+    sock.sendall(b"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 405")
+    sock.sendall(b"GET http://x/ HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert sock.recv(65536).endswith(b"</html>\n")
+    sock.close()
+    wait_closed(state)  # noticed at once, not at a deadline
+    assert state.http_client_errors == {}
+
+
 def test_an_unforeseen_error_ends_its_connection_alone(serve, caplog) -> None:
     port, state, _ = serve(HttpLimits(header_timeout=0.5))
 

@@ -114,8 +114,10 @@ def test_answers_match_the_server_proper(responder) -> None:
     # The request target is read by the same rule (http_policy.request_path) as the server's.
     absolute = _raw(port, b"GET http://x/health?y HTTP/1.1\r\nHost: x\r\n\r\n")
     assert absolute.startswith(b"HTTP/1.1 200") and absolute.endswith(b"OK\n")
-    assert _raw(port, b"GET http://[::1/health HTTP/1.1\r\nHost: x\r\n\r\n").startswith(
-        b"HTTP/1.1 400")
+    assert _raw(port, b"CONNECT x:443 HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 405")
+    for bad in (b"http://[::1/health", b"\x01/health", b"mailto:/health"):
+        assert _raw(port, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % bad).startswith(
+            b"HTTP/1.1 400")
 
 
 def test_a_request_accepted_at_the_hand_over_is_answered_not_reset(responder) -> None:

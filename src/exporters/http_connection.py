@@ -49,6 +49,10 @@ _READ = 64 * 1024
 _JOIN = 16 * 1024
 _STATUS_LINES = {status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
                  for status in HTTPStatus}
+#: h11's states of a client whose request has all arrived. A request asking for an Upgrade
+#: (``curl --http2`` sends ``Upgrade: h2c``) or a CONNECT leaves h11 waiting for a protocol
+#: switch this server never makes: its answer ends the cycle like any other.
+_REQUEST_ENDED = (h11.DONE, h11.MIGHT_SWITCH_PROTOCOL)
 #: Answered to a connection over the limit when no open one can be evicted.
 BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
         b"Retry-After: 1\r\n\r\n")
@@ -226,7 +230,7 @@ class Connection:
 
     def _process(self) -> None:
         while not self._closed and not self.answering:
-            if self._answered_request and self.http.their_state is h11.DONE \
+            if self._answered_request and self.http.their_state in _REQUEST_ENDED \
                     and not self._next_cycle():
                 return
             try:
@@ -290,7 +294,9 @@ class Connection:
         headers: list[tuple[bytes, bytes]] = []
         body: Sequence[bytes]
         method = request.method
-        path = request_path(request.target.decode("latin-1"))
+        # A method not served gets 405 whatever its target (CONNECT's is host:port).
+        path = request_path(request.target.decode("latin-1")) \
+            if method in (b"GET", b"HEAD") else ""
         if path is None:
             self._bad_request(h11.RemoteProtocolError("invalid request target", 400))
             return

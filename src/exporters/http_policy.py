@@ -13,7 +13,6 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
-from urllib.parse import urlsplit
 
 __all__ = ["ClientLog", "HttpLimits", "accepts_gzip", "framing_error", "keeps_alive",
            "request_path"]
@@ -58,13 +57,31 @@ def accepts_gzip(header: Optional[str]) -> bool:
     return qualities.get("gzip", qualities.get("*", 0.0)) > 0
 
 
+#: What a request target may hold: visible ASCII (RFC 9112 §3.2; h11 refuses the rest too).
+_TARGET = re.compile(r"[\x21-\x7e]+")
+#: Absolute form: an http(s) URI's authority, then its path up to the query or fragment.
+_ABSOLUTE = re.compile(r"(?i:https?)://([^/?#]*)([^?#]*)")
+_ORIGIN_PATH = re.compile(r"[^?#]*")
+
+
 def request_path(target: str) -> Optional[str]:
-    """The path of a request target, origin form (``/metrics?x``) or absolute form
-    (``http://host/metrics``, RFC 9112 §3.2); None when it cannot be split (``http://[::1/``)."""
-    try:
-        return urlsplit(target).path
-    except ValueError:
+    """The path of a request target (RFC 9112 §3.2): origin form ``/metrics?x``, absolute form
+    ``http://host/metrics`` (an empty path is ``/``) or ``*``; None for anything else
+    (``mailto:/x``, ``http://[::1/x``, control or non-ASCII characters)."""
+    if not _TARGET.fullmatch(target):
         return None
+    if target.startswith("/"):
+        return _ORIGIN_PATH.match(target).group()  # type: ignore[union-attr]
+    if target == "*":
+        return target
+    absolute = _ABSOLUTE.match(target)
+    if absolute is None:
+        return None
+    authority, path = absolute.groups()
+    brackets = authority.count("[")
+    if brackets > 1 or brackets != authority.count("]"):  # an IPv6 literal is one [...]
+        return None
+    return path or "/"
 
 
 def keeps_alive(http_version: str, connection: str) -> bool:

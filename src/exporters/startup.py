@@ -65,7 +65,9 @@ def answer(head: bytes, state: ExporterState) -> bytes:
     lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
     words = lines[0].split()
     ctype, extra = _TEXT, b""
-    path = request_path(words[1].decode("latin-1")) if len(words) == 3 else None
+    path = None
+    if len(words) == 3:  # a method not served gets 405 whatever its target, as in the server
+        path = request_path(words[1].decode("latin-1")) if words[0] in (b"GET", b"HEAD") else ""
     if path is None or not words[2].startswith(b"HTTP/"):
         status, body = b"400 Bad Request", b"Bad Request\n"
     elif words[0] not in (b"GET", b"HEAD"):
